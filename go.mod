@@ -1,0 +1,3 @@
+module github.com/cgn-bot/coord
+
+go 1.26

@@ -1,0 +1,52 @@
+package coord
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// WithLock runs fn while holding the lease on resource. The lease is
+// renewed automatically while fn runs (opts may set its TTL and how long
+// to wait for it). If the lease is lost, fn's context is cancelled with
+// cause [ErrLeaseLost] and WithLock's error wraps ErrLeaseLost. The lease
+// is released when fn returns, even if ctx was cancelled meanwhile.
+//
+// It returns the error of Acquire, or fn's error joined with the error of
+// Release (or with ErrLeaseLost).
+func WithLock(ctx context.Context, l Locker, resource string, fn func(ctx context.Context) error, opts ...LockOption) (err error) {
+	opts = append(opts[:len(opts):len(opts)], WithAutoRenew())
+	lock, err := l.Acquire(ctx, resource, opts...)
+	if err != nil {
+		return err
+	}
+	fctx, cancel := context.WithCancelCause(ctx)
+	stop := make(chan struct{})
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		select {
+		case <-lock.Done():
+			cancel(ErrLeaseLost)
+		case <-stop:
+		}
+	}()
+	defer func() {
+		close(stop)
+		<-watched
+		lost := false
+		select {
+		case <-lock.Done():
+			lost = true
+		default:
+		}
+		cancel(nil)
+		rerr := lock.Release(context.WithoutCancel(ctx))
+		if lost {
+			err = errors.Join(err, fmt.Errorf("%w on %q", ErrLeaseLost, resource))
+			return
+		}
+		err = errors.Join(err, rerr)
+	}()
+	return fn(fctx)
+}
