@@ -23,7 +23,8 @@ var sessionTokenLen = len(SessionTokenPrefix) + base64.RawURLEncoding.EncodedLen
 func LockToken() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+).
-	return base64.RawURLEncoding.EncodeToString(b[:])
+	var out [22]byte
+	return string(base64.RawURLEncoding.AppendEncode(out[:0], b[:]))
 }
 
 // SessionToken returns a new session token: [SessionTokenPrefix] and 32
