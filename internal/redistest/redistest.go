@@ -274,17 +274,31 @@ func (s *Server) waitReady(p *proc) error {
 	opts := s.adminOptions()
 	opts.DialTimeout = 500 * time.Millisecond
 	opts.ReadTimeout = time.Second
-	c := goredis.NewClient(opts)
-	defer c.Close()
 	deadline := time.Now().Add(startTimeout)
 	var lastErr error
 	for {
 		if p.exited() {
 			return fmt.Errorf("exited during start-up (%v)", p.err)
 		}
+		// Wait for the port to accept before asking go-redis, which logs
+		// every failed dial.
+		if conn, err := net.DialTimeout("tcp", s.Addr(), opts.DialTimeout); err != nil {
+			lastErr = err
+			if time.Now().After(deadline) {
+				return fmt.Errorf("no answer to PING within %v (last error: %v)", startTimeout, lastErr)
+			}
+			time.Sleep(pollInterval)
+			continue
+		} else {
+			_ = conn.Close()
+		}
+		// A new client each time: a go-redis pool that saw dial errors
+		// waits a second between further dials.
+		c := goredis.NewClient(opts)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		lastErr = c.Ping(ctx).Err()
 		cancel()
+		_ = c.Close()
 		if lastErr == nil {
 			return nil
 		}
@@ -411,9 +425,13 @@ func (s *Server) Options() *goredis.Options {
 func (s *Server) adminOptions() *goredis.Options {
 	o := s.Options()
 	o.Protocol = 2
-	o.PoolSize = 1
+	// One connection is used. The pool is larger because a go-redis pool
+	// whose dial errors reach PoolSize starts a probing goroutine that
+	// outlives Close by up to a second (and trips goleak).
+	o.PoolSize = 4
 	o.MaxRetries = -1
 	o.DialTimeout = 2 * time.Second
+	o.DialerRetries = 1 // one dial per command; callers poll
 	o.ReadTimeout = adminTimeout
 	o.WriteTimeout = adminTimeout
 	o.DisableIdentity = true

@@ -75,7 +75,9 @@ func TestKillRestart(t *testing.T) {
 	if s.Running() {
 		t.Fatal("Running after Kill")
 	}
-	if err := c.Ping(ctx).Err(); err == nil {
+	probe := goredis.NewClient(&goredis.Options{Addr: s.Addr(), MaxRetries: -1, DialerRetries: 1})
+	defer probe.Close()
+	if err := probe.Ping(ctx).Err(); err == nil {
 		t.Fatal("PING succeeded on a killed server")
 	}
 	s.Restart(t)
