@@ -1,0 +1,302 @@
+package conformance
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cgn-bot/coord"
+)
+
+// Run runs every case of the suite on the backend maker builds: the cases
+// of [RunBackend], [RunLocker], [RunSessionStore], [RunInvalidator] and
+// [RunEventBus], each group as a subtest of t.
+func Run(t *testing.T, maker HarnessMaker) {
+	t.Helper()
+	t.Run("Backend", func(t *testing.T) { RunBackend(t, maker) })
+	t.Run("Locker", func(t *testing.T) { RunLocker(t, maker) })
+	t.Run("SessionStore", func(t *testing.T) { RunSessionStore(t, maker) })
+	t.Run("Invalidator", func(t *testing.T) { RunInvalidator(t, maker) })
+	t.Run("EventBus", func(t *testing.T) { RunEventBus(t, maker) })
+}
+
+// RunBackend runs the cases about a Backend as a whole: declared
+// capabilities, instance IDs, health, and the lifecycle (Close is
+// idempotent, releases held locks, ends subscriptions, stops goroutines,
+// and every later call returns [coord.ErrClosed]).
+func RunBackend(t *testing.T, maker HarnessMaker) {
+	t.Helper()
+	runCases(t, maker, backendCases())
+}
+
+// RunLocker runs the cases about [coord.Locker], [coord.Lock] and
+// [coord.WithLock].
+func RunLocker(t *testing.T, maker HarnessMaker) {
+	t.Helper()
+	runCases(t, maker, lockerCases())
+}
+
+// RunSessionStore runs the cases about [coord.SessionStore].
+func RunSessionStore(t *testing.T, maker HarnessMaker) {
+	t.Helper()
+	runCases(t, maker, sessionCases())
+}
+
+// RunInvalidator runs the cases about [coord.Invalidator].
+func RunInvalidator(t *testing.T, maker HarnessMaker) {
+	t.Helper()
+	runCases(t, maker, invalidatorCases())
+}
+
+// RunEventBus runs the cases about [coord.EventBus].
+func RunEventBus(t *testing.T, maker HarnessMaker) {
+	t.Helper()
+	runCases(t, maker, eventCases())
+}
+
+// capability names an optional ability a case needs.
+type capability int
+
+const (
+	capNone capability = iota
+	capCut
+	capRestart
+	capForeign
+)
+
+func (c capability) String() string {
+	switch c {
+	case capCut:
+		return "CutSubscription"
+	case capRestart:
+		return "Restart"
+	case capForeign:
+		return "ForeignPublish"
+	}
+	return "none"
+}
+
+func (c capability) declared(caps Capabilities) bool {
+	switch c {
+	case capCut:
+		return caps.CutSubscription
+	case capRestart:
+		return caps.Restart
+	case capForeign:
+		return caps.ForeignPublish
+	}
+	return true
+}
+
+// testCase is one named case of the suite.
+type testCase struct {
+	name string
+	// serial cases do not run in parallel with the other cases of their
+	// group: their bounds are timing-sensitive, or they count goroutines.
+	serial bool
+	needs  capability
+	run    func(t *testing.T, h Harness)
+}
+
+func runCases(t *testing.T, maker HarnessMaker, cases []testCase) {
+	t.Helper()
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if !c.serial {
+				t.Parallel()
+			}
+			h := maker(t)
+			if h == nil {
+				t.Fatal("HarnessMaker returned nil")
+			}
+			if !c.needs.declared(h.Capabilities()) {
+				t.Skipf("the harness does not declare capability %s", c.needs)
+			}
+			c.run(t, h)
+		})
+	}
+}
+
+// instances returns n new instances of h.
+func instances(t *testing.T, h Harness, n int) []coord.Backend {
+	t.Helper()
+	out := make([]coord.Backend, n)
+	for i := range out {
+		out[i] = h.NewInstance(t)
+		if out[i] == nil {
+			t.Fatal("Harness.NewInstance returned nil")
+		}
+	}
+	return out
+}
+
+// pollEvery is how often eventually checks its condition.
+const pollEvery = 2 * time.Millisecond
+
+// eventually fails t unless cond becomes true within d. It must be called
+// from the test's goroutine.
+func eventually(t *testing.T, d time.Duration, cond func() bool, format string, args ...any) {
+	t.Helper()
+	if !within(d, cond) {
+		t.Fatalf("not within %v: %s", d, fmt.Sprintf(format, args...))
+	}
+}
+
+// within reports whether cond becomes true within d.
+func within(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(pollEvery)
+	}
+}
+
+// closedWithin reports whether ch is closed within d.
+func closedWithin(ch <-chan struct{}, d time.Duration) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ch:
+		return true
+	case <-timer.C:
+		return false
+	}
+}
+
+// isClosed reports whether ch is closed now.
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// hold lets d pass: the scenario needs time to pass (a lease to outlive
+// its TTL, a waiter to start waiting), not a condition to become true.
+func hold(ctx context.Context, d time.Duration) {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+}
+
+// recorder collects what a handler receives.
+type recorder[T any] struct {
+	mu    sync.Mutex
+	items []T
+}
+
+func (r *recorder[T]) add(v T) {
+	r.mu.Lock()
+	r.items = append(r.items, v)
+	r.mu.Unlock()
+}
+
+func (r *recorder[T]) all() []T {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]T(nil), r.items...)
+}
+
+func (r *recorder[T]) len() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.items)
+}
+
+// any reports whether some received item satisfies f.
+func (r *recorder[T]) any(f func(T) bool) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, v := range r.items {
+		if f(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// gate blocks handlers until it is opened; the test opens it in Cleanup at
+// the latest, before the harness closes the instances.
+type gate struct {
+	once sync.Once
+	ch   chan struct{}
+}
+
+func newGate(t *testing.T) *gate {
+	g := &gate{ch: make(chan struct{})}
+	t.Cleanup(g.open)
+	return g
+}
+
+func (g *gate) open() { g.once.Do(func() { close(g.ch) }) }
+
+func (g *gate) wait() { <-g.ch }
+
+// signal is a channel closed once.
+type signal struct {
+	once sync.Once
+	ch   chan struct{}
+}
+
+func newSignal() *signal { return &signal{ch: make(chan struct{})} }
+
+func (s *signal) fire() { s.once.Do(func() { close(s.ch) }) }
+
+// ctxOf returns the test's context. It ends before the harness closes
+// the instances, which ends every subscription made with it.
+func ctxOf(t *testing.T) context.Context { return t.Context() }
+
+// must fails t on err.
+func must(t *testing.T, err error, what string) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// badNames are names every method that takes a name must refuse.
+func badNames() map[string]string {
+	long := make([]byte, coord.MaxNameLen+1)
+	for i := range long {
+		long[i] = 'a'
+	}
+	return map[string]string{
+		"empty":           "",
+		"over MaxNameLen": string(long),
+		"newline":         "a\nb",
+		"NUL":             "a\x00b",
+		"DEL":             "a\x7fb",
+		"tab":             "a\tb",
+		"invalid UTF-8":   "a\xff\xfeb",
+	}
+}
+
+// goodNames are unusual names every method must accept and keep apart.
+func goodNames() []string {
+	long := make([]byte, coord.MaxNameLen)
+	for i := range long {
+		long[i] = 'z'
+	}
+	return []string{
+		string(long),
+		"ключ:☃:名前",
+		"{tag}:a}b{c",
+		"with space/and*glob?chars[x]",
+		"a",
+	}
+}
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
