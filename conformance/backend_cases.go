@@ -298,7 +298,7 @@ func testCloseEndsSubscriptions(t *testing.T, h Harness) {
 	var seen recorder[coord.Event]
 	_, err = c.Events().Subscribe(ctx, "ces", seen.add)
 	must(t, err, "Subscribe")
-	eventually(t, 2*time.Second, func() bool {
+	retrying(t, 2*time.Second, func() bool {
 		must(t, b.Events().Publish(ctx, "ces", 2), "Publish")
 		return seen.len() > 0
 	}, "a live instance receives events")
@@ -440,13 +440,13 @@ func testRestartRecovers(t *testing.T, h Harness) {
 
 	r.Restart(t)
 
-	eventually(t, 10*time.Second, func() bool {
+	retrying(t, 10*time.Second, func() bool {
 		return a.Health(ctx).Status == coord.Healthy && b.Health(ctx).Status == coord.Healthy
 	}, "instances report Healthy after a restart")
 	eventually(t, 5*time.Second, func() bool {
 		return invs.any(func(i coord.Invalidation) bool { return i.Kind == coord.PurgeAll })
 	}, "an invalidation subscriber is told to purge after a restart")
-	eventually(t, 5*time.Second, func() bool {
+	retrying(t, 5*time.Second, func() bool {
 		l, err := a.Locker().Acquire(ctx, "restart", coord.WithTTL(time.Second), coord.WithRetry(0, 0))
 		if err != nil {
 			return false
@@ -456,7 +456,7 @@ func testRestartRecovers(t *testing.T, h Harness) {
 		}
 		return l.Release(ctx) == nil
 	}, "locks work after a restart")
-	eventually(t, 5*time.Second, func() bool {
+	retrying(t, 5*time.Second, func() bool {
 		s, err := a.Sessions().Create(ctx, "u", map[string]any{"a": 1})
 		if err != nil {
 			return false
@@ -464,7 +464,7 @@ func testRestartRecovers(t *testing.T, h Harness) {
 		_, err = b.Sessions().Get(ctx, s.ID)
 		return err == nil
 	}, "sessions work after a restart")
-	eventually(t, 5*time.Second, func() bool {
+	retrying(t, 5*time.Second, func() bool {
 		_ = a.Invalidator().Invalidate(ctx, "after-restart", nil)
 		_ = a.Events().Publish(ctx, "restart", "after")
 		return invs.any(func(i coord.Invalidation) bool { return i.Key == "after-restart" }) && evs.len() > 0

@@ -605,15 +605,15 @@ func testExtendKeepsLease(t *testing.T, h Harness) {
 func testAutoRenewKeepsLease(t *testing.T, h Harness) {
 	ins := instances(t, h, 2)
 	ctx := ctxOf(t)
-	const ttl = 200 * time.Millisecond
+	const ttl = 300 * time.Millisecond
 	l, err := ins[0].Locker().Acquire(ctx, "arkl", coord.WithTTL(ttl), coord.WithAutoRenew())
 	must(t, err, "Acquire")
-	hold(ctx, 5*ttl)
+	hold(ctx, 4*ttl)
 	if isClosed(l.Done()) {
-		t.Fatalf("Done closed on an auto-renewed lease after 5 TTLs")
+		t.Fatalf("Done closed on an auto-renewed lease after 4 TTLs")
 	}
 	if _, err := ins[1].Locker().Acquire(ctx, "arkl", coord.WithRetry(0, 0)); !errors.Is(err, coord.ErrNotAcquired) {
-		t.Fatalf("an auto-renewed lease could be taken after 5 TTLs: %v", err)
+		t.Fatalf("an auto-renewed lease could be taken after 4 TTLs: %v", err)
 	}
 	if left, err := l.TTL(ctx); err != nil || left <= 0 {
 		t.Errorf("TTL of an auto-renewed lease = %v, %v", left, err)
@@ -873,14 +873,14 @@ func testWithLockReleasesOnCancel(t *testing.T, h Harness) {
 func testWithLockAutoRenews(t *testing.T, h Harness) {
 	ins := instances(t, h, 2)
 	ctx := ctxOf(t)
-	const ttl = 200 * time.Millisecond
+	const ttl = 300 * time.Millisecond
 	err := coord.WithLock(ctx, ins[0].Locker(), "wlar", func(fctx context.Context) error {
-		hold(fctx, 5*ttl)
+		hold(fctx, 4*ttl)
 		if fctx.Err() != nil {
 			return fmt.Errorf("fn's context ended while the lease should be renewed: %w", context.Cause(fctx))
 		}
 		if _, err := ins[1].Locker().Acquire(ctx, "wlar", coord.WithRetry(0, 0)); !errors.Is(err, coord.ErrNotAcquired) {
-			return fmt.Errorf("the lease could be taken while WithLock ran past 5 TTLs: %v", err)
+			return fmt.Errorf("the lease could be taken while WithLock ran past 4 TTLs: %v", err)
 		}
 		return nil
 	}, coord.WithTTL(ttl))

@@ -141,12 +141,36 @@ const pollEvery = 2 * time.Millisecond
 func eventually(t *testing.T, d time.Duration, cond func() bool, format string, args ...any) {
 	t.Helper()
 	if !within(d, cond) {
-		t.Fatalf("not within %v: %s", d, fmt.Sprintf(format, args...))
+		t.Fatalf("not within %v: %s", d, fmt.Sprintf(format, lazy(args)...))
+	}
+}
+
+// lazy evaluates the arguments of type func() any, so that a failure
+// message shows the state at the failure, not at the call.
+func lazy(args []any) []any {
+	out := make([]any, len(args))
+	for i, a := range args {
+		if f, ok := a.(func() any); ok {
+			a = f()
+		}
+		out[i] = a
+	}
+	return out
+}
+
+// retrying is eventually for a cond that acts (publishes a message and
+// looks for it): it calls cond every 50ms rather than every 2ms.
+func retrying(t *testing.T, d time.Duration, cond func() bool, format string, args ...any) {
+	t.Helper()
+	if !withinEvery(d, 50*time.Millisecond, cond) {
+		t.Fatalf("not within %v: %s", d, fmt.Sprintf(format, lazy(args)...))
 	}
 }
 
 // within reports whether cond becomes true within d.
-func within(d time.Duration, cond func() bool) bool {
+func within(d time.Duration, cond func() bool) bool { return withinEvery(d, pollEvery, cond) }
+
+func withinEvery(d, every time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(d)
 	for {
 		if cond() {
@@ -155,7 +179,7 @@ func within(d time.Duration, cond func() bool) bool {
 		if time.Now().After(deadline) {
 			return false
 		}
-		time.Sleep(pollEvery)
+		time.Sleep(every)
 	}
 }
 
