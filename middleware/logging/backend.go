@@ -1,0 +1,88 @@
+package logging
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/middleware/internal/obs"
+)
+
+// Backend decorates next and its parts: Locker, Sessions, Invalidator and
+// Events return next's parts decorated by m (made once, here); Health and
+// Close are logged and forwarded. A Health whose status is not healthy is
+// logged at the Failure level. A nil m or next gives next unchanged.
+func (m *Middleware) Backend(next coord.Backend) coord.Backend {
+	if m == nil || next == nil {
+		return next
+	}
+	return &backend{
+		m:           m,
+		next:        next,
+		locker:      m.Locker(next.Locker()),
+		sessions:    m.Sessions(next.Sessions()),
+		invalidator: m.Invalidator(next.Invalidator()),
+		events:      m.Events(next.Events()),
+	}
+}
+
+type backend struct {
+	m           *Middleware
+	next        coord.Backend
+	locker      coord.Locker
+	sessions    coord.SessionStore
+	invalidator coord.Invalidator
+	events      coord.EventBus
+}
+
+var _ coord.Backend = (*backend)(nil)
+
+// Unwrap returns the decorated Backend.
+func (b *backend) Unwrap() coord.Backend { return b.next }
+
+// As forwards to the decorated Backend (see coord.As).
+func (b *backend) As(target any) bool { return coord.As(b.next, target) }
+
+func (b *backend) Locker() coord.Locker           { return b.locker }
+func (b *backend) Sessions() coord.SessionStore   { return b.sessions }
+func (b *backend) Invalidator() coord.Invalidator { return b.invalidator }
+func (b *backend) Events() coord.EventBus         { return b.events }
+func (b *backend) InstanceID() string             { return b.next.InstanceID() }
+
+func (b *backend) Health(ctx context.Context) coord.Health {
+	m := b.m
+	if !m.on(ctx) {
+		return b.next.Health(ctx)
+	}
+	start := m.clock.Now()
+	h := b.next.Health(ctx)
+	var err error
+	if h.Status != coord.Healthy {
+		err = coord.ErrUnavailable
+		if h.Error != "" {
+			err = fmt.Errorf("%w: %s", coord.ErrUnavailable, h.Error)
+		}
+	}
+	m.done(ctx, obs.BackendHealth, start, err, func() []slog.Attr {
+		return []slog.Attr{
+			slog.String("status", string(h.Status)),
+			slog.String("backend", h.Backend),
+			slog.String("connection", string(h.Connection)),
+		}
+	})
+	return h
+}
+
+func (b *backend) Close(ctx context.Context) error {
+	m := b.m
+	if !m.on(ctx) {
+		return b.next.Close(ctx)
+	}
+	start := m.clock.Now()
+	err := b.next.Close(ctx)
+	m.done(ctx, obs.BackendClose, start, err, func() []slog.Attr {
+		return []slog.Attr{slog.String("instance", b.next.InstanceID())}
+	})
+	return err
+}

@@ -1,0 +1,32 @@
+// Package logging decorates coord backends with structured logging through
+// [log/slog]. It does not import Prometheus.
+//
+// [New] takes the [slog.Logger] to write to and returns a [Middleware];
+// its methods decorate a whole backend or one part of it:
+//
+//	b = logging.New(logger, nil).Backend(b)
+//
+// # Records
+//
+// Each operation is logged with its name, duration, outcome and error: at
+// Debug when it succeeds, at Warn when it fails, and a lease found lost
+// before its release at Error (see [Options] to change the levels). When
+// no record could be written at the logger's level, a decorator costs a
+// call to the handler's Enabled and nothing else.
+//
+// # Secrets
+//
+// Lock tokens and session tokens never appear in clear: only as an
+// 8-character tag of their SHA-256, which matches the first characters of
+// a session's handle. Session data, event payloads and invalidation
+// metadata are never logged.
+//
+// # As
+//
+// Decorators forward As and expose Unwrap, so [coord.As] reaches the
+// backend's native types through them.
+//
+// # Errors
+//
+// Decorators return exactly what the decorated value returns.
+package logging

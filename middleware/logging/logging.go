@@ -1,0 +1,145 @@
+package logging
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/cgn-bot/coord/middleware/internal/obs"
+)
+
+// Options configure a [Middleware]. A nil *Options means the defaults,
+// and so does each nil field.
+type Options struct {
+	// Success is the level of the record of an operation that succeeded.
+	// Default: [slog.LevelDebug].
+	Success slog.Leveler
+	// Failure is the level of the record of an operation that returned an
+	// error, and of a purge-all signal delivered to a subscriber.
+	// Default: [slog.LevelWarn].
+	Failure slog.Leveler
+	// LeaseLost is the level of the record of a lease found lost before
+	// its holder released it. Default: [slog.LevelError].
+	LeaseLost slog.Leveler
+}
+
+// Middleware logs the operations of the values it decorates to one
+// [slog.Logger]. Its methods Backend, Locker, Sessions, Invalidator and
+// Events are decorators of the form func(next coord.Locker) coord.Locker.
+// A nil *Middleware is valid: its decorators return next unchanged.
+// A Middleware is safe for concurrent use by multiple goroutines.
+//
+// Each record has the message "coord " followed by the operation, and the
+// attributes op, outcome ("ok" or the error's kind, see
+// [middleware.ErrorKind]), duration, error (on failure), and the
+// operation's arguments and results that are not secret: resource,
+// fence, key, glob, topic, user_id, handle, counts. Lock and session
+// tokens appear only as an 8-character tag of their SHA-256 (token,
+// session); session data never appears, only its number of fields.
+type Middleware struct {
+	log   *slog.Logger
+	clock obs.Clock
+
+	success, failure, lost slog.Leveler
+	// top is the highest of the three levels when all of them are fixed
+	// slog.Level values, so that the disabled check is one call.
+	top      slog.Level
+	fixedTop bool
+
+	msgs [obs.NumOps]string
+}
+
+// Messages of the records that are not about one operation.
+const (
+	msgLeaseLost = "coord lease lost"
+	msgPurge     = "coord invalidation purge"
+)
+
+// New returns a Middleware that logs to logger. A nil logger gives a nil
+// *Middleware, whose decorators change nothing.
+func New(logger *slog.Logger, opts *Options) *Middleware {
+	if logger == nil {
+		return nil
+	}
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.Success == nil {
+		o.Success = slog.LevelDebug
+	}
+	if o.Failure == nil {
+		o.Failure = slog.LevelWarn
+	}
+	if o.LeaseLost == nil {
+		o.LeaseLost = slog.LevelError
+	}
+	m := &Middleware{
+		log:     logger,
+		clock:   obs.NewClock(),
+		success: o.Success,
+		failure: o.Failure,
+		lost:    o.LeaseLost,
+	}
+	s, ok1 := o.Success.(slog.Level)
+	f, ok2 := o.Failure.(slog.Level)
+	l, ok3 := o.LeaseLost.(slog.Level)
+	if ok1 && ok2 && ok3 {
+		m.top, m.fixedTop = max(s, f, l), true
+	}
+	for op := range obs.NumOps {
+		m.msgs[op] = "coord " + op.String()
+	}
+	return m
+}
+
+// on reports whether any record of m could be written now: whether the
+// highest of its levels is enabled (handlers enable every level from a
+// threshold up). When it is false, decorators call through without
+// reading the clock.
+func (m *Middleware) on(ctx context.Context) bool {
+	if m.fixedTop {
+		return m.log.Enabled(ctx, m.top)
+	}
+	return m.log.Enabled(ctx, max(m.success.Level(), m.failure.Level(), m.lost.Level()))
+}
+
+// level returns the level of an operation's record given its error, and
+// whether a record at that level is written.
+func (m *Middleware) level(ctx context.Context, err error) (slog.Level, bool) {
+	lvl := m.success.Level()
+	if err != nil {
+		lvl = m.failure.Level()
+	}
+	return lvl, m.log.Enabled(ctx, lvl)
+}
+
+// write logs the record of op, which took d and ended with err, at lvl,
+// with the operation's own attributes after the common ones.
+func (m *Middleware) write(ctx context.Context, lvl slog.Level, op obs.Op, d time.Duration, err error, attrs ...slog.Attr) {
+	all := make([]slog.Attr, 0, 4+len(attrs))
+	all = append(all,
+		slog.String("op", op.String()),
+		slog.String("outcome", obs.KindOf(err).String()),
+		slog.Duration("duration", d),
+	)
+	if err != nil {
+		all = append(all, slog.String("error", err.Error()))
+	}
+	all = append(all, attrs...)
+	m.log.LogAttrs(ctx, lvl, m.msgs[op], all...)
+}
+
+// done logs op, which started at start (a reading of m.clock) and ended
+// with err, if its level is enabled. attrs is called only then.
+func (m *Middleware) done(ctx context.Context, op obs.Op, start time.Duration, err error, attrs func() []slog.Attr) {
+	lvl, ok := m.level(ctx, err)
+	if !ok {
+		return
+	}
+	var a []slog.Attr
+	if attrs != nil {
+		a = attrs()
+	}
+	m.write(ctx, lvl, op, m.clock.Now()-start, err, a...)
+}
