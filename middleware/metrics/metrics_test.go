@@ -162,7 +162,7 @@ func TestNodeSeries(t *testing.T) {
 		typ    dto.MetricType
 		labels []string
 	}{
-		"skynetbot_distributed_cache_messages_received_total": {dto.MetricType_COUNTER, []string{"channel"}},
+		"skynetbot_distributed_cache_messages_received_total":  {dto.MetricType_COUNTER, []string{"channel"}},
 		"skynetbot_distributed_cache_invalidations_sent_total": {dto.MetricType_COUNTER, []string{"type"}},
 		"skynetbot_distributed_shard_events_sent_total":        {dto.MetricType_COUNTER, []string{"event"}},
 		"skynetbot_redis_connection_state":                     {dto.MetricType_GAUGE, nil},
