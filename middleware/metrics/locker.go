@@ -45,11 +45,11 @@ func (l *locker) Acquire(ctx context.Context, resource string, opts ...coord.Loc
 	c := m.acquire.get(resource)
 	if err != nil || lk == nil {
 		c.failed.Inc()
-		m.lockWaitFail.Observe(d.Seconds())
+		m.hist.lockWait(d, true)
 		return lk, err
 	}
 	c.acquired.Inc()
-	m.lockWaitOK.Observe(d.Seconds())
+	m.hist.lockWait(d, false)
 	return &lock{m: m, next: lk, start: now}, nil
 }
 
@@ -135,7 +135,7 @@ func (l *lock) end(now time.Duration, lost bool) {
 	if !l.ended.CompareAndSwap(false, true) {
 		return
 	}
-	l.m.lockHold.Observe((now - l.start).Seconds())
+	l.m.hist.lockHold(now - l.start)
 	if lost {
 		l.m.leasesLost.Inc()
 	}

@@ -111,16 +111,12 @@ type Middleware struct {
 	events      labelCache[prometheus.Counter]
 	acquire     labelCache[acquireCounters]
 
-	duration  *prometheus.HistogramVec
-	durations [obs.NumOps][2]lazy[prometheus.Observer]
-	errs      *prometheus.CounterVec
-	errCount  [obs.NumOps][obs.NumKinds]lazy[prometheus.Counter]
+	hist     *histograms
+	errs     *prometheus.CounterVec
+	errCount [obs.NumOps][obs.NumKinds]lazy[prometheus.Counter]
 
-	lockWaitOK   prometheus.Observer
-	lockWaitFail prometheus.Observer
-	lockHold     prometheus.Observer
-	leasesLost   prometheus.Counter
-	purges       [numReasons]prometheus.Counter
+	leasesLost prometheus.Counter
+	purges     [numReasons]prometheus.Counter
 
 	state *stateCollector
 }
@@ -244,25 +240,15 @@ func New(reg prometheus.Registerer, opts *Options) (*Middleware, error) {
 		Namespace: ns, Name: "distributed_lock_acquisitions_total",
 		Help: "Lock acquisitions, by resource and status (acquired or failed).",
 	}, []string{"resource", "status"}))
-	duration := register(&r, prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Namespace: ns, Name: "operation_duration_seconds",
-		Help:    "Duration of coord operations, by operation and result (ok or error).",
-		Buckets: o.Buckets,
-	}, []string{"op", "result"}))
 	errs := register(&r, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: ns, Name: "operation_errors_total",
 		Help: "Failed coord operations, by operation and error kind.",
 	}, []string{"op", "kind"}))
-	lockWait := register(&r, prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Namespace: ns, Name: "lock_wait_seconds",
-		Help:    "Time Acquire took, by status (acquired or failed).",
-		Buckets: o.LockBuckets,
-	}, []string{"status"}))
-	lockHold := register(&r, prometheus.NewHistogram(prometheus.HistogramOpts{
-		Namespace: ns, Name: "lock_hold_seconds",
-		Help:    "Time leases were held, observed at release or when found lost.",
-		Buckets: o.LockBuckets,
-	}))
+	hist, err := newHistograms(ns, o.Buckets, o.LockBuckets)
+	if err != nil {
+		return nil, err
+	}
+	hist = register(&r, hist)
 	leasesLost := register(&r, prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: ns, Name: "lock_leases_lost_total",
 		Help: "Leases lost before their holder released them.",
@@ -280,13 +266,10 @@ func New(reg prometheus.Registerer, opts *Options) (*Middleware, error) {
 		clock:        obs.NewClock(),
 		sentSingle:   sent.WithLabelValues("single"),
 		sentPattern:  sent.WithLabelValues("pattern"),
-		duration:     duration,
-		errs:         errs,
-		lockWaitOK:   lockWait.WithLabelValues("acquired"),
-		lockWaitFail: lockWait.WithLabelValues("failed"),
-		lockHold:     lockHold,
-		leasesLost:   leasesLost,
-		state:        state,
+		hist:        hist,
+		errs:        errs,
+		leasesLost:  leasesLost,
+		state:       state,
 	}
 	m.received[chanKey] = received.WithLabelValues(o.ChannelPrefix + "cache:invalidate")
 	m.received[chanPattern] = received.WithLabelValues(o.ChannelPrefix + "cache:invalidate:pattern")
@@ -356,26 +339,16 @@ func register[T prometheus.Collector](r *registrar, c T) T {
 
 // observe records one operation that took d and ended with err.
 func (m *Middleware) observe(op obs.Op, d time.Duration, err error) {
-	if err == nil {
-		m.durationOf(op, 0).Observe(d.Seconds())
-		return
+	m.hist.op(op, d, err != nil)
+	if err != nil {
+		m.errorsOf(op, obs.KindOf(err)).Inc()
 	}
-	m.durationOf(op, 1).Observe(d.Seconds())
-	m.errorsOf(op, obs.KindOf(err)).Inc()
 }
 
 // done records an operation that started at start (a reading of m.clock)
 // and ended with *err. It is meant for defer.
 func (m *Middleware) done(op obs.Op, start time.Duration, err *error) {
 	m.observe(op, m.clock.Now()-start, *err)
-}
-
-var resultNames = [2]string{"ok", "error"}
-
-func (m *Middleware) durationOf(op obs.Op, result int) prometheus.Observer {
-	return m.durations[op][result].get(func() prometheus.Observer {
-		return m.duration.WithLabelValues(op.String(), resultNames[result])
-	})
 }
 
 func (m *Middleware) errorsOf(op obs.Op, kind obs.Kind) prometheus.Counter {
