@@ -263,9 +263,9 @@ func New(reg prometheus.Registerer, opts *Options) (*Middleware, error) {
 	}
 
 	m := &Middleware{
-		clock:        obs.NewClock(),
-		sentSingle:   sent.WithLabelValues("single"),
-		sentPattern:  sent.WithLabelValues("pattern"),
+		clock:       obs.NewClock(),
+		sentSingle:  sent.WithLabelValues("single"),
+		sentPattern: sent.WithLabelValues("pattern"),
 		hist:        hist,
 		errs:        errs,
 		leasesLost:  leasesLost,
