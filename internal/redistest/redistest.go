@@ -228,6 +228,7 @@ func (s *Server) configFile(extra []string) string {
 	line("logfile \"\"")
 	line("save \"\"")
 	line("appendonly no")
+	line("repl-diskless-sync-delay 0") // a replica syncs at once, not after 5s
 	switch {
 	case s.cfg.user != "":
 		line("user %s on %q ~* &* +@all", s.cfg.user, ">"+s.cfg.password)
