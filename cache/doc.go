@@ -1,0 +1,54 @@
+// Package cache is a near cache: a bounded local cache in each instance,
+// kept coherent across instances by a [coord.Invalidator].
+//
+// Each instance holds a [Cache] over its backend's Invalidator. A write to
+// the source of truth is followed by [Cache.Delete] (or
+// [Cache.DeletePattern]), which evicts the key here and tells every other
+// instance to evict it too; [Cache.GetOrLoad] fills the cache on a miss,
+// with one load per key at a time.
+//
+//	users, err := cache.New[User](ctx, backend.Invalidator(), &cache.Options{MaxSize: 50_000})
+//	...
+//	u, err := users.GetOrLoad(ctx, "user:"+id, loadUser)
+//	...
+//	err = saveUser(ctx, u)          // the source of truth
+//	err = users.Delete(ctx, "user:"+id)
+//
+// # Guarantees
+//
+// The cache follows the rules of Redis's client-side caching:
+//
+//   - An invalidation (of the key, of a pattern matching it, or a
+//     PurgeAll) that arrives while a value is being loaded stops that
+//     value from being cached: the load is registered before the loader
+//     runs, and the invalidation removes the registration. The callers of
+//     that load still get the value; the next lookup misses.
+//   - Every entry lives at most [Options.MaxTTL] (default 5 minutes), so
+//     a value is never served longer than that, even if every
+//     invalidation is lost.
+//   - After any gap in delivery (a reconnect, an overflow of the
+//     subscription queue) the Invalidator delivers a PurgeAll and the
+//     cache empties itself; [Stats].Purges counts these. If the
+//     subscription ends (the backend was closed), the cache empties itself
+//     and stops serving.
+//   - Patterns match as Redis's glob does ([coord.MatchGlob]): "user:*"
+//     matches "user:a/b".
+//
+// The cache is bounded by [Options.MaxSize] (otter's W-TinyLFU policy
+// chooses what to evict). A pattern eviction visits every entry, so its
+// cost grows with the size of the cache; see [Cache.DeletePattern].
+//
+// # Errors
+//
+// Bad keys and globs are refused with an error wrapping [coord.ErrInvalid];
+// after [Cache.Close], methods return an error wrapping [coord.ErrClosed].
+// Delete and DeletePattern return the Invalidator's error when the
+// broadcast fails (the local eviction is done anyway).
+//
+// # Goroutines
+//
+// The cache starts one goroutine, the periodic clean-up of the underlying
+// otter cache, and [Cache.Close] stops it and waits for it. Loaders run on
+// the goroutine of the caller that started the load; remote invalidations
+// are applied on the subscription's goroutine, which the backend owns.
+package cache
