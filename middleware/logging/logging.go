@@ -31,7 +31,7 @@ type Options struct {
 //
 // Each record has the message "coord " followed by the operation, and the
 // attributes op, outcome ("ok" or the error's kind, see
-// [middleware.ErrorKind]), duration, error (on failure), and the
+// [github.com/cgn-bot/coord/middleware.ErrorKind]), duration, error (on failure), and the
 // operation's arguments and results that are not secret: resource,
 // fence, key, glob, topic, user_id, handle, counts. Lock and session
 // tokens appear only as an 8-character tag of their SHA-256 (token,

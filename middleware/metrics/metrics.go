@@ -183,7 +183,7 @@ type acquireCounters struct {
 //   - operation_duration_seconds{op,result}: histogram of every operation,
 //     result "ok" or "error".
 //   - operation_errors_total{op,kind}: counter of failed operations by
-//     kind (see [middleware.ErrorKind]).
+//     kind (see [github.com/cgn-bot/coord/middleware.ErrorKind]).
 //   - lock_wait_seconds{status}: histogram of the time Acquire took.
 //   - lock_hold_seconds: histogram of how long leases were held, observed
 //     when one is released or found lost.
