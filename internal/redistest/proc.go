@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -116,24 +117,43 @@ func (p *proc) terminate(timeout time.Duration) (graceful bool, err error) {
 	return false, p.kill()
 }
 
+// Ports are picked below the kernel's ephemeral range, so that neither an
+// outgoing connection's local port nor another listener on port 0 takes a
+// killed server's port before [Server.Restart] reuses it. When that range is
+// too small, the kernel picks (listening on port 0).
+const (
+	lowestPort  = 10000
+	clusterBus  = 10000 // a cluster node's bus listens on port+clusterBus
+	defaultLow  = 32768 // Linux's default start of ip_local_port_range
+	minPortPool = 2000
+)
+
 // freePort returns a loopback TCP port that was free a moment ago. With
 // bus set, port+10000 (the Redis Cluster bus port) was free too.
 func freePort(bus bool) (int, error) {
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
+	hi := ephemeralLow() - clusterBus // so that the bus port is below the range too
+	for range 100 {
+		port := 0
+		if hi-lowestPort >= minPortPool {
+			port = lowestPort + rand.IntN(hi-lowestPort)
 		}
-		port := l.Addr().(*net.TCPAddr).Port
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			if port == 0 {
+				return 0, err
+			}
+			continue
+		}
+		port = l.Addr().(*net.TCPAddr).Port
 		if !bus {
 			l.Close()
 			return port, nil
 		}
-		if port+10000 > 65535 {
+		if port+clusterBus > 65535 {
 			l.Close()
 			continue
 		}
-		lb, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port+10000))
+		lb, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port+clusterBus))
 		l.Close()
 		if err != nil {
 			continue
@@ -141,7 +161,24 @@ func freePort(bus bool) (int, error) {
 		lb.Close()
 		return port, nil
 	}
-	return 0, errors.New("redistest: no free loopback port pair for a cluster node")
+	return 0, errors.New("redistest: no free loopback port found")
+}
+
+// ephemeralLow returns the first port of the kernel's ephemeral range.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return defaultLow
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return defaultLow
+	}
+	n, err := strconv.Atoi(f[0])
+	if err != nil {
+		return defaultLow
+	}
+	return n
 }
 
 // logTail returns the last n lines of the file at path, for error messages.

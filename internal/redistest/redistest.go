@@ -79,10 +79,11 @@ func inCI() bool { return os.Getenv("CI") == "true" }
 // unavailable skips the test with reason, or fails it under CI=true.
 func unavailable(tb testing.TB, reason string) {
 	tb.Helper()
+	reason = strings.TrimPrefix(reason, "redistest: ")
 	if inCI() {
-		tb.Fatalf("redistest: real Redis required under CI=true: %s", reason)
+		tb.Fatalf("redistest: cannot use redis-server, which CI=true requires: %s", reason)
 	}
-	tb.Skipf("redistest: skipping, no usable redis-server: %s (set CI=true to make this a failure)", reason)
+	tb.Skipf("redistest: skipping, cannot use redis-server here: %s (under CI=true this fails)", reason)
 }
 
 // Option configures a server started by [Start].
@@ -581,6 +582,12 @@ func (s *Server) signal(tb testing.TB, sig syscall.Signal, name string) {
 	if err := p.signal(sig); err != nil {
 		tb.Fatalf("redistest: %s to %s: %v", name, s.Addr(), err)
 	}
+}
+
+// FlushAll empties every database of the server (FLUSHALL).
+func (s *Server) FlushAll(tb testing.TB) {
+	tb.Helper()
+	s.Do(tb, "FLUSHALL")
 }
 
 // KillPubSubClients runs CLIENT KILL TYPE pubsub and returns how many
