@@ -1,0 +1,402 @@
+package memory
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cgn-bot/coord"
+)
+
+// HubOptions configure a [Hub]. A nil *HubOptions, or a zero field, means
+// the default.
+type HubOptions struct {
+	// MaxPayload is the limit, in bytes, on an encoded event payload, an
+	// invalidation's metadata and a session's encoded data.
+	// Default: [coord.DefaultMaxPayload].
+	MaxPayload int
+	// SessionIdleTTL is a session's idle TTL when Create is not given
+	// [coord.WithIdleTTL]. Default: [coord.DefaultSessionTTL].
+	SessionIdleTTL time.Duration
+	// SessionLifetime is a session's absolute lifetime when Create is not
+	// given [coord.WithLifetime]. Default: 0 (none).
+	SessionLifetime time.Duration
+}
+
+// Hub is the state several [Node]s share, as several processes share one
+// Redis server: leases and their fencing counters, sessions, and the
+// fan-out of invalidations and events. A Hub has no goroutine of its own
+// and needs no closing; each Node is closed by itself.
+//
+// A Hub is safe for concurrent use by multiple goroutines.
+type Hub struct {
+	maxPayload int
+	sessDef    coord.SessionOptions
+
+	// closedCh is a closed channel, the Done of a Lock that ended before
+	// anyone asked for its Done.
+	closedCh chan struct{}
+
+	// lmu guards every lease: the resources, each Lock's state, each
+	// node's held set, waiters and timer heap.
+	lmu       sync.Mutex
+	resources map[string]*resource
+
+	sessions sessionStore
+
+	// nmu guards changes of nodes; readers load the snapshot.
+	nmu   sync.Mutex
+	nodes atomic.Pointer[[]*Node]
+}
+
+// NewHub returns an empty Hub. opts may be nil.
+func NewHub(opts *HubOptions) *Hub {
+	h := &Hub{
+		maxPayload: coord.DefaultMaxPayload,
+		closedCh:   make(chan struct{}),
+		resources:  make(map[string]*resource),
+	}
+	close(h.closedCh)
+	if opts != nil {
+		if opts.MaxPayload > 0 {
+			h.maxPayload = opts.MaxPayload
+		}
+		h.sessDef = coord.SessionOptions{IdleTTL: opts.SessionIdleTTL, Lifetime: opts.SessionLifetime}
+	}
+	h.sessions.init()
+	h.nodes.Store(&[]*Node{})
+	return h
+}
+
+// NodeOptions configure a [Node]. A nil *NodeOptions, or a zero field,
+// means the default.
+type NodeOptions struct {
+	// InstanceID is the node's instance ID. Default: "mem-" and 16 random
+	// hex digits.
+	InstanceID string
+	// QueueSize is the queue length of a subscription made without
+	// [coord.WithQueueSize]. Default: [coord.DefaultQueueSize].
+	QueueSize int
+	// ReconnectDelay is how long a subscription cut by
+	// [Node.CutSubscription] stays cut before the node reconnects.
+	// Default: 10ms.
+	ReconnectDelay time.Duration
+}
+
+// Node is one instance on a [Hub]: it implements [coord.Backend] with its
+// own instance ID, held leases, subscriptions and counters. Each Node runs
+// one goroutine for lease renewals and expiry (whatever the number of
+// leases) and one per subscription; [Node.Close] stops and waits for all
+// of them.
+//
+// A Node is safe for concurrent use by multiple goroutines.
+type Node struct {
+	hub            *Hub
+	id             string
+	queueSize      int
+	reconnectDelay time.Duration
+
+	locker   Locker
+	sessions SessionStore
+	inv      Invalidator
+	events   EventBus
+
+	closed    atomic.Bool
+	closeDone chan struct{} // closed when the first Close has finished
+	stop      chan struct{} // closed by Close: ends the timer goroutine
+	wg        sync.WaitGroup
+
+	// Guarded by hub.lmu.
+	held        map[*Lock]struct{}
+	waiters     map[*waiter]struct{}
+	timers      timeHeap[*Lock]
+	reconnectAt time.Time
+	timerWake   chan struct{}
+
+	// cut is set while the node's simulated subscriber connection is
+	// down: nothing published reaches the node.
+	cut atomic.Bool
+
+	// subMu guards changes of the subscription snapshots.
+	subMu    sync.Mutex
+	invSubs  atomic.Pointer[[]*subscription]
+	evSubs   atomic.Pointer[map[string][]*subscription]
+	subsLive map[*subscription]struct{}
+
+	invStats invCounters
+	evStats  evCounters
+}
+
+var (
+	_ coord.Backend      = (*Node)(nil)
+	_ coord.Locker       = (*Locker)(nil)
+	_ coord.Lock         = (*Lock)(nil)
+	_ coord.SessionStore = (*SessionStore)(nil)
+	_ coord.Invalidator  = (*Invalidator)(nil)
+	_ coord.EventBus     = (*EventBus)(nil)
+	_ coord.Subscription = (*subscription)(nil)
+)
+
+// NewNode starts a new instance on h. opts may be nil.
+func (h *Hub) NewNode(opts *NodeOptions) *Node {
+	n := &Node{
+		hub:            h,
+		queueSize:      coord.DefaultQueueSize,
+		reconnectDelay: 10 * time.Millisecond,
+		closeDone:      make(chan struct{}),
+		stop:           make(chan struct{}),
+		held:           make(map[*Lock]struct{}),
+		waiters:        make(map[*waiter]struct{}),
+		timerWake:      make(chan struct{}, 1),
+		subsLive:       make(map[*subscription]struct{}),
+	}
+	if opts != nil {
+		n.id = opts.InstanceID
+		if opts.QueueSize > 0 {
+			n.queueSize = opts.QueueSize
+		}
+		if opts.ReconnectDelay > 0 {
+			n.reconnectDelay = opts.ReconnectDelay
+		}
+	}
+	if n.id == "" {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		n.id = "mem-" + hex.EncodeToString(b[:])
+	}
+	n.locker.n = n
+	n.sessions.n = n
+	n.inv.n = n
+	n.events.n = n
+	n.invSubs.Store(&[]*subscription{})
+	n.evSubs.Store(&map[string][]*subscription{})
+
+	h.nmu.Lock()
+	old := *h.nodes.Load()
+	nodes := make([]*Node, len(old), len(old)+1)
+	copy(nodes, old)
+	nodes = append(nodes, n)
+	h.nodes.Store(&nodes)
+	h.nmu.Unlock()
+
+	n.wg.Add(1)
+	go n.timerLoop()
+	return n
+}
+
+// Locker returns the node's leases.
+func (n *Node) Locker() coord.Locker { return &n.locker }
+
+// Sessions returns the hub's session store as seen by this node.
+func (n *Node) Sessions() coord.SessionStore { return &n.sessions }
+
+// Invalidator returns the node's cache invalidation.
+func (n *Node) Invalidator() coord.Invalidator { return &n.inv }
+
+// Events returns the node's event bus.
+func (n *Node) Events() coord.EventBus { return &n.events }
+
+// InstanceID returns the node's instance ID.
+func (n *Node) InstanceID() string { return n.id }
+
+// Hub returns the hub the node is on.
+func (n *Node) Hub() *Hub { return n.hub }
+
+// As sets target when it is a **Hub (to the node's hub) or a **Node (to
+// the node itself), and reports whether it did.
+func (n *Node) As(target any) bool {
+	switch t := target.(type) {
+	case **Hub:
+		*t = n.hub
+		return true
+	case **Node:
+		*t = n
+		return true
+	}
+	return false
+}
+
+// Health reports the node's state: Healthy and Connected until Close;
+// the subscriber state is Reconnecting while the subscription is cut.
+func (n *Node) Health(ctx context.Context) coord.Health {
+	hl := coord.Health{
+		Backend:          "memory",
+		MessagesReceived: n.invStats.received.Load() + n.evStats.received.Load(),
+		Sessions:         -1,
+	}
+	if n.closed.Load() {
+		hl.Status = coord.Unhealthy
+		hl.Connection = coord.Disconnected
+		hl.Subscriber = coord.Disconnected
+		hl.Error = "backend closed"
+		return hl
+	}
+	hl.Status = coord.Healthy
+	hl.Connection = coord.Connected
+	hl.Subscriber = coord.Connected
+	if n.cut.Load() {
+		hl.Subscriber = coord.Reconnecting
+	}
+	hl.Sessions = n.hub.sessions.count(time.Now())
+	return hl
+}
+
+// Close releases the leases the node holds (waking their waiters), ends
+// the node's waiting Acquires with [coord.ErrClosed], ends its
+// subscriptions and waits for their running handlers and for the node's
+// timer goroutine. Close is idempotent: a later call waits for the first
+// to finish and returns nil. If ctx ends before the handlers return,
+// Close returns ctx's error; the node is closed all the same. Close must
+// not be called from a subscription's handler of the same node.
+func (n *Node) Close(ctx context.Context) error {
+	if !n.closed.CompareAndSwap(false, true) {
+		select {
+		case <-n.closeDone:
+			return nil
+		case <-ctx.Done():
+			return fmt.Errorf("memory: waiting for Close: %w", ctx.Err())
+		}
+	}
+	h := n.hub
+
+	h.nmu.Lock()
+	old := *h.nodes.Load()
+	nodes := make([]*Node, 0, len(old))
+	for _, o := range old {
+		if o != n {
+			nodes = append(nodes, o)
+		}
+	}
+	h.nodes.Store(&nodes)
+	h.nmu.Unlock()
+
+	h.lmu.Lock()
+	for w := range n.waiters {
+		w.res.removeWaiter(w)
+		w.closed = true
+		w.signal()
+	}
+	clear(n.waiters)
+	now := time.Now()
+	for l := range n.held {
+		r := l.res
+		h.endLocked(l, lockReleased)
+		h.promoteLocked(r, now)
+	}
+	n.reconnectAt = time.Time{}
+	h.lmu.Unlock()
+	close(n.stop)
+
+	n.subMu.Lock()
+	subs := make([]*subscription, 0, len(n.subsLive))
+	for s := range n.subsLive {
+		subs = append(subs, s)
+	}
+	n.subMu.Unlock()
+	for _, s := range subs {
+		s.Unsubscribe()
+	}
+
+	waited := make(chan struct{})
+	go func() {
+		n.wg.Wait()
+		close(waited)
+		close(n.closeDone)
+	}()
+	select {
+	case <-waited:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("memory: waiting for handlers to return: %w", ctx.Err())
+	}
+}
+
+// CutSubscription is a fault hook for tests: it simulates the loss of the
+// node's subscriber connection. Invalidations and events published while
+// the subscription is cut never reach this node. After the node's
+// ReconnectDelay (see [NodeOptions]) the node reconnects by itself and
+// every invalidation subscriber of the node receives a [coord.PurgeAll]
+// with Reason "reconnect"; event subscribers just resume. Cutting an
+// already cut or closed node does nothing more.
+func (n *Node) CutSubscription() {
+	if n.closed.Load() {
+		return
+	}
+	h := n.hub
+	h.lmu.Lock()
+	if n.closed.Load() || n.cut.Load() {
+		h.lmu.Unlock()
+		return
+	}
+	n.cut.Store(true)
+	n.reconnectAt = time.Now().Add(n.reconnectDelay)
+	h.lmu.Unlock()
+	n.wakeTimer()
+}
+
+// reconnect ends a cut: delivery resumes first, then every invalidation
+// subscriber is told to purge, so nothing lost in the gap goes unpurged.
+func (n *Node) reconnect() {
+	n.cut.Store(false)
+	for _, s := range *n.invSubs.Load() {
+		s.enqueuePurge("reconnect")
+	}
+}
+
+// wakeTimer makes the timer goroutine look at its heap again.
+func (n *Node) wakeTimer() {
+	select {
+	case n.timerWake <- struct{}{}:
+	default:
+	}
+}
+
+// timerLoop is the node's one goroutine for leases: it renews leases with
+// auto-renew at TTL/3, ends leases whose deadline passed (closing their
+// Done and handing the resource to the next waiter), and ends a simulated
+// subscription cut.
+func (n *Node) timerLoop() {
+	defer n.wg.Done()
+	h := n.hub
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
+	for {
+		h.lmu.Lock()
+		now := time.Now()
+		next := h.runDueLocked(n, now)
+		doReconnect := false
+		if !n.reconnectAt.IsZero() {
+			if now.Before(n.reconnectAt) {
+				if next.IsZero() || n.reconnectAt.Before(next) {
+					next = n.reconnectAt
+				}
+			} else {
+				n.reconnectAt = time.Time{}
+				doReconnect = true
+			}
+		}
+		h.lmu.Unlock()
+		if doReconnect {
+			n.reconnect()
+		}
+		d := time.Hour
+		if !next.IsZero() {
+			d = next.Sub(now)
+		}
+		t.Reset(d)
+		select {
+		case <-t.C:
+		case <-n.timerWake:
+		case <-n.stop:
+			return
+		}
+	}
+}
+
+func errClosed(what string) error {
+	return fmt.Errorf("%w: memory node closed (%s)", coord.ErrClosed, what)
+}

@@ -1,0 +1,484 @@
+package memory
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/internal/secret"
+)
+
+// resource is the hub's state of one lease name. It is kept after its
+// lease ends so that its fence counter never goes back: memory grows with
+// the number of distinct resource names ever locked, as the fence keys of
+// the Redis backend do.
+type resource struct {
+	name    string
+	fence   int64
+	holder  *Lock
+	waiters []*waiter // FIFO, across all nodes
+}
+
+func (r *resource) removeWaiter(w *waiter) {
+	if i := slices.Index(r.waiters, w); i >= 0 {
+		r.waiters = slices.Delete(r.waiters, i, i+1)
+	}
+}
+
+// waiter is one Acquire waiting in a resource's queue.
+type waiter struct {
+	node *Node
+	res  *resource
+	opts coord.LockOptions
+	wake chan struct{} // buffered 1
+
+	// Guarded by hub.lmu.
+	granted *Lock
+	closed  bool
+}
+
+func (w *waiter) signal() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+type lockState uint8
+
+const (
+	lockHeld lockState = iota
+	lockReleased
+	lockLost
+)
+
+// Locker is a [Node]'s [coord.Locker]. Leases on one resource are handed
+// to waiters first come, first served across all nodes of the hub: a
+// release gives the lease at once to the longest waiting Acquire, so a
+// holder that releases and acquires again queues behind it.
+//
+// A Locker is safe for concurrent use by multiple goroutines.
+type Locker struct{ n *Node }
+
+// Lock is one lease from [Locker.Acquire]. It is safe for concurrent use
+// by multiple goroutines.
+type Lock struct {
+	node      *Node
+	res       *resource
+	token     string
+	fence     int64
+	ttl       time.Duration
+	autoRenew bool
+
+	// Guarded by hub.lmu.
+	state    lockState
+	deadline time.Time
+	timerAt  time.Time
+	heapIdx  int
+	done     chan struct{}
+}
+
+// Acquire takes the lease on resource, waiting while someone else holds
+// it as [coord.Locker] describes. A waiting Acquire is queued behind the
+// earlier ones and woken at once by the release (or expiry) that hands it
+// the lease; the retry delay only bounds each wait when no hand-off
+// comes. It may return [coord.ErrNotAcquired] (joined with ctx.Err() when
+// ctx ended the wait), [coord.ErrInvalid] or [coord.ErrClosed].
+func (lk *Locker) Acquire(ctx context.Context, name string, opts ...coord.LockOption) (coord.Lock, error) {
+	n := lk.n
+	if err := coord.ValidateName("resource", name); err != nil {
+		return nil, err
+	}
+	o, err := coord.NewLockOptions(opts...)
+	if err != nil {
+		return nil, err
+	}
+	if n.closed.Load() {
+		return nil, errClosed("Acquire")
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, errors.Join(coord.ErrNotAcquired, err)
+	}
+	h := n.hub
+	h.lmu.Lock()
+	if n.closed.Load() {
+		h.lmu.Unlock()
+		return nil, errClosed("Acquire")
+	}
+	now := time.Now()
+	r := h.resources[name]
+	if r == nil {
+		r = &resource{name: name}
+		h.resources[name] = r
+	}
+	h.expireLocked(r, now)
+	if r.holder == nil && len(r.waiters) == 0 {
+		l := h.grantLocked(r, n, o, now)
+		h.lmu.Unlock()
+		return l, nil
+	}
+	if o.Retries == 0 {
+		h.lmu.Unlock()
+		return nil, fmt.Errorf("%w: %q is held", coord.ErrNotAcquired, name)
+	}
+	w := &waiter{node: n, res: r, opts: o, wake: make(chan struct{}, 1)}
+	r.waiters = append(r.waiters, w)
+	n.waiters[w] = struct{}{}
+	delay := waitDelay(o, r, now)
+	h.lmu.Unlock()
+	return lk.wait(ctx, w, delay)
+}
+
+// waitDelay is how long a waiter sleeps before its next try when no
+// hand-off wakes it: the retry delay, cut short by the holder's deadline
+// so an expiry is noticed even if the holder's node is late to see it.
+func waitDelay(o coord.LockOptions, r *resource, now time.Time) time.Duration {
+	d := o.RetryDelay
+	if d <= 0 && o.Retries < 0 {
+		d = coord.DefaultRetryDelay
+	}
+	if r.holder != nil {
+		if left := r.holder.deadline.Sub(now); left < d {
+			d = left
+		}
+	}
+	return max(d, 0)
+}
+
+func (lk *Locker) wait(ctx context.Context, w *waiter, delay time.Duration) (coord.Lock, error) {
+	h := lk.n.hub
+	r := w.res
+	left := w.opts.Retries
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	for {
+		timedOut := false
+		select {
+		case <-w.wake:
+		case <-t.C:
+			timedOut = true
+		case <-ctx.Done():
+		}
+		h.lmu.Lock()
+		if l := w.granted; l != nil {
+			if ctx.Err() != nil || l.state != lockHeld {
+				// Never leave a lease with a caller that gave up.
+				if l.state == lockHeld {
+					h.endLocked(l, lockReleased)
+					h.promoteLocked(r, time.Now())
+				}
+				h.lmu.Unlock()
+				if w.closed || lk.n.closed.Load() {
+					return nil, errClosed("Acquire")
+				}
+				return nil, errors.Join(coord.ErrNotAcquired, ctx.Err())
+			}
+			h.lmu.Unlock()
+			return l, nil
+		}
+		if w.closed {
+			h.lmu.Unlock()
+			return nil, errClosed("Acquire")
+		}
+		if err := ctx.Err(); err != nil {
+			r.removeWaiter(w)
+			delete(w.node.waiters, w)
+			h.lmu.Unlock()
+			return nil, errors.Join(coord.ErrNotAcquired, err)
+		}
+		if !timedOut {
+			// A wake-up without a grant: keep waiting on the same timer.
+			h.lmu.Unlock()
+			continue
+		}
+		// A try: the holder may have run out.
+		now := time.Now()
+		h.expireLocked(r, now)
+		if l := w.granted; l != nil {
+			h.lmu.Unlock()
+			return l, nil
+		}
+		if left > 0 {
+			left--
+		}
+		if left == 0 {
+			r.removeWaiter(w)
+			delete(w.node.waiters, w)
+			h.lmu.Unlock()
+			return nil, fmt.Errorf("%w: %q is held", coord.ErrNotAcquired, r.name)
+		}
+		t.Reset(waitDelay(w.opts, r, now))
+		h.lmu.Unlock()
+	}
+}
+
+// Locked reports whether anyone holds resource now.
+func (lk *Locker) Locked(ctx context.Context, resource string) (bool, error) {
+	if err := coord.ValidateName("resource", resource); err != nil {
+		return false, err
+	}
+	if lk.n.closed.Load() {
+		return false, errClosed("Locked")
+	}
+	h := lk.n.hub
+	h.lmu.Lock()
+	defer h.lmu.Unlock()
+	r := h.resources[resource]
+	if r == nil {
+		return false, nil
+	}
+	h.expireLocked(r, time.Now())
+	return r.holder != nil, nil
+}
+
+// ForceRelease ends the lease on resource whoever holds it, closes the
+// holder's Done at once and hands the resource to the next waiter. It
+// reports whether there was a lease.
+func (lk *Locker) ForceRelease(ctx context.Context, resource string) (bool, error) {
+	if err := coord.ValidateName("resource", resource); err != nil {
+		return false, err
+	}
+	if lk.n.closed.Load() {
+		return false, errClosed("ForceRelease")
+	}
+	h := lk.n.hub
+	h.lmu.Lock()
+	defer h.lmu.Unlock()
+	r := h.resources[resource]
+	if r == nil {
+		return false, nil
+	}
+	now := time.Now()
+	h.expireLocked(r, now)
+	if r.holder == nil {
+		return false, nil
+	}
+	h.endLocked(r.holder, lockLost)
+	h.promoteLocked(r, now)
+	return true, nil
+}
+
+// Held returns the leases this node holds whose deadline has not passed.
+func (lk *Locker) Held() []coord.Lock {
+	n := lk.n
+	if n.closed.Load() {
+		return nil
+	}
+	h := n.hub
+	h.lmu.Lock()
+	defer h.lmu.Unlock()
+	now := time.Now()
+	out := make([]coord.Lock, 0, len(n.held))
+	for l := range n.held {
+		if now.Before(l.deadline) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// grantLocked makes n the holder of r with a new fence.
+func (h *Hub) grantLocked(r *resource, n *Node, o coord.LockOptions, now time.Time) *Lock {
+	r.fence++
+	l := &Lock{
+		node:      n,
+		res:       r,
+		token:     secret.LockToken(),
+		fence:     r.fence,
+		ttl:       o.TTL,
+		autoRenew: o.AutoRenew,
+		deadline:  now.Add(o.TTL),
+		heapIdx:   -1,
+	}
+	r.holder = l
+	n.held[l] = struct{}{}
+	n.scheduleLocked(l, now)
+	return l
+}
+
+// scheduleLocked sets l's next timer event: its renewal with auto-renew,
+// else its deadline.
+func (n *Node) scheduleLocked(l *Lock, now time.Time) {
+	at := l.deadline
+	if l.autoRenew {
+		at = now.Add(l.ttl / 3)
+	}
+	l.timerAt = at
+	if l.heapIdx >= 0 {
+		n.timers.fix(l.heapIdx)
+	} else {
+		n.timers.push(l)
+	}
+	if n.timers[0] == l {
+		n.wakeTimer()
+	}
+}
+
+// endLocked ends l's lease (if it is still held) with state st.
+func (h *Hub) endLocked(l *Lock, st lockState) {
+	if l.state != lockHeld {
+		return
+	}
+	l.state = st
+	if l.res.holder == l {
+		l.res.holder = nil
+	}
+	n := l.node
+	delete(n.held, l)
+	if l.heapIdx >= 0 {
+		n.timers.remove(l.heapIdx)
+	}
+	if l.done != nil {
+		close(l.done)
+	}
+}
+
+// expireLocked ends r's lease if its deadline passed, and hands r on.
+func (h *Hub) expireLocked(r *resource, now time.Time) {
+	if l := r.holder; l != nil && !now.Before(l.deadline) {
+		h.endLocked(l, lockLost)
+		h.promoteLocked(r, now)
+	}
+}
+
+// promoteLocked hands a free r to its longest waiting Acquire.
+func (h *Hub) promoteLocked(r *resource, now time.Time) {
+	if r.holder != nil || len(r.waiters) == 0 {
+		return
+	}
+	w := r.waiters[0]
+	r.waiters = slices.Delete(r.waiters, 0, 1)
+	delete(w.node.waiters, w)
+	w.granted = h.grantLocked(r, w.node, w.opts, now)
+	w.signal()
+}
+
+// runDueLocked handles n's timer events due by now and returns the time
+// of the next one (zero when there is none).
+func (h *Hub) runDueLocked(n *Node, now time.Time) time.Time {
+	for len(n.timers) > 0 {
+		l := n.timers[0]
+		if now.Before(l.timerAt) {
+			return l.timerAt
+		}
+		if !now.Before(l.deadline) {
+			r := l.res
+			h.endLocked(l, lockLost)
+			h.promoteLocked(r, now)
+			continue
+		}
+		if l.autoRenew {
+			if d := now.Add(l.ttl); d.After(l.deadline) {
+				l.deadline = d
+			}
+			l.timerAt = now.Add(l.ttl / 3)
+		} else {
+			l.timerAt = l.deadline
+		}
+		n.timers.fix(0)
+	}
+	return time.Time{}
+}
+
+// Resource returns the name the lease is on.
+func (l *Lock) Resource() string { return l.res.name }
+
+// Token returns the lease's secret token.
+func (l *Lock) Token() string { return l.token }
+
+// Fence returns the lease's fencing token.
+func (l *Lock) Fence() int64 { return l.fence }
+
+// notHeldLocked explains why l is not held: [coord.ErrNotHeld] when
+// someone else holds the resource, [coord.ErrExpired] when nobody does.
+func (l *Lock) notHeldLocked() error {
+	if l.res.holder != nil {
+		return fmt.Errorf("%w: %q has another holder", coord.ErrNotHeld, l.res.name)
+	}
+	return fmt.Errorf("%w: lease on %q ended", coord.ErrExpired, l.res.name)
+}
+
+// TTL returns the time left on the lease. May return [coord.ErrNotHeld]
+// or [coord.ErrExpired].
+func (l *Lock) TTL(ctx context.Context) (time.Duration, error) {
+	h := l.node.hub
+	h.lmu.Lock()
+	defer h.lmu.Unlock()
+	now := time.Now()
+	h.expireLocked(l.res, now)
+	if l.state != lockHeld {
+		if l.node.closed.Load() {
+			return 0, errors.Join(errClosed("Lock.TTL"), l.notHeldLocked())
+		}
+		return 0, l.notHeldLocked()
+	}
+	return l.deadline.Sub(now), nil
+}
+
+// Extend sets the lease to end ttl from now if it is still held. May
+// return [coord.ErrNotHeld], [coord.ErrExpired] or [coord.ErrInvalid].
+func (l *Lock) Extend(ctx context.Context, ttl time.Duration) error {
+	if err := coord.ValidateTTL("lock TTL", ttl); err != nil {
+		return err
+	}
+	h := l.node.hub
+	h.lmu.Lock()
+	defer h.lmu.Unlock()
+	now := time.Now()
+	h.expireLocked(l.res, now)
+	if l.state != lockHeld {
+		if l.node.closed.Load() {
+			return errors.Join(errClosed("Lock.Extend"), l.notHeldLocked())
+		}
+		return l.notHeldLocked()
+	}
+	l.deadline = now.Add(ttl)
+	if !l.autoRenew {
+		l.node.scheduleLocked(l, now)
+	}
+	return nil
+}
+
+// Release ends the lease and hands the resource to the next waiter at
+// once. Releasing a lease this Lock already released returns nil. May
+// return [coord.ErrNotHeld] or [coord.ErrExpired] when the lease was lost.
+func (l *Lock) Release(ctx context.Context) error {
+	h := l.node.hub
+	h.lmu.Lock()
+	defer h.lmu.Unlock()
+	now := time.Now()
+	h.expireLocked(l.res, now)
+	switch l.state {
+	case lockReleased:
+		return nil
+	case lockHeld:
+		h.endLocked(l, lockReleased)
+		h.promoteLocked(l.res, now)
+		return nil
+	}
+	return l.notHeldLocked()
+}
+
+// Done returns a channel closed when the lease ends: released, force
+// released, or expired without renewal. The node's timer goroutine closes
+// it at the deadline, whether or not anyone looks at the lease.
+func (l *Lock) Done() <-chan struct{} {
+	h := l.node.hub
+	h.lmu.Lock()
+	defer h.lmu.Unlock()
+	if l.done == nil {
+		if l.state != lockHeld {
+			return h.closedCh
+		}
+		l.done = make(chan struct{})
+	}
+	return l.done
+}
+
+// String describes the lease without its token.
+func (l *Lock) String() string {
+	return fmt.Sprintf("memory.Lock{resource: %q, fence: %d, token: %s}", l.res.name, l.fence, secret.Redact(l.token))
+}

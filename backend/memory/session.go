@@ -1,0 +1,574 @@
+package memory
+
+import (
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/internal/secret"
+)
+
+// handleKey is a session's key in the store: the bytes of its handle,
+// the first 128 bits of the SHA-256 of its token.
+type handleKey [16]byte
+
+// sessionRec is one stored session. Its data values are never handed
+// out: readers get copies.
+type sessionRec struct {
+	key      handleKey
+	handle   string
+	user     string
+	data     map[string]json.RawMessage
+	size     int // bytes of keys and values in data
+	created  time.Time
+	accessed time.Time
+	expires  time.Time
+	deadline time.Time // zero: none
+	idle     time.Duration
+	seq      uint64 // creation order, to break ties of created
+	heapIdx  int
+}
+
+func (s *sessionRec) liveAt(now time.Time) bool { return now.Before(s.expires) }
+
+// sessionStore is the hub's sessions: a map by handle, a per-user index
+// and a min-heap by expiry that lets Count, Stats and Cleanup drop what
+// expired without scanning every session.
+type sessionStore struct {
+	mu     sync.RWMutex
+	byKey  map[handleKey]*sessionRec
+	byUser map[string]map[*sessionRec]struct{}
+	heap   timeHeap[*sessionRec]
+	seq    uint64
+}
+
+func (st *sessionStore) init() {
+	st.byKey = make(map[handleKey]*sessionRec)
+	st.byUser = make(map[string]map[*sessionRec]struct{})
+}
+
+// insertLocked adds rec to every index.
+func (st *sessionStore) insertLocked(rec *sessionRec) {
+	st.byKey[rec.key] = rec
+	u := st.byUser[rec.user]
+	if u == nil {
+		u = make(map[*sessionRec]struct{})
+		st.byUser[rec.user] = u
+	}
+	u[rec] = struct{}{}
+	st.heap.push(rec)
+}
+
+// removeLocked drops rec from every index.
+func (st *sessionStore) removeLocked(rec *sessionRec) {
+	delete(st.byKey, rec.key)
+	if u := st.byUser[rec.user]; u != nil {
+		delete(u, rec)
+		if len(u) == 0 {
+			delete(st.byUser, rec.user)
+		}
+	}
+	if rec.heapIdx >= 0 {
+		st.heap.remove(rec.heapIdx)
+	}
+}
+
+// purgeLocked removes the sessions expired by now and returns how many.
+func (st *sessionStore) purgeLocked(now time.Time) int {
+	n := 0
+	for len(st.heap) > 0 && !st.heap[0].liveAt(now) {
+		st.removeLocked(st.heap[0])
+		n++
+	}
+	return n
+}
+
+// needsPurge reports, under the read lock, whether anything expired.
+func (st *sessionStore) needsPurgeRLocked(now time.Time) bool {
+	return len(st.heap) > 0 && !st.heap[0].liveAt(now)
+}
+
+// count returns the number of live sessions.
+func (st *sessionStore) count(now time.Time) int64 {
+	st.mu.RLock()
+	if !st.needsPurgeRLocked(now) {
+		n := len(st.byKey)
+		st.mu.RUnlock()
+		return int64(n)
+	}
+	st.mu.RUnlock()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.purgeLocked(now)
+	return int64(len(st.byKey))
+}
+
+// SessionStore is a [Node]'s view of its hub's sessions, a
+// [coord.SessionStore]. Sessions are keyed by their handle (a SHA-256 of
+// the token); tokens are never kept. Data is copied in and out, so no
+// caller can change stored state through a value it passed or got.
+//
+// A SessionStore is safe for concurrent use by multiple goroutines.
+type SessionStore struct{ n *Node }
+
+// keyOf checks the shape of a session token and returns its key.
+func keyOf(token string) (handleKey, error) {
+	var k handleKey
+	if !validToken(token) {
+		return k, fmt.Errorf("%w: malformed session token", coord.ErrInvalid)
+	}
+	var buf [64]byte
+	sum := sha256.Sum256(buf[:copy(buf[:], token)])
+	copy(k[:], sum[:16])
+	return k, nil
+}
+
+// validToken is [secret.ValidSessionToken] without its allocation: the
+// prefix, then 43 characters of unpadded base64url whose unused low bits
+// are zero, as a strict decoder requires.
+func validToken(s string) bool {
+	const n = len(secret.SessionTokenPrefix) + 43
+	if len(s) != n || s[:len(secret.SessionTokenPrefix)] != secret.SessionTokenPrefix {
+		return false
+	}
+	for i := len(secret.SessionTokenPrefix); i < n; i++ {
+		if b64val(s[i]) < 0 {
+			return false
+		}
+	}
+	// 43 characters carry 258 bits: the last two must be zero.
+	return b64val(s[n-1])&3 == 0
+}
+
+func b64val(c byte) int {
+	switch {
+	case c >= 'A' && c <= 'Z':
+		return int(c - 'A')
+	case c >= 'a' && c <= 'z':
+		return int(c-'a') + 26
+	case c >= '0' && c <= '9':
+		return int(c-'0') + 52
+	case c == '-':
+		return 62
+	case c == '_':
+		return 63
+	}
+	return -1
+}
+
+func errNoSession() error {
+	return fmt.Errorf("%w: no such session", coord.ErrNotFound)
+}
+
+func (ss *SessionStore) check(what string) error {
+	if ss.n.closed.Load() {
+		return errClosed(what)
+	}
+	return nil
+}
+
+// snapshot copies rec out, with token as its ID. All values share one
+// new buffer.
+func (rec *sessionRec) snapshot(token string) *coord.Session {
+	out := &coord.Session{
+		ID:             token,
+		Handle:         rec.handle,
+		UserID:         rec.user,
+		CreatedAt:      rec.created,
+		LastAccessedAt: rec.accessed,
+		ExpiresAt:      rec.expires,
+		Deadline:       rec.deadline,
+		Data:           make(map[string]json.RawMessage, len(rec.data)),
+	}
+	total := 0
+	for _, v := range rec.data {
+		total += len(v)
+	}
+	buf := make([]byte, 0, total)
+	for k, v := range rec.data {
+		start := len(buf)
+		buf = append(buf, v...)
+		out.Data[k] = json.RawMessage(buf[start:len(buf):len(buf)])
+	}
+	return out
+}
+
+// Create starts a session for userID. See [coord.SessionStore.Create].
+func (ss *SessionStore) Create(ctx context.Context, userID string, data map[string]any, opts ...coord.SessionOption) (*coord.Session, error) {
+	h := ss.n.hub
+	if err := coord.ValidateName("user ID", userID); err != nil {
+		return nil, err
+	}
+	o, err := coord.NewSessionOptions(h.sessDef, opts...)
+	if err != nil {
+		return nil, err
+	}
+	sets, _, err := coord.EncodeData(data, false, h.maxPayload)
+	if err != nil {
+		return nil, err
+	}
+	if err := ss.check("Create"); err != nil {
+		return nil, err
+	}
+	size := 0
+	for k, v := range sets {
+		size += len(k) + len(v)
+	}
+	token := secret.SessionToken()
+	key, _ := keyOf(token)
+	now := time.Now()
+	rec := &sessionRec{
+		key:      key,
+		handle:   hex.EncodeToString(key[:]),
+		user:     userID,
+		data:     sets,
+		size:     size,
+		created:  now,
+		accessed: now,
+		expires:  now.Add(o.IdleTTL),
+		idle:     o.IdleTTL,
+		heapIdx:  -1,
+	}
+	if o.Lifetime > 0 {
+		rec.deadline = now.Add(o.Lifetime)
+		if rec.deadline.Before(rec.expires) {
+			rec.expires = rec.deadline
+		}
+	}
+	st := &h.sessions
+	st.mu.Lock()
+	st.seq++
+	rec.seq = st.seq
+	st.insertLocked(rec)
+	out := rec.snapshot(token)
+	st.mu.Unlock()
+	return out, nil
+}
+
+// lookupRLocked returns the live session with key k, or nil.
+func (st *sessionStore) lookupRLocked(k handleKey, now time.Time) *sessionRec {
+	rec := st.byKey[k]
+	if rec == nil || !rec.liveAt(now) {
+		return nil
+	}
+	return rec
+}
+
+// Get returns the session with token id without touching it.
+func (ss *SessionStore) Get(ctx context.Context, id string) (*coord.Session, error) {
+	k, err := keyOf(id)
+	if err != nil {
+		return nil, err
+	}
+	if err := ss.check("Get"); err != nil {
+		return nil, err
+	}
+	st := &ss.n.hub.sessions
+	now := time.Now()
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	rec := st.lookupRLocked(k, now)
+	if rec == nil {
+		return nil, errNoSession()
+	}
+	return rec.snapshot(id), nil
+}
+
+// Touch slides the session's idle expiry, sets LastAccessedAt to now and
+// returns the session.
+func (ss *SessionStore) Touch(ctx context.Context, id string) (*coord.Session, error) {
+	k, err := keyOf(id)
+	if err != nil {
+		return nil, err
+	}
+	if err := ss.check("Touch"); err != nil {
+		return nil, err
+	}
+	st := &ss.n.hub.sessions
+	now := time.Now()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	rec := st.lookupRLocked(k, now)
+	if rec == nil {
+		return nil, errNoSession()
+	}
+	rec.accessed = now
+	st.setExpiresLocked(rec, now.Add(rec.idle))
+	return rec.snapshot(id), nil
+}
+
+// setExpiresLocked sets rec's expiry to at, capped by its deadline.
+func (st *sessionStore) setExpiresLocked(rec *sessionRec, at time.Time) {
+	if !rec.deadline.IsZero() && rec.deadline.Before(at) {
+		at = rec.deadline
+	}
+	rec.expires = at
+	st.heap.fix(rec.heapIdx)
+}
+
+// Update merges data into the session's data atomically; a nil value
+// deletes its key. The merged data may not exceed the hub's MaxPayload.
+func (ss *SessionStore) Update(ctx context.Context, id string, data map[string]any) error {
+	k, err := keyOf(id)
+	if err != nil {
+		return err
+	}
+	h := ss.n.hub
+	sets, dels, err := coord.EncodeData(data, true, h.maxPayload)
+	if err != nil {
+		return err
+	}
+	if err := ss.check("Update"); err != nil {
+		return err
+	}
+	st := &h.sessions
+	now := time.Now()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	rec := st.lookupRLocked(k, now)
+	if rec == nil {
+		return errNoSession()
+	}
+	size := rec.size
+	for key, v := range sets {
+		if old, ok := rec.data[key]; ok {
+			size -= len(key) + len(old)
+		}
+		size += len(key) + len(v)
+	}
+	for _, key := range dels {
+		if old, ok := rec.data[key]; ok {
+			size -= len(key) + len(old)
+		}
+	}
+	if size > h.maxPayload {
+		return fmt.Errorf("%w: session data would be %d bytes, over the limit of %d", coord.ErrInvalid, size, h.maxPayload)
+	}
+	for key, v := range sets {
+		rec.data[key] = v
+	}
+	for _, key := range dels {
+		delete(rec.data, key)
+	}
+	rec.size = size
+	return nil
+}
+
+// Delete ends the session with token id; a missing one is not an error.
+func (ss *SessionStore) Delete(ctx context.Context, id string) error {
+	k, err := keyOf(id)
+	if err != nil {
+		return err
+	}
+	if err := ss.check("Delete"); err != nil {
+		return err
+	}
+	st := &ss.n.hub.sessions
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if rec := st.byKey[k]; rec != nil {
+		st.removeLocked(rec)
+	}
+	return nil
+}
+
+// Exists reports whether the session with token id is live.
+func (ss *SessionStore) Exists(ctx context.Context, id string) (bool, error) {
+	k, err := keyOf(id)
+	if err != nil {
+		return false, err
+	}
+	if err := ss.check("Exists"); err != nil {
+		return false, err
+	}
+	st := &ss.n.hub.sessions
+	now := time.Now()
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	return st.lookupRLocked(k, now) != nil, nil
+}
+
+// Extend sets the session's idle expiry to ttl from now, capped by its
+// deadline. It does not change the idle TTL later touches use.
+func (ss *SessionStore) Extend(ctx context.Context, id string, ttl time.Duration) error {
+	k, err := keyOf(id)
+	if err != nil {
+		return err
+	}
+	if err := coord.ValidateTTL("session TTL", ttl); err != nil {
+		return err
+	}
+	if err := ss.check("Extend"); err != nil {
+		return err
+	}
+	st := &ss.n.hub.sessions
+	now := time.Now()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	rec := st.lookupRLocked(k, now)
+	if rec == nil {
+		return errNoSession()
+	}
+	st.setExpiresLocked(rec, now.Add(ttl))
+	return nil
+}
+
+// Rotate gives the session a new token; the old one is dead at once.
+// User, data, creation time, expiry and deadline are kept;
+// LastAccessedAt becomes now.
+func (ss *SessionStore) Rotate(ctx context.Context, id string) (*coord.Session, error) {
+	k, err := keyOf(id)
+	if err != nil {
+		return nil, err
+	}
+	if err := ss.check("Rotate"); err != nil {
+		return nil, err
+	}
+	token := secret.SessionToken()
+	nk, _ := keyOf(token)
+	st := &ss.n.hub.sessions
+	now := time.Now()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	rec := st.lookupRLocked(k, now)
+	if rec == nil {
+		return nil, errNoSession()
+	}
+	delete(st.byKey, rec.key)
+	rec.key = nk
+	rec.handle = hex.EncodeToString(nk[:])
+	rec.accessed = now
+	st.byKey[nk] = rec
+	return rec.snapshot(token), nil
+}
+
+// ByUser returns the live sessions of userID, oldest first, with an
+// empty ID and their Handle set.
+func (ss *SessionStore) ByUser(ctx context.Context, userID string) ([]*coord.Session, error) {
+	if err := coord.ValidateName("user ID", userID); err != nil {
+		return nil, err
+	}
+	if err := ss.check("ByUser"); err != nil {
+		return nil, err
+	}
+	st := &ss.n.hub.sessions
+	now := time.Now()
+	st.mu.RLock()
+	recs := make([]*sessionRec, 0, len(st.byUser[userID]))
+	for rec := range st.byUser[userID] {
+		if rec.liveAt(now) {
+			recs = append(recs, rec)
+		}
+	}
+	slices.SortFunc(recs, func(a, b *sessionRec) int {
+		if c := a.created.Compare(b.created); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.seq, b.seq)
+	})
+	out := make([]*coord.Session, len(recs))
+	for i, rec := range recs {
+		out[i] = rec.snapshot("")
+	}
+	st.mu.RUnlock()
+	return out, nil
+}
+
+// Revoke ends the live session of userID named by handle. A handle of
+// another user's session or of no session gives [coord.ErrNotFound]; a
+// malformed one [coord.ErrInvalid].
+func (ss *SessionStore) Revoke(ctx context.Context, userID, handle string) error {
+	if err := coord.ValidateName("user ID", userID); err != nil {
+		return err
+	}
+	if !secret.ValidHandle(handle) {
+		return fmt.Errorf("%w: malformed session handle", coord.ErrInvalid)
+	}
+	if err := ss.check("Revoke"); err != nil {
+		return err
+	}
+	var k handleKey
+	if _, err := hex.Decode(k[:], []byte(handle)); err != nil {
+		return fmt.Errorf("%w: malformed session handle", coord.ErrInvalid)
+	}
+	st := &ss.n.hub.sessions
+	now := time.Now()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	rec := st.lookupRLocked(k, now)
+	if rec == nil || rec.user != userID {
+		return errNoSession()
+	}
+	st.removeLocked(rec)
+	return nil
+}
+
+// DeleteByUser ends every session of userID and returns how many live
+// sessions it ended.
+func (ss *SessionStore) DeleteByUser(ctx context.Context, userID string) (int, error) {
+	if err := coord.ValidateName("user ID", userID); err != nil {
+		return 0, err
+	}
+	if err := ss.check("DeleteByUser"); err != nil {
+		return 0, err
+	}
+	st := &ss.n.hub.sessions
+	now := time.Now()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	n := 0
+	for rec := range st.byUser[userID] {
+		if rec.liveAt(now) {
+			n++
+		}
+		st.removeLocked(rec)
+	}
+	return n, nil
+}
+
+// Count returns the number of live sessions.
+func (ss *SessionStore) Count(ctx context.Context) (int64, error) {
+	if err := ss.check("Count"); err != nil {
+		return 0, err
+	}
+	return ss.n.hub.sessions.count(time.Now()), nil
+}
+
+// Stats returns counts over the live sessions.
+func (ss *SessionStore) Stats(ctx context.Context) (coord.SessionStats, error) {
+	if err := ss.check("Stats"); err != nil {
+		return coord.SessionStats{}, err
+	}
+	st := &ss.n.hub.sessions
+	now := time.Now()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.purgeLocked(now)
+	out := coord.SessionStats{Sessions: int64(len(st.byKey)), Users: int64(len(st.byUser))}
+	for _, rec := range st.byKey {
+		if out.OldestCreatedAt.IsZero() || rec.created.Before(out.OldestCreatedAt) {
+			out.OldestCreatedAt = rec.created
+		}
+	}
+	return out, nil
+}
+
+// Cleanup removes the sessions that expired and returns how many it
+// removed. Count, Stats and lookups honour expiry without it; Count and
+// Stats also remove what expired as they go.
+func (ss *SessionStore) Cleanup(ctx context.Context) (int, error) {
+	if err := ss.check("Cleanup"); err != nil {
+		return 0, err
+	}
+	st := &ss.n.hub.sessions
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.purgeLocked(time.Now()), nil
+}
