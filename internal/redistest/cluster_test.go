@@ -7,6 +7,7 @@ import (
 )
 
 func TestCluster(t *testing.T) {
+	t.Parallel()
 	start := time.Now()
 	c := StartCluster(t, 3)
 	t.Logf("cluster of 3 ready in %v", time.Since(start))

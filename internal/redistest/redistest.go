@@ -59,11 +59,9 @@ func Available() error {
 	return nil
 }
 
-var versionRE = regexp.MustCompile(`v=(\d+)\.(\d+)`)
-
 // parseVersion reads "Redis server v=7.0.15 ...".
 func parseVersion(s string) (major, minor int, ok bool) {
-	m := versionRE.FindStringSubmatch(s)
+	m := regexp.MustCompile(`v=(\d+)\.(\d+)`).FindStringSubmatch(s)
 	if m == nil {
 		return 0, 0, false
 	}
@@ -134,6 +132,8 @@ type Server struct {
 	confPath string
 	logPath  string
 	tlsFiles *tlsFiles // nil without TLS
+
+	lifeMu sync.Mutex // serializes Kill, Stop, Restart and the cleanup
 
 	mu   sync.Mutex
 	proc *proc // nil when never started; may have exited
@@ -344,6 +344,8 @@ func tail(s string, n int) string {
 
 // shutdown kills the process if it runs and waits for it; used at cleanup.
 func (s *Server) shutdown() error {
+	s.lifeMu.Lock()
+	defer s.lifeMu.Unlock()
 	s.mu.Lock()
 	p := s.proc
 	s.mu.Unlock()
@@ -500,6 +502,8 @@ func (s *Server) Pid() int {
 // reserved for [Server.Restart]; the data is lost.
 func (s *Server) Kill(tb testing.TB) {
 	tb.Helper()
+	s.lifeMu.Lock()
+	defer s.lifeMu.Unlock()
 	p := s.current()
 	if p == nil {
 		return
@@ -514,6 +518,8 @@ func (s *Server) Kill(tb testing.TB) {
 // kills it and fails the test.
 func (s *Server) Stop(tb testing.TB) {
 	tb.Helper()
+	s.lifeMu.Lock()
+	defer s.lifeMu.Unlock()
 	p := s.current()
 	if p == nil {
 		return
@@ -540,6 +546,8 @@ func (s *Server) Restart(tb testing.TB) {
 // restart kills the process if it runs and starts a new one on the same
 // port, retrying for a while if the port is briefly taken.
 func (s *Server) restart() error {
+	s.lifeMu.Lock()
+	defer s.lifeMu.Unlock()
 	if p := s.current(); p != nil {
 		if err := p.kill(); err != nil {
 			return err

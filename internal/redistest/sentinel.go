@@ -277,19 +277,17 @@ func (g *Sentinel) Master(tb testing.TB) *Server {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	for _, s := range g.data {
-		if s.Addr() == addr {
-			return s
-		}
+	s := g.node(addr)
+	if s == nil {
+		tb.Fatalf("redistest: sentinel reports master %s, which is not a data node", addr)
 	}
-	tb.Fatalf("redistest: sentinel reports master %s, which is not a data node", addr)
-	return nil
+	return s
 }
 
 // Failover runs SENTINEL FAILOVER and waits until every sentinel reports
 // the former replica as master, that node accepts writes, and the former
 // master has become its replica and is in sync (so another Failover can
-// follow). It fails the test after 30s.
+// follow). It takes about 3s and fails the test after 30s.
 func (g *Sentinel) Failover(tb testing.TB) {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), sentinelTimeout)
@@ -304,38 +302,122 @@ func (g *Sentinel) failover(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var oldMaster, newMaster *Server
-	for _, s := range g.data {
-		if s.Addr() == oldAddr {
-			oldMaster = s
-		} else {
-			newMaster = s
-		}
-	}
-	if oldMaster == nil {
+	newMaster := g.other(oldAddr)
+	if newMaster == nil {
 		return fmt.Errorf("redistest: sentinel reports master %s, which is not a data node", oldAddr)
 	}
 	if _, err := g.sentinels[0].DoContext(ctx, "SENTINEL", "FAILOVER", sentinelMasterName); err != nil {
 		return fmt.Errorf("redistest: SENTINEL FAILOVER: %w", err)
 	}
-	err = waitFor(ctx, func() error {
-		for _, s := range g.sentinels {
-			addr, err := g.masterAddr(ctx, s)
-			if err != nil {
-				return err
-			}
-			if addr != newMaster.Addr() {
-				return fmt.Errorf("sentinel %s reports master %s, want %s", s.Addr(), addr, newMaster.Addr())
-			}
+	if err := g.waitHealthy(ctx, newMaster); err != nil {
+		return fmt.Errorf("redistest: failover from %s to %s: %w", oldAddr, newMaster.Addr(), err)
+	}
+	return nil
+}
+
+// node returns the data node at addr, or nil.
+func (g *Sentinel) node(addr string) *Server {
+	for _, s := range g.data {
+		if s.Addr() == addr {
+			return s
 		}
-		if err := replicaInSync(ctx, oldMaster); err != nil {
-			return fmt.Errorf("old master not yet a replica: %w", err)
+	}
+	return nil
+}
+
+// other returns the data node whose address is not addr, or nil when addr
+// is not a data node.
+func (g *Sentinel) other(addr string) *Server {
+	switch addr {
+	case g.data[0].Addr():
+		return g.data[1]
+	case g.data[1].Addr():
+		return g.data[0]
+	}
+	return nil
+}
+
+// WaitForNewMaster waits until every sentinel reports a master other than
+// old (after old was killed, paused or stopped, which makes the sentinels
+// fail over on their own after down-after-milliseconds) and that master
+// accepts writes, and returns it. It does not wait for old to come back;
+// after old is restarted, [Sentinel.WaitHealthy] waits for it to become a
+// replica. It fails the test after 30s.
+func (g *Sentinel) WaitForNewMaster(tb testing.TB, old *Server) *Server {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), sentinelTimeout)
+	defer cancel()
+	newMaster := g.other(old.Addr())
+	if newMaster == nil {
+		tb.Fatalf("redistest: %s is not a data node of the group", old.Addr())
+	}
+	err := waitFor(ctx, func() error {
+		if err := g.sentinelsReport(ctx, newMaster.Addr()); err != nil {
+			return err
 		}
-		return g.checkSentinels(ctx, newMaster.Addr())
+		_, err := newMaster.DoContext(ctx, "SET", syncMarkerKey, "new-master")
+		if err != nil {
+			return fmt.Errorf("new master %s: SET: %w", newMaster.Addr(), err)
+		}
+		_, err = newMaster.DoContext(ctx, "DEL", syncMarkerKey)
+		return err
 	})
 	if err != nil {
-		return fmt.Errorf("redistest: failover from %s to %s: %w", oldAddr, newMaster.Addr(), errors.Join(err, ctx.Err()))
+		tb.Fatalf("redistest: waiting for a master other than %s: %v", old.Addr(), errors.Join(err, ctx.Err()))
 	}
-	// The new master takes writes and streams them to the old one.
-	return waitReplicated(ctx, newMaster, oldMaster)
+	return newMaster
+}
+
+// WaitHealthy waits until every sentinel agrees on the master, the other
+// data node is its in-sync replica receiving writes, and every sentinel
+// sees that replica and the other sentinels; then another [Sentinel.Failover]
+// can follow. It fails the test after 30s.
+func (g *Sentinel) WaitHealthy(tb testing.TB) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), sentinelTimeout)
+	defer cancel()
+	addr, err := g.masterAddr(ctx, g.sentinels[0])
+	if err != nil {
+		tb.Fatal(err)
+	}
+	master := g.node(addr)
+	if master == nil {
+		tb.Fatalf("redistest: sentinel reports master %s, which is not a data node", addr)
+	}
+	if err := g.waitHealthy(ctx, master); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// waitHealthy waits until the group is healthy with master as its master.
+func (g *Sentinel) waitHealthy(ctx context.Context, master *Server) error {
+	replica := g.other(master.Addr())
+	err := waitFor(ctx, func() error {
+		if err := g.sentinelsReport(ctx, master.Addr()); err != nil {
+			return err
+		}
+		if err := replicaInSync(ctx, replica); err != nil {
+			return fmt.Errorf("%s not yet a replica: %w", replica.Addr(), err)
+		}
+		return g.checkSentinels(ctx, master.Addr())
+	})
+	if err != nil {
+		return fmt.Errorf("redistest: sentinel group not healthy: %w", errors.Join(err, ctx.Err()))
+	}
+	// The master takes writes and streams them to the replica.
+	return waitReplicated(ctx, master, replica)
+}
+
+// sentinelsReport returns nil when every sentinel reports addr as master.
+func (g *Sentinel) sentinelsReport(ctx context.Context, addr string) error {
+	for _, s := range g.sentinels {
+		got, err := g.masterAddr(ctx, s)
+		if err != nil {
+			return err
+		}
+		if got != addr {
+			return fmt.Errorf("sentinel %s reports master %s, want %s", s.Addr(), got, addr)
+		}
+	}
+	return nil
 }

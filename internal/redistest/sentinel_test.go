@@ -6,6 +6,7 @@ import (
 )
 
 func TestSentinelFailover(t *testing.T) {
+	t.Parallel()
 	start := time.Now()
 	g := StartSentinel(t)
 	t.Logf("sentinel group ready in %v", time.Since(start))
@@ -49,4 +50,28 @@ func TestSentinelFailover(t *testing.T) {
 	eventually(t, 5*time.Second, "failover client writes after the second failover", func() bool {
 		return c.Set(ctx, "k3", "back", 0).Err() == nil
 	})
+
+}
+
+func TestSentinelKillMaster(t *testing.T) {
+	t.Parallel()
+	g := StartSentinel(t)
+	c := g.FailoverClient(t)
+	ctx := t.Context()
+	old := g.Master(t)
+	old.Kill(t)
+	start := time.Now()
+	newMaster := g.WaitForNewMaster(t, old)
+	t.Logf("sentinels failed over from a killed master in %v", time.Since(start))
+	if newMaster == old || g.Master(t) != newMaster {
+		t.Fatalf("new master %s, sentinel reports %s", newMaster.Addr(), g.Master(t).Addr())
+	}
+	eventually(t, 5*time.Second, "failover client writes after the automatic failover", func() bool {
+		return c.Set(ctx, "k", "v", 0).Err() == nil
+	})
+	old.Restart(t)
+	g.WaitHealthy(t) // the old master rejoins as a replica
+	if got := old.Do(t, "GET", "k"); got != "v" {
+		t.Fatalf("k on the rejoined replica = %v, want v", got)
+	}
 }
