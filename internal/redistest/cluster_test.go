@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	goredis "github.com/redis/go-redis/v9"
 )
 
 func TestCluster(t *testing.T) {
@@ -60,4 +62,23 @@ func TestCluster(t *testing.T) {
 	eventually(t, 5*time.Second, "SET after node restart", func() bool {
 		return cc.Set(ctx, "key-0", "again", 0).Err() == nil
 	})
+}
+
+func TestClusterACLUser(t *testing.T) {
+	t.Parallel()
+	c := StartCluster(t, 3, WithACLUser("app", "p4ss"))
+	cc := c.ClusterClient(t)
+	for i := range 10 {
+		if err := cc.Set(t.Context(), fmt.Sprintf("key-%d", i), i, 0).Err(); err != nil {
+			t.Fatalf("SET as ACL user: %v", err)
+		}
+	}
+	opts := c.ClusterOptions()
+	opts.Password = "wrong"
+	opts.MaxRetries = -1
+	bad := goredis.NewClusterClient(opts)
+	defer bad.Close()
+	if err := bad.Ping(t.Context()).Err(); err == nil {
+		t.Fatal("PING with a wrong password succeeded")
+	}
 }

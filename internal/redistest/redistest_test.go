@@ -233,12 +233,13 @@ func TestTLS(t *testing.T) {
 	// Without the CA the certificate is not trusted; plain text is refused.
 	untrusted, _ := goredis.ParseURL(s.URL())
 	untrusted.MaxRetries = -1
+	untrusted.DialerRetries = 1
 	c := goredis.NewClient(untrusted)
 	defer c.Close()
 	if err := c.Ping(ctx).Err(); err == nil {
 		t.Error("PING with an untrusted certificate succeeded")
 	}
-	plain := goredis.NewClient(&goredis.Options{Addr: s.Addr(), Password: "pw", MaxRetries: -1, ReadTimeout: time.Second})
+	plain := goredis.NewClient(&goredis.Options{Addr: s.Addr(), Password: "pw", MaxRetries: -1, DialerRetries: 1, ReadTimeout: time.Second})
 	defer plain.Close()
 	if err := plain.Ping(ctx).Err(); err == nil {
 		t.Error("plain-text PING to the TLS port succeeded")

@@ -75,3 +75,19 @@ func TestSentinelKillMaster(t *testing.T) {
 		t.Fatalf("k on the rejoined replica = %v, want v", got)
 	}
 }
+
+func TestSentinelACLUser(t *testing.T) {
+	t.Parallel()
+	// The sentinels authenticate to the data nodes with auth-user and
+	// auth-pass, also when reconfiguring them during a failover.
+	g := StartSentinel(t, WithACLUser("app", "p4ss"))
+	c := g.FailoverClient(t)
+	ctx := t.Context()
+	if err := c.Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatalf("SET as ACL user: %v", err)
+	}
+	g.Failover(t)
+	eventually(t, 5*time.Second, "write after failover", func() bool {
+		return c.Set(ctx, "k", "v2", 0).Err() == nil
+	})
+}
