@@ -90,11 +90,10 @@ func (l *locker) Held() []coord.Lock { return l.next.Held() }
 
 // lock decorates one lease and logs its loss once.
 type lock struct {
-	m         *Middleware
-	next      coord.Lock
-	start     time.Duration // m.clock reading at acquisition
-	releasing atomic.Bool   // Release was called
-	ended     atomic.Bool   // the lease's end was seen
+	m     *Middleware
+	next  coord.Lock
+	start time.Duration // m.clock reading at acquisition
+	ended atomic.Bool   // the lease's end was seen
 }
 
 var _ coord.Lock = (*lock)(nil)
@@ -148,14 +147,14 @@ func (l *lock) Extend(ctx context.Context, ttl time.Duration) error {
 	return err
 }
 
+// Release ends the lease. A Release that finds the lease gone
+// (ErrNotHeld or ErrExpired) logs it lost. Done is not consulted: a
+// backend may make its channel only when asked for it.
 func (l *lock) Release(ctx context.Context) error {
 	m := l.m
-	// A lease whose Done is closed before its first Release was lost (or
-	// ended by the backend's Close) while held.
-	lost := !l.releasing.Swap(true) && obs.IsClosed(l.next.Done())
 	start := m.clock.Now()
 	err := l.next.Release(ctx)
-	if lost || obs.IsLeaseLost(err) {
+	if obs.IsLeaseLost(err) {
 		l.lostFound(ctx, obs.LockRelease, err)
 	}
 	if err == nil || obs.KindOf(err) == obs.Closed {

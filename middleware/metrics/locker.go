@@ -69,11 +69,10 @@ func (l *locker) Held() []coord.Lock { return l.next.Held() }
 // ends: at a successful Release, or when Release, Extend or TTL find it
 // lost. A lease found lost also counts in lock_leases_lost_total.
 type lock struct {
-	m         *Middleware
-	next      coord.Lock
-	start     time.Duration // m.clock reading at acquisition
-	releasing atomic.Bool   // Release was called
-	ended     atomic.Bool   // the hold time was observed
+	m     *Middleware
+	next  coord.Lock
+	start time.Duration // m.clock reading at acquisition
+	ended atomic.Bool   // the hold time was observed
 }
 
 var _ coord.Lock = (*lock)(nil)
@@ -116,17 +115,17 @@ func (l *lock) Extend(ctx context.Context, ttl time.Duration) error {
 	return err
 }
 
+// Release ends the lease. A Release that finds the lease gone
+// (ErrNotHeld or ErrExpired) counts it lost. Done is not consulted: a
+// backend may make its channel only when asked for it.
 func (l *lock) Release(ctx context.Context) error {
 	m := l.m
-	// A lease whose Done is closed before its first Release was lost (or
-	// ended by the backend's Close) while held.
-	lost := !l.releasing.Swap(true) && obs.IsClosed(l.next.Done())
 	start := m.clock.Now()
 	err := l.next.Release(ctx)
 	now := m.clock.Now()
 	m.observe(obs.LockRelease, now-start, err)
-	if err == nil || obs.IsLeaseLost(err) || obs.KindOf(err) == obs.Closed {
-		l.end(now, lost || obs.IsLeaseLost(err))
+	if lost := obs.IsLeaseLost(err); err == nil || lost || obs.KindOf(err) == obs.Closed {
+		l.end(now, lost)
 	}
 	return err
 }

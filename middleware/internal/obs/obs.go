@@ -168,17 +168,6 @@ func IsLeaseLost(err error) bool {
 	return err != nil && errors.Is(err, coord.ErrNotHeld)
 }
 
-// IsClosed reports whether ch is closed, without blocking. A nil channel
-// is never closed.
-func IsClosed(ch <-chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
-	}
-}
-
 // Clock reads a monotonic clock with one clock read per call (time.Now
 // reads two clocks). The zero Clock is not usable; see [NewClock].
 type Clock struct{ base time.Time }

@@ -1,0 +1,103 @@
+package middleware_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+
+	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/backend/memory"
+	"github.com/cgn-bot/coord/middleware/logging"
+	"github.com/cgn-bot/coord/middleware/metrics"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// The benchmarks compare a bare memory node with the same node decorated:
+//
+//	bare         the memory node itself
+//	metrics      metrics.Backend
+//	logging-off  logging.Backend on a logger with every level disabled
+//	logging-info logging.Backend on a logger at Info: successes are not
+//	             written but failures would be, so operations are timed
+//	             and leases decorated
+//
+// Run them with
+//
+//	go test -run '^$' -bench . -benchmem -count 6 ./middleware/
+var decorations = []struct {
+	name string
+	wrap func(b *testing.B, next coord.Backend) coord.Backend
+}{
+	{"bare", func(_ *testing.B, next coord.Backend) coord.Backend { return next }},
+	{"metrics", func(b *testing.B, next coord.Backend) coord.Backend {
+		m, err := metrics.New(prometheus.NewRegistry(), nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return m.Backend(next)
+	}},
+	{"logging-off", func(_ *testing.B, next coord.Backend) coord.Backend {
+		return logging.New(slog.New(slog.DiscardHandler), nil).Backend(next)
+	}},
+	{"logging-info", func(_ *testing.B, next coord.Backend) coord.Backend {
+		return logging.New(slog.New(slog.NewTextHandler(io.Discard, nil)), nil).Backend(next)
+	}},
+}
+
+func benchEach(b *testing.B, body func(b *testing.B, be coord.Backend)) {
+	for _, d := range decorations {
+		b.Run(d.name, func(b *testing.B) {
+			node := memory.NewHub(nil).NewNode(nil)
+			defer func() { _ = node.Close(context.Background()) }()
+			body(b, d.wrap(b, node))
+		})
+	}
+}
+
+func BenchmarkAcquireRelease(b *testing.B) {
+	benchEach(b, func(b *testing.B, be coord.Backend) {
+		ctx := context.Background()
+		l := be.Locker()
+		b.ReportAllocs()
+		for b.Loop() {
+			lk, err := l.Acquire(ctx, "bench")
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := lk.Release(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func BenchmarkSessionGet(b *testing.B) {
+	benchEach(b, func(b *testing.B, be coord.Backend) {
+		ctx := context.Background()
+		s := be.Sessions()
+		sess, err := s.Create(ctx, "user-1", map[string]any{"name": "bench", "id": int64(1) << 60})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := s.Get(ctx, sess.ID); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func BenchmarkInvalidate(b *testing.B) {
+	benchEach(b, func(b *testing.B, be coord.Backend) {
+		ctx := context.Background()
+		inv := be.Invalidator()
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := inv.Invalidate(ctx, "user:42:profile", nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
