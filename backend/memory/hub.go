@@ -110,8 +110,8 @@ type Node struct {
 	stop      chan struct{} // closed by Close: ends the timer goroutine
 	wg        sync.WaitGroup
 
-	// Guarded by hub.lmu.
-	held        map[*Lock]struct{}
+	// Guarded by hub.lmu. timers holds exactly the leases the node
+	// holds, ordered by their next timer event.
 	waiters     map[*waiter]struct{}
 	timers      timeHeap[*Lock]
 	reconnectAt time.Time
@@ -149,7 +149,6 @@ func (h *Hub) NewNode(opts *NodeOptions) *Node {
 		reconnectDelay: 10 * time.Millisecond,
 		closeDone:      make(chan struct{}),
 		stop:           make(chan struct{}),
-		held:           make(map[*Lock]struct{}),
 		waiters:        make(map[*waiter]struct{}),
 		timerWake:      make(chan struct{}, 1),
 		subsLive:       make(map[*subscription]struct{}),
@@ -282,7 +281,8 @@ func (n *Node) Close(ctx context.Context) error {
 	}
 	clear(n.waiters)
 	now := time.Now()
-	for l := range n.held {
+	for len(n.timers) > 0 {
+		l := n.timers[0]
 		r := l.res
 		h.endLocked(l, lockReleased)
 		h.promoteLocked(r, now)

@@ -271,8 +271,8 @@ func (lk *Locker) Held() []coord.Lock {
 	h.lmu.Lock()
 	defer h.lmu.Unlock()
 	now := time.Now()
-	out := make([]coord.Lock, 0, len(n.held))
-	for l := range n.held {
+	out := make([]coord.Lock, 0, len(n.timers))
+	for _, l := range n.timers {
 		if now.Before(l.deadline) {
 			out = append(out, l)
 		}
@@ -294,7 +294,6 @@ func (h *Hub) grantLocked(r *resource, n *Node, o coord.LockOptions, now time.Ti
 		heapIdx:   -1,
 	}
 	r.holder = l
-	n.held[l] = struct{}{}
 	n.scheduleLocked(l, now)
 	return l
 }
@@ -327,7 +326,6 @@ func (h *Hub) endLocked(l *Lock, st lockState) {
 		l.res.holder = nil
 	}
 	n := l.node
-	delete(n.held, l)
 	if l.heapIdx >= 0 {
 		n.timers.remove(l.heapIdx)
 	}

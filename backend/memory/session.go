@@ -27,6 +27,11 @@ type sessionRec struct {
 	user     string
 	data     map[string]json.RawMessage
 	size     int // bytes of keys and values in data
+	// keys, offs and blob are data laid flat for fast copies out:
+	// the value of keys[i] is blob[offs[i]:offs[i+1]].
+	keys []string
+	offs []int
+	blob []byte
 	created  time.Time
 	accessed time.Time
 	expires  time.Time
@@ -174,30 +179,41 @@ func (ss *SessionStore) check(what string) error {
 	return nil
 }
 
-// snapshot copies rec out, with token as its ID. All values share one
-// new buffer.
-func (rec *sessionRec) snapshot(token string) *coord.Session {
-	out := &coord.Session{
-		ID:             token,
-		Handle:         rec.handle,
-		UserID:         rec.user,
-		CreatedAt:      rec.created,
-		LastAccessedAt: rec.accessed,
-		ExpiresAt:      rec.expires,
-		Deadline:       rec.deadline,
-		Data:           make(map[string]json.RawMessage, len(rec.data)),
-	}
+// flatten lays rec.data out in keys, offs and blob.
+func (rec *sessionRec) flatten() {
 	total := 0
 	for _, v := range rec.data {
 		total += len(v)
 	}
-	buf := make([]byte, 0, total)
+	rec.keys = make([]string, 0, len(rec.data))
+	rec.offs = make([]int, 1, len(rec.data)+1)
+	rec.blob = make([]byte, 0, total)
 	for k, v := range rec.data {
-		start := len(buf)
-		buf = append(buf, v...)
-		out.Data[k] = json.RawMessage(buf[start:len(buf):len(buf)])
+		rec.keys = append(rec.keys, k)
+		rec.blob = append(rec.blob, v...)
+		rec.offs = append(rec.offs, len(rec.blob))
 	}
-	return out
+}
+
+// snapshot copies rec out, with token as its ID. All values share one
+// new buffer.
+func (rec *sessionRec) snapshot(token string) *coord.Session {
+	buf := make([]byte, len(rec.blob))
+	copy(buf, rec.blob)
+	data := make(map[string]json.RawMessage, len(rec.keys))
+	for i, k := range rec.keys {
+		data[k] = json.RawMessage(buf[rec.offs[i]:rec.offs[i+1]:rec.offs[i+1]])
+	}
+	return &coord.Session{
+		ID:             token,
+		Handle:         rec.handle,
+		UserID:         rec.user,
+		Data:           data,
+		CreatedAt:      rec.created,
+		LastAccessedAt: rec.accessed,
+		ExpiresAt:      rec.expires,
+		Deadline:       rec.deadline,
+	}
 }
 
 // Create starts a session for userID. See [coord.SessionStore.Create].
@@ -236,6 +252,7 @@ func (ss *SessionStore) Create(ctx context.Context, userID string, data map[stri
 		idle:     o.IdleTTL,
 		heapIdx:  -1,
 	}
+	rec.flatten()
 	if o.Lifetime > 0 {
 		rec.deadline = now.Add(o.Lifetime)
 		if rec.deadline.Before(rec.expires) {
@@ -358,6 +375,7 @@ func (ss *SessionStore) Update(ctx context.Context, id string, data map[string]a
 		delete(rec.data, key)
 	}
 	rec.size = size
+	rec.flatten()
 	return nil
 }
 
