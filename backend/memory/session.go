@@ -22,16 +22,16 @@ type handleKey [16]byte
 // sessionRec is one stored session. Its data values are never handed
 // out: readers get copies.
 type sessionRec struct {
-	key      handleKey
-	handle   string
-	user     string
-	data     map[string]json.RawMessage
-	size     int // bytes of keys and values in data
+	key    handleKey
+	handle string
+	user   string
+	data   map[string]json.RawMessage
+	size   int // bytes of keys and values in data
 	// keys, offs and blob are data laid flat for fast copies out:
 	// the value of keys[i] is blob[offs[i]:offs[i+1]].
-	keys []string
-	offs []int
-	blob []byte
+	keys     []string
+	offs     []int
+	blob     []byte
 	created  time.Time
 	accessed time.Time
 	expires  time.Time
