@@ -209,3 +209,11 @@ func (c *Cluster) WaitOK(tb testing.TB) {
 		tb.Fatal(err)
 	}
 }
+
+// FlushAll empties every node (FLUSHALL on each).
+func (c *Cluster) FlushAll(tb testing.TB) {
+	tb.Helper()
+	for _, s := range c.nodes {
+		s.FlushAll(tb)
+	}
+}

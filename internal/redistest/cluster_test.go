@@ -46,6 +46,11 @@ func TestCluster(t *testing.T) {
 		t.Fatalf("MSET with hash tag: %v", err)
 	}
 
+	c.FlushAll(t)
+	if n, err := cc.DBSize(ctx).Result(); err != nil || n != 0 {
+		t.Fatalf("DBSIZE after FlushAll = %d, %v", n, err)
+	}
+
 	// Kill and restart the node owning a key: it comes back with its slots.
 	n, err := cc.MasterForKey(ctx, "key-0")
 	if err != nil {

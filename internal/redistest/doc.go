@@ -11,6 +11,11 @@
 //		srv.Restart(t) // same port, empty data set, answers PING
 //	}
 //
+// A cluster takes about 2s to form and a Sentinel group about 1s, a single
+// server some milliseconds: start one in a top-level test and share it with
+// its subtests (with a unique key prefix each), and start a separate one
+// for a test that injects faults.
+//
 // # Faults
 //
 // A [Server] injects faults: [Server.Kill] and [Server.Restart] on the same
