@@ -1,0 +1,188 @@
+package redis_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/cgn-bot/coord"
+	coordredis "github.com/cgn-bot/coord/backend/redis"
+	"github.com/cgn-bot/coord/conformance"
+	"github.com/cgn-bot/coord/internal/redistest"
+)
+
+// channelName maps the suite's wire channel names to ours.
+func channelName(prefix, name string) string {
+	switch name {
+	case "invalidate":
+		return prefix + "cache:invalidate"
+	case "pattern":
+		return prefix + "cache:invalidate:pattern"
+	case "event":
+		return prefix + "shard:event"
+	}
+	return prefix + name
+}
+
+// instance is a Backend with the client made for it: the harness owns
+// the client and closes it right after the Backend (a Backend never closes
+// a client it was given).
+type instance struct {
+	*coordredis.Backend
+	client *goredis.Client
+}
+
+func (in *instance) Close(ctx context.Context) error {
+	err := in.Backend.Close(ctx)
+	_ = in.client.Close()
+	return err
+}
+
+// newInstance makes a Backend on a new client of opts, closed at the end
+// of the test.
+func newInstance(t *testing.T, opts *goredis.Options, prefix string) *instance {
+	t.Helper()
+	c := goredis.NewClient(opts)
+	b, err := coordredis.New(c, &coordredis.Options{Prefix: prefix, HealthInterval: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := &instance{Backend: b, client: c}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := in.Close(ctx); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return in
+}
+
+// miniHarness runs the suite on a miniredis per case.
+type miniHarness struct {
+	m      *miniredis.Miniredis
+	prefix string
+}
+
+func (h *miniHarness) NewInstance(t *testing.T) coord.Backend {
+	return newInstance(t, &goredis.Options{Addr: h.m.Addr()}, h.prefix)
+}
+
+func (h *miniHarness) Capabilities() conformance.Capabilities {
+	return conformance.Capabilities{ForeignPublish: true}
+}
+
+func (h *miniHarness) PublishRaw(t *testing.T, channel string, payload []byte) {
+	h.m.Publish(channelName(h.prefix, channel), string(payload))
+}
+
+func TestConformanceMiniredis(t *testing.T) {
+	conformance.Run(t, func(t *testing.T) conformance.Harness {
+		m := miniredis.RunT(t)
+		m.ClockTTL(true)
+		return &miniHarness{m: m, prefix: "cgn:"}
+	})
+}
+
+var casePrefix atomic.Int64
+
+// realHarness runs the suite on one real redis-server shared by the cases
+// of a top-level test, each case under its own key prefix. Each instance
+// has its own client with a unique client name, so that a cut kills only
+// that instance's subscriber connection.
+type realHarness struct {
+	srv    *redistest.Server
+	prefix string
+
+	mu    sync.Mutex
+	names map[coord.Backend]string
+}
+
+func newRealHarness(srv *redistest.Server) *realHarness {
+	return &realHarness{
+		srv:    srv,
+		prefix: fmt.Sprintf("c%d:", casePrefix.Add(1)),
+		names:  map[coord.Backend]string{},
+	}
+}
+
+func (h *realHarness) NewInstance(t *testing.T) coord.Backend {
+	opts := h.srv.Options()
+	opts.ClientName = fmt.Sprintf("coordtest-%d", casePrefix.Add(1))
+	b := newInstance(t, opts, h.prefix)
+	h.mu.Lock()
+	h.names[b] = opts.ClientName
+	h.mu.Unlock()
+	return b
+}
+
+func (h *realHarness) Capabilities() conformance.Capabilities {
+	return conformance.Capabilities{CutSubscription: true, ForeignPublish: true}
+}
+
+func (h *realHarness) PublishRaw(t *testing.T, channel string, payload []byte) {
+	h.srv.Do(t, "PUBLISH", channelName(h.prefix, channel), payload)
+}
+
+// CutSubscription kills the subscriber connection of one instance (CLIENT
+// KILL ID of its pubsub connections), leaving every other client alone.
+func (h *realHarness) CutSubscription(t *testing.T, instance coord.Backend) {
+	h.mu.Lock()
+	name := h.names[instance]
+	h.mu.Unlock()
+	list, _ := h.srv.Do(t, "CLIENT", "LIST", "TYPE", "pubsub").(string)
+	killed := 0
+	sc := bufio.NewScanner(strings.NewReader(list))
+	for sc.Scan() {
+		var id, cname string
+		for _, f := range strings.Fields(sc.Text()) {
+			k, v, _ := strings.Cut(f, "=")
+			switch k {
+			case "id":
+				id = v
+			case "name":
+				cname = v
+			}
+		}
+		if cname == name && id != "" {
+			h.srv.Do(t, "CLIENT", "KILL", "ID", id)
+			killed++
+		}
+	}
+	if killed == 0 {
+		t.Fatalf("no subscriber connection named %s to cut", name)
+	}
+}
+
+// restartHarness runs the cases that restart the server, each on a server
+// of its own.
+type restartHarness struct {
+	*realHarness
+}
+
+func (h restartHarness) Capabilities() conformance.Capabilities {
+	return conformance.Capabilities{CutSubscription: true, ForeignPublish: true, Restart: true}
+}
+
+func (h restartHarness) Restart(t *testing.T) { h.srv.Restart(t) }
+
+func TestConformanceRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	conformance.Run(t, func(t *testing.T) conformance.Harness {
+		return newRealHarness(srv)
+	})
+}
+
+func TestConformanceRedisRestart(t *testing.T) {
+	conformance.RunBackend(t, func(t *testing.T) conformance.Harness {
+		return restartHarness{newRealHarness(redistest.Start(t))}
+	})
+}

@@ -1,0 +1,217 @@
+package redis
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cgn-bot/coord"
+)
+
+// subscribeWait bounds how long Subscribe waits for the server to confirm
+// a new channel subscription; past it the subscription is returned and
+// becomes live when the connection comes back.
+const subscribeWait = 5 * time.Second
+
+// Invalidator is the Backend's [coord.Invalidator]: invalidations go out
+// with PUBLISH on the Node design's channels (prefix + "cache:invalidate"
+// and prefix + "cache:invalidate:pattern") and come in through the
+// Backend's subscriber connection. It is safe for concurrent use by
+// multiple goroutines.
+type Invalidator struct {
+	b *Backend
+
+	mu   sync.Mutex
+	subs map[*invSub]struct{}
+	wg   sync.WaitGroup
+
+	sent, received, dropped, purges, malformed, panics atomic.Uint64
+}
+
+type invSub struct {
+	*subscription[coord.Invalidation]
+	opts coord.SubscribeOptions
+}
+
+func newInvalidator(b *Backend) *Invalidator {
+	return &Invalidator{b: b, subs: map[*invSub]struct{}{}}
+}
+
+// As forwards to [Backend.As].
+func (i *Invalidator) As(target any) bool { return i.b.As(target) }
+
+// Invalidate publishes an invalidation of key. May return
+// [coord.ErrInvalid], [coord.ErrClosed] or [coord.ErrUnavailable].
+func (i *Invalidator) Invalidate(ctx context.Context, key string, meta any) error {
+	return i.publish(ctx, key, meta, false)
+}
+
+// InvalidatePattern publishes an invalidation of every key matching glob
+// (Redis glob rules) on the pattern channel.
+func (i *Invalidator) InvalidatePattern(ctx context.Context, glob string, meta any) error {
+	return i.publish(ctx, glob, meta, true)
+}
+
+func (i *Invalidator) publish(ctx context.Context, key string, meta any, pattern bool) error {
+	b := i.b
+	if err := b.checkOpen(); err != nil {
+		return err
+	}
+	ch := b.keys.chInvalidate
+	if pattern {
+		if err := coord.ValidateGlob(key); err != nil {
+			return err
+		}
+		ch = b.keys.chPattern
+	} else if err := coord.ValidateName("key", key); err != nil {
+		return err
+	}
+	raw, err := coord.EncodePayload(meta, b.opts.MaxPayload)
+	if err != nil {
+		return err
+	}
+	msg := encodeInvalidation(b.opts.InstanceID, key, raw, time.Now())
+	if err := b.fail(ctx, "publish invalidation", b.client.Publish(ctx, ch, msg).Err()); err != nil {
+		return err
+	}
+	i.sent.Add(1)
+	return nil
+}
+
+// Subscribe calls fn for each invalidation from other instances (and this
+// one's with [coord.IncludeOwn]); with [coord.OnlyKey] only for those that
+// cover that key. After a gap in delivery (a reconnect, a queue overflow)
+// fn receives a [coord.PurgeAll]. The subscription is live when Subscribe
+// returns.
+func (i *Invalidator) Subscribe(ctx context.Context, fn func(coord.Invalidation), opts ...coord.SubscribeOption) (coord.Subscription, error) {
+	b := i.b
+	if err := b.checkOpen(); err != nil {
+		return nil, err
+	}
+	if fn == nil {
+		return nil, fmt.Errorf("%w: coord/redis: nil handler", coord.ErrInvalid)
+	}
+	o, err := coord.NewSubscribeOptions(append([]coord.SubscribeOption{coord.WithQueueSize(b.opts.QueueSize)}, opts...)...)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("coord/redis: subscribe: %w", err)
+	}
+	s := &invSub{opts: o}
+	s.subscription = newSubscription(o.QueueSize, fn, subCounters{&i.dropped, &i.purges, &i.panics})
+	s.purge = func(reason string) coord.Invalidation {
+		return coord.Invalidation{Kind: coord.PurgeAll, Reason: reason, Timestamp: time.Now()}
+	}
+	s.isPurge = func(v coord.Invalidation) bool { return v.Kind == coord.PurgeAll }
+	s.onPanic = panicLogger(b, "invalidation")
+
+	r1, err := b.sub.acquire(ctx, b.keys.chInvalidate, kindInvalidate)
+	if err != nil {
+		return nil, err
+	}
+	r2, err := b.sub.acquire(ctx, b.keys.chPattern, kindPattern)
+	if err != nil {
+		b.sub.release(b.keys.chInvalidate)
+		return nil, err
+	}
+	s.onExit = func() {
+		i.mu.Lock()
+		delete(i.subs, s)
+		i.mu.Unlock()
+		if !b.closed.Load() {
+			b.sub.release(b.keys.chInvalidate)
+			b.sub.release(b.keys.chPattern)
+		}
+	}
+	i.mu.Lock()
+	if b.closed.Load() {
+		i.mu.Unlock()
+		b.sub.release(b.keys.chInvalidate)
+		b.sub.release(b.keys.chPattern)
+		return nil, b.checkOpen()
+	}
+	i.subs[s] = struct{}{}
+	s.start(ctx, &i.wg)
+	i.mu.Unlock()
+	if !b.waitReady(ctx, r1, subscribeWait) || !b.waitReady(ctx, r2, subscribeWait) {
+		b.opts.Logger.Warn("coord/redis: invalidation subscription not confirmed yet; it becomes live on reconnect")
+	}
+	return s, nil
+}
+
+// Stats returns this instance's counters.
+func (i *Invalidator) Stats() coord.InvalidatorStats {
+	return coord.InvalidatorStats{
+		Sent:      i.sent.Load(),
+		Received:  i.received.Load(),
+		Dropped:   i.dropped.Load(),
+		Purges:    i.purges.Load(),
+		Malformed: i.malformed.Load(),
+		Panics:    i.panics.Load(),
+	}
+}
+
+// covers reports whether inv is for the subscription.
+func (s *invSub) covers(inv coord.Invalidation, self string) bool {
+	if inv.InstanceID == self && !s.opts.IncludeOwn {
+		return false
+	}
+	if s.opts.Key == "" {
+		return true
+	}
+	return inv.Matches(s.opts.Key)
+}
+
+// deliver decodes a message from an invalidation channel and queues it
+// for each subscription it is for.
+func (i *Invalidator) deliver(payload string, pattern bool) {
+	inv, err := decodeInvalidation(payload, pattern)
+	if err != nil {
+		i.malformed.Add(1)
+		return
+	}
+	self := i.b.opts.InstanceID
+	matched := false
+	i.mu.Lock()
+	for s := range i.subs {
+		if s.covers(inv, self) {
+			v := inv
+			if len(v.Metadata) > 0 {
+				v.Metadata = append(json.RawMessage(nil), v.Metadata...)
+			}
+			s.push(v)
+			matched = true
+		}
+	}
+	i.mu.Unlock()
+	if matched {
+		i.received.Add(1)
+	}
+}
+
+// purgeAll queues a PurgeAll for every subscription.
+func (i *Invalidator) purgeAll(reason string) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	for s := range i.subs {
+		s.pushPurge(reason)
+	}
+}
+
+// shutdown ends every subscription and waits for their goroutines.
+func (i *Invalidator) shutdown() {
+	i.mu.Lock()
+	subs := make([]*invSub, 0, len(i.subs))
+	for s := range i.subs {
+		subs = append(subs, s)
+	}
+	i.mu.Unlock()
+	for _, s := range subs {
+		s.Unsubscribe()
+	}
+	i.wg.Wait()
+}

@@ -1,0 +1,693 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/internal/secret"
+)
+
+// Locker is the Backend's [coord.Locker]. A lease is a key holding the
+// holder's token with a PX expiry; its fence comes from a counter in the
+// same hash slot that never expires.
+//
+// Waiting: an Acquire that finds the resource held queues behind the
+// other waiters of this instance for that resource (FIFO). Only the head
+// of the queue contends in Redis: it subscribes to the resource's wake
+// channel (one subscription per resource, shared by the instance's
+// waiters, on the Backend's subscriber connection) before its next try, so
+// no release is missed, and sleeps until a release wakes it or until the
+// holder's remaining TTL (PTTL) or RetryDelay passes, whichever is first.
+// A release by this instance wakes the local head at once; a release
+// elsewhere wakes it through the channel. While waiters queue, a new
+// Acquire on this instance does not try ahead of them, so the releaser
+// does not re-win the lease it hands over. Across instances there is no
+// queue: a woken head and a newcomer elsewhere race, and the holder's
+// expiry bounds every wait.
+//
+// A Locker is safe for concurrent use by multiple goroutines.
+type Locker struct {
+	b *Backend
+
+	mu        sync.Mutex
+	held      map[*lock]struct{}
+	queues    map[string]*waitq // by resource
+	byChannel map[string]*waitq // by wake channel
+	renew     map[*lock]time.Time
+	kick      chan struct{}
+	wdRunning bool
+	wdCancel  context.CancelFunc
+	wdDone    chan struct{}
+	stopped   bool
+}
+
+type waitq struct {
+	resource, channel string
+	waiters           []*waiter
+	subscribed        chan struct{} // closed once the subscription was requested
+	ready             <-chan struct{}
+	subErr            error
+}
+
+type waiter struct {
+	turn chan struct{} // closed when the waiter is the head
+	wake chan struct{} // buffered: a release happened
+}
+
+func newLocker(b *Backend) *Locker {
+	return &Locker{
+		b:         b,
+		held:      map[*lock]struct{}{},
+		queues:    map[string]*waitq{},
+		byChannel: map[string]*waitq{},
+		renew:     map[*lock]time.Time{},
+		kick:      make(chan struct{}, 1),
+	}
+}
+
+// As forwards to [Backend.As].
+func (lk *Locker) As(target any) bool { return lk.b.As(target) }
+
+// Acquire takes the lease on resource; see [Locker] for how it waits.
+// May return [coord.ErrNotAcquired] (joined with ctx.Err() when ctx ended
+// the wait), [coord.ErrInvalid], [coord.ErrClosed] or
+// [coord.ErrUnavailable].
+func (lk *Locker) Acquire(ctx context.Context, resource string, opts ...coord.LockOption) (coord.Lock, error) {
+	b := lk.b
+	if err := b.checkOpen(); err != nil {
+		return nil, err
+	}
+	if err := coord.ValidateName("resource", resource); err != nil {
+		return nil, err
+	}
+	all := append(b.opts.LockDefaults[:len(b.opts.LockDefaults):len(b.opts.LockDefaults)], opts...)
+	o, err := coord.NewLockOptions(all...)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, errors.Join(notAcquired(resource), err)
+	}
+	lk.mu.Lock()
+	q := lk.queues[resource]
+	queued := q != nil && len(q.waiters) > 0
+	lk.mu.Unlock()
+	tries := 0
+	if !queued || o.Retries == 0 {
+		l, _, err := lk.try(ctx, resource, o)
+		if l != nil || err != nil {
+			return l, err
+		}
+		tries = 1
+		if o.Retries == 0 {
+			return nil, notAcquired(resource)
+		}
+	}
+	return lk.wait(ctx, resource, o, tries)
+}
+
+func notAcquired(resource string) error {
+	return fmt.Errorf("coord/redis: %q is held: %w", resource, coord.ErrNotAcquired)
+}
+
+// try runs the acquire script once. It returns the lease, or the
+// holder's remaining TTL (negative when unknown).
+func (lk *Locker) try(ctx context.Context, resource string, o coord.LockOptions) (*lock, time.Duration, error) {
+	b := lk.b
+	key := b.keys.lockKey(resource)
+	token := secret.LockToken()
+	start := time.Now()
+	// The script runs to completion even when ctx ends meanwhile, so that
+	// its outcome is known and a lease never stays behind unowned.
+	rctx := context.WithoutCancel(ctx)
+	res, err := b.sc.lockAcquire.Run(rctx, b.client, []string{key, b.keys.fenceKey(key)}, token, ms(o.TTL)).Int64Slice()
+	if err != nil {
+		// The outcome is unknown: make sure the lease is not left held.
+		lk.releaseToken(key, token)
+		return nil, 0, b.fail(ctx, "acquire", err)
+	}
+	b.setConnState(coord.Connected)
+	if len(res) != 2 {
+		return nil, 0, fmt.Errorf("%w: coord/redis: acquire: unexpected reply %v", coord.ErrUnavailable, res)
+	}
+	if res[0] != 1 {
+		return nil, time.Duration(res[1]) * time.Millisecond, nil
+	}
+	l := &lock{
+		lk: lk, resource: resource, key: key, token: token, fence: res[1],
+		ttl: o.TTL, autoRenew: o.AutoRenew, done: make(chan struct{}),
+	}
+	if err := ctx.Err(); err != nil {
+		lk.releaseToken(key, token)
+		return nil, 0, errors.Join(notAcquired(resource), err)
+	}
+	if !lk.register(l, start) {
+		lk.releaseToken(key, token)
+		return nil, 0, errors.Join(notAcquired(resource), b.checkOpen())
+	}
+	return l, 0, nil
+}
+
+// releaseToken deletes the lease if token holds it, best effort.
+func (lk *Locker) releaseToken(key, token string) {
+	b := lk.b
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = b.sc.lockRelease.Run(ctx, b.client, []string{key}, token, b.keys.wakeChannel(key), b.opts.InstanceID).Err()
+}
+
+// register records a new lease: its local deadline (start + TTL on the
+// monotonic clock, start taken before the request was sent) and its
+// renewal. It reports false after Close.
+func (lk *Locker) register(l *lock, start time.Time) bool {
+	l.mu.Lock()
+	l.deadline = start.Add(l.ttl)
+	l.timer = time.AfterFunc(time.Until(l.deadline), l.deadlinePassed)
+	l.mu.Unlock()
+	lk.mu.Lock()
+	if lk.stopped {
+		lk.mu.Unlock()
+		l.mu.Lock()
+		l.ended = true
+		l.gone.Store(true)
+		close(l.done)
+		l.timer.Stop()
+		l.mu.Unlock()
+		return false
+	}
+	defer lk.mu.Unlock()
+	lk.held[l] = struct{}{}
+	if l.autoRenew {
+		lk.renew[l] = start.Add(l.ttl / 3)
+		lk.startWatchdogLocked()
+		select {
+		case lk.kick <- struct{}{}:
+		default:
+		}
+	}
+	return true
+}
+
+// forget removes a lease that ended from the instance's books.
+func (lk *Locker) forget(l *lock) {
+	lk.mu.Lock()
+	delete(lk.held, l)
+	delete(lk.renew, l)
+	lk.mu.Unlock()
+}
+
+// wait queues the caller behind this instance's other waiters for
+// resource and contends when at the head.
+func (lk *Locker) wait(ctx context.Context, resource string, o coord.LockOptions, tries int) (coord.Lock, error) {
+	b := lk.b
+	w := &waiter{turn: make(chan struct{}), wake: make(chan struct{}, 1)}
+	q := lk.enqueue(ctx, resource, w)
+	defer lk.dequeue(q, w)
+
+	exhausted := func() bool { return o.Retries >= 0 && tries > o.Retries }
+	var timer *time.Timer
+	sleep := func(d time.Duration) <-chan time.Time {
+		if timer == nil {
+			timer = time.NewTimer(d)
+		} else {
+			timer.Reset(d)
+		}
+		return timer.C
+	}
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	stop := func() error {
+		if err := ctx.Err(); err != nil {
+			return errors.Join(notAcquired(resource), err)
+		}
+		return errors.Join(notAcquired(resource), b.checkOpen())
+	}
+
+	for {
+		select {
+		case <-w.turn:
+		default:
+			// Not the head: wait for the turn; each RetryDelay without it
+			// counts as a try.
+			select {
+			case <-w.turn:
+				continue
+			case <-sleep(o.RetryDelay):
+				tries++
+				if exhausted() {
+					return nil, notAcquired(resource)
+				}
+				continue
+			case <-ctx.Done():
+				return nil, stop()
+			case <-b.closing:
+				return nil, stop()
+			}
+		}
+		// The head: make sure the wake-up subscription is in place before
+		// trying, so a release after the try is not missed.
+		<-q.subscribed
+		if q.ready != nil {
+			b.waitReady(ctx, q.ready, max(o.RetryDelay, time.Millisecond))
+		}
+		select {
+		case <-w.wake: // drop a stale wake-up: the try below sees the state
+		default:
+		}
+		l, pttl, err := lk.try(ctx, resource, o)
+		if l != nil || err != nil {
+			return l, err
+		}
+		tries++
+		if exhausted() {
+			return nil, notAcquired(resource)
+		}
+		d := o.RetryDelay
+		if pttl >= 0 && pttl+time.Millisecond < d {
+			d = pttl + time.Millisecond
+		}
+		select {
+		case <-w.wake:
+		case <-sleep(d):
+		case <-ctx.Done():
+			return nil, stop()
+		case <-b.closing:
+			return nil, stop()
+		}
+	}
+}
+
+// enqueue adds w to the queue of resource, subscribing to its wake
+// channel when the queue is new.
+func (lk *Locker) enqueue(ctx context.Context, resource string, w *waiter) *waitq {
+	b := lk.b
+	lk.mu.Lock()
+	q := lk.queues[resource]
+	fresh := q == nil
+	if fresh {
+		q = &waitq{
+			resource:   resource,
+			channel:    b.keys.wakeChannel(b.keys.lockKey(resource)),
+			subscribed: make(chan struct{}),
+		}
+		lk.queues[resource] = q
+		lk.byChannel[q.channel] = q
+	}
+	q.waiters = append(q.waiters, w)
+	if len(q.waiters) == 1 {
+		close(w.turn)
+	}
+	lk.mu.Unlock()
+	if fresh {
+		q.ready, q.subErr = b.sub.acquire(ctx, q.channel, kindWake)
+		close(q.subscribed)
+	}
+	return q
+}
+
+// dequeue removes w from q, hands the turn to the next waiter, and drops
+// the wake subscription with the last waiter.
+func (lk *Locker) dequeue(q *waitq, w *waiter) {
+	lk.mu.Lock()
+	i := slices.Index(q.waiters, w)
+	if i >= 0 {
+		q.waiters = slices.Delete(q.waiters, i, i+1)
+		if i == 0 && len(q.waiters) > 0 {
+			close(q.waiters[0].turn)
+		}
+	}
+	empty := len(q.waiters) == 0
+	if empty && lk.queues[q.resource] == q {
+		delete(lk.queues, q.resource)
+		delete(lk.byChannel, q.channel)
+	}
+	lk.mu.Unlock()
+	if empty {
+		<-q.subscribed
+		if q.subErr == nil {
+			lk.b.sub.release(q.channel)
+		}
+	}
+}
+
+// localWake wakes the head waiter of resource on this instance.
+func (lk *Locker) localWake(resource string) {
+	lk.mu.Lock()
+	if q := lk.queues[resource]; q != nil && len(q.waiters) > 0 {
+		wakeOne(q.waiters[0])
+	}
+	lk.mu.Unlock()
+}
+
+func wakeOne(w *waiter) {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// remoteWake handles a message on a wake channel. A release by this
+// instance has already woken its waiter.
+func (lk *Locker) remoteWake(channel, payload string) {
+	if payload == lk.b.opts.InstanceID {
+		return
+	}
+	lk.mu.Lock()
+	if q := lk.byChannel[channel]; q != nil && len(q.waiters) > 0 {
+		wakeOne(q.waiters[0])
+	}
+	lk.mu.Unlock()
+}
+
+// wakeAll wakes every head waiter (after a gap in the subscription, when
+// a release may have been missed).
+func (lk *Locker) wakeAll() {
+	lk.mu.Lock()
+	for _, q := range lk.queues {
+		if len(q.waiters) > 0 {
+			wakeOne(q.waiters[0])
+		}
+	}
+	lk.mu.Unlock()
+}
+
+// Locked reports whether anyone holds resource now.
+func (lk *Locker) Locked(ctx context.Context, resource string) (bool, error) {
+	b := lk.b
+	if err := b.checkOpen(); err != nil {
+		return false, err
+	}
+	if err := coord.ValidateName("resource", resource); err != nil {
+		return false, err
+	}
+	n, err := b.client.Exists(ctx, b.keys.lockKey(resource)).Result()
+	if err := b.fail(ctx, "locked", err); err != nil {
+		return false, err
+	}
+	return n == 1, nil
+}
+
+// ForceRelease deletes the lease on resource whoever holds it and wakes
+// its waiters. It reports whether there was a lease.
+func (lk *Locker) ForceRelease(ctx context.Context, resource string) (bool, error) {
+	b := lk.b
+	if err := b.checkOpen(); err != nil {
+		return false, err
+	}
+	if err := coord.ValidateName("resource", resource); err != nil {
+		return false, err
+	}
+	key := b.keys.lockKey(resource)
+	n, err := b.sc.lockForce.Run(ctx, b.client, []string{key}, b.keys.wakeChannel(key), b.opts.InstanceID).Int64()
+	if err := b.fail(ctx, "force release", err); err != nil {
+		return false, err
+	}
+	if n == 1 {
+		lk.localWake(resource)
+	}
+	return n == 1, nil
+}
+
+// Held returns the leases this instance holds and believes are live.
+func (lk *Locker) Held() []coord.Lock {
+	lk.mu.Lock()
+	defer lk.mu.Unlock()
+	out := make([]coord.Lock, 0, len(lk.held))
+	for l := range lk.held {
+		if !l.gone.Load() {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// shutdown stops the watchdog and releases every lease held.
+func (lk *Locker) shutdown(ctx context.Context) error {
+	lk.mu.Lock()
+	lk.stopped = true
+	cancel, done := lk.wdCancel, lk.wdDone
+	locks := make([]*lock, 0, len(lk.held))
+	for l := range lk.held {
+		locks = append(locks, l)
+	}
+	lk.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-done
+	}
+	var errs []error
+	for _, l := range locks {
+		err := l.Release(ctx)
+		if err != nil && !errors.Is(err, coord.ErrNotHeld) {
+			errs = append(errs, err)
+		}
+		l.finish() // Done closes even when the release failed
+	}
+	return errors.Join(errs...)
+}
+
+// startWatchdogLocked starts the one renewal goroutine of the Locker.
+// lk.mu is held.
+func (lk *Locker) startWatchdogLocked() {
+	if lk.wdRunning {
+		return
+	}
+	lk.wdRunning = true
+	ctx, cancel := context.WithCancel(context.Background())
+	lk.wdCancel = cancel
+	lk.wdDone = make(chan struct{})
+	go lk.watchdog(ctx)
+}
+
+// watchdog renews every auto-renewed lease at a third of its TTL, one
+// goroutine for all of them.
+func (lk *Locker) watchdog(ctx context.Context) {
+	defer close(lk.wdDone)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		now := time.Now()
+		var due []*lock
+		next := now.Add(time.Hour)
+		lk.mu.Lock()
+		for l, at := range lk.renew {
+			if !at.After(now) {
+				due = append(due, l)
+			} else if at.Before(next) {
+				next = at
+			}
+		}
+		lk.mu.Unlock()
+		for _, l := range due {
+			if ctx.Err() != nil {
+				return
+			}
+			at, keep := l.renew(ctx)
+			lk.mu.Lock()
+			if _, ok := lk.renew[l]; ok && keep {
+				lk.renew[l] = at
+			} else {
+				delete(lk.renew, l)
+			}
+			lk.mu.Unlock()
+		}
+		if len(due) > 0 {
+			continue
+		}
+		timer.Reset(time.Until(next))
+		select {
+		case <-timer.C:
+		case <-lk.kick:
+			if !timer.Stop() {
+				select {
+				case <-timer.C:
+				default:
+				}
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// lock is one lease.
+type lock struct {
+	lk        *Locker
+	resource  string
+	key       string
+	token     string
+	fence     int64
+	autoRenew bool
+	done      chan struct{}
+
+	mu       sync.Mutex
+	ttl      time.Duration
+	deadline time.Time
+	timer    *time.Timer
+	released bool // released by this Lock
+	ended    bool // Done is closed
+
+	gone atomic.Bool // ended, readable without mu
+}
+
+func (l *lock) Resource() string      { return l.resource }
+func (l *lock) Token() string         { return l.token }
+func (l *lock) Fence() int64          { return l.fence }
+func (l *lock) Done() <-chan struct{} { return l.done }
+
+// finish closes Done and takes the lease off the instance's books.
+func (l *lock) finish() {
+	l.mu.Lock()
+	l.finishLocked()
+	l.mu.Unlock()
+}
+
+func (l *lock) finishLocked() {
+	if l.ended {
+		return
+	}
+	l.ended = true
+	l.gone.Store(true)
+	close(l.done)
+	if l.timer != nil {
+		l.timer.Stop()
+	}
+	l.lk.forget(l)
+}
+
+// deadlinePassed runs when the local deadline passes without renewal.
+func (l *lock) deadlinePassed() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.ended && !time.Now().Before(l.deadline) {
+		l.finishLocked()
+	}
+}
+
+// setDeadlineLocked moves the local deadline to start + ttl.
+func (l *lock) setDeadlineLocked(start time.Time, ttl time.Duration) {
+	l.ttl = ttl
+	l.deadline = start.Add(ttl)
+	if !l.ended && l.timer != nil {
+		l.timer.Reset(time.Until(l.deadline))
+	}
+}
+
+func (l *lock) heldErr(op string, code int64) error {
+	if code == 0 {
+		return fmt.Errorf("coord/redis: %s lease on %q: %w", op, l.resource, coord.ErrExpired)
+	}
+	return fmt.Errorf("coord/redis: %s lease on %q: another holder has it: %w", op, l.resource, coord.ErrNotHeld)
+}
+
+// Release ends the lease and wakes a waiter. May return
+// [coord.ErrNotHeld] or [coord.ErrExpired].
+func (l *lock) Release(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.released {
+		return nil
+	}
+	b := l.lk.b
+	n, err := b.sc.lockRelease.Run(ctx, b.client, []string{l.key}, l.token, b.keys.wakeChannel(l.key), b.opts.InstanceID).Int64()
+	if err := b.fail(ctx, "release", err); err != nil {
+		return err
+	}
+	if n == 1 {
+		l.released = true
+		l.finishLocked()
+		l.lk.localWake(l.resource)
+		return nil
+	}
+	l.finishLocked()
+	return l.heldErr("release", n)
+}
+
+// Extend sets the lease to end ttl from now, if it is still held.
+func (l *lock) Extend(ctx context.Context, ttl time.Duration) error {
+	if err := coord.ValidateTTL("lock TTL", ttl); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.released {
+		return fmt.Errorf("coord/redis: extend lease on %q: released: %w", l.resource, coord.ErrNotHeld)
+	}
+	b := l.lk.b
+	start := time.Now()
+	n, err := b.sc.lockExtend.Run(ctx, b.client, []string{l.key}, l.token, ms(ttl)).Int64()
+	if err := b.fail(ctx, "extend", err); err != nil {
+		return err
+	}
+	if n == 1 {
+		l.setDeadlineLocked(start, ttl)
+		return nil
+	}
+	l.finishLocked()
+	return l.heldErr("extend", n)
+}
+
+// TTL returns the time left on the lease as Redis sees it.
+func (l *lock) TTL(ctx context.Context) (time.Duration, error) {
+	l.mu.Lock()
+	released := l.released
+	l.mu.Unlock()
+	if released {
+		return 0, fmt.Errorf("coord/redis: TTL of lease on %q: released: %w", l.resource, coord.ErrNotHeld)
+	}
+	b := l.lk.b
+	res, err := b.sc.lockTTL.Run(ctx, b.client, []string{l.key}, l.token).Int64Slice()
+	if err := b.fail(ctx, "lease TTL", err); err != nil {
+		return 0, err
+	}
+	if len(res) != 2 {
+		return 0, fmt.Errorf("%w: coord/redis: lease TTL: unexpected reply %v", coord.ErrUnavailable, res)
+	}
+	if res[0] != 1 {
+		l.finish()
+		return 0, l.heldErr("TTL of", res[0])
+	}
+	return time.Duration(max(res[1], 0)) * time.Millisecond, nil
+}
+
+// renew extends an auto-renewed lease for the watchdog. It returns when
+// to renew next, and false when the lease is gone for good.
+func (l *lock) renew(ctx context.Context) (time.Time, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ended || l.released {
+		return time.Time{}, false
+	}
+	b := l.lk.b
+	ttl := l.ttl
+	rctx, cancel := context.WithTimeout(ctx, max(ttl/3, 50*time.Millisecond))
+	defer cancel()
+	start := time.Now()
+	n, err := b.sc.lockExtend.Run(rctx, b.client, []string{l.key}, l.token, ms(ttl)).Int64()
+	if err != nil {
+		if ctx.Err() != nil {
+			return time.Time{}, false
+		}
+		_ = b.fail(rctx, "renew", err)
+		b.opts.Logger.Warn("coord/redis: lease renewal failed; retrying", "resource_tag", secret.Redact(l.resource), "err", err)
+		return time.Now().Add(max(ttl/10, 10*time.Millisecond)), true
+	}
+	b.setConnState(coord.Connected)
+	if n != 1 {
+		b.opts.Logger.Warn("coord/redis: auto-renewed lease lost", "resource_tag", secret.Redact(l.resource))
+		l.finishLocked()
+		return time.Time{}, false
+	}
+	l.setDeadlineLocked(start, ttl)
+	return start.Add(ttl / 3), true
+}
+

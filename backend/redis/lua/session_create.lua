@@ -1,0 +1,28 @@
+-- KEYS[1] new session; ARGV[1] user, ARGV[2] handle, ARGV[3] idle TTL ms,
+-- ARGV[4] lifetime ms (0: none), ARGV[5..] field, value pairs.
+-- Returns {1, now, expires, deadline}, or {0} when the key exists.
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return {0}
+end
+local now = now_ms()
+prune(now, 16)
+local idle, life = tonumber(ARGV[3]), tonumber(ARGV[4])
+local x = 0
+if life > 0 then
+  x = now + life
+end
+local e = now + idle
+if x > 0 and e > x then
+  e = x
+end
+redis.call('HSET', KEYS[1], '_u', ARGV[1], '_c', ms(now), '_a', ms(now), '_e', ms(e), '_x', ms(x), '_i', ms(idle))
+for i = 5, #ARGV, 2 do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+redis.call('PEXPIREAT', KEYS[1], ms(e))
+local m = ARGV[1] .. '\0' .. ARGV[2]
+redis.call('ZADD', EXP, ms(e), m)
+redis.call('ZADD', BYUSER, 0, m)
+redis.call('ZADD', CREATED, ms(now), m)
+redis.call('HINCRBY', USERS, ARGV[1], 1)
+return {1, now, e, x}

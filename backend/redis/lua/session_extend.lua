@@ -1,0 +1,20 @@
+-- KEYS[1] session; ARGV[1] handle, ARGV[2] TTL ms.
+-- Sets the expiry to now + TTL, capped by the deadline.
+-- Returns 1 done, 0 missing, -1 malformed.
+local v = redis.call('HMGET', KEYS[1], '_u', '_x')
+if not v[1] then
+  return 0
+end
+local x = tonumber(v[2])
+if not x then
+  return -1
+end
+local now = now_ms()
+local e = now + tonumber(ARGV[2])
+if x > 0 and e > x then
+  e = x
+end
+redis.call('HSET', KEYS[1], '_e', ms(e))
+redis.call('PEXPIREAT', KEYS[1], ms(e))
+redis.call('ZADD', EXP, 'XX', ms(e), v[1] .. '\0' .. ARGV[1])
+return 1

@@ -1,0 +1,145 @@
+package redis
+
+import (
+	"crypto/rand"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/cgn-bot/coord"
+)
+
+// Defaults of [Options].
+const (
+	// DefaultPrefix starts every key and channel, as in the Node design.
+	DefaultPrefix = "cgn:"
+	// DefaultHealthInterval is how often an idle subscriber connection is
+	// pinged.
+	DefaultHealthInterval = 3 * time.Second
+	// DefaultDegradedLatency is the PING round trip above which Health
+	// reports degraded.
+	DefaultDegradedLatency = 250 * time.Millisecond
+)
+
+// Options configure a [Backend]. A nil *Options, like the zero value,
+// means every default.
+type Options struct {
+	// Prefix starts every key and channel name. It must not contain '{'
+	// or '}' (they would change the keys' hash tags). Two Backends see each
+	// other only with the same prefix. Default: [DefaultPrefix] ("cgn:").
+	Prefix string
+
+	// InstanceID names this instance in the messages it publishes, so it
+	// can ignore its own. Default: "bot-<pid>-<unix ms>-<9 random
+	// characters>", as the Node design makes it.
+	InstanceID string
+
+	// LockDefaults are applied before the options of each Acquire.
+	// Default: none (coord's defaults: TTL 10s, 3 retries 100ms apart).
+	LockDefaults []coord.LockOption
+
+	// Session holds the session defaults (idle TTL, absolute lifetime).
+	// Default: idle TTL [coord.DefaultSessionTTL], no lifetime.
+	Session coord.SessionOptions
+
+	// QueueSize is the default length of a subscription's queue.
+	// Default: [coord.DefaultQueueSize].
+	QueueSize int
+
+	// MaxPayload limits an event payload, invalidation metadata, or a
+	// session's encoded data, in bytes. Default: [coord.DefaultMaxPayload].
+	MaxPayload int
+
+	// HealthInterval is how often the subscriber connection is pinged when
+	// no message arrives; two silent intervals after a ping make it
+	// reconnect. Default: [DefaultHealthInterval].
+	HealthInterval time.Duration
+
+	// DegradedLatency is the PING round trip above which Health reports
+	// degraded. Default: [DefaultDegradedLatency].
+	DegradedLatency time.Duration
+
+	// OnStateChange, when set, is called with the new state each time the
+	// state of the command connection or the subscriber connection
+	// changes (see [Backend.State] and [Backend.SubscriberState]). It is
+	// called synchronously and must not block. Default: nil.
+	OnStateChange func(StateChange)
+
+	// Logger receives the backend's own log lines (reconnects, renewal
+	// failures). Tokens are never logged in clear. Default: discard.
+	Logger *slog.Logger
+}
+
+// StateChange reports a change of connection state.
+type StateChange struct {
+	// Subscriber is true for the subscriber connection, false for the
+	// command connection.
+	Subscriber bool
+	// From and To are the old and new states.
+	From, To coord.ConnState
+}
+
+// resolved is Options with the defaults filled in.
+type resolved struct {
+	Options
+}
+
+func resolve(o *Options) (resolved, error) {
+	var r resolved
+	if o != nil {
+		r.Options = *o
+	}
+	if r.Prefix == "" {
+		r.Prefix = DefaultPrefix
+	}
+	if strings.ContainsAny(r.Prefix, "{}") {
+		return r, fmt.Errorf("%w: coord/redis: prefix %q contains '{' or '}'", coord.ErrInvalid, r.Prefix)
+	}
+	if err := coord.ValidateName("prefix", r.Prefix); err != nil {
+		return r, err
+	}
+	if r.InstanceID == "" {
+		r.InstanceID = newInstanceID()
+	} else if err := coord.ValidateName("instance ID", r.InstanceID); err != nil {
+		return r, err
+	}
+	if _, err := coord.NewLockOptions(r.LockDefaults...); err != nil {
+		return r, err
+	}
+	if _, err := coord.NewSessionOptions(r.Session); err != nil {
+		return r, err
+	}
+	if r.QueueSize == 0 {
+		r.QueueSize = coord.DefaultQueueSize
+	}
+	if r.QueueSize < 0 {
+		return r, fmt.Errorf("%w: coord/redis: queue size %d is negative", coord.ErrInvalid, r.QueueSize)
+	}
+	if r.MaxPayload <= 0 {
+		r.MaxPayload = coord.DefaultMaxPayload
+	}
+	if r.HealthInterval <= 0 {
+		r.HealthInterval = DefaultHealthInterval
+	}
+	if r.DegradedLatency <= 0 {
+		r.DegradedLatency = DefaultDegradedLatency
+	}
+	if r.Logger == nil {
+		r.Logger = slog.New(slog.DiscardHandler)
+	}
+	return r, nil
+}
+
+// newInstanceID returns "bot-<pid>-<unix ms>-<9 random base-36 chars>".
+func newInstanceID() string {
+	const alphabet = "0123456789abcdefghijklmnopqrstuvwxyz"
+	var b [9]byte
+	for i := range b {
+		n, _ := rand.Int(rand.Reader, big.NewInt(int64(len(alphabet))))
+		b[i] = alphabet[n.Int64()]
+	}
+	return fmt.Sprintf("bot-%d-%d-%s", os.Getpid(), time.Now().UnixMilli(), b[:])
+}

@@ -1,0 +1,361 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/cgn-bot/coord"
+)
+
+// chanKind says what a subscribed channel carries.
+type chanKind int
+
+const (
+	kindInvalidate chanKind = iota + 1
+	kindPattern
+	kindEvent
+	kindWake
+)
+
+// chanState is one channel the subscriber connection is subscribed to.
+type chanState struct {
+	kind      chanKind
+	refs      int
+	ready     chan struct{} // closed once the server confirmed the subscription
+	confirmed bool
+	seq       uint64 // the confirmation count that confirms this subscription
+}
+
+// chanCount counts the SUBSCRIBE commands sent for a channel and the
+// confirmations received. A confirmation beyond those sent is a
+// resubscription after a reconnect: a gap in delivery.
+type chanCount struct{ sent, acked uint64 }
+
+// subscriber owns the Backend's one subscriber connection (a go-redis
+// PubSub), shared by invalidation, events and lock waiters. One goroutine
+// reads it with the raw Receive loop, so that it sees every confirmation,
+// including those of resubscriptions after a reconnect, and hands messages
+// to bounded per-subscription queues without ever blocking.
+type subscriber struct {
+	b *Backend
+
+	cmdMu sync.Mutex // orders SUBSCRIBE/UNSUBSCRIBE decisions and commands
+
+	mu       sync.Mutex
+	ps       *goredis.PubSub
+	chans    map[string]*chanState
+	counts   map[string]*chanCount
+	awaiting map[string]bool // invalidation channels to re-confirm after a gap
+	inGap    bool
+	closed   bool
+	cancel   context.CancelFunc
+	loopDone chan struct{}
+}
+
+func newSubscriber(b *Backend) *subscriber {
+	return &subscriber{
+		b:        b,
+		chans:    map[string]*chanState{},
+		counts:   map[string]*chanCount{},
+		awaiting: map[string]bool{},
+	}
+}
+
+// acquire subscribes to ch (or adds a reference to the subscription) and
+// returns a channel closed once the server has confirmed it.
+func (s *subscriber) acquire(ctx context.Context, ch string, kind chanKind) (<-chan struct{}, error) {
+	s.cmdMu.Lock()
+	defer s.cmdMu.Unlock()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, s.b.checkOpenOr()
+	}
+	if st := s.chans[ch]; st != nil {
+		st.refs++
+		s.mu.Unlock()
+		return st.ready, nil
+	}
+	c := s.counts[ch]
+	if c == nil {
+		c = &chanCount{}
+		s.counts[ch] = c
+	}
+	c.sent++
+	st := &chanState{kind: kind, refs: 1, ready: make(chan struct{}), seq: c.sent}
+	s.chans[ch] = st
+	ps := s.startLocked()
+	s.mu.Unlock()
+	// An error leaves the channel in the PubSub's set: it is subscribed
+	// when the connection comes back, and confirmed then.
+	if err := ps.Subscribe(context.WithoutCancel(ctx), ch); err != nil {
+		s.b.opts.Logger.Warn("coord/redis: subscribe failed; will subscribe on reconnect", "err", err)
+	}
+	return st.ready, nil
+}
+
+// release drops a reference to ch and unsubscribes when it was the last.
+func (s *subscriber) release(ch string) {
+	s.cmdMu.Lock()
+	defer s.cmdMu.Unlock()
+	s.mu.Lock()
+	st := s.chans[ch]
+	if st == nil {
+		s.mu.Unlock()
+		return
+	}
+	st.refs--
+	if st.refs > 0 {
+		s.mu.Unlock()
+		return
+	}
+	delete(s.chans, ch)
+	delete(s.awaiting, ch)
+	ps, closed := s.ps, s.closed
+	s.mu.Unlock()
+	if ps == nil || closed {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = ps.Unsubscribe(ctx, ch)
+}
+
+// startLocked creates the PubSub and starts the receive loop on first
+// use. It returns the PubSub. s.mu is held.
+func (s *subscriber) startLocked() *goredis.PubSub {
+	if s.ps != nil {
+		return s.ps
+	}
+	s.ps = s.b.client.Subscribe(context.Background())
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.loopDone = make(chan struct{})
+	go s.loop(ctx)
+	return s.ps
+}
+
+func (s *subscriber) current() *goredis.PubSub {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ps
+}
+
+// close closes the subscriber connection and waits for the receive loop.
+func (s *subscriber) close() {
+	s.cmdMu.Lock()
+	s.mu.Lock()
+	s.closed = true
+	ps, cancel, done := s.ps, s.cancel, s.loopDone
+	s.mu.Unlock()
+	s.cmdMu.Unlock()
+	if ps == nil {
+		return
+	}
+	cancel()
+	_ = ps.Close()
+	<-done
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// loop reads the subscriber connection until close. It pings the
+// connection when it has been silent for a health interval and, when the
+// ping gets no answer within another interval, replaces the connection.
+func (s *subscriber) loop(ctx context.Context) {
+	defer close(s.loopDone)
+	interval := s.b.opts.HealthInterval
+	pinged := false
+	backoff := time.Duration(0)
+	for {
+		ps := s.current()
+		msg, err := ps.ReceiveTimeout(ctx, interval)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			if isTimeout(err) && !errors.Is(err, context.DeadlineExceeded) {
+				if pinged {
+					s.b.opts.Logger.Warn("coord/redis: subscriber connection silent; reconnecting")
+					s.b.setSubState(coord.Reconnecting)
+					s.replace(ctx)
+					pinged = false
+					continue
+				}
+				pctx, cancel := context.WithTimeout(ctx, interval)
+				perr := ps.Ping(pctx)
+				cancel()
+				pinged = perr == nil
+				if perr != nil {
+					s.startGap()
+				}
+				continue
+			}
+			if errors.Is(err, goredis.ErrClosed) && s.current() != ps {
+				continue // replaced
+			}
+			s.startGap()
+			s.b.setSubState(coord.Reconnecting)
+			backoff = min(max(2*backoff, 25*time.Millisecond), time.Second)
+			t := time.NewTimer(backoff)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return
+			}
+			continue
+		}
+		pinged = false
+		backoff = 0
+		s.b.setSubState(coord.Connected)
+		switch m := msg.(type) {
+		case *goredis.Subscription:
+			if m.Kind == "subscribe" {
+				s.confirm(m.Channel)
+			}
+		case *goredis.Message:
+			s.dispatch(m)
+		}
+	}
+}
+
+// replace closes the PubSub and opens a new one on every channel, as the
+// resubscription after a reconnect.
+func (s *subscriber) replace(ctx context.Context) {
+	s.cmdMu.Lock()
+	defer s.cmdMu.Unlock()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	old := s.ps
+	chans := make([]string, 0, len(s.chans))
+	for ch := range s.chans {
+		chans = append(chans, ch)
+	}
+	s.ps = s.b.client.Subscribe(context.Background())
+	ps := s.ps
+	s.startGapLocked()
+	s.mu.Unlock()
+	_ = old.Close()
+	if len(chans) > 0 {
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_ = ps.Subscribe(sctx, chans...)
+		cancel()
+	}
+}
+
+// startGap notes that delivery may have had a gap: invalidation
+// subscribers are told to purge once the invalidation channels are
+// confirmed again.
+func (s *subscriber) startGap() {
+	s.mu.Lock()
+	s.startGapLocked()
+	s.mu.Unlock()
+}
+
+func (s *subscriber) startGapLocked() {
+	s.inGap = true
+	for ch, st := range s.chans {
+		if st.kind == kindInvalidate || st.kind == kindPattern {
+			s.awaiting[ch] = true
+		}
+	}
+}
+
+// confirm handles the server's confirmation of a subscription to ch.
+func (s *subscriber) confirm(ch string) {
+	s.mu.Lock()
+	c := s.counts[ch]
+	if c == nil {
+		c = &chanCount{}
+		s.counts[ch] = c
+	}
+	c.acked++
+	resub := false
+	if c.acked > c.sent {
+		c.acked = c.sent
+		resub = true
+	}
+	st := s.chans[ch]
+	if st != nil && !st.confirmed && c.acked >= st.seq {
+		st.confirmed = true
+		close(st.ready)
+	}
+	if st == nil && c.acked >= c.sent {
+		delete(s.counts, ch)
+	}
+	purge, wake := false, false
+	if resub {
+		if !s.inGap {
+			// A reconnect we did not see fail (go-redis reconnected while
+			// writing a command): the gap starts and ends now.
+			s.startGapLocked()
+		}
+		delete(s.awaiting, ch)
+		if len(s.awaiting) == 0 {
+			s.inGap = false
+			purge, wake = true, true
+		}
+	}
+	s.mu.Unlock()
+	if purge {
+		s.b.opts.Logger.Info("coord/redis: subscriber resubscribed after a gap; purging invalidation subscribers")
+		s.b.inv.purgeAll("reconnect")
+	}
+	if wake {
+		s.b.locker.wakeAll()
+	}
+}
+
+// dispatch hands a message to its consumer. It never blocks.
+func (s *subscriber) dispatch(m *goredis.Message) {
+	k := s.b.keys
+	switch {
+	case m.Channel == k.chInvalidate:
+		s.b.inv.deliver(m.Payload, false)
+	case m.Channel == k.chPattern:
+		s.b.inv.deliver(m.Payload, true)
+	case m.Channel == k.chEvent:
+		s.b.events.deliver(m.Payload)
+	case k.isWakeChannel(m.Channel):
+		s.b.locker.remoteWake(m.Channel, m.Payload)
+	}
+}
+
+// waitReady waits until ready is closed, ctx ends, the backend closes, or
+// max passes. It reports whether ready was closed.
+func (b *Backend) waitReady(ctx context.Context, ready <-chan struct{}, max time.Duration) bool {
+	select {
+	case <-ready:
+		return true
+	default:
+	}
+	t := time.NewTimer(max)
+	defer t.Stop()
+	select {
+	case <-ready:
+		return true
+	case <-ctx.Done():
+	case <-b.closing:
+	case <-t.C:
+	}
+	return false
+}
+
+// checkOpenOr returns the error of a subscriber that was closed, which
+// happens only when the Backend closes.
+func (b *Backend) checkOpenOr() error {
+	return fmt.Errorf("coord/redis: %w", coord.ErrClosed)
+}

@@ -1,0 +1,190 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+)
+
+// subCounters are the counters a subscription updates.
+type subCounters struct {
+	dropped, purges, panics *atomic.Uint64
+}
+
+// subscription is one Subscribe: a bounded queue drained by its own
+// goroutine, which calls the handler one item at a time. Pushing never
+// blocks. When the queue is full, an event subscription drops the new
+// item; an invalidation subscription (purge != nil) replaces everything
+// queued by one PurgeAll, which covers all of it, so a flood ends in a
+// counted full purge, never a silent skip.
+type subscription[T any] struct {
+	limit   int
+	handler func(T)
+	purge   func(reason string) T // nil for events
+	isPurge func(T) bool
+	cnt     subCounters
+	onPanic func(any)
+
+	mu      sync.Mutex
+	queue   []T
+	stopped bool
+	notify  chan struct{}
+	done    chan struct{}
+
+	stopCtx func() bool
+	onExit  func() // runs on the goroutine before done is closed
+}
+
+func newSubscription[T any](limit int, handler func(T), cnt subCounters) *subscription[T] {
+	return &subscription[T]{
+		limit:   limit,
+		handler: handler,
+		cnt:     cnt,
+		notify:  make(chan struct{}, 1),
+		done:    make(chan struct{}),
+	}
+}
+
+// start runs the delivery goroutine, owned by wg, and ends the
+// subscription when ctx ends.
+func (s *subscription[T]) start(ctx context.Context, wg *sync.WaitGroup) {
+	wg.Go(s.run)
+	s.mu.Lock()
+	s.stopCtx = context.AfterFunc(ctx, s.Unsubscribe)
+	s.mu.Unlock()
+}
+
+func (s *subscription[T]) signal() {
+	select {
+	case s.notify <- struct{}{}:
+	default:
+	}
+}
+
+// push queues v; it reports whether v was queued.
+func (s *subscription[T]) push(v T) bool {
+	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		return false
+	}
+	ok := true
+	if len(s.queue) >= s.limit {
+		ok = false
+		if s.purge != nil {
+			s.replaceWithPurgeLocked("overflow", 1)
+		} else {
+			s.cnt.dropped.Add(1)
+		}
+	} else {
+		s.queue = append(s.queue, v)
+	}
+	s.mu.Unlock()
+	s.signal()
+	return ok
+}
+
+// pushPurge queues a PurgeAll after what is queued (or, when the queue is
+// full, in place of it).
+func (s *subscription[T]) pushPurge(reason string) {
+	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		return
+	}
+	if len(s.queue) >= s.limit {
+		s.replaceWithPurgeLocked(reason, 0)
+	} else {
+		s.queue = append(s.queue, s.purge(reason))
+	}
+	s.mu.Unlock()
+	s.signal()
+}
+
+// replaceWithPurgeLocked drops everything queued (and extra items not
+// queued), counting the drops, and queues one PurgeAll.
+func (s *subscription[T]) replaceWithPurgeLocked(reason string, extra int) {
+	n := extra
+	for _, q := range s.queue {
+		if !s.isPurge(q) {
+			n++
+		}
+	}
+	s.cnt.dropped.Add(uint64(n))
+	clear(s.queue)
+	s.queue = append(s.queue[:0], s.purge(reason))
+}
+
+func (s *subscription[T]) run() {
+	defer close(s.done)
+	defer func() {
+		if s.onExit != nil {
+			s.onExit()
+		}
+	}()
+	for {
+		s.mu.Lock()
+		for len(s.queue) == 0 && !s.stopped {
+			s.mu.Unlock()
+			<-s.notify
+			s.mu.Lock()
+		}
+		if s.stopped {
+			s.mu.Unlock()
+			return
+		}
+		v := s.queue[0]
+		var zero T
+		s.queue[0] = zero
+		s.queue = s.queue[1:]
+		if len(s.queue) == 0 {
+			s.queue = nil
+		}
+		s.mu.Unlock()
+		if s.isPurge != nil && s.isPurge(v) {
+			s.cnt.purges.Add(1)
+		}
+		s.call(v)
+	}
+}
+
+func (s *subscription[T]) call(v T) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.cnt.panics.Add(1)
+			if s.onPanic != nil {
+				s.onPanic(r)
+			}
+		}
+	}()
+	s.handler(v)
+}
+
+// Unsubscribe ends the subscription: the handler is not called again. It
+// is idempotent and safe to call from the handler.
+func (s *subscription[T]) Unsubscribe() {
+	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		return
+	}
+	s.stopped = true
+	s.queue = nil
+	stop := s.stopCtx
+	s.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+	s.signal()
+}
+
+// Done returns a channel closed when the subscription has ended and its
+// handler is no longer running.
+func (s *subscription[T]) Done() <-chan struct{} { return s.done }
+
+func panicLogger(b *Backend, what string) func(any) {
+	return func(r any) {
+		b.opts.Logger.Error("coord/redis: "+what+" handler panicked (recovered)", "panic", fmt.Sprint(r))
+	}
+}

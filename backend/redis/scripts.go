@@ -1,0 +1,51 @@
+package redis
+
+import (
+	"embed"
+
+	goredis "github.com/redis/go-redis/v9"
+)
+
+//go:embed lua/*.lua
+var luaFiles embed.FS
+
+// scripts are the Lua scripts the backend runs. Each runs with EVALSHA and
+// falls back to EVAL when the server does not have it cached
+// ([goredis.Script.Run]).
+type scripts struct {
+	lockAcquire, lockRelease, lockExtend, lockTTL, lockForce *goredis.Script
+
+	sessCreate, sessTouch, sessExtend, sessUpdate, sessDelete *goredis.Script
+	sessRotate, sessRemove, sessCount, sessStats              *goredis.Script
+}
+
+func mustLua(name string) string {
+	b, err := luaFiles.ReadFile("lua/" + name + ".lua")
+	if err != nil {
+		panic("coord/redis: missing embedded script " + name) // a build error, not a runtime one
+	}
+	return string(b)
+}
+
+// loadScripts returns the scripts. They are immutable and could be shared;
+// each Backend makes its own to keep no package state.
+func loadScripts() *scripts {
+	lib := mustLua("session_lib") + "\n"
+	sess := func(name string) *goredis.Script { return goredis.NewScript(lib + mustLua(name)) }
+	return &scripts{
+		lockAcquire: goredis.NewScript(mustLua("lock_acquire")),
+		lockRelease: goredis.NewScript(mustLua("lock_release")),
+		lockExtend:  goredis.NewScript(mustLua("lock_extend")),
+		lockTTL:     goredis.NewScript(mustLua("lock_ttl")),
+		lockForce:   goredis.NewScript(mustLua("lock_force")),
+		sessCreate:  sess("session_create"),
+		sessTouch:   sess("session_touch"),
+		sessExtend:  sess("session_extend"),
+		sessUpdate:  sess("session_update"),
+		sessDelete:  sess("session_delete"),
+		sessRotate:  sess("session_rotate"),
+		sessRemove:  sess("session_remove"),
+		sessCount:   sess("session_count"),
+		sessStats:   sess("session_stats"),
+	}
+}

@@ -1,0 +1,538 @@
+package redis
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/internal/secret"
+)
+
+// Sessions is the Backend's [coord.SessionStore]. Each session is one
+// hash keyed by its handle (the first 128 bits of the token's SHA-256; the
+// token itself is never stored), with one field per data key ("d:<key>",
+// the value's JSON) and meta fields ("_u" user, "_c" created, "_a" last
+// access, "_e" expires, "_x" deadline or 0, "_i" idle TTL, all in server
+// milliseconds). The hash expires (PEXPIREAT) with the session. Three
+// sorted sets index the live sessions by expiry, by user and by creation,
+// and a hash counts each user's sessions; expired entries are removed by
+// score, so Count is one ZCOUNT (no SCAN) and the indexes heal without
+// keyspace notifications. Every script takes its time from the server's
+// TIME. It is safe for concurrent use by multiple goroutines.
+type Sessions struct {
+	b *Backend
+}
+
+// pruneBatch is how many expired index entries one script removes.
+const pruneBatch = 500
+
+// As forwards to [Backend.As].
+func (s *Sessions) As(target any) bool { return s.b.As(target) }
+
+// handleOf checks the backend is open and token has the shape of a
+// session token, before any Redis call, and returns its handle.
+func (s *Sessions) handleOf(token string) (string, error) {
+	if err := s.b.checkOpen(); err != nil {
+		return "", err
+	}
+	if !secret.ValidSessionToken(token) {
+		return "", fmt.Errorf("%w: coord/redis: malformed session token", coord.ErrInvalid)
+	}
+	return secret.Handle(token), nil
+}
+
+func notFound() error { return fmt.Errorf("coord/redis: session: %w", coord.ErrNotFound) }
+
+func malformedSession(why string) error {
+	return fmt.Errorf("%w: coord/redis: stored session is malformed: %s", coord.ErrInvalid, why)
+}
+
+// Create starts a session for userID with data.
+func (s *Sessions) Create(ctx context.Context, userID string, data map[string]any, opts ...coord.SessionOption) (*coord.Session, error) {
+	b := s.b
+	if err := b.checkOpen(); err != nil {
+		return nil, err
+	}
+	if err := coord.ValidateName("user ID", userID); err != nil {
+		return nil, err
+	}
+	o, err := coord.NewSessionOptions(b.opts.Session, opts...)
+	if err != nil {
+		return nil, err
+	}
+	sets, _, err := coord.EncodeData(data, false, b.opts.MaxPayload)
+	if err != nil {
+		return nil, err
+	}
+	args := make([]any, 0, 4+2*len(sets))
+	args = append(args, userID, "", ms(o.IdleTTL), ms(o.Lifetime))
+	for k, v := range sets {
+		args = append(args, "d:"+k, string(v))
+	}
+	for range 3 {
+		token := secret.SessionToken()
+		h := secret.Handle(token)
+		args[1] = h
+		res, err := b.sc.sessCreate.Run(ctx, b.client, b.keys.sessionKeys(b.keys.sessionKey(h)), args...).Int64Slice()
+		if err := b.fail(ctx, "create session", err); err != nil {
+			return nil, err
+		}
+		if len(res) == 0 || res[0] == 0 {
+			continue // a handle collision: 2^-128, but cheap to handle
+		}
+		if len(res) != 4 {
+			return nil, fmt.Errorf("%w: coord/redis: create session: unexpected reply", coord.ErrUnavailable)
+		}
+		sess := &coord.Session{
+			ID: token, Handle: h, UserID: userID, Data: sets,
+			CreatedAt: time.UnixMilli(res[1]), LastAccessedAt: time.UnixMilli(res[1]),
+			ExpiresAt: time.UnixMilli(res[2]),
+		}
+		if res[3] > 0 {
+			sess.Deadline = time.UnixMilli(res[3])
+		}
+		return sess, nil
+	}
+	return nil, fmt.Errorf("%w: coord/redis: create session: no free handle", coord.ErrUnavailable)
+}
+
+// Get returns the session with token id without touching it: one HGETALL.
+func (s *Sessions) Get(ctx context.Context, id string) (*coord.Session, error) {
+	h, err := s.handleOf(id)
+	if err != nil {
+		return nil, err
+	}
+	b := s.b
+	fields, err := b.client.HGetAll(ctx, b.keys.sessionKey(h)).Result()
+	if err := b.fail(ctx, "get session", err); err != nil {
+		return nil, err
+	}
+	if len(fields) == 0 {
+		return nil, notFound()
+	}
+	return parseSession(fields, id, h)
+}
+
+// Touch slides the session's idle expiry, sets LastAccessedAt, and
+// returns it, in one script.
+func (s *Sessions) Touch(ctx context.Context, id string) (*coord.Session, error) {
+	h, err := s.handleOf(id)
+	if err != nil {
+		return nil, err
+	}
+	b := s.b
+	key := b.keys.sessionKey(h)
+	v, err := b.sc.sessTouch.Run(ctx, b.client, []string{key, b.keys.sessExp}, h).Result()
+	if errors.Is(err, goredis.Nil) {
+		b.setConnState(coord.Connected)
+		return nil, notFound()
+	}
+	if err := b.fail(ctx, "touch session", err); err != nil {
+		return nil, err
+	}
+	fields, err := fieldsOf(v)
+	if err != nil {
+		return nil, err
+	}
+	return parseSession(fields, id, h)
+}
+
+// fieldsOf turns a script's HGETALL reply into a map (or an error for the
+// script's malformed-data code).
+func fieldsOf(v any) (map[string]string, error) {
+	switch t := v.(type) {
+	case []any:
+		if len(t)%2 != 0 {
+			return nil, malformedSession("odd field list")
+		}
+		m := make(map[string]string, len(t)/2)
+		for i := 0; i < len(t); i += 2 {
+			k, ok1 := t[i].(string)
+			val, ok2 := t[i+1].(string)
+			if !ok1 || !ok2 {
+				return nil, malformedSession("non-string field")
+			}
+			m[k] = val
+		}
+		return m, nil
+	case int64:
+		if t == -2 {
+			return nil, fmt.Errorf("%w: coord/redis: rotate: new handle in use", coord.ErrUnavailable)
+		}
+		return nil, malformedSession("bad meta fields")
+	}
+	return nil, malformedSession(fmt.Sprintf("unexpected reply %T", v))
+}
+
+// parseSession validates a session hash read from Redis. Anything a
+// foreign or older writer may have left that does not fit gives an error
+// wrapping coord.ErrInvalid.
+func parseSession(fields map[string]string, token, handle string) (*coord.Session, error) {
+	sess := &coord.Session{ID: token, Handle: handle, Data: make(map[string]json.RawMessage, len(fields))}
+	var c, a, e, x int64
+	seen := 0
+	num := func(name, v string, dst *int64) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return malformedSession("field " + name + " is not a time")
+		}
+		*dst = n
+		seen++
+		return nil
+	}
+	for k, v := range fields {
+		var err error
+		switch k {
+		case "_u":
+			sess.UserID = v
+		case "_c":
+			err = num(k, v, &c)
+		case "_a":
+			err = num(k, v, &a)
+		case "_e":
+			err = num(k, v, &e)
+		case "_x":
+			err = num(k, v, &x)
+		case "_i":
+			var i int64
+			err = num(k, v, &i)
+		default:
+			name, ok := strings.CutPrefix(k, "d:")
+			switch {
+			case ok:
+				if coord.ValidateName("session data key", name) != nil || !json.Valid([]byte(v)) {
+					return nil, malformedSession("a data field is not a name with a JSON value")
+				}
+				sess.Data[name] = json.RawMessage(v)
+			case strings.HasPrefix(k, "_"):
+				// A meta field of a later version: ignored.
+			default:
+				return nil, malformedSession("unknown field")
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if coord.ValidateName("user ID", sess.UserID) != nil || seen != 5 {
+		return nil, malformedSession("missing or bad meta fields")
+	}
+	sess.CreatedAt, sess.LastAccessedAt, sess.ExpiresAt = time.UnixMilli(c), time.UnixMilli(a), time.UnixMilli(e)
+	if x > 0 {
+		sess.Deadline = time.UnixMilli(x)
+	}
+	return sess, nil
+}
+
+// Update merges data into the session in one script: HSET of the set
+// fields and HDEL of the nil ones. A missing session is not re-created.
+func (s *Sessions) Update(ctx context.Context, id string, data map[string]any) error {
+	h, err := s.handleOf(id)
+	if err != nil {
+		return err
+	}
+	b := s.b
+	sets, dels, err := coord.EncodeData(data, true, b.opts.MaxPayload)
+	if err != nil {
+		return err
+	}
+	args := make([]any, 0, 1+2*len(sets)+len(dels))
+	args = append(args, len(sets))
+	for k, v := range sets {
+		args = append(args, "d:"+k, string(v))
+	}
+	for _, k := range dels {
+		args = append(args, "d:"+k)
+	}
+	n, err := b.sc.sessUpdate.Run(ctx, b.client, []string{b.keys.sessionKey(h)}, args...).Int64()
+	if err := b.fail(ctx, "update session", err); err != nil {
+		return err
+	}
+	if n != 1 {
+		return notFound()
+	}
+	return nil
+}
+
+// Delete ends the session with token id; a missing one is not an error.
+func (s *Sessions) Delete(ctx context.Context, id string) error {
+	h, err := s.handleOf(id)
+	if err != nil {
+		return err
+	}
+	b := s.b
+	err = b.sc.sessDelete.Run(ctx, b.client, b.keys.sessionKeys(b.keys.sessionKey(h)), h).Err()
+	return b.fail(ctx, "delete session", err)
+}
+
+// Exists reports whether the session with token id is live.
+func (s *Sessions) Exists(ctx context.Context, id string) (bool, error) {
+	h, err := s.handleOf(id)
+	if err != nil {
+		return false, err
+	}
+	b := s.b
+	n, err := b.client.Exists(ctx, b.keys.sessionKey(h)).Result()
+	if err := b.fail(ctx, "session exists", err); err != nil {
+		return false, err
+	}
+	return n == 1, nil
+}
+
+// Extend sets the session's expiry to ttl from now, capped at its
+// deadline.
+func (s *Sessions) Extend(ctx context.Context, id string, ttl time.Duration) error {
+	h, err := s.handleOf(id)
+	if err != nil {
+		return err
+	}
+	if err := coord.ValidateTTL("session TTL", ttl); err != nil {
+		return err
+	}
+	b := s.b
+	n, err := b.sc.sessExtend.Run(ctx, b.client, []string{b.keys.sessionKey(h), b.keys.sessExp}, h, ms(ttl)).Int64()
+	if err := b.fail(ctx, "extend session", err); err != nil {
+		return err
+	}
+	switch n {
+	case 1:
+		return nil
+	case 0:
+		return notFound()
+	}
+	return malformedSession("bad meta fields")
+}
+
+// Rotate moves the session to a new token in one script (the old and the
+// new key share a hash slot); the old token is dead at once.
+func (s *Sessions) Rotate(ctx context.Context, id string) (*coord.Session, error) {
+	h, err := s.handleOf(id)
+	if err != nil {
+		return nil, err
+	}
+	b := s.b
+	token := secret.SessionToken()
+	nh := secret.Handle(token)
+	keys := b.keys.sessionKeys(b.keys.sessionKey(h), b.keys.sessionKey(nh))
+	v, err := b.sc.sessRotate.Run(ctx, b.client, keys, h, nh).Result()
+	if errors.Is(err, goredis.Nil) {
+		b.setConnState(coord.Connected)
+		return nil, notFound()
+	}
+	if err := b.fail(ctx, "rotate session", err); err != nil {
+		return nil, err
+	}
+	fields, err := fieldsOf(v)
+	if err != nil {
+		return nil, err
+	}
+	return parseSession(fields, token, nh)
+}
+
+// members returns up to limit index members of userID (0: all).
+func (s *Sessions) members(ctx context.Context, userID string, limit int64) ([]string, error) {
+	b := s.b
+	arg := goredis.ZRangeArgs{
+		Key:   b.keys.sessByUser,
+		Start: "[" + userID + "\x00",
+		Stop:  "(" + userID + "\x01",
+		ByLex: true,
+		Count: limit,
+	}
+	ms, err := b.client.ZRangeArgs(ctx, arg).Result()
+	if err := b.fail(ctx, "list sessions", err); err != nil {
+		return nil, err
+	}
+	out := ms[:0]
+	for _, m := range ms {
+		if len(m) == len(userID)+33 && secret.ValidHandle(m[len(m)-32:]) {
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+// ByUser returns the live sessions of userID, oldest first, without
+// tokens.
+func (s *Sessions) ByUser(ctx context.Context, userID string) ([]*coord.Session, error) {
+	b := s.b
+	if err := b.checkOpen(); err != nil {
+		return nil, err
+	}
+	if err := coord.ValidateName("user ID", userID); err != nil {
+		return nil, err
+	}
+	members, err := s.members(ctx, userID, 0)
+	if err != nil || len(members) == 0 {
+		return nil, err
+	}
+	pipe := b.client.Pipeline()
+	cmds := make([]*goredis.MapStringStringCmd, len(members))
+	for i, m := range members {
+		cmds[i] = pipe.HGetAll(ctx, b.keys.sessionKey(m[len(m)-32:]))
+	}
+	_, err = pipe.Exec(ctx)
+	if err := b.fail(ctx, "list sessions", err); err != nil {
+		return nil, err
+	}
+	out := make([]*coord.Session, 0, len(members))
+	var gone []string
+	for i, cmd := range cmds {
+		fields := cmd.Val()
+		if len(fields) == 0 {
+			gone = append(gone, members[i])
+			continue
+		}
+		sess, err := parseSession(fields, "", members[i][len(members[i])-32:])
+		if err != nil {
+			return nil, err
+		}
+		if sess.UserID != userID {
+			continue
+		}
+		out = append(out, sess)
+	}
+	if len(gone) > 0 {
+		// Heal the index: entries whose session vanished.
+		_, _ = s.remove(ctx, "prune", gone)
+	}
+	slices.SortFunc(out, func(x, y *coord.Session) int {
+		return cmp.Or(x.CreatedAt.Compare(y.CreatedAt), cmp.Compare(x.Handle, y.Handle))
+	})
+	return out, nil
+}
+
+// remove runs the remove script over members ("delete" or "prune") and
+// returns its count.
+func (s *Sessions) remove(ctx context.Context, mode string, members []string) (int64, error) {
+	b := s.b
+	keys := b.keys.sessionKeys(b.keys.sessExp)
+	args := make([]any, 0, 1+len(members))
+	args = append(args, mode)
+	for _, m := range members {
+		keys = append(keys, b.keys.sessionKey(m[len(m)-32:]))
+		args = append(args, m)
+	}
+	n, err := b.sc.sessRemove.Run(ctx, b.client, keys, args...).Int64()
+	return n, b.fail(ctx, mode+" sessions", err)
+}
+
+// Revoke ends the session of userID named by handle.
+func (s *Sessions) Revoke(ctx context.Context, userID, handle string) error {
+	b := s.b
+	if err := b.checkOpen(); err != nil {
+		return err
+	}
+	if err := coord.ValidateName("user ID", userID); err != nil {
+		return err
+	}
+	if !secret.ValidHandle(handle) {
+		return fmt.Errorf("%w: coord/redis: malformed session handle", coord.ErrInvalid)
+	}
+	n, err := b.sc.sessDelete.Run(ctx, b.client, b.keys.sessionKeys(b.keys.sessionKey(handle)), handle, userID).Int64()
+	if err := b.fail(ctx, "revoke session", err); err != nil {
+		return err
+	}
+	if n != 1 {
+		return notFound()
+	}
+	return nil
+}
+
+// maxSweeps bounds DeleteByUser against a user who logs in faster than
+// the sweep deletes.
+const maxSweeps = 1000
+
+// DeleteByUser ends every session of userID, looping until the index has
+// none left, so sessions created while it runs end too.
+func (s *Sessions) DeleteByUser(ctx context.Context, userID string) (int, error) {
+	b := s.b
+	if err := b.checkOpen(); err != nil {
+		return 0, err
+	}
+	if err := coord.ValidateName("user ID", userID); err != nil {
+		return 0, err
+	}
+	total := 0
+	for range maxSweeps {
+		members, err := s.members(ctx, userID, pruneBatch)
+		if err != nil {
+			return total, err
+		}
+		if len(members) == 0 {
+			return total, nil
+		}
+		n, err := s.remove(ctx, "delete", members)
+		total += int(n)
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, fmt.Errorf("%w: coord/redis: delete by user: sessions keep appearing", coord.ErrUnavailable)
+}
+
+// Count returns the number of live sessions: one ZCOUNT in a script.
+func (s *Sessions) Count(ctx context.Context) (int64, error) {
+	b := s.b
+	if err := b.checkOpen(); err != nil {
+		return 0, err
+	}
+	n, err := b.sc.sessCount.Run(ctx, b.client, b.keys.sessionKeys(b.keys.sessExp)).Int64()
+	if err := b.fail(ctx, "count sessions", err); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// stats runs the stats script until no expired entry is left.
+func (s *Sessions) stats(ctx context.Context) (pruned int64, st coord.SessionStats, err error) {
+	b := s.b
+	for range maxSweeps {
+		res, err := b.sc.sessStats.Run(ctx, b.client, b.keys.sessionKeys(b.keys.sessExp), pruneBatch).Int64Slice()
+		if err := b.fail(ctx, "session stats", err); err != nil {
+			return pruned, st, err
+		}
+		if len(res) != 5 {
+			return pruned, st, fmt.Errorf("%w: coord/redis: session stats: unexpected reply", coord.ErrUnavailable)
+		}
+		pruned += res[1]
+		if res[0] == 1 {
+			continue
+		}
+		st = coord.SessionStats{Sessions: res[2], Users: res[3]}
+		if res[4] >= 0 && res[2] > 0 {
+			st.OldestCreatedAt = time.UnixMilli(res[4])
+		}
+		return pruned, st, nil
+	}
+	return pruned, st, fmt.Errorf("%w: coord/redis: session stats: too many expired sessions", coord.ErrUnavailable)
+}
+
+// Stats returns counts over all live sessions, after removing expired
+// entries from the indexes.
+func (s *Sessions) Stats(ctx context.Context) (coord.SessionStats, error) {
+	if err := s.b.checkOpen(); err != nil {
+		return coord.SessionStats{}, err
+	}
+	_, st, err := s.stats(ctx)
+	return st, err
+}
+
+// Cleanup removes expired sessions' entries from the indexes, in batches
+// of 500, and returns how many it removed.
+func (s *Sessions) Cleanup(ctx context.Context) (int, error) {
+	if err := s.b.checkOpen(); err != nil {
+		return 0, err
+	}
+	n, _, err := s.stats(ctx)
+	return int(n), err
+}
