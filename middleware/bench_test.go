@@ -22,6 +22,8 @@ import (
 //	             written but failures would be, so operations are timed
 //	             and leases decorated
 //
+// BenchmarkOverhead runs the same decorations over a backend that does
+// nothing, which isolates their own cost from the noise of the backend.
 // Run them with
 //
 //	go test -run '^$' -bench . -benchmem -count 6 ./middleware/
@@ -100,4 +102,63 @@ func BenchmarkInvalidate(b *testing.B) {
 			}
 		}
 	})
+}
+
+// stub is a backend whose operations do nothing, so that BenchmarkOverhead
+// measures the decorators' own cost without the noise of a real backend.
+type stub struct{ coord.Backend }
+
+type stubLocker struct{ coord.Locker }
+type stubLock struct{ coord.Lock }
+type stubSessions struct{ coord.SessionStore }
+type stubInvalidator struct{ coord.Invalidator }
+
+var (
+	theStubLock    = &stubLock{}
+	theStubSession = &coord.Session{UserID: "user-1"}
+)
+
+func (stub) Locker() coord.Locker           { return stubLocker{} }
+func (stub) Sessions() coord.SessionStore   { return stubSessions{} }
+func (stub) Invalidator() coord.Invalidator { return stubInvalidator{} }
+func (stub) Events() coord.EventBus         { return nil }
+
+func (stubLocker) Acquire(context.Context, string, ...coord.LockOption) (coord.Lock, error) {
+	return theStubLock, nil
+}
+func (*stubLock) Release(context.Context) error { return nil }
+func (stubSessions) Get(context.Context, string) (*coord.Session, error) {
+	return theStubSession, nil
+}
+func (stubInvalidator) Invalidate(context.Context, string, any) error { return nil }
+
+// BenchmarkOverhead measures each decorator over a backend that does
+// nothing: the figures are the decorators' own cost per operation.
+func BenchmarkOverhead(b *testing.B) {
+	ctx := context.Background()
+	for _, d := range decorations {
+		be := d.wrap(b, stub{})
+		b.Run("AcquireRelease/"+d.name, func(b *testing.B) {
+			l := be.Locker()
+			b.ReportAllocs()
+			for b.Loop() {
+				lk, _ := l.Acquire(ctx, "bench")
+				_ = lk.Release(ctx)
+			}
+		})
+		b.Run("SessionGet/"+d.name, func(b *testing.B) {
+			s := be.Sessions()
+			b.ReportAllocs()
+			for b.Loop() {
+				_, _ = s.Get(ctx, "token")
+			}
+		})
+		b.Run("Invalidate/"+d.name, func(b *testing.B) {
+			inv := be.Invalidator()
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = inv.Invalidate(ctx, "user:42:profile", nil)
+			}
+		})
+	}
 }
