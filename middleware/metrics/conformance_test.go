@@ -20,6 +20,11 @@ type harness struct {
 	wrap func(coord.Backend) coord.Backend
 }
 
+var (
+	_ conformance.SubscriptionCutter = (*harness)(nil)
+	_ conformance.ForeignPublisher   = (*harness)(nil)
+)
+
 func (h *harness) NewInstance(t *testing.T) coord.Backend {
 	b := h.wrap(h.hub.NewNode(nil))
 	t.Cleanup(func() { _ = b.Close(context.WithoutCancel(t.Context())) })
@@ -27,7 +32,15 @@ func (h *harness) NewInstance(t *testing.T) coord.Backend {
 }
 
 func (h *harness) Capabilities() conformance.Capabilities {
-	return conformance.Capabilities{CutSubscription: true}
+	return conformance.Capabilities{CutSubscription: true, ForeignPublish: true}
+}
+
+// PublishRaw publishes raw bytes on one of the hub's wire channels, as
+// another program would.
+func (h *harness) PublishRaw(t *testing.T, channel string, payload []byte) {
+	if err := h.hub.PublishRaw(channel, payload); err != nil {
+		t.Fatalf("PublishRaw(%q): %v", channel, err)
+	}
 }
 
 // CutSubscription reaches the memory node through the decorators.
