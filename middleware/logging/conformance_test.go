@@ -1,9 +1,12 @@
 package logging_test
 
 import (
+	"bytes"
 	"context"
-	"io"
+	"encoding/json"
 	"log/slog"
+	"regexp"
+	"sync"
 	"testing"
 
 	"github.com/cgn-bot/coord"
@@ -50,13 +53,62 @@ func (h *harness) CutSubscription(t *testing.T, instance coord.Backend) {
 	n.CutSubscription()
 }
 
+// lockedBuffer is a bytes.Buffer safe for concurrent writers.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) Bytes() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return bytes.Clone(b.buf.Bytes())
+}
+
+// sessionToken matches a session token anywhere (see internal/secret).
+var sessionToken = regexp.MustCompile(`s1\.[A-Za-z0-9_-]{43}`)
+
+// tag matches what a token may be logged as.
+var tag = regexp.MustCompile(`^[0-9a-f]{8}$`)
+
 // TestConformance runs the suite on memory nodes decorated by logging at
 // Debug (every record built and written), proof that the decorator
-// changes nothing the suite can see.
+// changes nothing the suite can see. Each case's records are then
+// checked: no session token anywhere, and every token attribute a tag.
 func TestConformance(t *testing.T) {
 	conformance.Run(t, func(t *testing.T) conformance.Harness {
-		logger := slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		out := &lockedBuffer{}
+		logger := slog.New(slog.NewJSONHandler(out, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		l := logging.New(logger, nil)
+		t.Cleanup(func() { checkRecords(t, out.Bytes()) })
 		return &harness{hub: memory.NewHub(nil), wrap: l.Backend}
 	})
+}
+
+func checkRecords(t *testing.T, out []byte) {
+	if m := sessionToken.Find(out); m != nil {
+		t.Errorf("a session token appears in the log: %s", m)
+	}
+	for line := range bytes.Lines(out) {
+		var rec map[string]any
+		if err := json.Unmarshal(line, &rec); err != nil {
+			t.Errorf("unreadable record %q: %v", line, err)
+			continue
+		}
+		for _, key := range []string{"token", "session", "new_session"} {
+			v, ok := rec[key]
+			if !ok || v == "" {
+				continue
+			}
+			if s, _ := v.(string); !tag.MatchString(s) {
+				t.Errorf("attribute %s = %v is not an 8-character tag", key, v)
+			}
+		}
+	}
 }

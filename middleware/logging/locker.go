@@ -47,11 +47,11 @@ func (l *locker) Acquire(ctx context.Context, resource string, opts ...coord.Loc
 	if lvl, ok := m.level(ctx, err); ok {
 		if err == nil && lk != nil {
 			m.write(ctx, lvl, obs.LockAcquire, now-start, nil,
-				slog.String("resource", resource),
+				name("resource", resource),
 				slog.Int64("fence", lk.Fence()),
 				slog.String("token", secret.Redact(lk.Token())))
 		} else {
-			m.write(ctx, lvl, obs.LockAcquire, now-start, err, slog.String("resource", resource))
+			m.write(ctx, lvl, obs.LockAcquire, now-start, err, name("resource", resource))
 		}
 	}
 	if err != nil || lk == nil {
@@ -68,7 +68,7 @@ func (l *locker) Locked(ctx context.Context, resource string) (bool, error) {
 	start := m.clock.Now()
 	held, err := l.next.Locked(ctx, resource)
 	m.done(ctx, obs.LockLocked, start, err, func() []slog.Attr {
-		return []slog.Attr{slog.String("resource", resource), slog.Bool("held", held)}
+		return []slog.Attr{name("resource", resource), slog.Bool("held", held)}
 	})
 	return held, err
 }
@@ -81,7 +81,7 @@ func (l *locker) ForceRelease(ctx context.Context, resource string) (bool, error
 	start := m.clock.Now()
 	released, err := l.next.ForceRelease(ctx, resource)
 	m.done(ctx, obs.LockForceRelease, start, err, func() []slog.Attr {
-		return []slog.Attr{slog.String("resource", resource), slog.Bool("released", released)}
+		return []slog.Attr{name("resource", resource), slog.Bool("released", released)}
 	})
 	return released, err
 }
@@ -115,7 +115,7 @@ func (l *lock) Done() <-chan struct{} { return l.next.Done() }
 // attrs returns the attributes that name the lease.
 func (l *lock) attrs(extra ...slog.Attr) []slog.Attr {
 	return append([]slog.Attr{
-		slog.String("resource", l.next.Resource()),
+		name("resource", l.next.Resource()),
 		slog.Int64("fence", l.next.Fence()),
 		slog.String("token", secret.Redact(l.next.Token())),
 	}, extra...)

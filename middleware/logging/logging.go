@@ -3,8 +3,10 @@ package logging
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"time"
 
+	"github.com/cgn-bot/coord/internal/secret"
 	"github.com/cgn-bot/coord/middleware/internal/obs"
 )
 
@@ -142,4 +144,16 @@ func (m *Middleware) done(ctx context.Context, op obs.Op, start time.Duration, e
 		a = attrs()
 	}
 	m.write(ctx, lvl, op, m.clock.Now()-start, err, a...)
+}
+
+// name returns the attribute of a caller-given name (a resource, key,
+// topic, user ID or handle). Names are not secrets, but a caller may pass
+// a token where a name goes (a token given to Revoke as a handle, say):
+// a value shaped like a session token is logged as its tag, under the
+// key with "_tag" appended.
+func name(key, v string) slog.Attr {
+	if strings.HasPrefix(v, secret.SessionTokenPrefix) && secret.ValidSessionToken(v) {
+		return slog.String(key+"_tag", secret.Redact(v))
+	}
+	return slog.String(key, v)
 }

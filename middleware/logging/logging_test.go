@@ -183,6 +183,7 @@ func TestSecretsNeverInClear(t *testing.T) {
 	s.EXPECT().Delete(gomock.Any(), rotated).Return(nil)
 	s.EXPECT().ByUser(gomock.Any(), "u1").Return([]*coord.Session{{Handle: handle, UserID: "u1", Data: stored.Data}}, nil)
 	s.EXPECT().Revoke(gomock.Any(), "u1", handle).Return(nil)
+	s.EXPECT().Revoke(gomock.Any(), "u1", sessToken).Return(coord.ErrNotFound) // a token where a handle goes
 	ss := b.Sessions()
 	_, _ = ss.Create(ctx, "u1", data)
 	_, _ = ss.Get(ctx, sessToken)
@@ -196,6 +197,7 @@ func TestSecretsNeverInClear(t *testing.T) {
 	_ = ss.Delete(ctx, rotated)
 	_, _ = ss.ByUser(ctx, "u1")
 	_ = ss.Revoke(ctx, "u1", handle)
+	_ = ss.Revoke(ctx, "u1", sessToken)
 
 	// Invalidations and events carry metadata and payloads.
 	mk.inv.EXPECT().Invalidate(gomock.Any(), "user:1", gomock.Any()).Return(nil)

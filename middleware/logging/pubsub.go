@@ -40,7 +40,7 @@ func (v *invalidator) Invalidate(ctx context.Context, key string, meta any) erro
 	start := m.clock.Now()
 	err := v.next.Invalidate(ctx, key, meta)
 	m.done(ctx, obs.Invalidate, start, err, func() []slog.Attr {
-		return []slog.Attr{slog.String("key", key)}
+		return []slog.Attr{name("key", key)}
 	})
 	return err
 }
@@ -53,7 +53,7 @@ func (v *invalidator) InvalidatePattern(ctx context.Context, glob string, meta a
 	start := m.clock.Now()
 	err := v.next.InvalidatePattern(ctx, glob, meta)
 	m.done(ctx, obs.InvalidatePattern, start, err, func() []slog.Attr {
-		return []slog.Attr{slog.String("glob", glob)}
+		return []slog.Attr{name("glob", glob)}
 	})
 	return err
 }
@@ -111,7 +111,7 @@ func (e *events) Publish(ctx context.Context, topic string, payload any) error {
 	start := m.clock.Now()
 	err := e.next.Publish(ctx, topic, payload)
 	m.done(ctx, obs.EventPublish, start, err, func() []slog.Attr {
-		return []slog.Attr{slog.String("topic", topic)}
+		return []slog.Attr{name("topic", topic)}
 	})
 	return err
 }
@@ -124,7 +124,7 @@ func (e *events) Subscribe(ctx context.Context, topic string, fn func(coord.Even
 	start := m.clock.Now()
 	sub, err := e.next.Subscribe(ctx, topic, fn, opts...)
 	m.done(ctx, obs.EventSubscribe, start, err, func() []slog.Attr {
-		return []slog.Attr{slog.String("topic", topic)}
+		return []slog.Attr{name("topic", topic)}
 	})
 	return sub, err
 }

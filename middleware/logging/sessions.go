@@ -43,8 +43,8 @@ func described(attrs []slog.Attr, sess *coord.Session) []slog.Attr {
 		return attrs
 	}
 	return append(attrs,
-		slog.String("user_id", sess.UserID),
-		slog.String("handle", sess.Handle),
+		name("user_id", sess.UserID),
+		name("handle", sess.Handle),
 		slog.Int("fields", len(sess.Data)),
 	)
 }
@@ -58,7 +58,7 @@ func (s *sessions) Create(ctx context.Context, userID string, data map[string]an
 	sess, err := s.next.Create(ctx, userID, data, opts...)
 	m.done(ctx, obs.SessionCreate, start, err, func() []slog.Attr {
 		if sess == nil {
-			return []slog.Attr{slog.String("user_id", userID), slog.Int("fields", len(data))}
+			return []slog.Attr{name("user_id", userID), slog.Int("fields", len(data))}
 		}
 		return described([]slog.Attr{token("session", sess.ID)}, sess)
 	})
@@ -168,7 +168,7 @@ func (s *sessions) ByUser(ctx context.Context, userID string) ([]*coord.Session,
 	start := m.clock.Now()
 	list, err := s.next.ByUser(ctx, userID)
 	m.done(ctx, obs.SessionByUser, start, err, func() []slog.Attr {
-		return []slog.Attr{slog.String("user_id", userID), slog.Int("count", len(list))}
+		return []slog.Attr{name("user_id", userID), slog.Int("count", len(list))}
 	})
 	return list, err
 }
@@ -181,7 +181,7 @@ func (s *sessions) Revoke(ctx context.Context, userID, handle string) error {
 	start := m.clock.Now()
 	err := s.next.Revoke(ctx, userID, handle)
 	m.done(ctx, obs.SessionRevoke, start, err, func() []slog.Attr {
-		return []slog.Attr{slog.String("user_id", userID), slog.String("handle", handle)}
+		return []slog.Attr{name("user_id", userID), name("handle", handle)}
 	})
 	return err
 }
@@ -194,7 +194,7 @@ func (s *sessions) DeleteByUser(ctx context.Context, userID string) (int, error)
 	start := m.clock.Now()
 	n, err := s.next.DeleteByUser(ctx, userID)
 	m.done(ctx, obs.SessionDeleteByUser, start, err, func() []slog.Attr {
-		return []slog.Attr{slog.String("user_id", userID), slog.Int("count", n)}
+		return []slog.Attr{name("user_id", userID), slog.Int("count", n)}
 	})
 	return n, err
 }
