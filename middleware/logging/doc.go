@@ -18,7 +18,9 @@
 //
 // Lock tokens and session tokens never appear in clear: only as an
 // 8-character tag of their SHA-256, which matches the first characters of
-// a session's handle. Session data, event payloads and invalidation
+// a session's handle. A session token passed where a name goes (a handle,
+// a user ID, a key) is logged as its tag too, under the attribute's name
+// followed by "_tag". Session data, event payloads and invalidation
 // metadata are never logged.
 //
 // # As
