@@ -12,7 +12,14 @@
 // Debug when it succeeds, at Warn when it fails, and a lease found lost
 // before its release at Error (see [Options] to change the levels). When
 // no record could be written at the logger's level, a decorator costs a
-// call to the handler's Enabled and nothing else.
+// call to the handler's Enabled and nothing else. When only successes are
+// below the level (a logger at Info), an operation is still timed, in
+// case it fails, and Acquire decorates its Lock (one allocation) so that
+// a failed Release or a lost lease is logged.
+//
+// A lease is found lost when its Release, Extend or TTL reports
+// [coord.ErrNotHeld] or [coord.ErrExpired]; [coord.WithLock] always calls
+// Release, so a lease lost under it is logged when its function returns.
 //
 // # Secrets
 //
