@@ -187,7 +187,9 @@ type acquireCounters struct {
 //   - lock_wait_seconds{status}: histogram of the time Acquire took.
 //   - lock_hold_seconds: histogram of how long leases were held, observed
 //     when one is released or found lost.
-//   - lock_leases_lost_total: counter of leases lost before their release.
+//   - lock_leases_lost_total: counter of leases lost before their release,
+//     found when Release, Extend or TTL reports [coord.ErrNotHeld] or
+//     [coord.ErrExpired] ([coord.WithLock] always calls Release).
 //   - near_cache_purges_total{reason}: counter of purge-all signals
 //     delivered to invalidation subscribers, reason "reconnect",
 //     "overflow" or "other".
