@@ -395,3 +395,12 @@ func TestUnwrapAndAs(t *testing.T) {
 		t.Error("Sessions().Unwrap does not return the decorated store")
 	}
 }
+
+// The decorators have the shape of middleware.
+var (
+	_ func(coord.Backend) coord.Backend           = (*logging.Middleware)(nil).Backend
+	_ func(coord.Locker) coord.Locker             = (*logging.Middleware)(nil).Locker
+	_ func(coord.SessionStore) coord.SessionStore = (*logging.Middleware)(nil).Sessions
+	_ func(coord.Invalidator) coord.Invalidator   = (*logging.Middleware)(nil).Invalidator
+	_ func(coord.EventBus) coord.EventBus         = (*logging.Middleware)(nil).Events
+)

@@ -3,6 +3,7 @@ package metrics_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/cgn-bot/coord"
 	"github.com/cgn-bot/coord/coordmock"
+	"github.com/cgn-bot/coord/middleware/logging"
 	"github.com/cgn-bot/coord/middleware/metrics"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -587,3 +589,25 @@ func TestRegistration(t *testing.T) {
 		t.Error("New accepted a registry with a same-named metric of another type")
 	}
 }
+
+// The connection state is found through other decorators' Unwrap.
+func TestConnectionStateThroughDecorators(t *testing.T) {
+	m, reg := newMiddleware(t, nil)
+	f := newFake(t)
+	inner := logging.New(slog.New(slog.DiscardHandler), nil).Backend(f)
+	if _, ok := inner.(interface{ State() coord.ConnState }); ok {
+		t.Fatal("the logging decorator has State itself; this test needs one that has not")
+	}
+	m.Backend(inner)
+	f.set(func(f *fake) { f.state = coord.Reconnecting })
+	expect(t, reg, 2, "coord_redis_connection_state")
+}
+
+// The decorators have the shape of middleware.
+var (
+	_ func(coord.Backend) coord.Backend           = (*metrics.Middleware)(nil).Backend
+	_ func(coord.Locker) coord.Locker             = (*metrics.Middleware)(nil).Locker
+	_ func(coord.SessionStore) coord.SessionStore = (*metrics.Middleware)(nil).Sessions
+	_ func(coord.Invalidator) coord.Invalidator   = (*metrics.Middleware)(nil).Invalidator
+	_ func(coord.EventBus) coord.EventBus         = (*metrics.Middleware)(nil).Events
+)
