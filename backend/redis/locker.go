@@ -690,4 +690,3 @@ func (l *lock) renew(ctx context.Context) (time.Time, bool) {
 	l.setDeadlineLocked(start, ttl)
 	return start.Add(ttl / 3), true
 }
-

@@ -3,6 +3,9 @@
 -- Returns 1 deleted, 0 missing or another user's.
 local u = redis.call('HGET', KEYS[1], '_u')
 if not u then
+  if #ARGV < 2 and redis.call('DEL', KEYS[1]) == 1 then
+    return 1 -- a malformed session: deleted, with nothing to unindex
+  end
   return 0
 end
 if #ARGV >= 2 and ARGV[2] ~= u then

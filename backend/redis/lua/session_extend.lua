@@ -1,12 +1,12 @@
 -- KEYS[1] session; ARGV[1] handle, ARGV[2] TTL ms.
 -- Sets the expiry to now + TTL, capped by the deadline.
 -- Returns 1 done, 0 missing, -1 malformed.
-local v = redis.call('HMGET', KEYS[1], '_u', '_x')
-if not v[1] then
+if redis.call('EXISTS', KEYS[1]) == 0 then
   return 0
 end
+local v = redis.call('HMGET', KEYS[1], '_u', '_x')
 local x = tonumber(v[2])
-if not x then
+if not v[1] or not x then
   return -1
 end
 local now = now_ms()

@@ -3,11 +3,11 @@
 -- new key and sets the last access.
 -- Returns the new session's fields, nil when missing, -1 when malformed,
 -- -2 when the new key exists.
-local v = redis.call('HMGET', KEYS[1], '_u', '_c', '_e')
-if not v[1] then
+if redis.call('EXISTS', KEYS[1]) == 0 then
   return false
 end
-if not tonumber(v[2]) or not tonumber(v[3]) then
+local v = redis.call('HMGET', KEYS[1], '_u', '_c', '_e')
+if not v[1] or not tonumber(v[2]) or not tonumber(v[3]) then
   return -1
 end
 if redis.call('EXISTS', KEYS[6]) == 1 then

@@ -1,12 +1,12 @@
 -- KEYS[1] session; ARGV[1] handle.
 -- Slides the idle expiry (capped by the deadline) and sets the last access.
 -- Returns the session's fields, nil when missing, -1 when malformed.
-local v = redis.call('HMGET', KEYS[1], '_u', '_i', '_x')
-if not v[1] then
+if redis.call('EXISTS', KEYS[1]) == 0 then
   return false
 end
+local v = redis.call('HMGET', KEYS[1], '_u', '_i', '_x')
 local i, x = tonumber(v[2]), tonumber(v[3])
-if not i or not x then
+if not v[1] or not i or not x then
   return -1
 end
 local now = now_ms()

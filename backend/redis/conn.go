@@ -1,0 +1,262 @@
+package redis
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"iter"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/cgn-bot/coord"
+)
+
+// Errors of the connection helpers.
+var (
+	// ErrNotConfigured is returned by [FromEnv] when neither REDIS_URL
+	// nor REDIS_HOST is set: the caller should run without Redis.
+	ErrNotConfigured = errors.New("coord/redis: no Redis configured (REDIS_URL or REDIS_HOST)")
+
+	// ErrAuth is wrapped (with [coord.ErrUnavailable]) by the error of
+	// [Connect] when the server refused the credentials. The error never
+	// contains the password.
+	ErrAuth = errors.New("coord/redis: authentication failed")
+)
+
+// Connection defaults, as the Node design's RedisClient.
+const (
+	// ConnectAttempts is how many times [Connect] tries the server.
+	ConnectAttempts = 10
+	// ConnectMaxDelay is the longest wait between two tries of [Connect].
+	ConnectMaxDelay = 3 * time.Second
+	// connectFirstDelay is the wait after the first failed try; it doubles.
+	connectFirstDelay = 100 * time.Millisecond
+)
+
+// ParseURL parses a redis:// or rediss:// (TLS) URL into go-redis
+// options: redis://[user[:password]@]host[:port][/db][?option=value...].
+// The query options are go-redis's (dial_timeout, read_timeout,
+// pool_size, protocol, ...); an unknown one is an error. Every error wraps
+// [coord.ErrInvalid] and never contains the password.
+func ParseURL(rawURL string) (*goredis.Options, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("%w: coord/redis: malformed Redis URL: %v", coord.ErrInvalid, err)
+	}
+	if u.Scheme != "redis" && u.Scheme != "rediss" {
+		return nil, fmt.Errorf("%w: coord/redis: Redis URL scheme %q is not redis or rediss", coord.ErrInvalid, u.Scheme)
+	}
+	opts, err := goredis.ParseURL(rawURL)
+	if err != nil {
+		pw, _ := u.User.Password()
+		return nil, fmt.Errorf("%w: coord/redis: Redis URL: %s", coord.ErrInvalid, redact(err.Error(), pw))
+	}
+	return opts, nil
+}
+
+// NewClient returns a go-redis client for a redis:// or rediss:// URL
+// (see [ParseURL]). The caller owns it and closes it after the Backend.
+func NewClient(rawURL string) (*goredis.Client, error) {
+	opts, err := ParseURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	return goredis.NewClient(opts), nil
+}
+
+// FromEnv returns go-redis options from the environment, as the Node
+// design reads it: REDIS_URL when set (see [ParseURL]), else REDIS_HOST,
+// REDIS_PORT (default 6379), REDIS_PASSWORD and REDIS_DB (default 0). It
+// returns [ErrNotConfigured] when neither REDIS_URL nor REDIS_HOST is set.
+func FromEnv() (*goredis.Options, error) { return FromLookup(os.Getenv) }
+
+// FromLookup is [FromEnv] with the environment read through getenv.
+func FromLookup(getenv func(string) string) (*goredis.Options, error) {
+	if u := getenv("REDIS_URL"); u != "" {
+		return ParseURL(u)
+	}
+	host := getenv("REDIS_HOST")
+	if host == "" {
+		return nil, ErrNotConfigured
+	}
+	port := getenv("REDIS_PORT")
+	if port == "" {
+		port = "6379"
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+		return nil, fmt.Errorf("%w: coord/redis: REDIS_PORT %q is not a port", coord.ErrInvalid, port)
+	}
+	opts := &goredis.Options{Addr: net.JoinHostPort(host, port), Password: getenv("REDIS_PASSWORD")}
+	if db := getenv("REDIS_DB"); db != "" {
+		n, err := strconv.Atoi(db)
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("%w: coord/redis: REDIS_DB %q is not a database number", coord.ErrInvalid, db)
+		}
+		opts.DB = n
+	}
+	return opts, nil
+}
+
+// redact replaces secret in s.
+func redact(s, secret string) string {
+	if secret == "" {
+		return s
+	}
+	return strings.ReplaceAll(s, secret, "[redacted]")
+}
+
+// passwordOf returns the password a client authenticates with, if it can
+// be known, so that errors never carry it.
+func passwordOf(c goredis.UniversalClient) string {
+	switch t := c.(type) {
+	case *goredis.Client:
+		return t.Options().Password
+	case *goredis.ClusterClient:
+		return t.Options().Password
+	case *goredis.Ring:
+		return t.Options().Password
+	}
+	return ""
+}
+
+func isAuthError(err error) bool {
+	msg := err.Error()
+	for _, p := range []string{"WRONGPASS", "NOAUTH", "NOPERM", "invalid password", "invalid username-password", "AUTH <password> called without", "AUTH failed"} {
+		if strings.Contains(msg, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// Connect waits until client answers PING: up to [ConnectAttempts] tries
+// with exponential backoff from 100ms to at most [ConnectMaxDelay] apart,
+// bounded by ctx. A refused AUTH ends it at once with an error wrapping
+// [ErrAuth]; other failures wrap [coord.ErrUnavailable]. No error contains
+// the password.
+func Connect(ctx context.Context, client goredis.UniversalClient) error {
+	pw := passwordOf(client)
+	delay := connectFirstDelay
+	var last error
+	for attempt := 1; attempt <= ConnectAttempts; attempt++ {
+		err := client.Ping(ctx).Err()
+		if err == nil {
+			return nil
+		}
+		if isAuthError(err) {
+			return fmt.Errorf("%w: %w: %s", coord.ErrUnavailable, ErrAuth, redact(err.Error(), pw))
+		}
+		last = err
+		if ctx.Err() != nil || attempt == ConnectAttempts {
+			break
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+		delay = min(2*delay, ConnectMaxDelay)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%w: coord/redis: connect: %s (%w)", coord.ErrUnavailable, redact(last.Error(), pw), err)
+	}
+	return fmt.Errorf("%w: coord/redis: connect: no answer after %d attempts: %s", coord.ErrUnavailable, ConnectAttempts, redact(last.Error(), pw))
+}
+
+// GetJSON reads key (used as given, without the prefix) and unmarshals
+// its JSON value into v. It returns an error wrapping [coord.ErrNotFound]
+// when the key is missing and [coord.ErrInvalid] when the value is not
+// JSON that fits v.
+func (b *Backend) GetJSON(ctx context.Context, key string, v any) error {
+	if err := b.checkOpen(); err != nil {
+		return err
+	}
+	s, err := b.client.Get(ctx, key).Result()
+	if errors.Is(err, goredis.Nil) {
+		b.setConnState(coord.Connected)
+		return fmt.Errorf("coord/redis: get %q: %w", key, coord.ErrNotFound)
+	}
+	if err := b.fail(ctx, "get", err); err != nil {
+		return err
+	}
+	if err := json.Unmarshal([]byte(s), v); err != nil {
+		return fmt.Errorf("%w: coord/redis: get %q: %v", coord.ErrInvalid, key, err)
+	}
+	return nil
+}
+
+// SetJSON stores v as JSON under key (used as given, without the prefix),
+// expiring after ttl (0: never).
+func (b *Backend) SetJSON(ctx context.Context, key string, v any, ttl time.Duration) error {
+	if err := b.checkOpen(); err != nil {
+		return err
+	}
+	if ttl < 0 || (ttl > 0 && ttl < time.Millisecond) {
+		return fmt.Errorf("%w: coord/redis: TTL %v", coord.ErrInvalid, ttl)
+	}
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("%w: coord/redis: set %q: %v", coord.ErrInvalid, key, err)
+	}
+	return b.fail(ctx, "set", b.client.Set(ctx, key, raw, ttl).Err())
+}
+
+// Scan iterates over the keys matching the glob match, with SCAN (never
+// KEYS): on every master of a Cluster, else on the one server. As SCAN
+// does, it may yield a key more than once. An error ends the iteration
+// and is yielded with an empty key.
+func (b *Backend) Scan(ctx context.Context, match string) iter.Seq2[string, error] {
+	return func(yield func(string, error) bool) {
+		if err := b.checkOpen(); err != nil {
+			yield("", err)
+			return
+		}
+		nodes := []goredis.Cmdable{b.client}
+		if cc, ok := b.client.(*goredis.ClusterClient); ok {
+			nodes = nodes[:0]
+			var mu sync.Mutex
+			err := cc.ForEachMaster(ctx, func(_ context.Context, c *goredis.Client) error {
+				mu.Lock()
+				nodes = append(nodes, c)
+				mu.Unlock()
+				return nil
+			})
+			if err := b.fail(ctx, "scan", err); err != nil {
+				yield("", err)
+				return
+			}
+		}
+		for _, n := range nodes {
+			var cursor uint64
+			for {
+				keys, next, err := n.Scan(ctx, cursor, match, 100).Result()
+				if err := b.fail(ctx, "scan", err); err != nil {
+					yield("", err)
+					return
+				}
+				for _, k := range keys {
+					if !yield(k, nil) {
+						return
+					}
+				}
+				if next == 0 {
+					break
+				}
+				cursor = next
+			}
+		}
+	}
+}

@@ -1,0 +1,112 @@
+// Package redis is the Redis backend of coord, on go-redis v9
+// (github.com/redis/go-redis/v9). It works with any
+// goredis.UniversalClient: a single node, Sentinel (a failover client) or
+// Cluster. Callers import it as coordredis:
+//
+//	client, err := coordredis.NewClient("redis://localhost:6379/0")
+//	...
+//	if err := coordredis.Connect(ctx, client); err != nil { ... }
+//	b, err := coordredis.New(client, nil)
+//	...
+//	defer client.Close()
+//	defer b.Close(ctx)
+//
+// A [Backend] never closes the client it was given. Its instance shares
+// locks, sessions, invalidations and events with every other Backend (Go
+// or the Node fleet it replaces) that uses the same server and prefix.
+//
+// # URLs
+//
+// [ParseURL] and [NewClient] take redis://[user[:password]@]host[:port][/db]
+// and rediss:// (TLS, with the host as server name), with go-redis's query
+// options (dial_timeout, read_timeout, pool_size, protocol, ...); an
+// unknown option is an error wrapping [coord.ErrInvalid]. [FromEnv] reads
+// REDIS_URL, else REDIS_HOST, REDIS_PORT, REDIS_PASSWORD and REDIS_DB, and
+// returns [ErrNotConfigured] when neither REDIS_URL nor REDIS_HOST is set.
+// [Connect] waits for the server at start-up: 10 tries with exponential
+// backoff up to 3s apart, bounded by ctx; refused credentials end it at
+// once with [ErrAuth]. No error carries the password.
+//
+// # As
+//
+// [Backend.As], and the As of its Locker, Sessions, Invalidator and
+// Events, fill a *goredis.UniversalClient with the client the Backend was
+// made with (and a **Backend with the Backend), so code holding a
+// coord.Backend (possibly decorated by middleware, see coord.As) can reach
+// Redis directly:
+//
+//	var c goredis.UniversalClient
+//	if coord.As(backend, &c) { ... }
+//
+// # Errors
+//
+// Methods return the coord sentinels wrapped with %w: [coord.ErrInvalid]
+// for bad input (checked before any Redis call, so a malformed session
+// token never reaches Redis) and for data read from Redis that fails
+// validation (a foreign or older writer); [coord.ErrNotFound],
+// [coord.ErrNotAcquired], [coord.ErrNotHeld] and [coord.ErrExpired] as
+// the interfaces document; [coord.ErrClosed] after Close; and
+// [coord.ErrUnavailable] when Redis cannot be reached or answers with an
+// error. A wait ended by its context returns
+// errors.Join(coord.ErrNotAcquired, ctx.Err()).
+//
+// # Connection state
+//
+// [Backend.State] and [Backend.SubscriberState] report connected,
+// reconnecting or disconnected, and [Options].OnStateChange is called on
+// every change (for the redis_connection_state gauge). Health pings the
+// server: unhealthy when the PING fails, degraded while the subscriber
+// connection reconnects or the PING is slow.
+//
+// # Key layout
+//
+// Every key and channel starts with the prefix P (default "cgn:"; it may
+// not contain braces). User-supplied names inside keys are escaped
+// (percent-encoding of '{', '}', '%', glob metacharacters, space and
+// control bytes), so no name can change a hash tag or reach another key or
+// channel.
+//
+//	P + "cache:invalidate"              channel: key invalidations (Node format)
+//	P + "cache:invalidate:pattern"      channel: glob invalidations (Node format)
+//	P + "shard:event"                   channel: events, every topic (Node format)
+//	P + "lock:{R}"                      string: the lease on resource R (token, PX TTL)
+//	P + "lock:{R}:fence"                string: R's fence counter, never expires
+//	P + "lock:{R}:wake"                 channel: R's releases wake waiters here
+//	P + "{s}:s:" + handle               hash: one session (see [Sessions])
+//	P + "{s}:exp"                       zset: user NUL handle -> expires at (ms)
+//	P + "{s}:byuser"                    zset: user NUL handle, by member (ByUser)
+//	P + "{s}:created"                   zset: user NUL handle -> created at (ms)
+//	P + "{s}:users"                     hash: user -> number of indexed sessions
+//
+// The invalidation message is {"instanceId","cacheKey","metadata",
+// "timestamp"} and the event message {"instanceId","event","payload",
+// "timestamp"}, timestamps in Unix milliseconds, as the Node design
+// publishes them; malformed messages are counted (Stats().Malformed) and
+// dropped.
+//
+// Every multi-key script keeps its keys in one hash slot: a lease, its
+// fence and its wake channel in the slot of "{R}", and every session key
+// in the slot of "{s}". In Redis Cluster that puts all sessions on one
+// shard: session traffic does not spread over the cluster (locks do).
+// That keeps Count one ZCOUNT and Rotate, DeleteByUser and the indexes
+// atomic; a deployment whose sessions outgrow one shard would need
+// bucketed tags. Invalidations and events use classic PUBLISH/SUBSCRIBE,
+// which reaches every node of a Cluster (sharded pub/sub has no
+// patterns).
+//
+// The fence counter starts, when missing (first use, or a server that
+// lost its data), from the server clock in microseconds, so fences keep
+// increasing across a data loss as long as a resource sees fewer than one
+// acquisition per microsecond.
+//
+// # Subscriber connection
+//
+// Each Backend has one subscriber connection (a go-redis PubSub read with
+// its raw Receive loop), shared by invalidation, events and lock waiters.
+// Messages go to bounded per-subscription queues (never go-redis's
+// Channel(), which drops a message blocked for 60s); overflow is counted
+// and, for invalidation, turned into a PurgeAll with Reason "overflow".
+// Each resubscription after a reconnect is seen in the confirmations it
+// brings; every invalidation subscriber then gets a PurgeAll with Reason
+// "reconnect", and lock waiters retry at once.
+package redis
