@@ -103,6 +103,7 @@ func (lk *Locker) Acquire(ctx context.Context, name string, opts ...coord.LockOp
 		return nil, errors.Join(coord.ErrNotAcquired, err)
 	}
 	h := n.hub
+	token := secret.LockToken() // outside the lock; wasted only when held
 	h.lmu.Lock()
 	if n.closed.Load() {
 		h.lmu.Unlock()
@@ -116,7 +117,7 @@ func (lk *Locker) Acquire(ctx context.Context, name string, opts ...coord.LockOp
 	}
 	h.expireLocked(r, now)
 	if r.holder == nil && len(r.waiters) == 0 {
-		l := h.grantLocked(r, n, o, now)
+		l := h.grantLocked(r, n, o, now, token)
 		h.lmu.Unlock()
 		return l, nil
 	}
@@ -280,13 +281,13 @@ func (lk *Locker) Held() []coord.Lock {
 	return out
 }
 
-// grantLocked makes n the holder of r with a new fence.
-func (h *Hub) grantLocked(r *resource, n *Node, o coord.LockOptions, now time.Time) *Lock {
+// grantLocked makes n the holder of r with a new fence and token.
+func (h *Hub) grantLocked(r *resource, n *Node, o coord.LockOptions, now time.Time, token string) *Lock {
 	r.fence++
 	l := &Lock{
 		node:      n,
 		res:       r,
-		token:     secret.LockToken(),
+		token:     token,
 		fence:     r.fence,
 		ttl:       o.TTL,
 		autoRenew: o.AutoRenew,
@@ -350,7 +351,7 @@ func (h *Hub) promoteLocked(r *resource, now time.Time) {
 	w := r.waiters[0]
 	r.waiters = slices.Delete(r.waiters, 0, 1)
 	delete(w.node.waiters, w)
-	w.granted = h.grantLocked(r, w.node, w.opts, now)
+	w.granted = h.grantLocked(r, w.node, w.opts, now, secret.LockToken())
 	w.signal()
 }
 
