@@ -12,8 +12,8 @@ import (
 	"github.com/cgn-bot/coord"
 )
 
-// HubOptions configure a [Hub]. A nil *HubOptions, or a zero field, means
-// the default.
+// HubOptions configure a [Hub]. A nil *HubOptions, or a zero or negative
+// field, means the default.
 type HubOptions struct {
 	// MaxPayload is the limit, in bytes, on an encoded event payload, an
 	// invalidation's metadata and a session's encoded data.
@@ -65,7 +65,8 @@ func NewHub(opts *HubOptions) *Hub {
 		if opts.MaxPayload > 0 {
 			h.maxPayload = opts.MaxPayload
 		}
-		h.sessDef = coord.SessionOptions{IdleTTL: opts.SessionIdleTTL, Lifetime: opts.SessionLifetime}
+		h.sessDef.IdleTTL = max(opts.SessionIdleTTL, 0)
+		h.sessDef.Lifetime = max(opts.SessionLifetime, 0)
 	}
 	h.sessions.init()
 	h.nodes.Store(&[]*Node{})
@@ -249,7 +250,8 @@ func (n *Node) Health(ctx context.Context) coord.Health {
 // subscriptions and waits for their running handlers and for the node's
 // timer goroutine. Close is idempotent: a later call waits for the first
 // to finish and returns nil. If ctx ends before the handlers return,
-// Close returns ctx's error; the node is closed all the same. Close must
+// Close returns ctx's error; the node is closed all the same, and a
+// goroutine Close started waits for the handlers to return. Close must
 // not be called from a subscription's handler of the same node.
 func (n *Node) Close(ctx context.Context) error {
 	if !n.closed.CompareAndSwap(false, true) {
