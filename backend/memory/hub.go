@@ -116,6 +116,7 @@ type Node struct {
 	waiters     map[*waiter]struct{}
 	timers      timeHeap[*Lock]
 	reconnectAt time.Time
+	timerNext   time.Time // when the timer goroutine wakes next
 	timerWake   chan struct{}
 
 	// cut is set while the node's simulated subscriber connection is
@@ -381,15 +382,15 @@ func (n *Node) timerLoop() {
 				doReconnect = true
 			}
 		}
+		if next.IsZero() {
+			next = now.Add(time.Hour)
+		}
+		n.timerNext = next
 		h.lmu.Unlock()
 		if doReconnect {
 			n.reconnect()
 		}
-		d := time.Hour
-		if !next.IsZero() {
-			d = next.Sub(now)
-		}
-		t.Reset(d)
+		t.Reset(next.Sub(now))
 		select {
 		case <-t.C:
 		case <-n.timerWake:

@@ -312,7 +312,8 @@ func (n *Node) scheduleLocked(l *Lock, now time.Time) {
 	} else {
 		n.timers.push(l)
 	}
-	if n.timers[0] == l {
+	// Wake the timer goroutine only when it would sleep past l's event.
+	if n.timers[0] == l && (n.timerNext.IsZero() || at.Before(n.timerNext)) {
 		n.wakeTimer()
 	}
 }
