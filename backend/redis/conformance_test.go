@@ -37,7 +37,7 @@ func channelName(prefix, name string) string {
 // a client it was given).
 type instance struct {
 	*coordredis.Backend
-	client *goredis.Client
+	client goredis.UniversalClient
 }
 
 func (in *instance) Close(ctx context.Context) error {
@@ -46,11 +46,10 @@ func (in *instance) Close(ctx context.Context) error {
 	return err
 }
 
-// newInstance makes a Backend on a new client of opts, closed at the end
-// of the test.
-func newInstance(t *testing.T, opts *goredis.Options, prefix string) *instance {
+// newInstance makes a Backend on c, closed (with c) at the end of the
+// test.
+func newInstance(t *testing.T, c goredis.UniversalClient, prefix string) *instance {
 	t.Helper()
-	c := goredis.NewClient(opts)
 	b, err := coordredis.New(c, &coordredis.Options{Prefix: prefix, HealthInterval: time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -73,7 +72,7 @@ type miniHarness struct {
 }
 
 func (h *miniHarness) NewInstance(t *testing.T) coord.Backend {
-	return newInstance(t, &goredis.Options{Addr: h.m.Addr()}, h.prefix)
+	return newInstance(t, goredis.NewClient(&goredis.Options{Addr: h.m.Addr()}), h.prefix)
 }
 
 func (h *miniHarness) Capabilities() conformance.Capabilities {
@@ -94,13 +93,14 @@ func TestConformanceMiniredis(t *testing.T) {
 
 var casePrefix atomic.Int64
 
-// realHarness runs the suite on one real redis-server shared by the cases
-// of a top-level test, each case under its own key prefix. Each instance
-// has its own client with a unique client name, so that a cut kills only
-// that instance's subscriber connection.
+// realHarness runs the suite on real redis-servers (one, or the nodes of
+// a Cluster) shared by the cases of a top-level test, each case under its
+// own key prefix. Each instance has its own client with a unique client
+// name, so that a cut kills only that instance's subscriber connection.
 type realHarness struct {
-	srv    *redistest.Server
-	prefix string
+	nodes     []*redistest.Server
+	newClient func(name string) goredis.UniversalClient
+	prefix    string
 
 	mu    sync.Mutex
 	names map[coord.Backend]string
@@ -108,18 +108,35 @@ type realHarness struct {
 
 func newRealHarness(srv *redistest.Server) *realHarness {
 	return &realHarness{
-		srv:    srv,
+		nodes: []*redistest.Server{srv},
+		newClient: func(name string) goredis.UniversalClient {
+			o := srv.Options()
+			o.ClientName = name
+			return goredis.NewClient(o)
+		},
+		prefix: fmt.Sprintf("c%d:", casePrefix.Add(1)),
+		names:  map[coord.Backend]string{},
+	}
+}
+
+func newClusterHarness(c *redistest.Cluster) *realHarness {
+	return &realHarness{
+		nodes: c.Nodes(),
+		newClient: func(name string) goredis.UniversalClient {
+			o := c.ClusterOptions()
+			o.ClientName = name
+			return goredis.NewClusterClient(o)
+		},
 		prefix: fmt.Sprintf("c%d:", casePrefix.Add(1)),
 		names:  map[coord.Backend]string{},
 	}
 }
 
 func (h *realHarness) NewInstance(t *testing.T) coord.Backend {
-	opts := h.srv.Options()
-	opts.ClientName = fmt.Sprintf("coordtest-%d", casePrefix.Add(1))
-	b := newInstance(t, opts, h.prefix)
+	name := fmt.Sprintf("coordtest-%d", casePrefix.Add(1))
+	b := newInstance(t, h.newClient(name), h.prefix)
 	h.mu.Lock()
-	h.names[b] = opts.ClientName
+	h.names[b] = name
 	h.mu.Unlock()
 	return b
 }
@@ -129,32 +146,35 @@ func (h *realHarness) Capabilities() conformance.Capabilities {
 }
 
 func (h *realHarness) PublishRaw(t *testing.T, channel string, payload []byte) {
-	h.srv.Do(t, "PUBLISH", channelName(h.prefix, channel), payload)
+	h.nodes[0].Do(t, "PUBLISH", channelName(h.prefix, channel), payload)
 }
 
 // CutSubscription kills the subscriber connection of one instance (CLIENT
-// KILL ID of its pubsub connections), leaving every other client alone.
+// KILL ID of its pubsub connections, on every node), leaving every other
+// client alone.
 func (h *realHarness) CutSubscription(t *testing.T, instance coord.Backend) {
 	h.mu.Lock()
 	name := h.names[instance]
 	h.mu.Unlock()
-	list, _ := h.srv.Do(t, "CLIENT", "LIST", "TYPE", "pubsub").(string)
 	killed := 0
-	sc := bufio.NewScanner(strings.NewReader(list))
-	for sc.Scan() {
-		var id, cname string
-		for _, f := range strings.Fields(sc.Text()) {
-			k, v, _ := strings.Cut(f, "=")
-			switch k {
-			case "id":
-				id = v
-			case "name":
-				cname = v
+	for _, srv := range h.nodes {
+		list, _ := srv.Do(t, "CLIENT", "LIST", "TYPE", "pubsub").(string)
+		sc := bufio.NewScanner(strings.NewReader(list))
+		for sc.Scan() {
+			var id, cname string
+			for _, f := range strings.Fields(sc.Text()) {
+				k, v, _ := strings.Cut(f, "=")
+				switch k {
+				case "id":
+					id = v
+				case "name":
+					cname = v
+				}
 			}
-		}
-		if cname == name && id != "" {
-			h.srv.Do(t, "CLIENT", "KILL", "ID", id)
-			killed++
+			if cname == name && id != "" {
+				srv.Do(t, "CLIENT", "KILL", "ID", id)
+				killed++
+			}
 		}
 	}
 	if killed == 0 {
@@ -172,7 +192,7 @@ func (h restartHarness) Capabilities() conformance.Capabilities {
 	return conformance.Capabilities{CutSubscription: true, ForeignPublish: true, Restart: true}
 }
 
-func (h restartHarness) Restart(t *testing.T) { h.srv.Restart(t) }
+func (h restartHarness) Restart(t *testing.T) { h.nodes[0].Restart(t) }
 
 func TestConformanceRedis(t *testing.T) {
 	srv := redistest.Start(t)
@@ -184,5 +204,18 @@ func TestConformanceRedis(t *testing.T) {
 func TestConformanceRedisRestart(t *testing.T) {
 	conformance.RunBackend(t, func(t *testing.T) conformance.Harness {
 		return restartHarness{newRealHarness(redistest.Start(t))}
+	})
+}
+
+// TestConformanceCluster runs the suite on a three-master Redis Cluster
+// through a go-redis ClusterClient: every multi-key script must keep its
+// keys in one hash slot.
+func TestConformanceCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a cluster takes seconds to form; skipped with -short")
+	}
+	c := redistest.StartCluster(t, 3)
+	conformance.Run(t, func(t *testing.T) conformance.Harness {
+		return newClusterHarness(c)
 	})
 }

@@ -54,7 +54,7 @@ func (e *Events) Publish(ctx context.Context, topic string, payload any) error {
 		return err
 	}
 	msg := encodeEvent(b.opts.InstanceID, topic, raw, time.Now())
-	if err := b.fail(ctx, "publish event", b.client.Publish(ctx, b.keys.chEvent, msg).Err()); err != nil {
+	if err := b.fail(ctx, "publish event", b.publish(ctx, b.keys.chEvent, msg)); err != nil {
 		return err
 	}
 	e.published.Add(1)

@@ -74,7 +74,7 @@ func (i *Invalidator) publish(ctx context.Context, key string, meta any, pattern
 		return err
 	}
 	msg := encodeInvalidation(b.opts.InstanceID, key, raw, time.Now())
-	if err := b.fail(ctx, "publish invalidation", b.client.Publish(ctx, ch, msg).Err()); err != nil {
+	if err := b.fail(ctx, "publish invalidation", b.publish(ctx, ch, msg)); err != nil {
 		return err
 	}
 	i.sent.Add(1)

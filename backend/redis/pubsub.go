@@ -359,3 +359,19 @@ func (b *Backend) waitReady(ctx context.Context, ready <-chan struct{}, max time
 func (b *Backend) checkOpenOr() error {
 	return fmt.Errorf("coord/redis: %w", coord.ErrClosed)
 }
+
+// publish sends msg on ch. In a Cluster it always publishes on one node,
+// the master of the slot of the invalidation channel's name (go-redis
+// would pick a random node for a command without keys), so that the
+// messages of one publisher reach subscribers in the order they were sent,
+// across channels too.
+func (b *Backend) publish(ctx context.Context, ch string, msg []byte) error {
+	if cc, ok := b.client.(*goredis.ClusterClient); ok {
+		node, err := cc.MasterForKey(ctx, b.keys.chInvalidate)
+		if err != nil {
+			return err
+		}
+		return node.Publish(ctx, ch, msg).Err()
+	}
+	return b.client.Publish(ctx, ch, msg).Err()
+}

@@ -143,6 +143,9 @@ func (s *Sessions) Touch(ctx context.Context, id string) (*coord.Session, error)
 	if err != nil {
 		return nil, err
 	}
+	if len(fields) == 0 {
+		return nil, notFound()
+	}
 	return parseSession(fields, id, h)
 }
 

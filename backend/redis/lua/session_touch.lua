@@ -14,6 +14,12 @@ local e = now + i
 if x > 0 and e > x then
   e = x
 end
+if e <= now then
+  -- At its deadline: the session ends now.
+  redis.call('DEL', KEYS[1])
+  unindex(v[1] .. '\0' .. ARGV[1])
+  return false
+end
 redis.call('HSET', KEYS[1], '_a', ms(now), '_e', ms(e))
 redis.call('PEXPIREAT', KEYS[1], ms(e))
 redis.call('ZADD', EXP, 'XX', ms(e), v[1] .. '\0' .. ARGV[1])
