@@ -161,7 +161,7 @@ type acquireCounters struct {
 // the same namespace is shared, not an error (the first registration's
 // buckets win). A namespace that is not a classic Prometheus name, and
 // registration errors such as a same-named metric of another shape, are
-// returned.
+// returned; what New registered before the error is unregistered.
 //
 // The metrics, after the namespace and an underscore:
 //
@@ -261,6 +261,7 @@ func New(reg prometheus.Registerer, opts *Options) (*Middleware, error) {
 	}, []string{"reason"}))
 	state := register(&r, newStateCollector(ns, o.HealthTimeout))
 	if r.err != nil {
+		r.undo()
 		return nil, r.err
 	}
 
@@ -315,8 +316,16 @@ func validNamespace(ns string) bool {
 
 // registrar registers collectors and keeps the first error.
 type registrar struct {
-	reg prometheus.Registerer
-	err error
+	reg   prometheus.Registerer
+	err   error
+	added []prometheus.Collector // registered here, not found registered
+}
+
+// undo unregisters what r registered, after a failure.
+func (r *registrar) undo() {
+	for _, c := range r.added {
+		r.reg.Unregister(c)
+	}
 }
 
 // register registers c, or returns the collector reg already holds with
@@ -327,6 +336,7 @@ func register[T prometheus.Collector](r *registrar, c T) T {
 	}
 	err := r.reg.Register(c)
 	if err == nil {
+		r.added = append(r.added, c)
 		return c
 	}
 	var are prometheus.AlreadyRegisteredError

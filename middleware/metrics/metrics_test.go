@@ -588,6 +588,9 @@ func TestRegistration(t *testing.T) {
 	if _, err := metrics.New(other, nil); err == nil {
 		t.Error("New accepted a registry with a same-named metric of another type")
 	}
+	if n, err := testutil.GatherAndCount(other); err != nil || n != 1 {
+		t.Errorf("after a failed New the registry has %d series (%v); want only its own 1", n, err)
+	}
 }
 
 // The connection state is found through other decorators' Unwrap.
