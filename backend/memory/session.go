@@ -39,19 +39,23 @@ type sessionRec struct {
 	idle     time.Duration
 	seq      uint64 // creation order, to break ties of created
 	heapIdx  int
+	// prev and next link the sessions in creation order.
+	prev, next *sessionRec
 }
 
 func (s *sessionRec) liveAt(now time.Time) bool { return now.Before(s.expires) }
 
-// sessionStore is the hub's sessions: a map by handle, a per-user index
-// and a min-heap by expiry that lets Count, Stats and Cleanup drop what
-// expired without scanning every session.
+// sessionStore is the hub's sessions: a map by handle, a per-user index,
+// a min-heap by expiry that lets Count, Stats and Cleanup drop what
+// expired without scanning every session, and a list in creation order
+// whose head is the oldest.
 type sessionStore struct {
-	mu     sync.RWMutex
-	byKey  map[handleKey]*sessionRec
-	byUser map[string]map[*sessionRec]struct{}
-	heap   timeHeap[*sessionRec]
-	seq    uint64
+	mu             sync.RWMutex
+	byKey          map[handleKey]*sessionRec
+	byUser         map[string]map[*sessionRec]struct{}
+	heap           timeHeap[*sessionRec]
+	seq            uint64
+	oldest, newest *sessionRec
 }
 
 func (st *sessionStore) init() {
@@ -69,6 +73,13 @@ func (st *sessionStore) insertLocked(rec *sessionRec) {
 	}
 	u[rec] = struct{}{}
 	st.heap.push(rec)
+	rec.prev = st.newest
+	if st.newest != nil {
+		st.newest.next = rec
+	} else {
+		st.oldest = rec
+	}
+	st.newest = rec
 }
 
 // removeLocked drops rec from every index.
@@ -83,6 +94,17 @@ func (st *sessionStore) removeLocked(rec *sessionRec) {
 	if rec.heapIdx >= 0 {
 		st.heap.remove(rec.heapIdx)
 	}
+	if rec.prev != nil {
+		rec.prev.next = rec.next
+	} else {
+		st.oldest = rec.next
+	}
+	if rec.next != nil {
+		rec.next.prev = rec.prev
+	} else {
+		st.newest = rec.prev
+	}
+	rec.prev, rec.next = nil, nil
 }
 
 // purgeLocked removes the sessions expired by now and returns how many.
@@ -239,28 +261,27 @@ func (ss *SessionStore) Create(ctx context.Context, userID string, data map[stri
 	}
 	token := secret.SessionToken()
 	key, _ := keyOf(token)
-	now := time.Now()
 	rec := &sessionRec{
-		key:      key,
-		handle:   hex.EncodeToString(key[:]),
-		user:     userID,
-		data:     sets,
-		size:     size,
-		created:  now,
-		accessed: now,
-		expires:  now.Add(o.IdleTTL),
-		idle:     o.IdleTTL,
-		heapIdx:  -1,
+		key:     key,
+		handle:  hex.EncodeToString(key[:]),
+		user:    userID,
+		data:    sets,
+		size:    size,
+		idle:    o.IdleTTL,
+		heapIdx: -1,
 	}
 	rec.flatten()
+	st := &h.sessions
+	st.mu.Lock()
+	// The time is read under the lock, so creation order is list order.
+	now := time.Now()
+	rec.created, rec.accessed, rec.expires = now, now, now.Add(o.IdleTTL)
 	if o.Lifetime > 0 {
 		rec.deadline = now.Add(o.Lifetime)
 		if rec.deadline.Before(rec.expires) {
 			rec.expires = rec.deadline
 		}
 	}
-	st := &h.sessions
-	st.mu.Lock()
 	st.seq++
 	rec.seq = st.seq
 	st.insertLocked(rec)
@@ -570,10 +591,8 @@ func (ss *SessionStore) Stats(ctx context.Context) (coord.SessionStats, error) {
 	defer st.mu.Unlock()
 	st.purgeLocked(now)
 	out := coord.SessionStats{Sessions: int64(len(st.byKey)), Users: int64(len(st.byUser))}
-	for _, rec := range st.byKey {
-		if out.OldestCreatedAt.IsZero() || rec.created.Before(out.OldestCreatedAt) {
-			out.OldestCreatedAt = rec.created
-		}
+	if st.oldest != nil {
+		out.OldestCreatedAt = st.oldest.created
 	}
 	return out, nil
 }

@@ -220,3 +220,48 @@ func TestSessionRotateAndRevoke(t *testing.T) {
 		t.Errorf("Get of an unknown token: %v", err)
 	}
 }
+
+func TestStatsOldestFollowsDeletes(t *testing.T) {
+	ns := nodes(t, 1)
+	ctx := t.Context()
+	st := ns[0].Sessions()
+	var ss []*coord.Session
+	for _, u := range []string{"a", "b", "a", "c"} {
+		s, err := st.Create(ctx, u, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ss = append(ss, s)
+	}
+	oldest := func() time.Time {
+		t.Helper()
+		stats, err := st.Stats(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return stats.OldestCreatedAt
+	}
+	if !oldest().Equal(ss[0].CreatedAt) {
+		t.Fatal("oldest is not the first created")
+	}
+	if _, err := st.Rotate(ctx, ss[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if !oldest().Equal(ss[0].CreatedAt) {
+		t.Fatal("Rotate changed the oldest")
+	}
+	if err := st.Revoke(ctx, "b", ss[1].Handle); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := st.DeleteByUser(ctx, "a"); n != 2 {
+		t.Fatalf("DeleteByUser = %d, want 2", n)
+	}
+	stats, _ := st.Stats(ctx)
+	if !stats.OldestCreatedAt.Equal(ss[3].CreatedAt) || stats.Sessions != 1 || stats.Users != 1 {
+		t.Fatalf("Stats = %+v, want only the last session", stats)
+	}
+	_ = st.Delete(ctx, ss[3].ID)
+	if stats, _ := st.Stats(ctx); !stats.OldestCreatedAt.IsZero() || stats.Sessions != 0 {
+		t.Fatalf("Stats of an empty store = %+v", stats)
+	}
+}
