@@ -284,6 +284,11 @@ func (ss *SessionStore) Create(ctx context.Context, userID string, data map[stri
 	}
 	st.seq++
 	rec.seq = st.seq
+	// Each Create removes up to two expired sessions, so memory stays
+	// bounded even if nobody calls Count, Stats or Cleanup.
+	for i := 0; i < 2 && len(st.heap) > 0 && !st.heap[0].liveAt(now); i++ {
+		st.removeLocked(st.heap[0])
+	}
 	st.insertLocked(rec)
 	out := rec.snapshot(token)
 	st.mu.Unlock()
@@ -598,8 +603,9 @@ func (ss *SessionStore) Stats(ctx context.Context) (coord.SessionStats, error) {
 }
 
 // Cleanup removes the sessions that expired and returns how many it
-// removed. Count, Stats and lookups honour expiry without it; Count and
-// Stats also remove what expired as they go.
+// removed. Lookups, listings and counts honour expiry without it; Count,
+// Stats and Create also remove what expired as they go, so Cleanup may
+// find nothing left to do.
 func (ss *SessionStore) Cleanup(ctx context.Context) (int, error) {
 	if err := ss.check("Cleanup"); err != nil {
 		return 0, err
