@@ -19,6 +19,8 @@
 //     time; Done is closed at the deadline by the node's timer goroutine,
 //     which also renews leases acquired with [coord.WithAutoRenew] every
 //     TTL/3. A node runs that one goroutine whatever the number of leases.
+//     The hub keeps each resource's fence counter for ever, so its memory
+//     grows with the number of distinct resource names ever locked.
 //   - Sessions are keyed by their handle (a SHA-256 of the token), never
 //     by the token, with a per-user index and an expiry heap, so Count,
 //     ByUser and Stats are right the moment a session expires. Data is
