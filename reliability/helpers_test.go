@@ -1,0 +1,275 @@
+package reliability
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/cgn-bot/coord"
+	coordredis "github.com/cgn-bot/coord/backend/redis"
+	"github.com/cgn-bot/coord/internal/redistest"
+)
+
+// seq makes names unique within the test binary: key prefixes, client
+// names, resources.
+var seq atomic.Int64
+
+// uniq returns prefix followed by a number not used before in this run.
+func uniq(prefix string) string { return fmt.Sprintf("%s%d", prefix, seq.Add(1)) }
+
+// node is a Backend with the client made for it. The test owns the client
+// and closes it right after the Backend (a Backend never closes a client
+// it was given).
+type node struct {
+	*coordredis.Backend
+	client goredis.UniversalClient
+	name   string // the client's CLIENT SETNAME, to find its connections
+	prefix string
+}
+
+// prefixed returns key under the node's prefix.
+func (n *node) prefixed(key string) string { return n.prefix + key }
+
+// Close closes the Backend, then its client.
+func (n *node) Close(ctx context.Context) error {
+	err := n.Backend.Close(ctx)
+	_ = n.client.Close()
+	return err
+}
+
+// newNode makes a Backend on client, closed with the client at the end of
+// the test.
+func newNode(tb testing.TB, client goredis.UniversalClient, name string, opts *coordredis.Options) *node {
+	tb.Helper()
+	b, err := coordredis.New(client, opts)
+	if err != nil {
+		_ = client.Close()
+		tb.Fatal(err)
+	}
+	n := &node{Backend: b, client: client, name: name}
+	if opts != nil {
+		n.prefix = opts.Prefix
+	}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := n.Close(ctx); err != nil && !errors.Is(err, coord.ErrClosed) {
+			// A server killed by the test may have taken the leases with
+			// it; Close still stopped everything.
+			tb.Logf("Close of %s: %v", name, err)
+		}
+	})
+	return n
+}
+
+// faultClientOptions tunes a go-redis client for tests that stop the
+// server: short timeouts, so that a stopped server shows as failed
+// commands within a second rather than after go-redis's defaults (5s
+// dial, 3s read, 3 retries).
+func faultClientOptions(o *goredis.Options, name string) *goredis.Options {
+	o.ClientName = name
+	o.DialTimeout = 500 * time.Millisecond
+	o.ReadTimeout = 500 * time.Millisecond
+	o.WriteTimeout = 500 * time.Millisecond
+	o.MaxRetries = 1
+	o.DisableIdentity = true
+	return o
+}
+
+// singleNode makes a Backend on a new client of srv with the given
+// prefix.
+func singleNode(tb testing.TB, srv *redistest.Server, prefix string, opts *coordredis.Options) *node {
+	tb.Helper()
+	name := uniq("rel-")
+	o := srv.Options()
+	o.ClientName = name
+	if opts == nil {
+		opts = &coordredis.Options{}
+	}
+	opts.Prefix = prefix
+	return newNode(tb, goredis.NewClient(o), name, opts)
+}
+
+// faultNode makes a Backend on a client with short timeouts (see
+// faultClientOptions) and a 200ms subscriber health interval.
+func faultNode(tb testing.TB, srv *redistest.Server, prefix string) *node {
+	tb.Helper()
+	name := uniq("fault-")
+	c := goredis.NewClient(faultClientOptions(srv.Options(), name))
+	return newNode(tb, c, name, &coordredis.Options{Prefix: prefix, HealthInterval: 200 * time.Millisecond})
+}
+
+// channelName maps the suite's wire channel names to the backend's.
+func channelName(prefix, name string) string {
+	switch name {
+	case "invalidate":
+		return prefix + "cache:invalidate"
+	case "pattern":
+		return prefix + "cache:invalidate:pattern"
+	case "event":
+		return prefix + "shard:event"
+	}
+	return prefix + name
+}
+
+// killClientsNamed closes every pubsub connection of srv whose client name
+// is name and returns how many it closed.
+func killClientsNamed(tb testing.TB, srv *redistest.Server, name string) int {
+	tb.Helper()
+	list, _ := srv.Do(tb, "CLIENT", "LIST", "TYPE", "pubsub").(string)
+	killed := 0
+	sc := bufio.NewScanner(strings.NewReader(list))
+	for sc.Scan() {
+		var id, cname string
+		for _, f := range strings.Fields(sc.Text()) {
+			k, v, _ := strings.Cut(f, "=")
+			switch k {
+			case "id":
+				id = v
+			case "name":
+				cname = v
+			}
+		}
+		if cname == name && id != "" {
+			srv.Do(tb, "CLIENT", "KILL", "ID", id)
+			killed++
+		}
+	}
+	return killed
+}
+
+// pollEvery is how often eventually checks its condition.
+const pollEvery = 5 * time.Millisecond
+
+// eventually fails t unless cond becomes true within d, and returns how
+// long it took. It must be called from the test's goroutine.
+func eventually(tb testing.TB, d time.Duration, cond func() bool, format string, args ...any) time.Duration {
+	tb.Helper()
+	took, ok := within(d, pollEvery, cond)
+	if !ok {
+		tb.Fatalf("not within %v: %s", d, fmt.Sprintf(format, args...))
+	}
+	return took
+}
+
+// by fails t unless cond is true by recoveryBound after since (polling
+// at least once), and returns how long after since it was seen true.
+func by(tb testing.TB, since time.Time, cond func() bool, format string, args ...any) time.Duration {
+	tb.Helper()
+	if _, ok := within(max(time.Until(since.Add(recoveryBound)), 0), pollEvery, cond); !ok {
+		tb.Fatalf("not within %v: %s", recoveryBound, fmt.Sprintf(format, args...))
+	}
+	return time.Since(since)
+}
+
+// within reports whether cond becomes true within d, polling every
+// interval, and how long it took.
+func within(d, every time.Duration, cond func() bool) (time.Duration, bool) {
+	start := time.Now()
+	deadline := start.Add(d)
+	for {
+		if cond() {
+			return time.Since(start), true
+		}
+		if time.Now().After(deadline) {
+			return time.Since(start), false
+		}
+		time.Sleep(every)
+	}
+}
+
+// closedWithin reports whether ch is closed within d.
+func closedWithin(ch <-chan struct{}, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ch:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+// isClosed reports whether ch is closed now.
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// recorder collects what a handler receives.
+type recorder[T any] struct {
+	mu    sync.Mutex
+	items []T
+}
+
+func (r *recorder[T]) add(v T) {
+	r.mu.Lock()
+	r.items = append(r.items, v)
+	r.mu.Unlock()
+}
+
+func (r *recorder[T]) all() []T {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]T(nil), r.items...)
+}
+
+func (r *recorder[T]) count(f func(T) bool) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, v := range r.items {
+		if f(v) {
+			n++
+		}
+	}
+	return n
+}
+
+// isPurge reports whether inv is a PurgeAll with the given reason (any
+// reason when reason is empty).
+func isPurge(reason string) func(coord.Invalidation) bool {
+	return func(inv coord.Invalidation) bool {
+		return inv.Kind == coord.PurgeAll && (reason == "" || inv.Reason == reason)
+	}
+}
+
+// knownError reports whether err wraps one of coord's sentinels, as every
+// error a backend returns must.
+func knownError(err error) bool {
+	for _, s := range []error{coord.ErrNotAcquired, coord.ErrNotHeld, coord.ErrLeaseLost, coord.ErrNotFound,
+		coord.ErrClosed, coord.ErrInvalid, coord.ErrUnavailable} {
+		if errors.Is(err, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// healthIs returns a condition that is true when b's Health has status s.
+// Each Health call is bounded to a second, so a paused server cannot hang
+// it.
+func healthIs(b coord.Backend, s coord.HealthStatus) func() bool {
+	return func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		return b.Health(ctx).Status == s
+	}
+}
+
+// opCtx returns a context for one operation of a load goroutine.
+func opCtx(parent context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(parent, 2*time.Second)
+}
