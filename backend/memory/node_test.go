@@ -1,0 +1,96 @@
+package memory
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cgn-bot/coord"
+)
+
+func TestAsAndHub(t *testing.T) {
+	ns := nodes(t, 1)
+	var h *Hub
+	var n *Node
+	if !coord.As(ns[0], &h) || h != ns[0].Hub() || !coord.As(ns[0], &n) || n != ns[0] {
+		t.Fatal("As does not find the hub and node")
+	}
+	var s *string
+	if coord.As(ns[0], &s) {
+		t.Fatal("As filled an unknown target")
+	}
+}
+
+func TestLockStringHidesToken(t *testing.T) {
+	ns := nodes(t, 1)
+	l, err := ns[0].Locker().Acquire(t.Context(), "res")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := fmt.Sprint(l); strings.Contains(s, l.Token()) || !strings.Contains(s, "res") {
+		t.Errorf("String() = %s", s)
+	}
+}
+
+func TestNilHandlerInvalid(t *testing.T) {
+	ns := nodes(t, 1)
+	if _, err := ns[0].Invalidator().Subscribe(t.Context(), nil); !errors.Is(err, coord.ErrInvalid) {
+		t.Errorf("Invalidator.Subscribe(nil): %v", err)
+	}
+	if _, err := ns[0].Events().Subscribe(t.Context(), "t", nil); !errors.Is(err, coord.ErrInvalid) {
+		t.Errorf("Events.Subscribe(nil): %v", err)
+	}
+}
+
+// A reconnect that finds a subscriber's queue full owes it the PurgeAll
+// until there is room.
+func TestReconnectPurgeOnFullQueue(t *testing.T) {
+	hub := NewHub(nil)
+	pub := hub.NewNode(nil)
+	n := hub.NewNode(&NodeOptions{ReconnectDelay: time.Millisecond})
+	t.Cleanup(func() { _ = pub.Close(context.Background()); _ = n.Close(context.Background()) })
+	ctx := t.Context()
+	gate := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	var r rec[coord.Invalidation]
+	_, err := n.Invalidator().Subscribe(ctx, func(inv coord.Invalidation) {
+		select {
+		case entered <- struct{}{}:
+		default:
+		}
+		<-gate
+		r.add(inv)
+	}, coord.WithQueueSize(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = pub.Invalidator().Invalidate(ctx, "a", nil)
+	<-entered
+	_ = pub.Invalidator().Invalidate(ctx, "b", nil) // fills the queue
+	n.CutSubscription()
+	eventually(t, 2*time.Second, func() bool { return n.Health(ctx).Subscriber == coord.Connected }, "reconnect")
+	close(gate)
+	eventually(t, 2*time.Second, func() bool { return len(r.all()) == 3 }, "three deliveries")
+	if got := fmt.Sprint(describe(r.all())); got != "[a b purge:reconnect]" {
+		t.Errorf("delivered %s", got)
+	}
+}
+
+func TestHealthAfterClose(t *testing.T) {
+	n := NewHub(nil).NewNode(nil)
+	ctx := t.Context()
+	if _, err := n.Sessions().Create(ctx, "u", nil); err != nil {
+		t.Fatal(err)
+	}
+	if h := n.Health(ctx); h.Status != coord.Healthy || h.Backend != "memory" || h.Sessions != 1 || h.Connection != coord.Connected {
+		t.Errorf("Health = %+v", h)
+	}
+	_ = n.Close(ctx)
+	if h := n.Health(ctx); h.Status != coord.Unhealthy || h.Connection != coord.Disconnected || h.Error == "" {
+		t.Errorf("Health after Close = %+v", h)
+	}
+	n.CutSubscription() // harmless after Close
+}
