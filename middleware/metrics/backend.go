@@ -12,18 +12,22 @@ import (
 // Close are timed and forwarded. Until it is closed through the decorator,
 // next's connection state is exported as redis_connection_state, read at
 // each scrape from a State() coord.ConnState method of next or of what it
-// wraps, or else from Health. A nil m or next gives next unchanged.
+// wraps, or else from Health; once closed, neither it nor its parts are
+// watched any more (their Stats counters keep their last values). A nil m
+// or next gives next unchanged.
 func (m *Middleware) Backend(next coord.Backend) coord.Backend {
 	if m == nil || next == nil {
 		return next
 	}
+	l, inv, bus := next.Locker(), next.Invalidator(), next.Events()
 	b := &backend{
 		m:           m,
 		next:        next,
-		locker:      m.Locker(next.Locker()),
+		locker:      m.Locker(l),
 		sessions:    m.Sessions(next.Sessions()),
-		invalidator: m.Invalidator(next.Invalidator()),
-		events:      m.Events(next.Events()),
+		invalidator: m.Invalidator(inv),
+		events:      m.Events(bus),
+		retire:      func() { m.state.retireBackend(next, l, inv, bus) },
 	}
 	m.state.addBackend(next)
 	return b
@@ -36,6 +40,7 @@ type backend struct {
 	sessions    coord.SessionStore
 	invalidator coord.Invalidator
 	events      coord.EventBus
+	retire      func() // stops watching next and its parts
 }
 
 var _ coord.Backend = (*backend)(nil)
@@ -66,6 +71,6 @@ func (b *backend) Health(ctx context.Context) coord.Health {
 
 func (b *backend) Close(ctx context.Context) (err error) {
 	defer b.m.done(obs.BackendClose, b.m.clock.Now(), &err)
-	defer b.m.state.removeBackend(b.next)
+	defer b.retire()
 	return b.next.Close(ctx)
 }

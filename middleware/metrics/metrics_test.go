@@ -614,3 +614,31 @@ var (
 	_ func(coord.Invalidator) coord.Invalidator   = (*metrics.Middleware)(nil).Invalidator
 	_ func(coord.EventBus) coord.EventBus         = (*metrics.Middleware)(nil).Events
 )
+
+// A backend closed through the decorator is dropped, and the counters of
+// its Stats keep their last values.
+func TestClosedBackendRetired(t *testing.T) {
+	m, reg := newMiddleware(t, nil)
+	f, g := newFake(t), newFake(t)
+	b := m.Backend(f)
+	m.Backend(g)
+	lk, _ := newLock(t, "x")
+	f.set(func(f *fake) {
+		f.held = []coord.Lock{lk}
+		f.invStats = coord.InvalidatorStats{Dropped: 5}
+		f.evStats = coord.EventStats{Malformed: 2}
+	})
+	g.set(func(g *fake) { g.invStats = coord.InvalidatorStats{Dropped: 1} })
+	expect(t, reg, 1, "coord_distributed_locks_active")
+	expect(t, reg, 6, "coord_subscriber_dropped_total", "kind", "invalidation")
+
+	f.EXPECT().Close(gomock.Any()).Return(nil)
+	if err := b.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, reg, 0, "coord_distributed_locks_active")
+	expect(t, reg, 6, "coord_subscriber_dropped_total", "kind", "invalidation")
+	expect(t, reg, 2, "coord_subscriber_malformed_total", "kind", "event")
+	g.set(func(g *fake) { g.invStats = coord.InvalidatorStats{Dropped: 3} })
+	expect(t, reg, 8, "coord_subscriber_dropped_total", "kind", "invalidation")
+}

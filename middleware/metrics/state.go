@@ -28,6 +28,11 @@ type stateCollector struct {
 	lockers      []coord.Locker
 	invalidators []coord.Invalidator
 	buses        []coord.EventBus
+	// retired holds the last Stats of the invalidators and event buses of
+	// closed backends, so that the counters never go down once those are
+	// dropped.
+	retiredInv coord.InvalidatorStats
+	retiredEv  coord.EventStats
 }
 
 var _ prometheus.Collector = (*stateCollector)(nil)
@@ -65,6 +70,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	lockers := slices.Clone(c.lockers)
 	invalidators := slices.Clone(c.invalidators)
 	buses := slices.Clone(c.buses)
+	retiredInv, retiredEv := c.retiredInv, c.retiredEv
 	c.mu.Unlock()
 
 	if len(backends) > 0 {
@@ -83,8 +89,8 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(c.active, prometheus.GaugeValue, float64(active))
 
-	if len(invalidators) > 0 {
-		var dropped, malformed, panics uint64
+	if len(invalidators) > 0 || retiredInv != (coord.InvalidatorStats{}) {
+		dropped, malformed, panics := retiredInv.Dropped, retiredInv.Malformed, retiredInv.Panics
 		for _, inv := range invalidators {
 			s := inv.Stats()
 			dropped += s.Dropped
@@ -93,8 +99,8 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		c.counters(ch, "invalidation", dropped, malformed, panics)
 	}
-	if len(buses) > 0 {
-		var dropped, malformed, panics uint64
+	if len(buses) > 0 || retiredEv != (coord.EventStats{}) {
+		dropped, malformed, panics := retiredEv.Dropped, retiredEv.Malformed, retiredEv.Panics
 		for _, bus := range buses {
 			s := bus.Stats()
 			dropped += s.Dropped
@@ -153,11 +159,31 @@ func (c *stateCollector) addBackend(b coord.Backend) {
 	c.backends = add(c.backends, b)
 }
 
-func (c *stateCollector) removeBackend(b coord.Backend) {
-	b = innermost(b)
+// retireBackend stops watching a closed backend and its parts: its
+// connection state and leases are no longer exported, and the last Stats
+// of its invalidator and event bus are kept in the retired totals.
+func (c *stateCollector) retireBackend(b coord.Backend, l coord.Locker, inv coord.Invalidator, bus coord.EventBus) {
+	b, l, inv, bus = innermost(b), unwrapAll(l), unwrapAll(inv), unwrapAll(bus)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.backends = slices.DeleteFunc(c.backends, func(x coord.Backend) bool { return same(x, b) })
+	c.lockers = slices.DeleteFunc(c.lockers, func(x coord.Locker) bool { return same(x, l) })
+	n := len(c.invalidators)
+	c.invalidators = slices.DeleteFunc(c.invalidators, func(x coord.Invalidator) bool { return same(x, inv) })
+	if len(c.invalidators) < n { // inv is not nil
+		st := inv.Stats()
+		c.retiredInv.Dropped += st.Dropped
+		c.retiredInv.Malformed += st.Malformed
+		c.retiredInv.Panics += st.Panics
+	}
+	n = len(c.buses)
+	c.buses = slices.DeleteFunc(c.buses, func(x coord.EventBus) bool { return same(x, bus) })
+	if len(c.buses) < n {
+		st := bus.Stats()
+		c.retiredEv.Dropped += st.Dropped
+		c.retiredEv.Malformed += st.Malformed
+		c.retiredEv.Panics += st.Panics
+	}
 }
 
 func (c *stateCollector) addLocker(l coord.Locker) {
