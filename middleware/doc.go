@@ -14,11 +14,16 @@
 // [coord.Backend]. A decorator that is not configured (a nil registerer or
 // logger) returns next unchanged.
 //
-// # Order
+// # Use
 //
-// Decorators nest: in metrics.Backend(logging.Backend(b)) the metrics
-// decorator is the outermost, so its latency includes the logging
-// decorator's time. Either order gives the same observations.
+//	m, err := metrics.New(prometheus.DefaultRegisterer, &metrics.Options{Namespace: "skynetbot"})
+//	if err != nil { ... }
+//	l := logging.New(slog.Default(), nil)
+//	b = m.Backend(l.Backend(b))
+//
+// Decorators nest: above, the metrics decorator is the outermost, so its
+// latencies include the logging decorator's time. Either order gives the
+// same observations.
 //
 // # As
 //
