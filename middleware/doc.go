@@ -11,7 +11,7 @@
 //
 // Each has a decorator per interface, of the form
 // func(next coord.Locker) coord.Locker, and one for a whole
-// [coord.Backend]. A decorator that is not configured (a nil registerer or
+// [github.com/cgn-bot/coord.Backend]. A decorator that is not configured (a nil registerer or
 // logger) returns next unchanged.
 //
 // # Use
@@ -27,8 +27,8 @@
 //
 // # As
 //
-// Decorators implement [coord.Aser] by forwarding to what they wrap and
-// expose it with Unwrap, so [coord.As] reaches the backend's native types
+// Decorators implement [github.com/cgn-bot/coord.Aser] by forwarding to what they wrap and
+// expose it with Unwrap, so [github.com/cgn-bot/coord.As] reaches the backend's native types
 // through any number of decorators.
 //
 // # Errors
