@@ -39,8 +39,18 @@ func ExampleRunner() {
 		return nil
 	})
 	fmt.Println("run:", err)
-	fmt.Println("invalidated:", <-invalidated)
-	fmt.Println("finished:", (<-finished).Job)
+	select {
+	case key := <-invalidated:
+		fmt.Println("invalidated:", key)
+	case <-time.After(5 * time.Second):
+		fmt.Println("no invalidation")
+	}
+	select {
+	case f := <-finished:
+		fmt.Println("finished:", f.Job)
+	case <-time.After(5 * time.Second):
+		fmt.Println("no event")
+	}
 	// Output:
 	// second instance skipped: true
 	// run: <nil>
