@@ -34,7 +34,7 @@
 // histograms of this package (a bucket search and two atomic adds,
 // exported as constant histograms at scrape time), so an operation costs
 // two monotonic clock reads and one observation; Acquire and Release
-// together cost four clock reads, three observations and one allocation
+// together cost four clock reads, four observations and one allocation
 // (the Lock decorator). The connection state, the active leases and the
 // Stats counters are read at scrape time and cost operations nothing.
 //
