@@ -9,6 +9,8 @@ import (
 	"github.com/cgn-bot/coord"
 	"github.com/cgn-bot/coord/backend/memory"
 	"github.com/cgn-bot/coord/middleware/metrics"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // eventually polls cond every 5ms until it holds or within passes.
@@ -76,6 +78,7 @@ func TestMemoryLeases(t *testing.T) {
 	expect(t, reg, 0, "skynetbot_distributed_locks_active")
 	expect(t, reg, 1, "skynetbot_lock_leases_lost_total")
 	expect(t, reg, 2, "skynetbot_lock_hold_seconds")
+	lint(t, reg)
 }
 
 // TestMemoryMessages follows the pub/sub series over a real memory
@@ -143,4 +146,17 @@ func TestMemoryMessages(t *testing.T) {
 		t.Fatal(err)
 	}
 	expect(t, reg, 1, "skynetbot_redis_connection_state")
+	lint(t, reg)
+}
+
+// lint fails t on any problem promlint finds in what reg exposes.
+func lint(t *testing.T, reg prometheus.Gatherer) {
+	t.Helper()
+	problems, err := testutil.GatherAndLint(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("lint: %s: %s", p.Metric, p.Text)
+	}
 }
