@@ -861,6 +861,9 @@ func testListsAfterExpiry(t *testing.T, h Harness) {
 	if stats.Sessions != 1 || stats.Users != 1 || !near(stats.OldestCreatedAt, long[0].CreatedAt, time.Millisecond) {
 		t.Errorf("Stats after expiry = %+v, want 1 session of 1 user", stats)
 	}
+	if err := other.Revoke(ctx, "alice", short[0].Handle); !errors.Is(err, coord.ErrNotFound) {
+		t.Errorf("Revoke of an expired session: %v, want ErrNotFound", err)
+	}
 	n, err := other.DeleteByUser(ctx, "alice")
 	must(t, err, "DeleteByUser")
 	if n != 1 {
