@@ -1,0 +1,53 @@
+package backend
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/hashicorp/go-multierror"
+
+	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/backend/memory"
+)
+
+var (
+	errBackendClose = errors.New("backend close failed")
+	errClientClose  = errors.New("client close failed")
+)
+
+// failingBackend is a memory node whose Close fails after closing.
+type failingBackend struct{ *memory.Node }
+
+func (f failingBackend) Close(ctx context.Context) error {
+	_ = f.Node.Close(ctx)
+	return errBackendClose
+}
+
+type failingClient struct{ closed *bool }
+
+func (c failingClient) Close() error { *c.closed = true; return errClientClose }
+
+func TestCloseReturnsEveryError(t *testing.T) {
+	node := memory.NewHub(nil).NewNode(nil)
+	closed := false
+	op, err := wrap(Config{}, failingBackend{node}, "redis", "", failingClient{&closed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = op.Close(t.Context())
+	if !closed {
+		t.Error("the client was not closed after the backend's Close failed")
+	}
+	if !errors.Is(err, errBackendClose) || !errors.Is(err, errClientClose) {
+		t.Errorf("Close: %v, want both errors", err)
+	}
+	var me *multierror.Error
+	if !errors.As(err, &me) || len(me.Errors) != 2 {
+		t.Errorf("Close: %#v, want a *multierror.Error of 2", err)
+	}
+	if again := op.Close(t.Context()); again != err {
+		t.Errorf("second Close: %v, want the first result", again)
+	}
+	var _ coord.Backend = op
+}

@@ -1,0 +1,55 @@
+// Package backend opens a coord backend from a URL or from the
+// environment and wires the middleware, with the start-up policy of the
+// design: no Redis configured means the in-process memory backend (a
+// single instance); a Redis that is configured but cannot be reached is an
+// error, unless the caller opts into falling back to memory, which is
+// logged at error level and reported as degraded by Health, because leases
+// that silently stop being shared are worse than a failed start.
+//
+//	var opener backend.Opener
+//	b, err := opener.FromEnv(ctx, backend.Config{Registerer: prometheus.DefaultRegisterer, Logger: logger})
+//	if err != nil { ... }
+//	defer b.Close(context.WithoutCancel(ctx))
+//
+// # URLs
+//
+//   - mem://name opens an instance on the memory hub called name. Every
+//     backend an [Opener] opens from the same name is an instance on the
+//     same hub, as processes on one Redis; an empty name (and an empty
+//     URL) means [DefaultMemoryName]. Query parameter: instance (the
+//     instance ID).
+//   - redis://[user:password@]host[:port][/db] and rediss://... (TLS)
+//     open the Redis backend on a go-redis client made for it. Query
+//     parameters: prefix (the key prefix, default "cgn:"), instance (the
+//     instance ID), and go-redis's own (dial_timeout, read_timeout,
+//     pool_size, protocol, ...).
+//
+// An unknown scheme or query parameter is an error wrapping
+// [coord.ErrInvalid].
+//
+// # Environment
+//
+// [Opener.FromEnv] reads what the Node design reads: REDIS_URL, else
+// REDIS_HOST, REDIS_PORT (default 6379), REDIS_PASSWORD and REDIS_DB
+// (default 0). ENABLE_DISTRIBUTED_CACHE=false selects memory even when
+// Redis is configured; true, or unset, uses Redis when it is configured.
+//
+// # Lifetime
+//
+// [Opened.Close] closes the backend and the go-redis client opened for
+// it, and returns every error (a [*multierror.Error]), never stopping at
+// the first. The memory hubs an Opener keeps need no closing.
+//
+// # As
+//
+// [Opened] forwards As through its middleware: a Redis backend fills a
+// *goredis.UniversalClient or a **coordredis.Backend, a memory backend a
+// **memory.Hub or a **memory.Node.
+//
+// # Errors
+//
+// Bad URLs, parameters and environment values: [coord.ErrInvalid]. A Redis
+// that does not answer within ctx or the start-up retries:
+// [coord.ErrUnavailable] (with [coordredis.ErrAuth] when it refused the
+// credentials). Passwords never appear in errors or logs.
+package backend
