@@ -32,6 +32,7 @@ type Backend struct {
 
 	stMu     sync.Mutex
 	connSt   coord.ConnState
+	connFast atomic.Value // connSt, read without stMu
 	subSt    coord.ConnState
 	subInUse bool
 
@@ -134,12 +135,16 @@ func (b *Backend) SubscriberState() coord.ConnState {
 }
 
 func (b *Backend) setConnState(s coord.ConnState) {
+	if v, _ := b.connFast.Load().(coord.ConnState); v == s {
+		return
+	}
 	b.stMu.Lock()
 	old := b.connSt
 	if b.closed.Load() {
 		s = coord.Disconnected
 	}
 	b.connSt = s
+	b.connFast.Store(s)
 	b.stMu.Unlock()
 	if old != s && b.opts.OnStateChange != nil {
 		b.opts.OnStateChange(StateChange{From: old, To: s})

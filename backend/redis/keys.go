@@ -76,7 +76,12 @@ func (k keyspace) lockKey(resource string) string {
 	return k.prefix + "lock:{" + escapeName(resource) + "}"
 }
 
-func (k keyspace) fenceKey(lockKey string) string { return lockKey + ":fence" }
+// lockKeys returns the lease key and the fence key of resource (one
+// allocation: the lease key is a prefix of the fence key).
+func (k keyspace) lockKeys(resource string) (key, fence string) {
+	fence = k.prefix + "lock:{" + escapeName(resource) + "}:fence"
+	return fence[:len(fence)-len(":fence")], fence
+}
 
 func (k keyspace) wakeChannel(lockKey string) string { return lockKey + ":wake" }
 

@@ -41,6 +41,8 @@ type Locker struct {
 	byChannel map[string]*waitq // by wake channel
 	renew     map[*lock]time.Time
 	kick      chan struct{}
+	sweepAt   int       // size of held at which expired leases are swept
+	epoch     time.Time // origin of the leases' monotonic deadlines
 	wdRunning bool
 	wdCancel  context.CancelFunc
 	wdDone    chan struct{}
@@ -68,6 +70,8 @@ func newLocker(b *Backend) *Locker {
 		byChannel: map[string]*waitq{},
 		renew:     map[*lock]time.Time{},
 		kick:      make(chan struct{}, 1),
+		sweepAt:   64,
+		epoch:     time.Now(),
 	}
 }
 
@@ -86,8 +90,10 @@ func (lk *Locker) Acquire(ctx context.Context, resource string, opts ...coord.Lo
 	if err := coord.ValidateName("resource", resource); err != nil {
 		return nil, err
 	}
-	all := append(b.opts.LockDefaults[:len(b.opts.LockDefaults):len(b.opts.LockDefaults)], opts...)
-	o, err := coord.NewLockOptions(all...)
+	if d := b.opts.LockDefaults; len(d) > 0 {
+		opts = append(d[:len(d):len(d)], opts...)
+	}
+	o, err := coord.NewLockOptions(opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -120,27 +126,24 @@ func notAcquired(resource string) error {
 // holder's remaining TTL (negative when unknown).
 func (lk *Locker) try(ctx context.Context, resource string, o coord.LockOptions) (*lock, time.Duration, error) {
 	b := lk.b
-	key := b.keys.lockKey(resource)
+	key, fenceKey := b.keys.lockKeys(resource)
 	token := secret.LockToken()
 	start := time.Now()
 	// The script runs to completion even when ctx ends meanwhile, so that
 	// its outcome is known and a lease never stays behind unowned.
 	rctx := context.WithoutCancel(ctx)
-	res, err := b.sc.lockAcquire.Run(rctx, b.client, []string{key, b.keys.fenceKey(key)}, token, ms(o.TTL)).Int64Slice()
+	res, err := b.sc.lockAcquire.Run(rctx, b.client, []string{key, fenceKey}, token, o.TTL.Milliseconds()).Int64()
 	if err != nil {
 		// The outcome is unknown: make sure the lease is not left held.
 		lk.releaseToken(key, token)
 		return nil, 0, b.fail(ctx, "acquire", err)
 	}
 	b.setConnState(coord.Connected)
-	if len(res) != 2 {
-		return nil, 0, fmt.Errorf("%w: coord/redis: acquire: unexpected reply %v", coord.ErrUnavailable, res)
-	}
-	if res[0] != 1 {
-		return nil, time.Duration(res[1]) * time.Millisecond, nil
+	if res < 0 {
+		return nil, time.Duration(-res-2) * time.Millisecond, nil
 	}
 	l := &lock{
-		lk: lk, resource: resource, key: key, token: token, fence: res[1],
+		lk: lk, resource: resource, key: key, token: token, fence: res,
 		ttl: o.TTL, autoRenew: o.AutoRenew, done: make(chan struct{}),
 	}
 	if err := ctx.Err(); err != nil {
@@ -167,21 +170,24 @@ func (lk *Locker) releaseToken(key, token string) {
 // renewal. It reports false after Close.
 func (lk *Locker) register(l *lock, start time.Time) bool {
 	l.mu.Lock()
-	l.deadline = start.Add(l.ttl)
-	l.timer = time.AfterFunc(time.Until(l.deadline), l.deadlinePassed)
+	l.setDeadlineLocked(start, l.ttl)
 	l.mu.Unlock()
 	lk.mu.Lock()
 	if lk.stopped {
 		lk.mu.Unlock()
-		l.mu.Lock()
-		l.ended = true
-		l.gone.Store(true)
-		close(l.done)
-		l.timer.Stop()
-		l.mu.Unlock()
+		l.finish()
 		return false
 	}
 	defer lk.mu.Unlock()
+	if len(lk.held) >= lk.sweepAt {
+		// Forget leases that ran out unreleased and unwatched.
+		for o := range lk.held {
+			if o.gone.Load() || !o.live() {
+				delete(lk.held, o)
+			}
+		}
+		lk.sweepAt = max(2*len(lk.held), 64)
+	}
 	lk.held[l] = struct{}{}
 	if l.autoRenew {
 		lk.renew[l] = start.Add(l.ttl / 3)
@@ -423,7 +429,7 @@ func (lk *Locker) Held() []coord.Lock {
 	defer lk.mu.Unlock()
 	out := make([]coord.Lock, 0, len(lk.held))
 	for l := range lk.held {
-		if !l.gone.Load() {
+		if !l.gone.Load() && l.live() {
 			out = append(out, l)
 		}
 	}
@@ -532,17 +538,35 @@ type lock struct {
 	mu       sync.Mutex
 	ttl      time.Duration
 	deadline time.Time
-	timer    *time.Timer
-	released bool // released by this Lock
-	ended    bool // Done is closed
+	timer    *time.Timer // closes Done at the deadline; made by the first Done call
+	released bool        // released by this Lock
+	ended    bool        // Done is closed
 
-	gone atomic.Bool // ended, readable without mu
+	gone  atomic.Bool  // ended, readable without mu
+	until atomic.Int64 // the deadline as time since lk.epoch, readable without mu
 }
 
-func (l *lock) Resource() string      { return l.resource }
-func (l *lock) Token() string         { return l.token }
-func (l *lock) Fence() int64          { return l.fence }
-func (l *lock) Done() <-chan struct{} { return l.done }
+// live reports whether the local deadline is still ahead.
+func (l *lock) live() bool { return time.Since(l.lk.epoch) < time.Duration(l.until.Load()) }
+
+func (l *lock) Resource() string { return l.resource }
+func (l *lock) Token() string    { return l.token }
+func (l *lock) Fence() int64     { return l.fence }
+
+// Done returns a channel closed when the lease ends: released, found
+// lost, or its local deadline passed without renewal.
+func (l *lock) Done() <-chan struct{} {
+	l.mu.Lock()
+	if l.timer == nil && !l.ended {
+		if d := time.Until(l.deadline); d > 0 {
+			l.timer = time.AfterFunc(d, l.deadlinePassed)
+		} else {
+			l.finishLocked()
+		}
+	}
+	l.mu.Unlock()
+	return l.done
+}
 
 // finish closes Done and takes the lease off the instance's books.
 func (l *lock) finish() {
@@ -577,6 +601,7 @@ func (l *lock) deadlinePassed() {
 func (l *lock) setDeadlineLocked(start time.Time, ttl time.Duration) {
 	l.ttl = ttl
 	l.deadline = start.Add(ttl)
+	l.until.Store(int64(l.deadline.Sub(l.lk.epoch)))
 	if !l.ended && l.timer != nil {
 		l.timer.Reset(time.Until(l.deadline))
 	}

@@ -1,7 +1,8 @@
 -- Acquire a lease in one round trip.
 -- KEYS[1] lease key, KEYS[2] fence counter (same hash slot, never expires)
 -- ARGV[1] token, ARGV[2] TTL in milliseconds
--- Returns {1, fence} when acquired, {0, pttl} when held by someone else.
+-- Returns the fence (> 0) when acquired; when someone else holds the
+-- lease, -2 - its PTTL (so -1 means "held, no expiry").
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   local f = redis.call('INCR', KEYS[2])
   if f == 1 then
@@ -12,6 +13,6 @@ if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
     f = tonumber(t[1]) * 1000000 + tonumber(t[2])
     redis.call('SET', KEYS[2], string.format('%.0f', f))
   end
-  return {1, f}
+  return f
 end
-return {0, redis.call('PTTL', KEYS[1])}
+return -2 - redis.call('PTTL', KEYS[1])
