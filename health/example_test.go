@@ -1,0 +1,27 @@
+package health_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http/httptest"
+
+	"github.com/cgn-bot/coord/backend/memory"
+	"github.com/cgn-bot/coord/health"
+)
+
+// Serve a backend's health at /healthz; a load balancer takes the
+// instance out on 503.
+func ExampleHandler() {
+	node := memory.NewHub(nil).NewNode(nil)
+	defer node.Close(context.Background())
+
+	h := health.Handler(node, nil) // mux.Handle("GET /healthz", h)
+
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
+	body, _ := io.ReadAll(rec.Body)
+	fmt.Print(rec.Code, " ", string(body))
+	// Output:
+	// 200 {"redis":{"connected":true,"state":"connected","latency":0},"cache":{"initialized":true,"messageCount":0},"sessions":{"count":0},"overall":"healthy","backend":"memory"}
+}
