@@ -219,3 +219,76 @@ func TestConformanceCluster(t *testing.T) {
 		return newClusterHarness(c)
 	})
 }
+
+func newSentinelHarness(g *redistest.Sentinel) *realHarness {
+	return &realHarness{
+		nodes: g.DataNodes(),
+		newClient: func(name string) goredis.UniversalClient {
+			o := g.FailoverOptions()
+			o.ClientName = name
+			return goredis.NewFailoverClient(o)
+		},
+		prefix: fmt.Sprintf("c%d:", casePrefix.Add(1)),
+		names:  map[coord.Backend]string{},
+	}
+}
+
+// TestConformanceSentinel runs the suite through a go-redis failover
+// client of a Sentinel group (master, replica, three sentinels).
+func TestConformanceSentinel(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a Sentinel group takes seconds to form; skipped with -short")
+	}
+	g := redistest.StartSentinel(t)
+	conformance.Run(t, func(t *testing.T) conformance.Harness {
+		h := newSentinelHarness(g)
+		h.nodes = []*redistest.Server{g.Master(t)}
+		return h
+	})
+}
+
+// TestSentinelFailover: after a Sentinel failover the Backend works on the
+// new master by itself: leases, sessions, invalidations and events.
+func TestSentinelFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a Sentinel group takes seconds to form; skipped with -short")
+	}
+	g := redistest.StartSentinel(t)
+	h := newSentinelHarness(g)
+	a, b := h.NewInstance(t), h.NewInstance(t)
+	ctx := t.Context()
+	var got rec[coord.Invalidation]
+	if _, err := b.Invalidator().Subscribe(ctx, got.add); err != nil {
+		t.Fatal(err)
+	}
+	l, err := a.Locker().Acquire(ctx, "before", coord.WithTTL(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Failover(t)
+	eventually(t, 20*time.Second, func() bool {
+		l2, err := a.Locker().Acquire(ctx, "after", coord.WithTTL(time.Second), coord.WithRetry(0, 0))
+		if err != nil {
+			return false
+		}
+		return l2.Fence() > 0 && l2.Release(ctx) == nil
+	}, "leases on the new master")
+	eventually(t, 10*time.Second, func() bool {
+		s, err := a.Sessions().Create(ctx, "u", map[string]any{"a": 1})
+		if err != nil {
+			return false
+		}
+		_, err = b.Sessions().Get(ctx, s.ID)
+		return err == nil
+	}, "sessions on the new master")
+	eventually(t, 10*time.Second, func() bool {
+		_ = a.Invalidator().Invalidate(ctx, "after-failover", nil)
+		for _, i := range got.all() {
+			if i.Key == "after-failover" {
+				return true
+			}
+		}
+		return false
+	}, "invalidations after the failover")
+	_ = l.Release(ctx) // replicated before the failover, or lost with it
+}
