@@ -30,6 +30,7 @@ func lockerCases() []testCase {
 		{name: "NotAcquiredAfterRetries", run: testNotAcquiredAfterRetries},
 		{name: "DeadlineEndsWait", run: testDeadlineEndsWait},
 		{name: "MutualExclusion", run: testMutualExclusion},
+		{name: "ConcurrentTryOneWinner", run: testConcurrentTryOneWinner},
 		{name: "FenceIncreasesAcrossInstances", run: testFenceAcrossInstances},
 		{name: "FenceIncreasesAfterExpiry", run: testFenceAfterExpiry},
 		{name: "FenceIncreasesAfterForceRelease", run: testFenceAfterForceRelease},
@@ -885,4 +886,40 @@ func testWithLockAutoRenews(t *testing.T, h Harness) {
 		return nil
 	}, coord.WithTTL(ttl))
 	must(t, err, "WithLock")
+}
+
+func testConcurrentTryOneWinner(t *testing.T, h Harness) {
+	ins := instances(t, h, 3)
+	ctx := ctxOf(t)
+	for round := 0; round < 20; round++ {
+		res := fmt.Sprintf("ctow-%d", round)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var won []coord.Lock
+		var errs []error
+		for g := 0; g < 9; g++ {
+			wg.Go(func() {
+				<-start
+				l, err := ins[g%3].Locker().Acquire(ctx, res, coord.WithTTL(5*time.Second), coord.WithRetry(0, 0))
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err == nil:
+					won = append(won, l)
+				case !errors.Is(err, coord.ErrNotAcquired):
+					errs = append(errs, err)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		for _, err := range errs {
+			t.Errorf("round %d: try-once: %v, want nil or ErrNotAcquired", round, err)
+		}
+		if len(won) != 1 {
+			t.Fatalf("round %d: %d of 9 simultaneous try-once acquisitions won, want exactly 1", round, len(won))
+		}
+		must(t, won[0].Release(ctx), "Release")
+	}
 }

@@ -31,6 +31,8 @@ func sessionCases() []testCase {
 		{name: "ValuesRoundTrip", run: testValuesRoundTrip},
 		{name: "NoAliasing", run: testNoAliasing},
 		{name: "Rotate", run: testRotate},
+		{name: "ConcurrentRotateOnce", run: testConcurrentRotateOnce},
+		{name: "NoResurrectionRacingDelete", run: testNoResurrection},
 		{name: "ByUser", run: testByUser},
 		{name: "Revoke", run: testRevoke},
 		{name: "DeleteByUser", run: testDeleteByUser},
@@ -981,5 +983,80 @@ func testSessionBadInput(t *testing.T, h Harness) {
 	checkData(t, "after refused Updates", got.Data, map[string]string{"a": "1"})
 	if !got.ExpiresAt.Equal(s.ExpiresAt) {
 		t.Errorf("a refused Extend changed ExpiresAt from %v to %v", s.ExpiresAt, got.ExpiresAt)
+	}
+}
+
+func testConcurrentRotateOnce(t *testing.T, h Harness) {
+	ins := instances(t, h, 2)
+	ctx := ctxOf(t)
+	for round := 0; round < 20; round++ {
+		s, err := ins[0].Sessions().Create(ctx, "u", map[string]any{"r": round})
+		must(t, err, "Create")
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var rotated []*coord.Session
+		for g := 0; g < 6; g++ {
+			wg.Go(func() {
+				<-start
+				r, err := ins[g%2].Sessions().Rotate(ctx, s.ID)
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err == nil:
+					rotated = append(rotated, r)
+				case !errors.Is(err, coord.ErrNotFound):
+					t.Errorf("concurrent Rotate: %v, want nil or ErrNotFound", err)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		if len(rotated) != 1 {
+			t.Fatalf("round %d: %d of 6 concurrent Rotates of one token succeeded, want exactly 1", round, len(rotated))
+		}
+		list, err := ins[1].Sessions().ByUser(ctx, "u")
+		must(t, err, "ByUser")
+		if len(list) != 1 || list[0].Handle != rotated[0].Handle {
+			t.Fatalf("round %d: after concurrent Rotates the user has %d sessions, want the one rotated", round, len(list))
+		}
+		must(t, ins[0].Sessions().Delete(ctx, rotated[0].ID), "Delete")
+	}
+}
+
+func testNoResurrection(t *testing.T, h Harness) {
+	ins := instances(t, h, 2)
+	ctx := ctxOf(t)
+	for round := 0; round < 30; round++ {
+		s, err := ins[0].Sessions().Create(ctx, "u", map[string]any{"a": 1})
+		must(t, err, "Create")
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		ops := []func(st coord.SessionStore) error{
+			func(st coord.SessionStore) error { return st.Delete(ctx, s.ID) },
+			func(st coord.SessionStore) error { return st.Update(ctx, s.ID, map[string]any{"b": 2}) },
+			func(st coord.SessionStore) error { _, err := st.Touch(ctx, s.ID); return err },
+			func(st coord.SessionStore) error { return st.Extend(ctx, s.ID, time.Hour) },
+			func(st coord.SessionStore) error { return st.Update(ctx, s.ID, map[string]any{"a": nil}) },
+		}
+		for i, op := range ops {
+			wg.Go(func() {
+				<-start
+				if err := op(ins[i%2].Sessions()); err != nil && !errors.Is(err, coord.ErrNotFound) {
+					t.Errorf("operation %d racing Delete: %v, want nil or ErrNotFound", i, err)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		if _, err := ins[1].Sessions().Get(ctx, s.ID); !errors.Is(err, coord.ErrNotFound) {
+			t.Fatalf("round %d: a session deleted while it was updated, touched and extended is back: Get = %v", round, err)
+		}
+		if n := countOf(t, ins[0].Sessions()); n != 0 {
+			t.Fatalf("round %d: Count = %d after Delete, want 0", round, n)
+		}
+		if list, err := ins[0].Sessions().ByUser(ctx, "u"); err != nil || len(list) != 0 {
+			t.Fatalf("round %d: ByUser after Delete = %d, %v", round, len(list), err)
+		}
 	}
 }
