@@ -60,6 +60,10 @@ type waitq struct {
 type waiter struct {
 	turn chan struct{} // closed when the waiter is the head
 	wake chan struct{} // buffered: a release happened
+	// inherit is set, before turn is closed, to the TTL of the lease the
+	// previous head just took: the lease is held on this instance, so the
+	// new head waits for its release (or TTL) before it tries.
+	inherit time.Duration
 }
 
 func newLocker(b *Backend) *Locker {
@@ -214,7 +218,8 @@ func (lk *Locker) wait(ctx context.Context, resource string, o coord.LockOptions
 	b := lk.b
 	w := &waiter{turn: make(chan struct{}), wake: make(chan struct{}, 1)}
 	q := lk.enqueue(ctx, resource, w)
-	defer lk.dequeue(q, w)
+	var handoff time.Duration // the TTL of the lease taken, for the next head
+	defer func() { lk.dequeue(q, w, handoff) }()
 
 	exhausted := func() bool { return o.Retries >= 0 && tries > o.Retries }
 	var timer *time.Timer
@@ -265,11 +270,27 @@ func (lk *Locker) wait(ctx context.Context, resource string, o coord.LockOptions
 		if q.ready != nil {
 			b.waitReady(ctx, q.ready, max(o.RetryDelay, time.Millisecond))
 		}
+		if w.inherit > 0 {
+			// The previous head holds the lease: a try now would fail.
+			d := min(o.RetryDelay, w.inherit+time.Millisecond)
+			w.inherit = 0
+			select {
+			case <-w.wake:
+			case <-sleep(d):
+			case <-ctx.Done():
+				return nil, stop()
+			case <-b.closing:
+				return nil, stop()
+			}
+		}
 		select {
 		case <-w.wake: // drop a stale wake-up: the try below sees the state
 		default:
 		}
 		l, pttl, err := lk.try(ctx, resource, o)
+		if l != nil {
+			handoff = o.TTL
+		}
 		if l != nil || err != nil {
 			return l, err
 		}
@@ -320,14 +341,16 @@ func (lk *Locker) enqueue(ctx context.Context, resource string, w *waiter) *wait
 	return q
 }
 
-// dequeue removes w from q, hands the turn to the next waiter, and drops
-// the wake subscription with the last waiter.
-func (lk *Locker) dequeue(q *waitq, w *waiter) {
+// dequeue removes w from q, hands the turn to the next waiter (telling it
+// when w took the lease, see waiter.inherit), and drops the wake
+// subscription with the last waiter.
+func (lk *Locker) dequeue(q *waitq, w *waiter, handoff time.Duration) {
 	lk.mu.Lock()
 	i := slices.Index(q.waiters, w)
 	if i >= 0 {
 		q.waiters = slices.Delete(q.waiters, i, i+1)
 		if i == 0 && len(q.waiters) > 0 {
+			q.waiters[0].inherit = handoff
 			close(q.waiters[0].turn)
 		}
 	}
