@@ -98,6 +98,12 @@ func TestCluster(t *testing.T) {
 			return clusterNode(t, cl, prefix, nil)
 		})
 	})
+	t.Run("Names", func(t *testing.T) {
+		prefix := uniq("n") + ":"
+		checkNames(t, func(t *testing.T) (coord.Backend, coord.Backend) {
+			return clusterNode(t, cl, prefix, nil), clusterNode(t, cl, prefix, nil)
+		})
+	})
 	t.Run("SlotsSpread", func(t *testing.T) {
 		// Leases of different resources live on different masters: the
 		// hash tag is the resource, not a fixed tag.

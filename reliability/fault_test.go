@@ -113,6 +113,7 @@ type load struct {
 	ok     [numLoadKinds]atomic.Int64
 	fail   [numLoadKinds]atomic.Int64
 	lastOK [numLoadKinds]atomic.Int64 // Unix ns of the last success
+	maxGap [numLoadKinds]atomic.Int64 // longest time between two successes, ns
 	bad    atomic.Int64               // errors that wrap no sentinel
 }
 
@@ -147,7 +148,10 @@ func startLoad(t *testing.T, n coord.Backend, topic string) *load {
 					continue
 				}
 				ld.ok[k].Add(1)
-				ld.lastOK[k].Store(time.Now().UnixNano())
+				now := time.Now().UnixNano()
+				if prev := ld.lastOK[k].Swap(now); prev != 0 && now-prev > ld.maxGap[k].Load() {
+					ld.maxGap[k].Store(now - prev)
+				}
 			}
 		})
 	}
@@ -203,7 +207,8 @@ func (ld *load) recovered(since time.Time) bool {
 func (ld *load) String() string {
 	var b strings.Builder
 	for k := range numLoadKinds {
-		fmt.Fprintf(&b, "%s %d ok/%d failed; ", k, ld.ok[k].Load(), ld.fail[k].Load())
+		fmt.Fprintf(&b, "%s %d ok/%d failed, longest gap %v; ", k, ld.ok[k].Load(), ld.fail[k].Load(),
+			time.Duration(ld.maxGap[k].Load()).Round(time.Millisecond))
 	}
 	return strings.TrimSuffix(b.String(), "; ")
 }

@@ -1,0 +1,199 @@
+package reliability
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/cgn-bot/coord"
+	coordredis "github.com/cgn-bot/coord/backend/redis"
+	"github.com/cgn-bot/coord/conformance"
+	"github.com/cgn-bot/coord/internal/redistest"
+)
+
+// failoverBound: after SENTINEL FAILOVER has completed (the new master
+// takes writes), every kind of operation succeeds again within it.
+const failoverBound = 5 * time.Second
+
+// sentinelNode makes a Backend on a new failover client of g.
+func sentinelNode(tb testing.TB, g *redistest.Sentinel, prefix string, fault bool) *node {
+	tb.Helper()
+	name := uniq("rels-")
+	o := g.FailoverOptions()
+	o.ClientName = name
+	opts := &coordredis.Options{Prefix: prefix, HealthInterval: time.Second}
+	if fault {
+		o.DialTimeout = 500 * time.Millisecond
+		o.ReadTimeout = 500 * time.Millisecond
+		o.WriteTimeout = 500 * time.Millisecond
+		o.MaxRetries = 1
+		opts.HealthInterval = 200 * time.Millisecond
+	}
+	return newNode(tb, goredis.NewFailoverClient(o), name, opts)
+}
+
+// sentinelHarness runs conformance cases through failover clients of one
+// Sentinel group, each case under its own prefix.
+type sentinelHarness struct {
+	g      *redistest.Sentinel
+	prefix string
+}
+
+func (h *sentinelHarness) NewInstance(t *testing.T) coord.Backend {
+	return sentinelNode(t, h.g, h.prefix, false)
+}
+
+func (h *sentinelHarness) Capabilities() conformance.Capabilities { return conformance.Capabilities{} }
+
+// TestSentinel starts one Sentinel group (a master, a replica, three
+// sentinels), runs the Locker cases of the suite through failover clients,
+// then forces a failover under load.
+func TestSentinel(t *testing.T) {
+	start := time.Now()
+	g := redistest.StartSentinel(t)
+	t.Logf("sentinel group up in %v", time.Since(start).Round(time.Millisecond))
+
+	t.Run("Locker", func(t *testing.T) {
+		conformance.RunLocker(t, func(t *testing.T) conformance.Harness {
+			return &sentinelHarness{g: g, prefix: uniq("s") + ":"}
+		})
+	})
+	t.Run("FailoverUnderLoad", func(t *testing.T) { testFailoverUnderLoad(t, g) })
+	t.Run("MasterKilled", func(t *testing.T) { testMasterKilled(t, g) })
+}
+
+// testMasterKilled kills the master with SIGKILL under load: the
+// sentinels notice after down-after-milliseconds (1s) and promote the
+// replica; the backend works again within failoverBound of the new
+// master taking writes.
+func testMasterKilled(t *testing.T, g *redistest.Sentinel) {
+	g.WaitHealthy(t)
+	prefix := uniq("mk") + ":"
+	a := sentinelNode(t, g, prefix, true)
+	b := sentinelNode(t, g, prefix, true)
+	ctx := t.Context()
+	topic := uniq("mk-topic-")
+	events := &recorder[coord.Event]{}
+	if _, err := a.Events().Subscribe(ctx, topic, events.add); err != nil {
+		t.Fatal(err)
+	}
+	ld := startLoad(t, b, topic)
+	eventually(t, 5*time.Second, func() bool { return ld.recovered(time.Now().Add(-time.Second)) }, "load running: %v", ld)
+	old := g.Master(t)
+	killAt := time.Now()
+	old.Kill(t)
+	eventually(t, 3*time.Second, healthIs(b, coord.Unhealthy), "b unhealthy once the master is gone")
+	g.WaitForNewMaster(t, old)
+	promoted := time.Now()
+	recoverIn := eventually(t, failoverBound, func() bool { return ld.recovered(time.Now().Add(-100 * time.Millisecond)) },
+		"load succeeding on the new master: %v", ld)
+	deliverIn := eventually(t, failoverBound, func() bool {
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		_ = b.Events().Publish(pctx, topic, "after-kill")
+		return events.count(func(e coord.Event) bool { return string(e.Payload) == `"after-kill"` }) > 0
+	}, "events delivered after the master was killed")
+	ld.stop()
+	t.Logf("master killed: new master taking writes %v after the kill; load recovered %v and events %v after that; load: %v",
+		promoted.Sub(killAt).Round(time.Millisecond), recoverIn.Round(time.Millisecond), deliverIn.Round(time.Millisecond), ld)
+	if ld.bad.Load() != 0 {
+		t.Errorf("%d errors wrapped no coord sentinel", ld.bad.Load())
+	}
+	// Bring the old master back as a replica for whatever runs next.
+	old.Restart(t)
+	g.WaitHealthy(t)
+}
+
+// testFailoverUnderLoad runs locks, sessions and events through failover
+// clients while SENTINEL FAILOVER swaps master and replica, and checks
+// that everything works again within failoverBound of the new master
+// taking writes, that nothing panicked and that every error wrapped a
+// coord sentinel. It reports the gap each kind of operation saw and what
+// the lease held across the failover became.
+func testFailoverUnderLoad(t *testing.T, g *redistest.Sentinel) {
+	prefix := uniq("fo") + ":"
+	a := sentinelNode(t, g, prefix, true)
+	b := sentinelNode(t, g, prefix, true)
+	ctx := t.Context()
+	topic := uniq("fo-topic-")
+	invs := &recorder[coord.Invalidation]{}
+	events := &recorder[coord.Event]{}
+	if _, err := a.Invalidator().Subscribe(ctx, invs.add); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Events().Subscribe(ctx, topic, events.add); err != nil {
+		t.Fatal(err)
+	}
+	deliver := func(d time.Duration, marker string) (time.Duration, bool) {
+		return within(d, 50*time.Millisecond, func() bool {
+			pctx, cancel := context.WithTimeout(ctx, time.Second)
+			defer cancel()
+			_ = b.Events().Publish(pctx, topic, marker)
+			return events.count(func(e coord.Event) bool { return string(e.Payload) == `"`+marker+`"` }) > 0
+		})
+	}
+	if _, ok := deliver(5*time.Second, "before"); !ok {
+		t.Fatal("events not delivered before the failover")
+	}
+	ld := startLoad(t, b, topic)
+	held, err := a.Locker().Acquire(ctx, "fo:held", coord.WithTTL(3*time.Second), coord.WithAutoRenew())
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, func() bool { return ld.recovered(time.Now().Add(-time.Second)) }, "load running: %v", ld)
+	oldMaster := g.Master(t).Addr()
+	var failsBefore [numLoadKinds]int64
+	for k := range numLoadKinds {
+		failsBefore[k] = ld.fail[k].Load()
+	}
+
+	foStart := time.Now()
+	g.Failover(t)
+	foDone := time.Now()
+	newMaster := g.Master(t).Addr()
+	if newMaster == oldMaster {
+		t.Fatalf("master still %s after SENTINEL FAILOVER", oldMaster)
+	}
+	recoverIn := eventually(t, failoverBound, func() bool { return ld.recovered(time.Now().Add(-100 * time.Millisecond)) },
+		"load succeeding again after the failover: %v", ld)
+	deliverIn, ok := deliver(failoverBound, "after-failover")
+	if !ok {
+		t.Fatalf("events not delivered within %v of the failover", failoverBound)
+	}
+	healthyIn := eventually(t, failoverBound, func() bool {
+		return healthIs(a, coord.Healthy)() && healthIs(b, coord.Healthy)()
+	}, "both instances healthy after the failover")
+
+	// The lease held across the failover: kept (replicated before the
+	// switch) or lost (Done closed). A new holder's fence must be higher.
+	leaseKept := !isClosed(held.Done())
+	if leaseKept {
+		if err := held.Release(ctx); err != nil && !errors.Is(err, coord.ErrNotHeld) {
+			t.Errorf("Release of the lease held across the failover: %v", err)
+		}
+	}
+	next, err := b.Locker().Acquire(ctx, "fo:held", coord.WithTTL(time.Second), coord.WithRetry(30, 100*time.Millisecond))
+	if err != nil {
+		t.Fatalf("Acquire after the failover: %v", err)
+	}
+	if next.Fence() <= held.Fence() {
+		t.Errorf("fence after the failover %d, not above %d: async replication lost fence increments", next.Fence(), held.Fence())
+	}
+	_ = next.Release(ctx)
+	ld.stop()
+	var failed [numLoadKinds]int64
+	for k := range numLoadKinds {
+		failed[k] = ld.fail[k].Load() - failsBefore[k]
+	}
+	t.Logf("SENTINEL FAILOVER %s -> %s took %v; after it: load recovered in %v, events in %v, healthy in %v",
+		oldMaster, newMaster, foDone.Sub(foStart).Round(time.Millisecond), recoverIn.Round(time.Millisecond),
+		deliverIn.Round(time.Millisecond), healthyIn.Round(time.Millisecond))
+	t.Logf("failed during the failover: lock %d, session %d, publish %d; lease held across it kept: %v; reconnect purges on a: %d; load: %v",
+		failed[loadLock], failed[loadSession], failed[loadPublish], leaseKept, invs.count(isPurge("reconnect")), ld)
+	if ld.bad.Load() != 0 {
+		t.Errorf("%d errors wrapped no coord sentinel", ld.bad.Load())
+	}
+}
