@@ -315,3 +315,175 @@ func BenchmarkInvalidationLatency(b *testing.B) {
 		report(b, lat)
 	})
 }
+
+// pairTimer accumulates the time of coord and raw operations done
+// alternately by the same goroutines, so that both see the same load.
+type pairTimer struct {
+	coordNs, rawNs atomic.Int64
+	n              atomic.Int64
+}
+
+func (p *pairTimer) report(b *testing.B) {
+	n := float64(max(p.n.Load(), 1))
+	c, r := float64(p.coordNs.Load())/n, float64(p.rawNs.Load())/n
+	b.ReportMetric(c/1000, "coord-us/op")
+	b.ReportMetric(r/1000, "raw-us/op")
+	if c > 0 {
+		b.ReportMetric(r/c, "speed-vs-raw")
+	}
+}
+
+// BenchmarkPairAcquireRelease alternates coord's Acquire+Release with the
+// raw pair in each of 16 goroutines; speed-vs-raw is raw time / coord time.
+func BenchmarkPairAcquireRelease(b *testing.B) {
+	srv := benchServer(b)
+	be := benchBackend(b, srv, &coordredis.Options{Prefix: "pair:"})
+	o := srv.Options()
+	o.PoolSize = 32
+	c := goredis.NewClient(o)
+	defer c.Close()
+	release := goredis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`)
+	var ids atomic.Int64
+	var pt pairTimer
+	parallel16(b)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		ctx := context.Background()
+		id := ids.Add(1)
+		res := fmt.Sprintf("u-%d", id)
+		key := fmt.Sprintf("raw:lock:{u-%d}", id)
+		for pb.Next() {
+			t0 := time.Now()
+			l, err := be.Locker().Acquire(ctx, res, coord.WithTTL(10*time.Second), coord.WithRetry(0, 0))
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			if err := l.Release(ctx); err != nil {
+				b.Error(err)
+				return
+			}
+			t1 := time.Now()
+			token := secret.LockToken()
+			if ok, err := c.SetNX(ctx, key, token, 10*time.Second).Result(); err != nil || !ok {
+				b.Errorf("SET NX: %v %v", ok, err)
+				return
+			}
+			if err := release.Run(ctx, c, []string{key}, token).Err(); err != nil {
+				b.Error(err)
+				return
+			}
+			t2 := time.Now()
+			pt.coordNs.Add(int64(t1.Sub(t0)))
+			pt.rawNs.Add(int64(t2.Sub(t1)))
+			pt.n.Add(1)
+		}
+	})
+	pt.report(b)
+}
+
+// BenchmarkPairSessionGet alternates coord's Get with a raw HGETALL of
+// the same hash in each of 16 goroutines.
+func BenchmarkPairSessionGet(b *testing.B) {
+	srv := benchServer(b)
+	be := benchBackend(b, srv, &coordredis.Options{Prefix: "pair:"})
+	ctx := context.Background()
+	s, err := be.Sessions().Create(ctx, "user-1", map[string]any{
+		"name": "Ann", "id": int64(1234567890123456789), "roles": []string{"admin", "dev"},
+		"prefs": map[string]any{"theme": "dark", "lang": "en"}, "n": 3,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	o := srv.Options()
+	o.PoolSize = 32
+	c := goredis.NewClient(o)
+	defer c.Close()
+	key := "pair:{s}:s:" + s.Handle
+	var pt pairTimer
+	parallel16(b)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			t0 := time.Now()
+			if _, err := be.Sessions().Get(ctx, s.ID); err != nil {
+				b.Error(err)
+				return
+			}
+			t1 := time.Now()
+			if m, err := c.HGetAll(ctx, key).Result(); err != nil || len(m) == 0 {
+				b.Errorf("HGETALL: %d, %v", len(m), err)
+				return
+			}
+			t2 := time.Now()
+			pt.coordNs.Add(int64(t1.Sub(t0)))
+			pt.rawNs.Add(int64(t2.Sub(t1)))
+			pt.n.Add(1)
+		}
+	})
+	pt.report(b)
+}
+
+// BenchmarkPairInvalidationLatency alternates a coord invalidation with a
+// raw PUBLISH of the same JSON read by a raw SUBSCRIBE, one message at a
+// time, and reports both medians (p50-ratio = coord / raw).
+func BenchmarkPairInvalidationLatency(b *testing.B) {
+	srv := benchServer(b)
+	pub := benchBackend(b, srv, &coordredis.Options{Prefix: "pairlat:"})
+	sub := benchBackend(b, srv, &coordredis.Options{Prefix: "pairlat:"})
+	ctx := context.Background()
+	gotCoord := make(chan struct{}, 1)
+	s, err := sub.Invalidator().Subscribe(ctx, func(coord.Invalidation) { gotCoord <- struct{}{} })
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Unsubscribe()
+	c := goredis.NewClient(srv.Options())
+	defer c.Close()
+	ps := c.Subscribe(ctx, "raw:cache:invalidate")
+	if _, err := ps.Receive(ctx); err != nil {
+		b.Fatal(err)
+	}
+	gotRaw := make(chan struct{}, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			if _, err := ps.ReceiveMessage(ctx); err != nil {
+				return
+			}
+			gotRaw <- struct{}{}
+		}
+	}()
+	msg := `{"instanceId":"bot-1-1-abc","cacheKey":"user:42:profile","metadata":{"reason":"update"},"timestamp":1703174400000}`
+	latC := make([]time.Duration, 0, b.N)
+	latR := make([]time.Duration, 0, b.N)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		t0 := time.Now()
+		if err := pub.Invalidator().Invalidate(ctx, "user:42:profile", map[string]any{"reason": "update"}); err != nil {
+			b.Fatal(err)
+		}
+		<-gotCoord
+		t1 := time.Now()
+		if err := c.Publish(ctx, "raw:cache:invalidate", msg).Err(); err != nil {
+			b.Fatal(err)
+		}
+		<-gotRaw
+		t2 := time.Now()
+		latC = append(latC, t1.Sub(t0))
+		latR = append(latR, t2.Sub(t1))
+	}
+	b.StopTimer()
+	_ = ps.Close()
+	<-done
+	slices.Sort(latC)
+	slices.Sort(latR)
+	pc, pr := latC[len(latC)/2], latR[len(latR)/2]
+	b.ReportMetric(float64(pc.Nanoseconds())/1000, "coord-p50-us")
+	b.ReportMetric(float64(pr.Nanoseconds())/1000, "raw-p50-us")
+	b.ReportMetric(float64(pc)/float64(pr), "p50-ratio")
+}

@@ -180,51 +180,54 @@ func fieldsOf(v any) (map[string]string, error) {
 // foreign or older writer may have left that does not fit gives an error
 // wrapping coord.ErrInvalid.
 func parseSession(fields map[string]string, token, handle string) (*coord.Session, error) {
-	sess := &coord.Session{ID: token, Handle: handle, Data: make(map[string]json.RawMessage, len(fields))}
+	// The data values share a buffer (each slice capped at its end, so an
+	// append by the caller cannot run into the next one; when the buffer
+	// grows, the values already sliced keep the old one).
+	buf := make([]byte, 0, 512)
+	sess := &coord.Session{ID: token, Handle: handle, Data: make(map[string]json.RawMessage, max(len(fields)-6, 0))}
 	var c, a, e, x int64
 	seen := 0
-	num := func(name, v string, dst *int64) error {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 0 {
-			return malformedSession("field " + name + " is not a time")
-		}
-		*dst = n
-		seen++
-		return nil
-	}
 	for k, v := range fields {
-		var err error
+		var dst *int64
 		switch k {
 		case "_u":
 			sess.UserID = v
+			continue
 		case "_c":
-			err = num(k, v, &c)
+			dst = &c
 		case "_a":
-			err = num(k, v, &a)
+			dst = &a
 		case "_e":
-			err = num(k, v, &e)
+			dst = &e
 		case "_x":
-			err = num(k, v, &x)
+			dst = &x
 		case "_i":
 			var i int64
-			err = num(k, v, &i)
+			dst = &i
 		default:
 			name, ok := strings.CutPrefix(k, "d:")
 			switch {
 			case ok:
-				if coord.ValidateName("session data key", name) != nil || !json.Valid([]byte(v)) {
+				start := len(buf)
+				buf = append(buf, v...)
+				raw := buf[start:len(buf):len(buf)]
+				if coord.ValidateName("session data key", name) != nil || !validJSON(raw) {
 					return nil, malformedSession("a data field is not a name with a JSON value")
 				}
-				sess.Data[name] = json.RawMessage(v)
+				sess.Data[name] = raw
 			case strings.HasPrefix(k, "_"):
 				// A meta field of a later version: ignored.
 			default:
 				return nil, malformedSession("unknown field")
 			}
+			continue
 		}
-		if err != nil {
-			return nil, err
+		num, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || num < 0 {
+			return nil, malformedSession("field " + k + " is not a time")
 		}
+		*dst = num
+		seen++
 	}
 	if coord.ValidateName("user ID", sess.UserID) != nil || seen != 5 {
 		return nil, malformedSession("missing or bad meta fields")
@@ -538,4 +541,52 @@ func (s *Sessions) Cleanup(ctx context.Context) (int, error) {
 	}
 	n, _, err := s.stats(ctx)
 	return int(n), err
+}
+
+// validJSON reports whether b is valid JSON, as json.Valid does, with fast
+// paths for the scalars sessions mostly hold.
+func validJSON(b []byte) bool {
+	switch {
+	case len(b) == 0:
+		return false
+	case b[0] == '"':
+		if len(b) >= 2 && b[len(b)-1] == '"' && plainString(b[1:len(b)-1]) {
+			return true
+		}
+	case b[0] == '-' || (b[0] >= '0' && b[0] <= '9'):
+		if plainInt(b) {
+			return true
+		}
+	case string(b) == "true" || string(b) == "false" || string(b) == "null":
+		return true
+	}
+	return json.Valid(b)
+}
+
+// plainString reports whether b, the inside of a JSON string, has no
+// escape, quote or control byte.
+func plainString(b []byte) bool {
+	for _, c := range b {
+		if c < 0x20 || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// plainInt reports whether b is a JSON integer: an optional minus, then 0
+// or digits without a leading zero.
+func plainInt(b []byte) bool {
+	if b[0] == '-' {
+		b = b[1:]
+	}
+	if len(b) == 0 || (b[0] == '0' && len(b) > 1) {
+		return false
+	}
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }

@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cgn-bot/coord"
 )
@@ -21,8 +23,79 @@ var errMalformed = errors.New("malformed message")
 
 // appendJSONString appends s as a JSON string.
 func appendJSONString(dst []byte, s string) []byte {
+	if plainJSONString(s) {
+		dst = append(dst, '"')
+		dst = append(dst, s...)
+		return append(dst, '"')
+	}
 	b, _ := json.Marshal(s) // a string always marshals
 	return append(dst, b...)
+}
+
+// plainJSONString reports whether s is valid UTF-8 that needs no escape
+// inside a JSON string.
+func plainJSONString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return utf8.ValidString(s)
+}
+
+// fastEnvelope parses a message laid out exactly as coord and the Node
+// design write it: {"instanceId":"<id>","<k1>":"<v1>","<k2>":<raw JSON>,
+// "timestamp":<digits>}, with strings that need no unescaping. ok is
+// false for anything else, which the caller then parses with
+// encoding/json (same result, slower).
+func fastEnvelope(msg, k1, k2 string) (id, v1 string, raw []byte, ts int64, ok bool) {
+	rest, ok := strings.CutPrefix(msg, `{"instanceId":"`)
+	if !ok {
+		return
+	}
+	id, rest, ok = cutPlain(rest)
+	if !ok {
+		return
+	}
+	if rest, ok = strings.CutPrefix(rest, `,"`+k1+`":"`); !ok {
+		return
+	}
+	if v1, rest, ok = cutPlain(rest); !ok {
+		return
+	}
+	if rest, ok = strings.CutPrefix(rest, `,"`+k2+`":`); !ok {
+		return
+	}
+	i := strings.LastIndex(rest, `,"timestamp":`)
+	if i < 0 || !strings.HasSuffix(rest, "}") {
+		return "", "", nil, 0, false
+	}
+	digits := rest[i+len(`,"timestamp":`) : len(rest)-1]
+	n, err := strconv.ParseInt(digits, 10, 64)
+	if err != nil || digits == "" || digits[0] == '+' || (len(digits) > 1 && digits[0] == '0') {
+		return "", "", nil, 0, false
+	}
+	raw = []byte(rest[:i])
+	if len(raw) == 0 || isSpace(raw[0]) || isSpace(raw[len(raw)-1]) || !validJSON(raw) {
+		return "", "", nil, 0, false
+	}
+	return id, v1, raw, n, true
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+// cutPlain reads a JSON string body up to its closing quote; ok is false
+// when it holds an escape, a control byte or invalid UTF-8.
+func cutPlain(s string) (body, rest string, ok bool) {
+	i := strings.IndexByte(s, '"')
+	if i < 0 {
+		return "", "", false
+	}
+	body = s[:i]
+	if !plainJSONString(body) {
+		return "", "", false
+	}
+	return body, s[i+1:], true
 }
 
 // encodeInvalidation returns the wire message of an invalidation; meta is
@@ -87,6 +160,23 @@ func parseTimestamp(raw *json.RawMessage) (time.Time, error) {
 // decodeInvalidation parses and validates a message from an invalidation
 // channel (pattern: the pattern channel).
 func decodeInvalidation(payload string, pattern bool) (coord.Invalidation, error) {
+	if id, key, meta, ts, ok := fastEnvelope(payload, "cacheKey", "metadata"); ok && id != "" {
+		inv := coord.Invalidation{Kind: coord.KeyInvalidation, Key: key, InstanceID: id, Timestamp: time.UnixMilli(ts), Metadata: meta}
+		if pattern {
+			inv.Kind = coord.PatternInvalidation
+			if coord.ValidateGlob(key) != nil {
+				return coord.Invalidation{}, errMalformed
+			}
+		} else if coord.ValidateName("key", key) != nil {
+			return coord.Invalidation{}, errMalformed
+		}
+		return inv, nil
+	}
+	return decodeInvalidationSlow(payload, pattern)
+}
+
+// decodeInvalidationSlow is decodeInvalidation with encoding/json.
+func decodeInvalidationSlow(payload string, pattern bool) (coord.Invalidation, error) {
 	var w wireInvalidation
 	if err := json.Unmarshal([]byte(payload), &w); err != nil {
 		return coord.Invalidation{}, errMalformed
@@ -116,6 +206,17 @@ func decodeInvalidation(payload string, pattern bool) (coord.Invalidation, error
 
 // decodeEvent parses and validates a message from the event channel.
 func decodeEvent(payload string) (coord.Event, error) {
+	if id, topic, raw, ts, ok := fastEnvelope(payload, "event", "payload"); ok && id != "" {
+		if coord.ValidateName("topic", topic) != nil {
+			return coord.Event{}, errMalformed
+		}
+		return coord.Event{Topic: topic, InstanceID: id, Timestamp: time.UnixMilli(ts), Payload: raw}, nil
+	}
+	return decodeEventSlow(payload)
+}
+
+// decodeEventSlow is decodeEvent with encoding/json.
+func decodeEventSlow(payload string) (coord.Event, error) {
 	var w wireEvent
 	if err := json.Unmarshal([]byte(payload), &w); err != nil {
 		return coord.Event{}, errMalformed
