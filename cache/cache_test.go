@@ -336,8 +336,14 @@ func TestNoJoinAfterInvalidation(t *testing.T) {
 	second := newGate()
 	second.value = func(int, string) string { return "fresh" }
 	close(second.release)
-	v, err := c.GetOrLoad(t.Context(), "k", second.load)
+	// Joining the first load would wait for it; the deadline makes that
+	// a failure instead of a hang.
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	v, err := c.GetOrLoad(ctx, "k", second.load)
 	if err != nil || v != "fresh" {
+		close(first.release)
+		<-go1
 		t.Fatalf("GetOrLoad after the invalidation: %q, %v; want fresh from a new load", v, err)
 	}
 	close(first.release)
