@@ -403,3 +403,33 @@ func (n *Node) timerLoop() {
 func errClosed(what string) error {
 	return fmt.Errorf("%w: memory node closed (%s)", coord.ErrClosed, what)
 }
+
+// Restart is a fault hook for tests: it simulates a restart, without
+// persistence, of the server under every node of the hub. Every lease
+// ends (its Done closes, and its first waiter, if any, gets the resource),
+// every session is lost, and every node's subscription is cut as by
+// [Node.CutSubscription], so each node reconnects after its
+// ReconnectDelay and tells its invalidation subscribers to purge. Fence
+// counters survive: a lease after the restart still gets a higher fence.
+func (h *Hub) Restart() {
+	h.lmu.Lock()
+	now := time.Now()
+	for _, r := range h.resources {
+		if r.holder != nil {
+			h.endLocked(r.holder, lockLost)
+			h.promoteLocked(r, now)
+		}
+	}
+	h.lmu.Unlock()
+
+	st := &h.sessions
+	st.mu.Lock()
+	st.init()
+	st.heap = nil
+	st.oldest, st.newest = nil, nil
+	st.mu.Unlock()
+
+	for _, n := range *h.nodes.Load() {
+		n.CutSubscription()
+	}
+}

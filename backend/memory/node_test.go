@@ -94,3 +94,44 @@ func TestHealthAfterClose(t *testing.T) {
 	}
 	n.CutSubscription() // harmless after Close
 }
+
+func TestHubRestart(t *testing.T) {
+	ns := nodes(t, 2)
+	ctx := t.Context()
+	var r rec[coord.Invalidation]
+	if _, err := ns[1].Invalidator().Subscribe(ctx, r.add); err != nil {
+		t.Fatal(err)
+	}
+	l, err := ns[0].Locker().Acquire(ctx, "res", coord.WithTTL(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ns[0].Sessions().Create(ctx, "u", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns[0].Hub().Restart()
+	if !closedWithin(l.Done(), time.Second) {
+		t.Error("a lease survived the restart")
+	}
+	if _, err := ns[1].Sessions().Get(ctx, s.ID); !errors.Is(err, coord.ErrNotFound) {
+		t.Errorf("a session survived the restart: %v", err)
+	}
+	if n, _ := ns[1].Sessions().Count(ctx); n != 0 {
+		t.Errorf("Count after restart = %d", n)
+	}
+	eventually(t, 2*time.Second, func() bool { return len(r.all()) > 0 }, "purge after restart")
+	if got := describe(r.all()); got[0] != "purge:reconnect" {
+		t.Errorf("after restart: %v", got)
+	}
+	l2, err := ns[1].Locker().Acquire(ctx, "res")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l2.Fence() <= l.Fence() {
+		t.Errorf("fence %d after restart, %d before", l2.Fence(), l.Fence())
+	}
+	if _, err := ns[0].Sessions().Create(ctx, "u", nil); err != nil {
+		t.Errorf("Create after restart: %v", err)
+	}
+}
