@@ -1,0 +1,196 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// metricDef describes one metric of a test.
+type metricDef struct {
+	key, label string
+	// worst: the table also shows the worst round (the largest, or the
+	// smallest when low is set).
+	worst, low bool
+	// ratio: the table shows contender/baseline.
+	ratio bool
+}
+
+// test is one measurement, run for each of its contenders in every round.
+// The first contender is the baseline of the ratios.
+type test struct {
+	id, title, note string
+	contenders      []string
+	metrics         []metricDef
+	run             func(ctx context.Context, contender string, round int, d time.Duration) (metrics, error)
+}
+
+// setup makes the contenders (each on its own clients) and the tests.
+func setup(ctx context.Context, srv *server, cfg config) ([]*test, func(), error) {
+	var closers []func()
+	closeAll := func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	fail := func(err error) ([]*test, func(), error) {
+		closeAll()
+		return nil, nil, err
+	}
+
+	lk, closeLk, err := lockers(srv)
+	if err != nil {
+		return fail(err)
+	}
+	closers = append(closers, closeLk)
+
+	chans := map[string]*channel{}
+	raw, err := newRawChannel(ctx, srv)
+	if err != nil {
+		return fail(err)
+	}
+	closers = append(closers, raw.close)
+	chans["raw"] = raw
+	for _, name := range []string{"invalidation", "events"} {
+		c, err := newCoordChannel(ctx, srv, name == "events")
+		if err != nil {
+			return fail(err)
+		}
+		closers = append(closers, c.close)
+		chans[name] = c
+	}
+	floodC := srv.newClient()
+	closers = append(closers, func() { floodC.Close() })
+
+	sess, err := newSessionOps(ctx, srv, cfg.goroutines)
+	if err != nil {
+		return fail(err)
+	}
+	closers = append(closers, sess.close)
+	sessOps := sess.ops()
+
+	lockNames := []string{"raw", "coord", "redsync", "redislock"}
+	pairMetrics := []metricDef{
+		{key: "pairs/s", label: "pairs/s", ratio: true},
+		{key: "p50", label: "pair p50 ms", ratio: true},
+		{key: "p99", label: "pair p99 ms", ratio: true},
+	}
+	g := cfg.goroutines
+	tests := []*test{
+		{
+			id: "lock-1", title: "Locks, uncontended, 1 goroutine",
+			note:       "Acquire (try once) + Release of a key of its own, in a loop. raw = SET NX PX + EVALSHA compare-and-delete.",
+			contenders: lockNames, metrics: pairMetrics,
+			run: func(ctx context.Context, c string, r int, d time.Duration) (metrics, error) {
+				return runUncontended(ctx, lk[c], fmt.Sprintf("u1:%s:%d", c, r), 1, d)
+			},
+		},
+		{
+			id: fmt.Sprintf("lock-%d", g), title: fmt.Sprintf("Locks, uncontended, %d goroutines", g),
+			note:       "Each goroutine takes and releases a key of its own, in a loop.",
+			contenders: lockNames, metrics: pairMetrics,
+			run: func(ctx context.Context, c string, r int, d time.Duration) (metrics, error) {
+				return runUncontended(ctx, lk[c], fmt.Sprintf("u%d:%s:%d", g, c, r), g, d)
+			},
+		},
+		{
+			id: "contended", title: fmt.Sprintf("Locks, %d goroutines contending for one key, zero hold time", g),
+			note: fmt.Sprintf("Each goroutine waits as long as it takes (coord: WithWait(100ms), woken by releases; raw, redsync, redislock: "+
+				"retry every %v without limit), releases at once, and goes again. Handoff = from the release call to the acquisition "+
+				"by a different goroutine. Starved = a goroutine that never acquired or waited over %v once (a wait still running at "+
+				"the end counts, cut there).", pollDelay, cfg.starve),
+			contenders: lockNames,
+			metrics: []metricDef{
+				{key: "acq/s", label: "acquisitions/s", ratio: true, worst: true, low: true},
+				{key: "wait p50", label: "wait p50 ms", ratio: true},
+				{key: "wait p99", label: "wait p99 ms", ratio: true, worst: true},
+				{key: "wait max", label: "wait max ms", worst: true},
+				{key: "handoff p50", label: "handoff p50 ms", ratio: true},
+				{key: "handoff p99", label: "handoff p99 ms", ratio: true},
+				{key: "re-wins", label: "releaser re-wins %", worst: true},
+				{key: "starved", label: "starved goroutines", worst: true},
+			},
+			run: func(ctx context.Context, c string, r int, d time.Duration) (metrics, error) {
+				return runContended(ctx, lk[c], fmt.Sprintf("hot:%s:%d", c, r), g, d, cfg.starve)
+			},
+		},
+		{
+			id: "pubsub-1k", title: fmt.Sprintf("Publish to receive at %d msgs/s", cfg.rate),
+			note: "One publisher paced at the rate, one subscriber on another client (coord: two Backends). From before the " +
+				"publish call to the subscriber's handler. raw = go-redis PUBLISH and a PubSub reading the same Node-design JSON.",
+			contenders: []string{"raw", "invalidation", "events"},
+			metrics: []metricDef{
+				{key: "p50", label: "p50 ms", ratio: true},
+				{key: "p99", label: "p99 ms", ratio: true, worst: true},
+				{key: "max", label: "max ms", worst: true},
+				{key: "lost %", label: "lost %", worst: true},
+			},
+			run: func(ctx context.Context, c string, _ int, d time.Duration) (metrics, error) {
+				return runLatency(ctx, chans[c], cfg.rate, d)
+			},
+		},
+		{
+			id: "subscriber", title: "One subscriber's maximum rate",
+			note: "A go-redis client floods the contender's channel with its wire messages in pipelines of 256, at most 16384 " +
+				"in flight (sent, neither handled nor dropped). coord subscribers use the default queue (1024).",
+			contenders: []string{"raw", "invalidation", "events"},
+			metrics: []metricDef{
+				{key: "msgs/s", label: "received msgs/s", ratio: true, worst: true, low: true},
+				{key: "dropped", label: "dropped (queue full)", worst: true},
+			},
+			run: func(ctx context.Context, c string, _ int, d time.Duration) (metrics, error) {
+				return runFlood(ctx, srv, floodC, chans[c], d)
+			},
+		},
+	}
+	for _, name := range []string{"create", "get", "update"} {
+		ops := sessOps[name]
+		what := map[string]string{
+			"create": "coord Create of a 10-field session vs a raw pipelined HSET of the same 10 JSON fields + PEXPIRE",
+			"get":    "coord Get vs a raw HGETALL of the same session hash",
+			"update": "coord Update of 2 fields vs a raw HSET of the same 2 JSON fields",
+		}[name]
+		tests = append(tests, &test{
+			id: "session-" + name, title: fmt.Sprintf("Session %s, %d goroutines", name, g),
+			note:       what + ".",
+			contenders: []string{"raw", "coord"},
+			metrics: []metricDef{
+				{key: "ops/s", label: "ops/s", ratio: true},
+				{key: "p50", label: "p50 ms", ratio: true},
+				{key: "p99", label: "p99 ms", ratio: true},
+			},
+			run: func(ctx context.Context, c string, _ int, d time.Duration) (metrics, error) {
+				return runOps(ctx, ops[c], g, d)
+			},
+		})
+	}
+	return tests, closeAll, nil
+}
+
+// target is one goal of issue 7, item 3.
+type target struct {
+	desc            string
+	test, contender string
+	metric          string
+	ratio           bool    // compare contender/baseline (median of the per-round ratios)
+	worst           bool    // compare the worst round instead of the median
+	atMost          bool    // the value must be <= limit (else >=)
+	limit           float64 // in the metric's unit, or a ratio
+	unit            string
+}
+
+func targets(cfg config) []target {
+	g := cfg.goroutines
+	return []target{
+		{desc: fmt.Sprintf("uncontended pair at %d goroutines ≥ 0.95× raw", g), test: fmt.Sprintf("lock-%d", g), contender: "coord", metric: "pairs/s", ratio: true, limit: 0.95},
+		{desc: "contended: acquisitions/s ≥ 1.0× raw polling at 1 ms", test: "contended", contender: "coord", metric: "acq/s", ratio: true, limit: 1.0},
+		{desc: "contended: p99 wait ≤ 5 ms", test: "contended", contender: "coord", metric: "wait p99", atMost: true, limit: 5, unit: " ms"},
+		{desc: "contended: max wait ≤ 50 ms (worst round)", test: "contended", contender: "coord", metric: "wait max", worst: true, atMost: true, limit: 50, unit: " ms"},
+		{desc: "contended: releaser re-wins ≤ 50% of handoffs", test: "contended", contender: "coord", metric: "re-wins", atMost: true, limit: 50, unit: "%"},
+		{desc: "contended: no goroutine starved (worst round)", test: "contended", contender: "coord", metric: "starved", worst: true, atMost: true, limit: 0},
+		{desc: "session Get ≥ 0.9× raw", test: "session-get", contender: "coord", metric: "ops/s", ratio: true, limit: 0.9},
+		{desc: "invalidation p50 ≤ 1.2× raw pub/sub", test: "pubsub-1k", contender: "invalidation", metric: "p50", ratio: true, atMost: true, limit: 1.2},
+		{desc: fmt.Sprintf("invalidation p99 ≤ 1 ms at %d/s", cfg.rate), test: "pubsub-1k", contender: "invalidation", metric: "p99", atMost: true, limit: 1, unit: " ms"},
+		{desc: "one subscriber ≥ 100k invalidations/s", test: "subscriber", contender: "invalidation", metric: "msgs/s", limit: 100000, unit: "/s"},
+	}
+}
