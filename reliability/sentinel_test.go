@@ -3,6 +3,7 @@ package reliability
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -100,10 +101,16 @@ func testAsyncReplicationLoss(t *testing.T, g *redistest.Sentinel) {
 		return err == nil && v != nil
 	}, "the fence counter replicated")
 
-	// Cut the replication link: the replica reconnects only at its next
-	// replication cron tick (about a second later), so what the master
-	// writes now reaches no replica before the master dies.
+	// Cut the replication link and keep it cut: the master refuses the
+	// replica's PSYNC from now on, so what it writes now reaches no
+	// replica before it dies.
+	master.Do(t, "ACL", "SETUSER", "default", "-psync", "-sync")
 	master.Do(t, "CLIENT", "KILL", "TYPE", "replica")
+	eventually(t, 5*time.Second, func() bool {
+		v, err := replica.DoContext(ctx, "INFO", "replication")
+		str, _ := v.(string)
+		return err == nil && strings.Contains(str, "master_link_status:down")
+	}, "the replication link down")
 	lost, err := a.Locker().Acquire(ctx, "rl:res", coord.WithTTL(30*time.Second))
 	if err != nil {
 		t.Fatal(err)
