@@ -23,6 +23,7 @@ type Backend struct {
 	opts   resolved
 	keys   keyspace
 	sc     *scripts
+	idArg  any // the instance ID, boxed once for script arguments
 
 	closed    atomic.Bool
 	closing   chan struct{} // closed when Close starts
@@ -74,6 +75,7 @@ func New(client goredis.UniversalClient, opts *Options) (*Backend, error) {
 		connSt:    coord.Disconnected,
 		subSt:     coord.Disconnected,
 	}
+	b.idArg = r.InstanceID
 	b.locker = newLocker(b)
 	b.sessions = &Sessions{b: b}
 	b.inv = newInvalidator(b)

@@ -135,8 +135,13 @@ func (lk *Locker) try(ctx context.Context, resource string, o coord.LockOptions)
 	start := time.Now()
 	// The script runs to completion even when ctx ends meanwhile, so that
 	// its outcome is known and a lease never stays behind unowned.
-	rctx := context.WithoutCancel(ctx)
-	res, err := b.sc.lockAcquire.Run(rctx, b.client, []string{key, fenceKey}, token, o.TTL.Milliseconds()).Int64()
+	rctx := ctx
+	if ctx.Done() != nil {
+		rctx = context.WithoutCancel(ctx)
+	}
+	keys := []string{key, fenceKey}
+	var tokenArg any = token // boxed once for acquire and release
+	res, err := b.sc.lockAcquire.Run(rctx, b.client, keys, tokenArg, o.TTL.Milliseconds()).Int64()
 	if err != nil {
 		// The outcome is unknown: make sure the lease is not left held.
 		lk.releaseToken(key, token)
@@ -148,6 +153,7 @@ func (lk *Locker) try(ctx context.Context, resource string, o coord.LockOptions)
 	}
 	l := &lock{
 		lk: lk, resource: resource, key: key, token: token, fence: res,
+		keys: keys[:1], tokenArg: tokenArg,
 		ttl: o.TTL, autoRenew: o.AutoRenew, done: make(chan struct{}),
 	}
 	if err := ctx.Err(); err != nil {
@@ -555,6 +561,8 @@ type lock struct {
 	key       string
 	token     string
 	fence     int64
+	keys      []string // {key}, for the scripts
+	tokenArg  any      // token, boxed once
 	autoRenew bool
 	done      chan struct{}
 
@@ -646,7 +654,7 @@ func (l *lock) Release(ctx context.Context) error {
 		return nil
 	}
 	b := l.lk.b
-	n, err := b.sc.lockRelease.Run(ctx, b.client, []string{l.key}, l.token, b.keys.wakeChannel(l.key), b.opts.InstanceID).Int64()
+	n, err := b.sc.lockRelease.Run(ctx, b.client, l.keys, l.tokenArg, b.keys.wakeChannel(l.key), b.idArg).Int64()
 	if err := b.fail(ctx, "release", err); err != nil {
 		return err
 	}
@@ -672,7 +680,7 @@ func (l *lock) Extend(ctx context.Context, ttl time.Duration) error {
 	}
 	b := l.lk.b
 	start := time.Now()
-	n, err := b.sc.lockExtend.Run(ctx, b.client, []string{l.key}, l.token, ms(ttl)).Int64()
+	n, err := b.sc.lockExtend.Run(ctx, b.client, l.keys, l.tokenArg, ttl.Milliseconds()).Int64()
 	if err := b.fail(ctx, "extend", err); err != nil {
 		return err
 	}
@@ -693,7 +701,7 @@ func (l *lock) TTL(ctx context.Context) (time.Duration, error) {
 		return 0, fmt.Errorf("coord/redis: TTL of lease on %q: released: %w", l.resource, coord.ErrNotHeld)
 	}
 	b := l.lk.b
-	res, err := b.sc.lockTTL.Run(ctx, b.client, []string{l.key}, l.token).Int64Slice()
+	res, err := b.sc.lockTTL.Run(ctx, b.client, l.keys, l.tokenArg).Int64Slice()
 	if err := b.fail(ctx, "lease TTL", err); err != nil {
 		return 0, err
 	}
@@ -720,7 +728,7 @@ func (l *lock) renew(ctx context.Context) (time.Time, bool) {
 	rctx, cancel := context.WithTimeout(ctx, max(ttl/3, 50*time.Millisecond))
 	defer cancel()
 	start := time.Now()
-	n, err := b.sc.lockExtend.Run(rctx, b.client, []string{l.key}, l.token, ms(ttl)).Int64()
+	n, err := b.sc.lockExtend.Run(rctx, b.client, l.keys, l.tokenArg, ttl.Milliseconds()).Int64()
 	if err != nil {
 		if ctx.Err() != nil {
 			return time.Time{}, false
