@@ -81,7 +81,8 @@ type Stats struct {
 	RemoteInvalidations uint64
 	// Purges counts PurgeAll signals received from the Invalidator (after
 	// a reconnect or an overflow of the subscription queue), each of which
-	// emptied the cache.
+	// emptied the cache. Like RemoteInvalidations, it is raised after the
+	// eviction is done.
 	Purges uint64
 	// Entries is the approximate number of entries held now.
 	Entries int
@@ -386,19 +387,21 @@ func (c *Cache[V]) serving() bool {
 // onInvalidation applies a remote invalidation. It runs on the
 // subscription's goroutine.
 func (c *Cache[V]) onInvalidation(inv coord.Invalidation) {
+	// Each counter is raised once the invalidation is applied, so a
+	// reader of Stats that sees it also sees its effect.
 	switch inv.Kind {
 	case coord.KeyInvalidation:
-		c.remote.Add(1)
 		c.evictKey(inv.Key)
-	case coord.PatternInvalidation:
 		c.remote.Add(1)
+	case coord.PatternInvalidation:
 		c.evictPattern(inv.Key)
+		c.remote.Add(1)
 	default:
 		// PurgeAll, or a kind this version does not know: anything may
 		// have changed.
+		c.purge()
 		c.purges.Add(1)
 		c.logger.Warn("cache: purged after a gap in invalidations", slog.String("reason", inv.Reason))
-		c.purge()
 	}
 }
 
