@@ -1,0 +1,172 @@
+package deploy_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// lockedBuffer collects the server's output for error messages.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// startWithConf starts redis-server on redis.conf with the port, dir and
+// bind address overridden, and returns a client of it. The server is
+// stopped (SIGTERM, then SIGKILL after 10s) at cleanup.
+func startWithConf(t *testing.T) *goredis.Client {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("redis-server is not on PATH, which CI=true requires: %v", err)
+		}
+		t.Skipf("skipping: redis-server is not on PATH (apt-get install redis-server; under CI=true this fails): %v", err)
+	}
+	const attempts = 3
+	for attempt := 1; ; attempt++ {
+		port := freePort(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		var out lockedBuffer
+		cmd := exec.CommandContext(ctx, bin, "redis.conf",
+			"--port", strconv.Itoa(port), "--dir", t.TempDir(), "--bind", "127.0.0.1")
+		cmd.Stdout, cmd.Stderr = &out, &out
+		cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+		cmd.WaitDelay = 10 * time.Second
+		if err := cmd.Start(); err != nil {
+			cancel()
+			t.Fatalf("starting %s: %v", bin, err)
+		}
+		// exited is closed when the process has exited; waitErr is then set.
+		exited := make(chan struct{})
+		var waitErr error
+		go func() {
+			waitErr = cmd.Wait()
+			close(exited)
+		}()
+		stop := func() {
+			cancel()
+			<-exited
+		}
+		client := goredis.NewClient(&goredis.Options{
+			Addr:        net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
+			DialTimeout: time.Second, MaxRetries: -1,
+		})
+		err := waitPing(client, exited, &waitErr)
+		if err == nil {
+			t.Cleanup(func() {
+				_ = client.Close()
+				stop()
+			})
+			return client
+		}
+		_ = client.Close()
+		stop()
+		if attempt == attempts || !strings.Contains(out.String(), "Address already in use") {
+			t.Fatalf("redis-server with deploy/redis.conf did not answer: %v\nserver output:\n%s", err, out.String())
+		}
+	}
+}
+
+// waitPing polls PING until it answers, the process exits, or 15s pass
+// (a bound on a broken start, not a slow one).
+func waitPing(c *goredis.Client, exited <-chan struct{}, waitErr *error) error {
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err := c.Ping(ctx).Err()
+		cancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-exited:
+			return errors.Join(errors.New("redis-server exited"), *waitErr)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+	}
+}
+
+// TestRedisConf proves deploy/redis.conf is a valid Redis configuration
+// with the settings coord depends on.
+func TestRedisConf(t *testing.T) {
+	c := startWithConf(t)
+	ctx := t.Context()
+	want := map[string]string{
+		"maxmemory-policy":       "noeviction", // never evict a lock or a session
+		"appendonly":             "yes",
+		"appendfsync":            "everysec",
+		"notify-keyspace-events": "",
+		"maxmemory":              strconv.Itoa(512 << 20),
+	}
+	for key, v := range want {
+		got, err := c.ConfigGet(ctx, key).Result()
+		if err != nil {
+			t.Fatalf("CONFIG GET %s: %v", key, err)
+		}
+		if got[key] != v {
+			t.Errorf("CONFIG GET %s = %q, want %q", key, got[key], v)
+		}
+	}
+	save, err := c.ConfigGet(ctx, "save").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if save["save"] != "900 1 300 10 60 10000" {
+		t.Errorf("save = %q, want the Node design's snapshots", save["save"])
+	}
+	out, err := c.ConfigGet(ctx, "client-output-buffer-limit").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out["client-output-buffer-limit"], "pubsub 33554432 8388608 60") {
+		t.Errorf("client-output-buffer-limit = %q, want the pubsub limit of redis.conf", out["client-output-buffer-limit"])
+	}
+	// A write works (noeviction only refuses writes when memory is full).
+	if err := c.Set(ctx, "deploy-test", "1", time.Minute).Err(); err != nil {
+		t.Errorf("SET: %v", err)
+	}
+}
