@@ -723,6 +723,12 @@ func (l *lock) renew(ctx context.Context) (time.Time, bool) {
 	if l.ended || l.released {
 		return time.Time{}, false
 	}
+	if !l.live() {
+		// The local deadline passed without a renewal: the lease counts as
+		// lost (another holder may have it), so it is not renewed again.
+		l.finishLocked()
+		return time.Time{}, false
+	}
 	b := l.lk.b
 	ttl := l.ttl
 	rctx, cancel := context.WithTimeout(ctx, max(ttl/3, 50*time.Millisecond))

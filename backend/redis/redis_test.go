@@ -674,3 +674,55 @@ func TestPausedServerSubscriber(t *testing.T) {
 	}, "a purge after the pause")
 	eventually(t, 5*time.Second, func() bool { return b.SubscriberState() == coord.Connected }, "subscriber connected")
 }
+
+// TestLeaseLostWhileServerPaused: when renewals cannot reach the server,
+// Done closes once the local deadline (taken before the acquire was sent)
+// passes, and the lease is not renewed afterwards.
+func TestLeaseLostWhileServerPaused(t *testing.T) {
+	srv := redistest.Start(t)
+	o := srv.Options()
+	o.ReadTimeout = 200 * time.Millisecond
+	o.MaxRetries = -1
+	c := goredis.NewClient(o)
+	defer c.Close()
+	b, err := coordredis.New(c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(context.Background())
+	ctx := t.Context()
+	const ttl = 600 * time.Millisecond
+	start := time.Now()
+	l, err := b.Locker().Acquire(ctx, "paused", coord.WithTTL(ttl), coord.WithAutoRenew())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Pause(t)
+	resumed := false
+	defer func() {
+		if !resumed {
+			srv.Resume(t)
+		}
+	}()
+	select {
+	case <-l.Done():
+		if d := time.Since(start); d < ttl-50*time.Millisecond {
+			t.Errorf("Done closed %v after the acquire, before the %v lease could have run out", d, ttl)
+		}
+	case <-time.After(ttl + 2*time.Second):
+		t.Fatal("Done not closed 2s after the lease ran out with the server paused")
+	}
+	if len(b.Locker().Held()) != 0 {
+		t.Errorf("a lost lease is still in Held")
+	}
+	srv.Resume(t)
+	resumed = true
+	// The lease expired in Redis and is not renewed again.
+	eventually(t, 5*time.Second, func() bool {
+		locked, err := b.Locker().Locked(ctx, "paused")
+		return err == nil && !locked
+	}, "the lost lease expires and stays expired")
+	if err := l.Release(ctx); !errors.Is(err, coord.ErrExpired) {
+		t.Errorf("Release of the lost lease = %v, want ErrExpired", err)
+	}
+}
