@@ -65,6 +65,8 @@ type load[V any] struct {
 	// ctxEnded reports that the leading caller's ctx had ended when the
 	// loader returned, so err may be that caller's alone.
 	ctxEnded bool
+	// waiters counts the callers that joined the load (guarded by mu).
+	waiters int
 }
 
 // Stats are a Cache's counters since it was created.
@@ -255,6 +257,7 @@ func (c *Cache[V]) GetOrLoad(ctx context.Context, key string, loader Loader[V]) 
 			return e.Value, nil
 		}
 		if l := c.loads[key]; l != nil {
+			l.waiters++
 			c.mu.Unlock()
 			select {
 			case <-l.done:

@@ -213,8 +213,8 @@ func TestSingleFlight(t *testing.T) {
 		})
 	}
 	waitStarted(t, g)
-	// Every caller has looked the key up and missed before the load ends.
-	eventually(t, 5*time.Second, "all callers missed", func() bool { return c.Stats().Misses >= n })
+	// Every other caller has joined the load before it ends.
+	waitJoined(t, c, "k", n-1)
 	close(g.release)
 	wg.Wait()
 	close(results)
@@ -385,7 +385,7 @@ func TestLoaderPanic(t *testing.T) {
 		_, err := c.GetOrLoad(t.Context(), "k", func(context.Context, string) (string, error) { return "never", nil })
 		waiter <- err
 	}()
-	eventually(t, 5*time.Second, "the waiter joined", func() bool { return c.Stats().Misses >= 2 })
+	waitJoined(t, c, "k", 1)
 	close(release)
 	if r := <-panicked; r != "loader bug" {
 		t.Fatalf("the leading caller recovered %v, want the loader's panic", r)
@@ -417,7 +417,7 @@ func TestLeaderCancelled(t *testing.T) {
 		v, _ := c.GetOrLoad(t.Context(), "k", g.load)
 		waiter <- v
 	}()
-	eventually(t, 5*time.Second, "the waiter joined", func() bool { return c.Stats().Misses >= 2 })
+	waitJoined(t, c, "k", 1)
 	cancel()
 	if err := <-leader; !errors.Is(err, context.Canceled) {
 		t.Fatalf("leader: got %v, want context.Canceled", err)
@@ -442,7 +442,7 @@ func TestWaiterCancelled(t *testing.T) {
 		_, err := c.GetOrLoad(ctx, "k", g.load)
 		errc <- err
 	}()
-	eventually(t, 5*time.Second, "the waiter joined", func() bool { return c.Stats().Misses >= 2 })
+	waitJoined(t, c, "k", 1)
 	cancel()
 	select {
 	case err := <-errc:

@@ -193,3 +193,14 @@ func waitStarted(t *testing.T, g *gate) string {
 		return ""
 	}
 }
+
+// waitJoined waits until n callers have joined the running load of key.
+func waitJoined[V any](t *testing.T, c *Cache[V], key string, n int) {
+	t.Helper()
+	eventually(t, 5*time.Second, fmt.Sprintf("%d callers joined the load of %s", n, key), func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		l := c.loads[key]
+		return l != nil && l.waiters >= n
+	})
+}
