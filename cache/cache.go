@@ -30,6 +30,7 @@ type Cache[V any] struct {
 	inv    coord.Invalidator
 	store  *otter.Cache[string, V]
 	hits   *stats.Counter // hits and misses, striped
+	exec   *executor
 	logger *slog.Logger
 
 	sub     coord.Subscription
@@ -111,18 +112,21 @@ func New[V any](ctx context.Context, inv coord.Invalidator, opts *Options) (*Cac
 		logger: o.logger,
 		loads:  make(map[string]*load[V]),
 	}
+	exec := newExecutor()
+	c.exec = exec
 	c.store, err = otter.New(&otter.Options[string, V]{
 		MaximumSize:      o.maxSize,
 		ExpiryCalculator: otter.ExpiryWriting[string, V](o.maxTTL),
 		StatsRecorder:    c.hits,
 		OnAtomicDeletion: c.onDeletion,
-		// Maintenance runs on the calling goroutine, so the cache starts
-		// no goroutine other than otter's periodic clean-up, which Close
-		// stops and waits for.
-		Executor: func(fn func()) { fn() },
+		// Maintenance runs on the cache's own goroutine (see executor),
+		// which Close stops and waits for, as it does for otter's
+		// periodic clean-up.
+		Executor: exec.submit,
 		Logger:   otterLogger{o.logger},
 	})
 	if err != nil {
+		exec.stop()
 		return nil, fmt.Errorf("%w: cache: %v", coord.ErrInvalid, err)
 	}
 	var sopts []coord.SubscribeOption
@@ -132,6 +136,7 @@ func New[V any](ctx context.Context, inv coord.Invalidator, opts *Options) (*Cac
 	sub, err := inv.Subscribe(context.WithoutCancel(ctx), c.onInvalidation, sopts...)
 	if err != nil {
 		c.store.StopAllGoroutines()
+		exec.stop()
 		return nil, fmt.Errorf("cache: subscribe to invalidations: %w", err)
 	}
 	c.sub, c.subDone = sub, sub.Done()
@@ -335,7 +340,7 @@ func (c *Cache[V]) Stats() Stats {
 
 // Close unsubscribes from the Invalidator, waits for a running
 // invalidation handler to return, empties the cache and stops its
-// clean-up goroutine. It does not close the Invalidator. Close is
+// maintenance goroutines. It does not close the Invalidator. Close is
 // idempotent and always returns nil. Afterwards Get finds nothing, Purge
 // does nothing, Set, Delete, DeletePattern and GetOrLoad return
 // [coord.ErrClosed], and a load still running returns its value to its
@@ -348,6 +353,7 @@ func (c *Cache[V]) Close() error {
 		<-c.subDone
 		c.purge()
 		c.store.StopAllGoroutines()
+		c.exec.stop()
 	})
 	return nil
 }

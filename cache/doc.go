@@ -47,8 +47,9 @@
 //
 // # Goroutines
 //
-// The cache starts one goroutine, the periodic clean-up of the underlying
-// otter cache, and [Cache.Close] stops it and waits for it. Loaders run on
+// The cache starts two goroutines: one that runs the underlying otter
+// cache's maintenance (so that reads do not pay for it) and otter's
+// periodic clean-up; [Cache.Close] stops both and waits for them. Loaders run on
 // the goroutine of the caller that started the load; remote invalidations
 // are applied on the subscription's goroutine, which the backend owns.
 package cache
