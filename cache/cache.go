@@ -196,8 +196,8 @@ func (c *Cache[V]) Delete(ctx context.Context, key string) error {
 // A pattern eviction visits every entry (otter's Keys iterator, which
 // locks one hash-table bucket at a time to copy its entries): its cost
 // grows with the number of entries and with the capacity the table grew
-// to, from about 70ns per entry for 1,000 entries to about 300ns for
-// 100,000 (30ms) on a small, busy machine (BenchmarkDeletePattern). It
+// to: about 60-70ns per entry for 1,000 entries and 150-300ns per entry
+// for 100,000 (15-30ms) on a busy 2-core machine (BenchmarkDeletePattern). It
 // holds no lock of the whole cache, so reads and writes go on meanwhile;
 // an entry stored while it runs may be kept. Remote pattern invalidations
 // cost the same, on the subscription's goroutine.
