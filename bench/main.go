@@ -106,6 +106,8 @@ func bench(ctx context.Context, cfg config) error {
 	}
 	defer closeAll()
 
+	meter := cpuMeter{admin: srv.newClient()}
+	defer meter.admin.Close()
 	res := newResults(tests, cfg.rounds)
 	cells := 0
 	for _, t := range tests {
@@ -160,6 +162,7 @@ func bench(ctx context.Context, cfg config) error {
 					return ctx.Err()
 				}
 				runtime.GC()
+				mark := meter.mark(ctx)
 				m, err := t.run(ctx, c, r, cfg.duration)
 				if err != nil {
 					if ctx.Err() != nil {
@@ -168,6 +171,9 @@ func bench(ctx context.Context, cfg config) error {
 					res.fail(t.id, c, r, err)
 					fmt.Fprintf(os.Stderr, "coordbench: round %d %s/%s: %v\n", r+1, t.id, c, err)
 					continue
+				}
+				if t.ops != nil {
+					meter.add(ctx, m, mark, t.ops(m, cfg.duration))
 				}
 				res.add(t.id, c, r, m)
 				fmt.Fprintf(os.Stderr, "coordbench: round %d/%d %-12s %-12s %s\n", r+1, cfg.rounds, t.id, c, m.brief(t.metrics))

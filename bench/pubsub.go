@@ -53,9 +53,10 @@ type channel struct {
 	cur atomic.Pointer[sink]
 	// publish sends message seq the contender's way.
 	publish func(ctx context.Context, seq int) error
-	// wire returns the channel and the bytes of message seq as they travel
-	// in Redis, for the flood publisher of the maximum-rate test.
-	wire func(dst []byte, seq int) (string, []byte)
+	// wire appends message seq, sent at ts (Unix ms), as it travels in
+	// Redis and returns its channel, for the flood publisher of the
+	// maximum-rate test.
+	wire func(dst []byte, seq int, ts int64) (string, []byte)
 	// dropped counts messages the subscriber dropped (coord's queue).
 	dropped func() uint64
 	close   func()
@@ -76,7 +77,7 @@ func (c *channel) purge() {
 // appendWire appends a message in the Node design's invalidation format
 // (field is "cacheKey", value "k:<seq>") or event format (field "event",
 // value "bench", payload seq).
-func appendWire(dst []byte, instance string, event bool, seq int) []byte {
+func appendWire(dst []byte, instance string, event bool, seq int, ts int64) []byte {
 	dst = append(dst, `{"instanceId":"`...)
 	dst = append(dst, instance...)
 	if event {
@@ -88,7 +89,7 @@ func appendWire(dst []byte, instance string, event bool, seq int) []byte {
 		dst = append(dst, `","metadata":null`...)
 	}
 	dst = append(dst, `,"timestamp":`...)
-	dst = strconv.AppendInt(dst, time.Now().UnixMilli(), 10)
+	dst = strconv.AppendInt(dst, ts, 10)
 	return append(dst, '}')
 }
 
@@ -114,10 +115,16 @@ func rawSeq(msg string) int {
 }
 
 // newRawChannel is the baseline: a go-redis client PUBLISHes the Node
-// design's invalidation JSON, another reads it with a PubSub.
-func newRawChannel(ctx context.Context, srv *server) (*channel, error) {
+// design's invalidation JSON, another reads it with a PubSub. With hop,
+// the reading goroutine hands each message over a buffered Go channel to
+// a handler goroutine, as any subscriber with a goroutine of its own must:
+// it shows what that one hop costs.
+func newRawChannel(ctx context.Context, srv *server, hop bool) (*channel, error) {
 	pub, subC := srv.newClient(), srv.newClient()
-	const name = "rawbench:cache:invalidate"
+	name := "rawbench:cache:invalidate"
+	if hop {
+		name = "rawbench:hop:cache:invalidate"
+	}
 	ps := subC.Subscribe(ctx, name)
 	if _, err := ps.Receive(ctx); err != nil {
 		_ = ps.Close()
@@ -127,8 +134,24 @@ func newRawChannel(ctx context.Context, srv *server) (*channel, error) {
 	}
 	c := &channel{dropped: func() uint64 { return 0 }}
 	done := make(chan struct{})
+	var hopped chan int
+	hopDone := make(chan struct{})
+	if hop {
+		hopped = make(chan int, 1024)
+		go func() {
+			defer close(hopDone)
+			for seq := range hopped {
+				c.deliver(seq)
+			}
+		}()
+	} else {
+		close(hopDone)
+	}
 	go func() {
 		defer close(done)
+		if hopped != nil {
+			defer close(hopped)
+		}
 		for {
 			m, err := ps.ReceiveMessage(context.Background())
 			if err != nil {
@@ -137,17 +160,24 @@ func newRawChannel(ctx context.Context, srv *server) (*channel, error) {
 				}
 				continue
 			}
+			if hopped != nil {
+				hopped <- rawSeq(m.Payload)
+				continue
+			}
 			c.deliver(rawSeq(m.Payload))
 		}
 	}()
 	c.publish = func(ctx context.Context, seq int) error {
 		var buf [160]byte
-		return pub.Publish(ctx, name, appendWire(buf[:0], "bench-raw", false, seq)).Err()
+		return pub.Publish(ctx, name, appendWire(buf[:0], "bench-raw", false, seq, time.Now().UnixMilli())).Err()
 	}
-	c.wire = func(dst []byte, seq int) (string, []byte) { return name, appendWire(dst, "bench-flood", false, seq) }
+	c.wire = func(dst []byte, seq int, ts int64) (string, []byte) {
+		return name, appendWire(dst, "bench-flood", false, seq, ts)
+	}
 	c.close = func() {
 		_ = ps.Close()
 		<-done
+		<-hopDone
 		pub.Close()
 		subC.Close()
 	}
@@ -179,8 +209,8 @@ func newCoordChannel(ctx context.Context, srv *server, events bool) (*channel, e
 			c.deliver(n)
 		})
 		c.publish = func(ctx context.Context, seq int) error { return pub.Events().Publish(ctx, "bench", seq) }
-		c.wire = func(dst []byte, seq int) (string, []byte) {
-			return prefix + "shard:event", appendWire(dst, "bench-flood", true, seq)
+		c.wire = func(dst []byte, seq int, ts int64) (string, []byte) {
+			return prefix + "shard:event", appendWire(dst, "bench-flood", true, seq, ts)
 		}
 		c.dropped = func() uint64 { return sub.Events().Stats().Dropped }
 	} else {
@@ -208,8 +238,8 @@ func newCoordChannel(ctx context.Context, srv *server, events bool) (*channel, e
 			}
 			return pub.Invalidator().Invalidate(ctx, k, nil)
 		}
-		c.wire = func(dst []byte, seq int) (string, []byte) {
-			return prefix + "cache:invalidate", appendWire(dst, "bench-flood", false, seq)
+		c.wire = func(dst []byte, seq int, ts int64) (string, []byte) {
+			return prefix + "cache:invalidate", appendWire(dst, "bench-flood", false, seq, ts)
 		}
 		c.dropped = func() uint64 { return sub.Invalidator().Stats().Dropped }
 	}
@@ -275,7 +305,7 @@ func runLatency(ctx context.Context, c *channel, rate int, d time.Duration) (met
 // publishes the contender's wire messages in pipelines of batch, keeping
 // at most window messages in flight (sent but neither received nor
 // dropped), for d. It reports messages received per second.
-func runFlood(ctx context.Context, srv *server, pubC *goredis.Client, c *channel, d time.Duration) (metrics, error) {
+func runFlood(ctx context.Context, pubC *goredis.Client, c *channel, d time.Duration) (metrics, error) {
 	const batch, window = 256, 16384
 	s := newSink(0)
 	c.cur.Store(s)
@@ -295,9 +325,10 @@ func runFlood(ctx context.Context, srv *server, pubC *goredis.Client, c *channel
 			continue
 		}
 		p := pubC.Pipeline()
+		ts := time.Now().UnixMilli()
 		for range batch {
 			buf = buf[:0]
-			ch, msg := c.wire(buf, int(sent))
+			ch, msg := c.wire(buf, int(sent), ts)
 			p.Publish(ctx, ch, string(msg))
 			sent++
 		}

@@ -8,5 +8,10 @@ set -euo pipefail
 cd "$(dirname "$0")"
 export PATH="$PATH:/usr/local/go/bin"
 rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-go build -ldflags "-X main.coordRev=$rev" -o "${TMPDIR:-/tmp}/coordbench" .
+# The build uses the working tree of the main module (replace => ../):
+# say so when it differs from the commit.
+if ! git diff --quiet HEAD -- .. ':(exclude)../bench' ':(exclude)../docs' 2>/dev/null; then
+	rev="$rev+uncommitted changes"
+fi
+go build -ldflags "-X 'main.coordRev=$rev'" -o "${TMPDIR:-/tmp}/coordbench" .
 exec "${TMPDIR:-/tmp}/coordbench" "$@"

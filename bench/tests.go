@@ -16,13 +16,26 @@ type metricDef struct {
 	ratio bool
 }
 
+// cpuMetrics are the CPU costs every test reports.
+var cpuMetrics = []metricDef{
+	{key: "client µs/op", label: "client CPU µs/op", ratio: true},
+	{key: "redis µs/op", label: "redis-server CPU µs/op", ratio: true},
+}
+
+// rate returns the ops function of a test whose metric key is a rate.
+func rate(key string) func(metrics, time.Duration) float64 {
+	return func(m metrics, d time.Duration) float64 { return m[key] * d.Seconds() }
+}
+
 // test is one measurement, run for each of its contenders in every round.
 // The first contender is the baseline of the ratios.
 type test struct {
 	id, title, note string
 	contenders      []string
 	metrics         []metricDef
-	run             func(ctx context.Context, contender string, round int, d time.Duration) (metrics, error)
+	// ops returns how many operations a cell did, for CPU per operation.
+	ops func(m metrics, d time.Duration) float64
+	run func(ctx context.Context, contender string, round int, d time.Duration) (metrics, error)
 }
 
 // setup makes the contenders (each on its own clients) and the tests.
@@ -45,12 +58,14 @@ func setup(ctx context.Context, srv *server, cfg config) ([]*test, func(), error
 	closers = append(closers, closeLk)
 
 	chans := map[string]*channel{}
-	raw, err := newRawChannel(ctx, srv)
-	if err != nil {
-		return fail(err)
+	for _, name := range []string{"raw", "raw-hop"} {
+		c, err := newRawChannel(ctx, srv, name == "raw-hop")
+		if err != nil {
+			return fail(err)
+		}
+		closers = append(closers, c.close)
+		chans[name] = c
 	}
-	closers = append(closers, raw.close)
-	chans["raw"] = raw
 	for _, name := range []string{"invalidation", "events"} {
 		c, err := newCoordChannel(ctx, srv, name == "events")
 		if err != nil {
@@ -80,7 +95,7 @@ func setup(ctx context.Context, srv *server, cfg config) ([]*test, func(), error
 		{
 			id: "lock-1", title: "Locks, uncontended, 1 goroutine",
 			note:       "Acquire (try once) + Release of a key of its own, in a loop. raw = SET NX PX + EVALSHA compare-and-delete.",
-			contenders: lockNames, metrics: pairMetrics,
+			contenders: lockNames, metrics: pairMetrics, ops: rate("pairs/s"),
 			run: func(ctx context.Context, c string, r int, d time.Duration) (metrics, error) {
 				return runUncontended(ctx, lk[c], fmt.Sprintf("u1:%s:%d", c, r), 1, d)
 			},
@@ -88,7 +103,7 @@ func setup(ctx context.Context, srv *server, cfg config) ([]*test, func(), error
 		{
 			id: fmt.Sprintf("lock-%d", g), title: fmt.Sprintf("Locks, uncontended, %d goroutines", g),
 			note:       "Each goroutine takes and releases a key of its own, in a loop.",
-			contenders: lockNames, metrics: pairMetrics,
+			contenders: lockNames, metrics: pairMetrics, ops: rate("pairs/s"),
 			run: func(ctx context.Context, c string, r int, d time.Duration) (metrics, error) {
 				return runUncontended(ctx, lk[c], fmt.Sprintf("u%d:%s:%d", g, c, r), g, d)
 			},
@@ -99,7 +114,7 @@ func setup(ctx context.Context, srv *server, cfg config) ([]*test, func(), error
 				"retry every %v without limit), releases at once, and goes again. Handoff = from the release call to the acquisition "+
 				"by a different goroutine. Starved = a goroutine that never acquired or waited over %v once (a wait still running at "+
 				"the end counts, cut there).", pollDelay, cfg.starve),
-			contenders: lockNames,
+			contenders: lockNames, ops: rate("acq/s"),
 			metrics: []metricDef{
 				{key: "acq/s", label: "acquisitions/s", ratio: true, worst: true, low: true},
 				{key: "wait p50", label: "wait p50 ms", ratio: true},
@@ -117,8 +132,10 @@ func setup(ctx context.Context, srv *server, cfg config) ([]*test, func(), error
 		{
 			id: "pubsub-1k", title: fmt.Sprintf("Publish to receive at %d msgs/s", cfg.rate),
 			note: "One publisher paced at the rate, one subscriber on another client (coord: two Backends). From before the " +
-				"publish call to the subscriber's handler. raw = go-redis PUBLISH and a PubSub reading the same Node-design JSON.",
-			contenders: []string{"raw", "invalidation", "events"},
+				"publish call to the subscriber's handler. raw = go-redis PUBLISH and a PubSub reading the same Node-design JSON; " +
+				"raw-hop = the same, the reader handing each message to a handler goroutine over a buffered Go channel.",
+			contenders: []string{"raw", "raw-hop", "invalidation", "events"},
+			ops:        func(m metrics, _ time.Duration) float64 { return m["samples"] },
 			metrics: []metricDef{
 				{key: "p50", label: "p50 ms", ratio: true},
 				{key: "p99", label: "p99 ms", ratio: true, worst: true},
@@ -133,13 +150,13 @@ func setup(ctx context.Context, srv *server, cfg config) ([]*test, func(), error
 			id: "subscriber", title: "One subscriber's maximum rate",
 			note: "A go-redis client floods the contender's channel with its wire messages in pipelines of 256, at most 16384 " +
 				"in flight (sent, neither handled nor dropped). coord subscribers use the default queue (1024).",
-			contenders: []string{"raw", "invalidation", "events"},
+			contenders: []string{"raw", "invalidation", "events"}, ops: rate("msgs/s"),
 			metrics: []metricDef{
 				{key: "msgs/s", label: "received msgs/s", ratio: true, worst: true, low: true},
 				{key: "dropped", label: "dropped (queue full)", worst: true},
 			},
 			run: func(ctx context.Context, c string, _ int, d time.Duration) (metrics, error) {
-				return runFlood(ctx, srv, floodC, chans[c], d)
+				return runFlood(ctx, floodC, chans[c], d)
 			},
 		},
 	}
@@ -153,7 +170,7 @@ func setup(ctx context.Context, srv *server, cfg config) ([]*test, func(), error
 		tests = append(tests, &test{
 			id: "session-" + name, title: fmt.Sprintf("Session %s, %d goroutines", name, g),
 			note:       what + ".",
-			contenders: []string{"raw", "coord"},
+			contenders: []string{"raw", "coord"}, ops: rate("ops/s"),
 			metrics: []metricDef{
 				{key: "ops/s", label: "ops/s", ratio: true},
 				{key: "p50", label: "p50 ms", ratio: true},
@@ -163,6 +180,9 @@ func setup(ctx context.Context, srv *server, cfg config) ([]*test, func(), error
 				return runOps(ctx, ops[c], g, d)
 			},
 		})
+	}
+	for _, t := range tests {
+		t.metrics = append(t.metrics, cpuMetrics...)
 	}
 	return tests, closeAll, nil
 }
