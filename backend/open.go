@@ -356,7 +356,7 @@ func (o *Opened) State() coord.ConnState {
 	if s, ok := o.base.(interface{ State() coord.ConnState }); ok {
 		return s.State()
 	}
-	return o.Backend.Health(context.Background()).Connection
+	return o.base.Health(context.Background()).Connection
 }
 
 // Health returns the backend's Health; after a fallback to memory its

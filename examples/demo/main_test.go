@@ -73,6 +73,7 @@ func TestRunEmbedded(t *testing.T) {
 		"summary: events:",
 		"distributed_lock_acquisitions_total{resource=demo:report,status=acquired}",
 		"closed 3 instances",
+		"GET /metrics -> 200",
 	)
 	for _, bad := range []string{"NOT coherent", "STILL LIVE", "NOT increasing", "want exactly 1"} {
 		if strings.Contains(s, bad) {

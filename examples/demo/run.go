@@ -76,6 +76,7 @@ type demo struct {
 	insts    []*instance
 	truthKey string
 	reg      *prometheus.Registry
+	base     string // http://127.0.0.1:port of /healthz and /metrics
 
 	// Counters for the summary, written by the tick loop only.
 	ticks, runs, held, done, failed int
@@ -241,6 +242,7 @@ func (d *demo) serve(ctx context.Context) (func() error, error) {
 
 	port := ln.Addr().(*net.TCPAddr).Port
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	d.base = base
 	d.p.say("serving %s/healthz (instance 1; /healthz/N for instance N) and %s/metrics on %s", base, base, ln.Addr())
 
 	tr := &http.Transport{}
@@ -530,6 +532,30 @@ func (d *demo) summary() {
 	h := d.insts[0].b.Health(ctx)
 	d.p.say("summary: health of %s: %s, %s connection, PING %v", d.insts[0].name, h.Status, h.Connection, h.Latency.Round(time.Microsecond))
 	d.p.say("summary: metrics: %s", d.metricsLine())
+	d.p.say("summary: %s", d.scrape(ctx))
+}
+
+// scrape fetches /metrics as Prometheus would and says what it got.
+func (d *demo) scrape(ctx context.Context) string {
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, d.base+"/metrics", nil)
+	res, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		return "GET /metrics failed: " + err.Error()
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		return "GET /metrics failed: " + err.Error()
+	}
+	n := 0
+	for _, line := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(line, "coord_") {
+			n++
+		}
+	}
+	return fmt.Sprintf("GET /metrics -> %d, %d coord_ samples", res.StatusCode, n)
 }
 
 // metricsLine reads a few series from the registry.
