@@ -213,14 +213,16 @@ func (ld *load) String() string {
 	return strings.TrimSuffix(b.String(), "; ")
 }
 
-// heldWithLock runs WithLock on resource with a short TTL in a goroutine;
-// fn waits for its ctx to end. The returned channel gets fn's cause and
-// WithLock's error once WithLock returns.
+// withLockResult is what a WithLock run by heldWithLock ended with: the
+// cause of fn's ctx, WithLock's error, and when it returned.
 type withLockResult struct {
 	cause, err error
 	at         time.Time
 }
 
+// heldWithLock runs WithLock on resource with a short TTL in a goroutine;
+// fn waits for its ctx to end. The returned channel gets fn's cause and
+// WithLock's error once WithLock returns.
 func heldWithLock(t *testing.T, l coord.Locker, resource string) <-chan withLockResult {
 	t.Helper()
 	entered := make(chan struct{})

@@ -1,27 +1,24 @@
 #!/bin/sh
 # fuzz.sh runs every fuzz target of the module for a short time each
 # (FUZZTIME, default 10s), one after another, and stops at the first
-# failure. A failing input is written under testdata/fuzz/<target>/ of the
-# package; commit it with the fix so that plain `go test` replays it.
+# failure. Targets are found with `go test -list`, so a new Fuzz function
+# anywhere in the module is run without editing this script. A failing
+# input is written under testdata/fuzz/<target>/ of its package; commit it
+# with the fix so that plain `go test` replays it.
 #
-#	reliability/fuzz.sh            # from the module root or anywhere in it
+#	reliability/fuzz.sh                  # from anywhere in the module
 #	FUZZTIME=1m reliability/fuzz.sh
+#	reliability/fuzz.sh ./backend/redis  # only some packages
 set -eu
 cd "$(dirname "$0")/.."
 fuzztime="${FUZZTIME:-10s}"
-# package target...
-targets="
-. FuzzValidateName
-. FuzzValidateGlob
-. FuzzMatchGlob
-. FuzzEncodePayload
-. FuzzEncodeData
-. FuzzSessionToken
-. FuzzParseURL
-. FuzzForeignMessage
-"
-echo "$targets" | while read -r pkg target; do
-	[ -n "$pkg" ] || continue
-	echo "== $target ($pkg, $fuzztime)"
-	go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "$pkg"
+[ "$#" -gt 0 ] || set -- ./...
+failed=0
+for pkg in $(go list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{end}}' "$@"); do
+	dir=$(go list -f '{{.Dir}}' "$pkg")
+	grep -qs '^func Fuzz' "$dir"/*_test.go || continue
+	for target in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true); do
+		echo "== $pkg $target ($fuzztime)"
+		go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "$pkg"
+	done
 done

@@ -401,6 +401,7 @@ func TestNamesStayInTheirKeys(t *testing.T) {
 	}
 }
 
+// checkNames runs the name cases on two instances made by mk.
 func checkNames(t *testing.T, mk pair) {
 	a, b := mk(t)
 	ctx := t.Context()
