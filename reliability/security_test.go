@@ -248,6 +248,13 @@ func TestTLS(t *testing.T) {
 type pair func(t *testing.T) (a, b coord.Backend)
 
 func securityBackends(t *testing.T) map[string]pair {
+	m, _ := securityBackendsOn(t)
+	return m
+}
+
+// securityBackendsOn is securityBackends that also returns the server
+// under the "redis" pair, whose every key has a prefix starting "sec".
+func securityBackendsOn(t *testing.T) (map[string]pair, *redistest.Server) {
 	srv := redistest.Start(t)
 	return map[string]pair{
 		"memory": func(t *testing.T) (coord.Backend, coord.Backend) {
@@ -260,7 +267,7 @@ func securityBackends(t *testing.T) map[string]pair {
 			prefix := uniq("sec") + ":"
 			return singleNode(t, srv, prefix, nil), singleNode(t, srv, prefix, nil)
 		},
-	}
+	}, srv
 }
 
 // TestTokensRefused gives session stores forged, truncated, altered and
@@ -396,9 +403,23 @@ func TestStaleLockToken(t *testing.T) {
 // percent signs and CR/LF: control characters are refused, and every other
 // name reaches only its own lease, session index, key or topic.
 func TestNamesStayInTheirKeys(t *testing.T) {
-	for name, mk := range securityBackends(t) {
+	backends, srv := securityBackendsOn(t)
+	for name, mk := range backends {
 		t.Run(name, func(t *testing.T) { checkNames(t, mk) })
 	}
+	// Every key the names made is under the prefix and has exactly one
+	// hash tag: no name added or closed a brace.
+	keys, _ := srv.Do(t, "KEYS", "*").([]any)
+	if len(keys) == 0 {
+		t.Fatal("no keys on the server after the name cases")
+	}
+	for _, k := range keys {
+		key, _ := k.(string)
+		if !strings.HasPrefix(key, "sec") || strings.Count(key, "{") != 1 || strings.Count(key, "}") != 1 {
+			t.Errorf("key %q is outside the prefix or has a hash tag a name changed", key)
+		}
+	}
+	t.Logf("%d keys, each under its prefix with one hash tag", len(keys))
 }
 
 // checkNames runs the name cases on two instances made by mk.
