@@ -25,6 +25,8 @@ type Backend struct {
 	sc     *scripts
 	idArg  any // the instance ID, boxed once for script arguments
 
+	handoffMs any // the handoff window in milliseconds, for the release script
+
 	closed    atomic.Bool
 	closing   chan struct{} // closed when Close starts
 	closeOnce sync.Once
@@ -76,6 +78,7 @@ func New(client goredis.UniversalClient, opts *Options) (*Backend, error) {
 		subSt:     coord.Disconnected,
 	}
 	b.idArg = r.InstanceID
+	b.handoffMs = max(r.HandoffWindow.Milliseconds(), 0)
 	b.locker = newLocker(b)
 	b.sessions = &Sessions{b: b}
 	b.inv = newInvalidator(b)

@@ -3,6 +3,7 @@ package redis_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"runtime"
 	"slices"
 	"sync"
@@ -115,19 +116,16 @@ func BenchmarkAcquireRelease(b *testing.B) {
 // reports the wait percentiles, the fewest acquisitions of any goroutine
 // relative to a fair share (min-share, 1 = perfectly fair, 0 = one
 // starved), and how often the releasing goroutine won the next handoff
-// (rewin). "one-instance" runs all goroutines on one Backend,
-// "four-instances" four goroutines on each of four Backends.
+// (rewin). instances-N spreads the goroutines over N Backends (16: one
+// goroutine per Backend, as 16 processes would be).
 func BenchmarkContended(b *testing.B) {
 	srv := benchServer(b)
-	for _, instances := range []int{1, 4} {
-		name := "one-instance"
-		if instances == 4 {
-			name = "four-instances"
-		}
-		b.Run(name, func(b *testing.B) {
+	for _, c := range []struct{ goroutines, instances int }{{16, 1}, {16, 4}, {16, 16}, {2, 2}} {
+		goroutines, instances := c.goroutines, c.instances
+		b.Run(fmt.Sprintf("goroutines-%d/instances-%d", goroutines, instances), func(b *testing.B) {
 			bes := make([]*coordredis.Backend, instances)
 			for i := range bes {
-				bes[i] = benchBackend(b, srv, &coordredis.Options{Prefix: fmt.Sprintf("contended%d:", b.N)})
+				bes[i] = benchBackend(b, srv, &coordredis.Options{Prefix: fmt.Sprintf("contended%d:", b.N), HandoffWindow: handoffForBench})
 			}
 			ctx := context.Background()
 			var (
@@ -136,14 +134,14 @@ func BenchmarkContended(b *testing.B) {
 				last     = -1
 				handoffs int
 				rewins   int
-				counts   = make([]int, benchGoroutines)
+				counts   = make([]int, goroutines)
 				left     atomic.Int64
 			)
 			left.Store(int64(b.N))
 			b.ReportAllocs()
 			b.ResetTimer()
 			var wg sync.WaitGroup
-			for g := range benchGoroutines {
+			for g := range goroutines {
 				be := bes[g%instances]
 				wg.Go(func() {
 					for left.Add(-1) >= 0 {
@@ -187,8 +185,8 @@ func BenchmarkContended(b *testing.B) {
 			if handoffs > 0 {
 				b.ReportMetric(float64(rewins)/float64(handoffs), "rewin")
 			}
-			if b.N >= benchGoroutines {
-				b.ReportMetric(float64(slices.Min(counts))/(float64(b.N)/benchGoroutines), "min-share")
+			if b.N >= goroutines {
+				b.ReportMetric(float64(slices.Min(counts))/(float64(b.N)/float64(goroutines)), "min-share")
 			}
 		})
 	}
@@ -487,3 +485,10 @@ func BenchmarkPairInvalidationLatency(b *testing.B) {
 	b.ReportMetric(float64(pr.Nanoseconds())/1000, "raw-p50-us")
 	b.ReportMetric(float64(pc)/float64(pr), "p50-ratio")
 }
+
+var handoffForBench = func() time.Duration {
+	if os.Getenv("COORD_BENCH_NO_HANDOFF") != "" {
+		return -1
+	}
+	return 0
+}()

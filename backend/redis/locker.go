@@ -26,10 +26,17 @@ import (
 // holder's remaining TTL (PTTL) or RetryDelay passes, whichever is first.
 // A release by this instance wakes the local head at once; a release
 // elsewhere wakes it through the channel. While waiters queue, a new
-// Acquire on this instance does not try ahead of them, so the releaser
-// does not re-win the lease it hands over. Across instances there is no
-// queue: a woken head and a newcomer elsewhere race, and the holder's
-// expiry bounds every wait.
+// Acquire on this instance does not try ahead of them. Across instances,
+// a release whose wake-up reached a subscriber (a waiting instance) leaves
+// the lease reserved for waiters for [Options].HandoffWindow (a marker
+// value in the lease key, which no token can equal): a newcomer's first
+// try, including the releaser coming straight back, finds it held, and
+// only a waiter's retry takes it. So the releaser does not re-win the
+// lease it hands over, on this instance or elsewhere. Every instance's
+// head is woken by a release (there is no queue in Redis), and the
+// holder's expiry bounds every wait. In a Cluster, PUBLISH counts only
+// the subscribers of the node it ran on, so the reservation is made less
+// often there.
 //
 // A Locker is safe for concurrent use by multiple goroutines.
 type Locker struct {
@@ -110,7 +117,7 @@ func (lk *Locker) Acquire(ctx context.Context, resource string, opts ...coord.Lo
 	lk.mu.Unlock()
 	tries := 0
 	if !queued || o.Retries == 0 {
-		l, _, err := lk.try(ctx, resource, o)
+		l, _, err := lk.try(ctx, resource, o, false)
 		if l != nil || err != nil {
 			return l, err
 		}
@@ -122,13 +129,17 @@ func (lk *Locker) Acquire(ctx context.Context, resource string, opts ...coord.Lo
 	return lk.wait(ctx, resource, o, tries)
 }
 
+// minWait is the shortest wait between two tries of a waiting Acquire, so
+// that a zero RetryDelay does not spin.
+const minWait = time.Millisecond
+
 func notAcquired(resource string) error {
 	return fmt.Errorf("coord/redis: %q is held: %w", resource, coord.ErrNotAcquired)
 }
 
 // try runs the acquire script once. It returns the lease, or the
 // holder's remaining TTL (negative when unknown).
-func (lk *Locker) try(ctx context.Context, resource string, o coord.LockOptions) (*lock, time.Duration, error) {
+func (lk *Locker) try(ctx context.Context, resource string, o coord.LockOptions, waiter bool) (*lock, time.Duration, error) {
 	b := lk.b
 	key, fenceKey := b.keys.lockKeys(resource)
 	token := secret.LockToken()
@@ -141,7 +152,11 @@ func (lk *Locker) try(ctx context.Context, resource string, o coord.LockOptions)
 	}
 	keys := []string{key, fenceKey}
 	var tokenArg any = token // boxed once for acquire and release
-	res, err := b.sc.lockAcquire.Run(rctx, b.client, keys, tokenArg, o.TTL.Milliseconds()).Int64()
+	who := "0"
+	if waiter {
+		who = "1"
+	}
+	res, err := b.sc.lockAcquire.Run(rctx, b.client, keys, tokenArg, o.TTL.Milliseconds(), who).Int64()
 	if err != nil {
 		// The outcome is unknown: make sure the lease is not left held.
 		lk.releaseToken(key, token)
@@ -172,7 +187,7 @@ func (lk *Locker) releaseToken(key, token string) {
 	b := lk.b
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	_ = b.sc.lockRelease.Run(ctx, b.client, []string{key}, token, b.keys.wakeChannel(key), b.opts.InstanceID).Err()
+	_ = b.sc.lockRelease.Run(ctx, b.client, []string{key}, token, b.keys.wakeChannel(key), b.idArg, 0).Err()
 }
 
 // register records a new lease: its local deadline (start + TTL on the
@@ -230,6 +245,7 @@ func (lk *Locker) wait(ctx context.Context, resource string, o coord.LockOptions
 	exhausted := func() bool { return o.Retries >= 0 && tries > o.Retries }
 	var timer *time.Timer
 	sleep := func(d time.Duration) <-chan time.Time {
+		d = max(d, minWait)
 		if timer == nil {
 			timer = time.NewTimer(d)
 		} else {
@@ -293,7 +309,7 @@ func (lk *Locker) wait(ctx context.Context, resource string, o coord.LockOptions
 		case <-w.wake: // drop a stale wake-up: the try below sees the state
 		default:
 		}
-		l, pttl, err := lk.try(ctx, resource, o)
+		l, pttl, err := lk.try(ctx, resource, o, true)
 		if l != nil {
 			handoff = o.TTL
 		}
@@ -424,7 +440,7 @@ func (lk *Locker) Locked(ctx context.Context, resource string) (bool, error) {
 	if err := coord.ValidateName("resource", resource); err != nil {
 		return false, err
 	}
-	n, err := b.client.Exists(ctx, b.keys.lockKey(resource)).Result()
+	n, err := b.sc.lockLocked.Run(ctx, b.client, []string{b.keys.lockKey(resource)}).Int64()
 	if err := b.fail(ctx, "locked", err); err != nil {
 		return false, err
 	}
@@ -654,7 +670,7 @@ func (l *lock) Release(ctx context.Context) error {
 		return nil
 	}
 	b := l.lk.b
-	n, err := b.sc.lockRelease.Run(ctx, b.client, l.keys, l.tokenArg, b.keys.wakeChannel(l.key), b.idArg).Int64()
+	n, err := b.sc.lockRelease.Run(ctx, b.client, l.keys, l.tokenArg, b.keys.wakeChannel(l.key), b.idArg, b.handoffMs).Int64()
 	if err := b.fail(ctx, "release", err); err != nil {
 		return err
 	}

@@ -22,6 +22,9 @@ const (
 	// DefaultDegradedLatency is the PING round trip above which Health
 	// reports degraded.
 	DefaultDegradedLatency = 250 * time.Millisecond
+	// DefaultHandoffWindow is how long a released lease with waiters stays
+	// reserved for them.
+	DefaultHandoffWindow = 50 * time.Millisecond
 )
 
 // Options configure a [Backend]. A nil *Options, like the zero value,
@@ -61,6 +64,13 @@ type Options struct {
 	// DegradedLatency is the PING round trip above which Health reports
 	// degraded. Default: [DefaultDegradedLatency].
 	DegradedLatency time.Duration
+
+	// HandoffWindow is how long a lease released while others wait for it
+	// stays reserved for those waiters: a newcomer's Acquire (including
+	// the releaser's next one) finds it held for that long, so the
+	// releaser does not win back the lease it hands over. Negative
+	// disables it. Default: [DefaultHandoffWindow].
+	HandoffWindow time.Duration
 
 	// OnStateChange, when set, is called with the new state each time the
 	// state of the command connection or the subscriber connection
@@ -123,6 +133,9 @@ func resolve(o *Options) (resolved, error) {
 	}
 	if r.HealthInterval <= 0 {
 		r.HealthInterval = DefaultHealthInterval
+	}
+	if r.HandoffWindow == 0 {
+		r.HandoffWindow = DefaultHandoffWindow
 	}
 	if r.DegradedLatency <= 0 {
 		r.DegradedLatency = DefaultDegradedLatency

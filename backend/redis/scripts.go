@@ -13,7 +13,7 @@ var luaFiles embed.FS
 // falls back to EVAL when the server does not have it cached
 // ([goredis.Script.Run]).
 type scripts struct {
-	lockAcquire, lockRelease, lockExtend, lockTTL, lockForce *goredis.Script
+	lockAcquire, lockRelease, lockExtend, lockTTL, lockForce, lockLocked *goredis.Script
 
 	sessCreate, sessTouch, sessExtend, sessUpdate, sessDelete *goredis.Script
 	sessRotate, sessRemove, sessCount, sessStats              *goredis.Script
@@ -38,6 +38,7 @@ func loadScripts() *scripts {
 		lockExtend:  goredis.NewScript(mustLua("lock_extend")),
 		lockTTL:     goredis.NewScript(mustLua("lock_ttl")),
 		lockForce:   goredis.NewScript(mustLua("lock_force")),
+		lockLocked:  goredis.NewScript(mustLua("lock_locked")),
 		sessCreate:  sess("session_create"),
 		sessTouch:   sess("session_touch"),
 		sessExtend:  sess("session_extend"),

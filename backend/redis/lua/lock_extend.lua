@@ -5,7 +5,7 @@ local v = redis.call('GET', KEYS[1])
 if v == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   return 1
-elseif v then
+elseif v and v ~= '\0handoff' then
   return -1
 end
 return 0

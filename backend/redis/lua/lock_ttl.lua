@@ -5,7 +5,7 @@
 local v = redis.call('GET', KEYS[1])
 if v == ARGV[1] then
   return {1, redis.call('PTTL', KEYS[1])}
-elseif v then
+elseif v and v ~= '\0handoff' then
   return {-1, 0}
 end
 return {0, 0}
