@@ -50,10 +50,11 @@ type Config struct {
 
 	// FallbackToMemory makes a Redis that cannot be reached at start-up
 	// open a memory backend instead of failing. The fallback is logged at
-	// [slog.LevelError] and the returned backend's Health reports
-	// [coord.Degraded] with the reason for as long as it lives: leases on
-	// a memory backend are not shared with other instances. Default: false
-	// (an unreachable Redis is an error).
+	// [slog.LevelError] and, for as long as the backend lives, its Health
+	// reports [coord.Degraded] with the reason and the Redis connections
+	// as disconnected (so does the redis_connection_state metric): leases
+	// on a memory backend are not shared with other instances. Default:
+	// false (an unreachable Redis is an error).
 	FallbackToMemory bool
 
 	// Redis configures the Redis backend (key prefix, instance ID, lock
@@ -301,6 +302,11 @@ func (o *Opener) connectRedis(ctx context.Context, cfg Config, gopts *goredis.Op
 // wrap decorates base with the middleware cfg asks for. On error it
 // closes base and client.
 func wrap(cfg Config, base coord.Backend, kind, reason string, client interface{ Close() error }) (*Opened, error) {
+	if reason != "" {
+		// Below the middleware, so that the metrics export Redis as
+		// disconnected and the logging middleware logs every Health.
+		base = &fellBack{Backend: base, reason: reason}
+	}
 	op := &Opened{base: base, kind: kind, degraded: reason, client: client}
 	b := base
 	if cfg.Registerer != nil {
@@ -351,7 +357,8 @@ func (o *Opened) Unwrap() coord.Backend { return o.Backend }
 func (o *Opened) As(target any) bool { return coord.As(o.Backend, target) }
 
 // State returns the state of the backend's command connection, for the
-// metrics middleware and health checks.
+// metrics middleware and health checks: after a fallback to memory,
+// [coord.Disconnected], the state of the configured Redis.
 func (o *Opened) State() coord.ConnState {
 	if s, ok := o.base.(interface{ State() coord.ConnState }); ok {
 		return s.State()
@@ -359,13 +366,30 @@ func (o *Opened) State() coord.ConnState {
 	return o.base.Health(context.Background()).Connection
 }
 
-// Health returns the backend's Health; after a fallback to memory its
-// status is at best [coord.Degraded], with the reason in Error.
-func (o *Opened) Health(ctx context.Context) coord.Health {
-	h := o.Backend.Health(ctx)
-	if o.degraded != "" && h.Status == coord.Healthy {
+// fellBack is a memory backend standing in for an unreachable Redis. Its
+// Health is at best degraded, with the reason, and reports the Redis
+// connections as disconnected; State, which the metrics middleware reads
+// for redis_connection_state, is disconnected.
+type fellBack struct {
+	coord.Backend
+	reason string
+}
+
+// As forwards to the memory backend. fellBack has no Unwrap on purpose:
+// the metrics middleware follows Unwrap to the innermost backend and
+// would read the memory node's state (connected) instead of State.
+func (f *fellBack) As(target any) bool { return coord.As(f.Backend, target) }
+
+// State reports the configured Redis as disconnected.
+func (f *fellBack) State() coord.ConnState { return coord.Disconnected }
+
+// Health returns the memory backend's Health, degraded with the reason.
+func (f *fellBack) Health(ctx context.Context) coord.Health {
+	h := f.Backend.Health(ctx)
+	h.Connection, h.Subscriber = coord.Disconnected, coord.Disconnected
+	if h.Status == coord.Healthy {
 		h.Status = coord.Degraded
-		h.Error = o.degraded
+		h.Error = f.reason
 	}
 	return h
 }

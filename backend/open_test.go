@@ -215,7 +215,8 @@ func TestUnreachableRedisFallback(t *testing.T) {
 	url := "redis://:hunter2secret@" + deadAddr(t) + "/0?dial_timeout=200ms"
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
 	defer cancel()
-	b, err := backend.Open(ctx, nil, backend.Config{URL: url, FallbackToMemory: true, Logger: logger})
+	reg := prometheus.NewRegistry()
+	b, err := backend.Open(ctx, nil, backend.Config{URL: url, FallbackToMemory: true, Logger: logger, Registerer: reg})
 	if err != nil {
 		t.Fatalf("Open with FallbackToMemory: %v", err)
 	}
@@ -228,8 +229,18 @@ func TestUnreachableRedisFallback(t *testing.T) {
 		t.Errorf("Kind %q, FellBack %q; want memory with a reason", b.Kind(), b.FellBack())
 	}
 	h := b.Health(t.Context())
-	if h.Status != coord.Degraded || !strings.Contains(h.Error, "unreachable") {
-		t.Errorf("Health %+v, want degraded with the reason", h)
+	if h.Status != coord.Degraded || !strings.Contains(h.Error, "unreachable") || h.Backend != "memory" {
+		t.Errorf("Health %+v, want degraded memory with the reason", h)
+	}
+	if h.Connection != coord.Disconnected || b.State() != coord.Disconnected {
+		t.Errorf("Connection %q, State %q: want the Redis reported disconnected", h.Connection, b.State())
+	}
+	var node *memory.Node
+	if !coord.As(b, &node) {
+		t.Error("As(**memory.Node) fails through the fallback")
+	}
+	if v, ok := gauge(t, reg, "coord_redis_connection_state"); !ok || v != 0 {
+		t.Errorf("coord_redis_connection_state = %v (found %v), want 0 (disconnected)", v, ok)
 	}
 	if !strings.Contains(logs.String(), "level=ERROR") || !strings.Contains(logs.String(), "falling back") {
 		t.Errorf("the fallback was not logged at level ERROR; log:\n%s", logs.String())
@@ -389,4 +400,19 @@ func TestRealRedisTLS(t *testing.T) {
 	if h := b.Health(t.Context()); h.Status != coord.Healthy {
 		t.Errorf("Health over TLS %+v, want healthy", h)
 	}
+}
+
+// gauge returns the value of the unlabelled gauge name in reg.
+func gauge(t *testing.T, reg *prometheus.Registry, name string) (float64, bool) {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetGauge().GetValue(), true
+		}
+	}
+	return 0, false
 }
