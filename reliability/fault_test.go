@@ -40,10 +40,10 @@ type faultRig struct {
 	events *recorder[coord.Event]
 }
 
-func newFaultRig(t *testing.T) *faultRig {
+func newFaultRig(t *testing.T, opts ...redistest.Option) *faultRig {
 	t.Helper()
 	r := &faultRig{
-		srv:    redistest.Start(t),
+		srv:    redistest.Start(t, opts...),
 		topic:  uniq("topic-"),
 		invs:   &recorder[coord.Invalidation]{},
 		events: &recorder[coord.Event]{},
@@ -507,14 +507,20 @@ func TestFaultClientKill(t *testing.T) {
 }
 
 // TestFaultFlood floods a subscriber whose handlers are blocked: the
-// connection keeps being read (Redis never cuts it for its output
-// buffer), the blocked invalidation subscriber ends in a counted purge,
+// connection keeps being read (Redis, with a pubsub output buffer limit of
+// 1 MiB, never cuts it), the blocked invalidation subscriber ends in a counted purge,
 // the blocked event subscriber counts its drops, and subscribers that are
 // not blocked receive everything.
 func TestFaultFlood(t *testing.T) {
 	const flood = 3000
 	const queue = 16
-	r := newFaultRig(t)
+	// Redis cuts a subscriber whose output buffer passes 1 MiB (after
+	// the kernel's socket buffers, a few MiB on loopback, are full): a
+	// reader that stalled behind a blocked handler would be cut.
+	r := newFaultRig(t, redistest.WithArgs("--client-output-buffer-limit", "pubsub 1mb 1mb 0"))
+	if v := fmt.Sprint(r.srv.Do(t, "CONFIG", "GET", "client-output-buffer-limit")); !strings.Contains(v, "pubsub 1048576 1048576 0") {
+		t.Fatalf("pubsub output buffer limit not set: %s", v)
+	}
 	ctx := t.Context()
 	gate := make(chan struct{})
 	var gateOnce sync.Once
