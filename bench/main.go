@@ -148,6 +148,8 @@ func bench(ctx context.Context, cfg config) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	stalls := startStallMonitor()
+	defer stalls.close()
 	env.loadStart = loadavg()
 	started := time.Now()
 	for r := range cfg.rounds {
@@ -163,6 +165,7 @@ func bench(ctx context.Context, cfg config) error {
 				}
 				runtime.GC()
 				mark := meter.mark(ctx)
+				stalls.reset()
 				m, err := t.run(ctx, c, r, cfg.duration)
 				if err != nil {
 					if ctx.Err() != nil {
@@ -172,6 +175,7 @@ func bench(ctx context.Context, cfg config) error {
 					fmt.Fprintf(os.Stderr, "coordbench: round %d %s/%s: %v\n", r+1, t.id, c, err)
 					continue
 				}
+				m["stall"] = ms(stalls.reset())
 				if t.ops != nil {
 					meter.add(ctx, m, mark, t.ops(m, cfg.duration))
 				}

@@ -18,6 +18,7 @@ type metricDef struct {
 
 // cpuMetrics are the CPU costs every test reports.
 var cpuMetrics = []metricDef{
+	{key: "stall", label: "process stall ms: a 1 ms sleeper's worst lateness", worst: true},
 	{key: "client µs/op", label: "client CPU µs/op", ratio: true},
 	{key: "redis µs/op", label: "redis-server CPU µs/op", ratio: true},
 }
