@@ -3,10 +3,12 @@ package deploy_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"net"
 	"os"
 	"os/exec"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,8 +16,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	goredis "github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
+
+	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/backend"
 )
 
 func TestMain(m *testing.M) {
@@ -168,5 +174,94 @@ func TestRedisConf(t *testing.T) {
 	// A write works (noeviction only refuses writes when memory is full).
 	if err := c.Set(ctx, "deploy-test", "1", time.Minute).Err(); err != nil {
 		t.Errorf("SET: %v", err)
+	}
+}
+
+// TestDashboardSeries checks that every series the Grafana dashboard
+// queries is exported by the metrics middleware, so the dashboard does not
+// drift from the code: it runs a decorated memory backend through leases,
+// a failed acquire, invalidations and events, and looks for each name.
+func TestDashboardSeries(t *testing.T) {
+	raw, err := os.ReadFile("grafana/coord-dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(raw, &dash); err != nil {
+		t.Fatalf("the dashboard is not valid JSON: %v", err)
+	}
+
+	ctx := t.Context()
+	reg := prometheus.NewRegistry()
+	var opener backend.Opener
+	a, err := opener.Open(ctx, backend.Config{URL: "mem://dash", Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close(context.Background())
+	b, err := opener.Open(ctx, backend.Config{URL: "mem://dash", Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(context.Background())
+	got := make(chan struct{}, 4)
+	sub, err := b.Invalidator().Subscribe(ctx, func(coord.Invalidation) { got <- struct{}{} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	lock, err := a.Locker().Acquire(ctx, "job")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Locker().Acquire(ctx, "job", coord.WithRetry(0, 0)); !errors.Is(err, coord.ErrNotAcquired) {
+		t.Fatalf("second Acquire: %v, want ErrNotAcquired", err)
+	}
+	if err := lock.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Invalidator().Invalidate(ctx, "k", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Events().Publish(ctx, "e", nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-got:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the invalidation was not delivered within 5s")
+	}
+
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]bool{}
+	for _, mf := range mfs {
+		have[mf.GetName()] = true
+	}
+	series := regexp.MustCompile(`\$\{namespace\}_([a-z_]+)`)
+	checked := 0
+	for _, p := range dash.Panels {
+		for _, tg := range p.Targets {
+			for _, m := range series.FindAllStringSubmatch(tg.Expr, -1) {
+				name := "coord_" + m[1]
+				base := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(name, "_bucket"), "_sum"), "_count")
+				if !have[name] && !have[base] {
+					t.Errorf("panel %q queries %s, which the metrics middleware does not export", p.Title, name)
+				}
+				checked++
+			}
+		}
+	}
+	if checked == 0 {
+		t.Error("the dashboard queries no ${namespace}_ series")
 	}
 }
