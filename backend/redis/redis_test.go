@@ -726,3 +726,97 @@ func TestLeaseLostWhileServerPaused(t *testing.T) {
 		t.Errorf("Release of the lost lease = %v, want ErrExpired", err)
 	}
 }
+
+// TestHandoffToWaiter: a lease released while another instance waits is
+// reserved for the waiter: the releaser's own next try does not win it.
+func TestHandoffToWaiter(t *testing.T) {
+	forEachServer(t, func(t *testing.T, s server) {
+		ctx := t.Context()
+		a := backendOn(t, s, &coordredis.Options{Prefix: "ho:"})
+		b := backendOn(t, s, &coordredis.Options{Prefix: "ho:"})
+		raw := rawClient(t, s)
+		for round := range 3 {
+			res := fmt.Sprintf("handoff-%d", round) // no subscription left from an earlier round
+			l, err := a.Locker().Acquire(ctx, res, coord.WithTTL(10*time.Second))
+			if err != nil {
+				t.Fatal(err)
+			}
+			type result struct {
+				l   coord.Lock
+				err error
+			}
+			got := make(chan result, 1)
+			go func() {
+				l2, err := b.Locker().Acquire(ctx, res, coord.WithTTL(10*time.Second), coord.WithRetry(5, 5*time.Second))
+				got <- result{l2, err}
+			}()
+			eventually(t, 2*time.Second, func() bool {
+				// The waiter has tried once and subscribed when a raw
+				// PUBLISH on its wake channel reaches a subscriber.
+				n, _ := raw.Publish(ctx, "ho:lock:{"+res+"}:wake", "probe").Result()
+				return n > 0
+			}, "the waiter subscribes")
+			if err := l.Release(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := a.Locker().Acquire(ctx, res, coord.WithRetry(0, 0)); !errors.Is(err, coord.ErrNotAcquired) {
+				t.Fatalf("round %d: the releaser's next try = %v, want ErrNotAcquired (reserved for the waiter)", round, err)
+			}
+			select {
+			case r := <-got:
+				if r.err != nil {
+					t.Fatalf("round %d: waiter: %v", round, r.err)
+				}
+				if err := r.l.Release(ctx); err != nil {
+					t.Fatal(err)
+				}
+			case <-time.After(3 * time.Second):
+				t.Fatalf("round %d: the waiter did not get the lease", round)
+			}
+		}
+	})
+}
+
+// TestHandoffMarker: a reserved lease is no lease for Locked,
+// ForceRelease, and a stale holder, and a waiter takes it.
+func TestHandoffMarker(t *testing.T) {
+	forEachServer(t, func(t *testing.T, s server) {
+		ctx := t.Context()
+		b := backendOn(t, s, &coordredis.Options{Prefix: "hm:"})
+		raw := rawClient(t, s)
+		stale, err := b.Locker().Acquire(ctx, "m", coord.WithTTL(10*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw.Set(ctx, "hm:lock:{m}", "\x00handoff", 10*time.Second)
+		if locked, err := b.Locker().Locked(ctx, "m"); err != nil || locked {
+			t.Errorf("Locked on a reserved lease = %v, %v", locked, err)
+		}
+		if err := stale.Extend(ctx, time.Minute); !errors.Is(err, coord.ErrExpired) {
+			t.Errorf("Extend of a lease now reserved = %v, want ErrExpired", err)
+		}
+		if err := stale.Release(ctx); !errors.Is(err, coord.ErrExpired) {
+			t.Errorf("Release of a lease now reserved = %v, want ErrExpired", err)
+		}
+		if _, err := b.Locker().Acquire(ctx, "m", coord.WithRetry(0, 0)); !errors.Is(err, coord.ErrNotAcquired) {
+			t.Errorf("a newcomer took a reserved lease: %v", err)
+		}
+		l, err := b.Locker().Acquire(ctx, "m", coord.WithRetry(3, 10*time.Millisecond))
+		if err != nil {
+			t.Fatalf("a waiter did not take a reserved lease: %v", err)
+		}
+		if l.Fence() <= stale.Fence() {
+			t.Errorf("fence %d after a handoff is not above %d", l.Fence(), stale.Fence())
+		}
+		if err := l.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
+		raw.Set(ctx, "hm:lock:{m}", "\x00handoff", 10*time.Second)
+		if ok, err := b.Locker().ForceRelease(ctx, "m"); err != nil || ok {
+			t.Errorf("ForceRelease of a reserved lease = %v, %v, want false", ok, err)
+		}
+		if n, _ := raw.Exists(ctx, "hm:lock:{m}").Result(); n != 0 {
+			t.Errorf("ForceRelease left the reservation")
+		}
+	})
+}
