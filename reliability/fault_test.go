@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/cgn-bot/coord"
 	"github.com/cgn-bot/coord/internal/redistest"
 )
@@ -42,6 +44,9 @@ type faultRig struct {
 
 func newFaultRig(t *testing.T, opts ...redistest.Option) *faultRig {
 	t.Helper()
+	// Registered first, so it runs last: after the instances, clients
+	// and server of the test are gone, nothing of theirs runs.
+	t.Cleanup(func() { goleak.VerifyNone(t, redistest.GoleakOptions()...) })
 	r := &faultRig{
 		srv:    redistest.Start(t, opts...),
 		topic:  uniq("topic-"),
