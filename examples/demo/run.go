@@ -373,6 +373,9 @@ func (d *demo) tick(ctx context.Context, n int64) {
 		rest = strings.Join(others, ", ")
 	}
 	d.p.say("tick %d: %s ran the scheduled job under lock %q with fence %d; %s", n, winner.name, jobResource, winner.fence, rest)
+	if d.runs == 1 {
+		d.p.say("        (a fence is larger than every fence before it for this lock; the job stores it with its result and refuses to write over a larger one, so a holder that lost its lease cannot overwrite newer work)")
+	}
 	d.check(ctx, n, winner.name)
 }
 
