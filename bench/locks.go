@@ -156,8 +156,31 @@ func (r redislockLocker) obtain(ctx context.Context, key string, wait bool) (rel
 	return l.Release, nil
 }
 
-// lockers makes the four lock contenders, each on its own client (and
-// coord on its own Backend). close releases them.
+// spread is a locker made of several instances: goroutine g uses
+// instance g mod n (each instance a Backend on its own client).
+type spread []locker
+
+func (s spread) obtain(ctx context.Context, key string, wait bool) (releaser, error) {
+	return s[0].obtain(ctx, key, wait)
+}
+
+func (s spread) at(g int) locker { return s[g%len(s)] }
+
+// forGoroutine returns the locker goroutine g uses.
+func forGoroutine(l locker, g int) locker {
+	if s, ok := l.(spread); ok {
+		return s.at(g)
+	}
+	return l
+}
+
+// instances is the number of Backends of the multi-instance coord
+// contender of the contended test.
+const instances = 4
+
+// lockers makes the lock contenders, each on its own client (and coord on
+// its own Backend, or on instances Backends for "coord-4inst"). close
+// releases them.
 func lockers(srv *server) (map[string]locker, func(), error) {
 	rawC, coordC, rsC, rlC := srv.newClient(), srv.newClient(), srv.newClient(), srv.newClient()
 	be, err := coordredis.New(coordC, &coordredis.Options{Prefix: "bench:"})
@@ -170,11 +193,30 @@ func lockers(srv *server) (map[string]locker, func(), error) {
 		"redsync":   redsyncLocker{redsync.New(redsyncgoredis.NewPool(rsC))},
 		"redislock": redislockLocker{redislock.New(rlC)},
 	}
+	clients := []*goredis.Client{rawC, coordC, rsC, rlC}
+	backends := []*coordredis.Backend{be}
+	var four spread
+	for range instances {
+		c := srv.newClient()
+		clients = append(clients, c)
+		b, err := coordredis.New(c, &coordredis.Options{Prefix: "bench:"})
+		if err != nil {
+			return nil, nil, err
+		}
+		backends = append(backends, b)
+		four = append(four, coordLocker{b.Locker()})
+	}
+	m[fmt.Sprintf("coord-%dinst", instances)] = four
+	protoC := srv.newClient()
+	clients = append(clients, protoC)
+	m["handoff-proto"] = newHandoffLocker(protoC)
 	closeAll := func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		_ = be.Close(ctx)
-		for _, c := range []*goredis.Client{rawC, coordC, rsC, rlC} {
+		for _, b := range backends {
+			_ = b.Close(ctx)
+		}
+		for _, c := range clients {
 			_ = c.Close()
 		}
 	}
@@ -246,6 +288,7 @@ func runContended(ctx context.Context, l locker, key string, goroutines int, d, 
 	errs := make([]error, goroutines)
 	var wg sync.WaitGroup
 	for g := range goroutines {
+		lg := forGoroutine(l, g)
 		wg.Go(func() {
 			w := make(samples, 0, 1024)
 			defer func() { waits[g] = w }()
@@ -254,7 +297,7 @@ func runContended(ctx context.Context, l locker, key string, goroutines int, d, 
 				if !t0.Before(end) {
 					return
 				}
-				rel, err := l.obtain(wctx, key, true)
+				rel, err := lg.obtain(wctx, key, true)
 				t1 := time.Now()
 				if err != nil {
 					if wctx.Err() != nil {

@@ -55,7 +55,7 @@ func main() {
 func run() int {
 	var cfg config
 	var only string
-	flag.DurationVar(&cfg.duration, "duration", time.Second, "how long each contender runs in each test of each round")
+	flag.DurationVar(&cfg.duration, "duration", 800*time.Millisecond, "how long each contender runs in each test of each round")
 	flag.IntVar(&cfg.rounds, "rounds", 5, "interleaved rounds; the report gives medians over them")
 	flag.IntVar(&cfg.goroutines, "goroutines", 16, "goroutines of the concurrent tests")
 	flag.IntVar(&cfg.rate, "rate", 1000, "messages/s of the publish-to-receive latency test")

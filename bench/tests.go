@@ -18,7 +18,7 @@ type metricDef struct {
 
 // cpuMetrics are the CPU costs every test reports.
 var cpuMetrics = []metricDef{
-	{key: "stall", label: "process stall ms: a 1 ms sleeper's worst lateness", worst: true},
+	{key: "stall", label: "process stall ms", worst: true},
 	{key: "client µs/op", label: "client CPU µs/op", ratio: true},
 	{key: "redis µs/op", label: "redis-server CPU µs/op", ratio: true},
 }
@@ -114,8 +114,10 @@ func setup(ctx context.Context, srv *server, cfg config) ([]*test, func(), error
 			note: fmt.Sprintf("Each goroutine waits as long as it takes (coord: WithWait(100ms), woken by releases; raw, redsync, redislock: "+
 				"retry every %v without limit), releases at once, and goes again. Handoff = from the release call to the acquisition "+
 				"by a different goroutine. Starved = a goroutine that never acquired or waited over %v once (a wait still running at "+
-				"the end counts, cut there).", pollDelay, cfg.starve),
-			contenders: lockNames, ops: rate("acq/s"),
+				"the end counts, cut there). coord-%dinst: the goroutines spread over %d Backends (instances), %d on each; no target applies to it. "+
+				"handoff-proto: not coord but a prototype on raw go-redis of the fix proposed in docs/BENCHMARKS.md (a local FIFO "+
+				"queue, and the lease handed to the next local waiter in the release's round trip, with the fence INCR).", pollDelay, cfg.starve, instances, instances, g/instances),
+			contenders: append(lockNames[:len(lockNames):len(lockNames)], fmt.Sprintf("coord-%dinst", instances), "handoff-proto"), ops: rate("acq/s"),
 			metrics: []metricDef{
 				{key: "acq/s", label: "acquisitions/s", ratio: true, worst: true, low: true},
 				{key: "wait p50", label: "wait p50 ms", ratio: true},
