@@ -119,11 +119,17 @@ func rawSeq(msg string) int {
 // the reading goroutine hands each message over a buffered Go channel to
 // a handler goroutine, as any subscriber with a goroutine of its own must:
 // it shows what that one hop costs.
-func newRawChannel(ctx context.Context, srv *server, hop bool) (*channel, error) {
+//
+// With timeout > 0 the reader calls ReceiveTimeout(ctx, timeout), as
+// backend/redis does with its health interval, instead of ReceiveMessage.
+func newRawChannel(ctx context.Context, srv *server, hop bool, timeout time.Duration) (*channel, error) {
 	pub, subC := srv.newClient(), srv.newClient()
 	name := "rawbench:cache:invalidate"
 	if hop {
 		name = "rawbench:hop:cache:invalidate"
+	}
+	if timeout > 0 {
+		name = "rawbench:timeout:cache:invalidate"
 	}
 	ps := subC.Subscribe(ctx, name)
 	if _, err := ps.Receive(ctx); err != nil {
@@ -153,7 +159,20 @@ func newRawChannel(ctx context.Context, srv *server, hop bool) (*channel, error)
 			defer close(hopped)
 		}
 		for {
-			m, err := ps.ReceiveMessage(context.Background())
+			var m *goredis.Message
+			var err error
+			if timeout > 0 {
+				var v any
+				v, err = ps.ReceiveTimeout(context.Background(), timeout)
+				if err == nil {
+					var ok bool
+					if m, ok = v.(*goredis.Message); !ok {
+						continue
+					}
+				}
+			} else {
+				m, err = ps.ReceiveMessage(context.Background())
+			}
 			if err != nil {
 				if errors.Is(err, goredis.ErrClosed) {
 					return

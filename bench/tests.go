@@ -59,8 +59,8 @@ func setup(ctx context.Context, srv *server, cfg config) ([]*test, func(), error
 	closers = append(closers, closeLk)
 
 	chans := map[string]*channel{}
-	for _, name := range []string{"raw", "raw-hop"} {
-		c, err := newRawChannel(ctx, srv, name == "raw-hop")
+	for _, name := range []string{"raw", "raw-hop", "raw-timeout"} {
+		c, err := newRawChannel(ctx, srv, name == "raw-hop", map[bool]time.Duration{true: 3 * time.Second}[name == "raw-timeout"])
 		if err != nil {
 			return fail(err)
 		}
@@ -152,8 +152,9 @@ func setup(ctx context.Context, srv *server, cfg config) ([]*test, func(), error
 		{
 			id: "subscriber", title: "One subscriber's maximum rate",
 			note: "A go-redis client floods the contender's channel with its wire messages in pipelines of 256, at most 16384 " +
-				"in flight (sent, neither handled nor dropped). coord subscribers use the default queue (1024).",
-			contenders: []string{"raw", "invalidation", "events"}, ops: rate("msgs/s"),
+				"in flight (sent, neither handled nor dropped). coord subscribers use the default queue (1024). raw-timeout: raw reading " +
+				"with ReceiveTimeout(ctx, 3s) (a read deadline per message), as backend/redis's subscriber loop does.",
+			contenders: []string{"raw", "raw-timeout", "invalidation", "events"}, ops: rate("msgs/s"),
 			metrics: []metricDef{
 				{key: "msgs/s", label: "received msgs/s", ratio: true, worst: true, low: true},
 				{key: "dropped", label: "dropped (queue full)", worst: true},
