@@ -33,6 +33,7 @@
 // REDIS_HOST, REDIS_PORT (default 6379), REDIS_PASSWORD and REDIS_DB
 // (default 0). ENABLE_DISTRIBUTED_CACHE=false selects memory even when
 // Redis is configured; true, or unset, uses Redis when it is configured.
+// The choice of memory is logged at info level on [Config].Logger.
 //
 // # Lifetime
 //

@@ -183,6 +183,7 @@ func (o *Opener) FromEnv(ctx context.Context, cfg Config) (*Opened, error) {
 			return nil, fmt.Errorf("%w: backend: ENABLE_DISTRIBUTED_CACHE %q is not true or false", coord.ErrInvalid, v)
 		}
 		if !on {
+			logChoice(ctx, cfg, "ENABLE_DISTRIBUTED_CACHE is false")
 			return o.openMemory(cfg, &url.URL{Scheme: SchemeMemory, Host: DefaultMemoryName}, "")
 		}
 	}
@@ -200,12 +201,21 @@ func (o *Opener) FromEnv(ctx context.Context, cfg Config) (*Opened, error) {
 	}
 	opts, err := coordredis.FromLookup(getenv)
 	if errors.Is(err, coordredis.ErrNotConfigured) {
+		logChoice(ctx, cfg, "neither REDIS_URL nor REDIS_HOST is set")
 		return o.openMemory(cfg, &url.URL{Scheme: SchemeMemory, Host: DefaultMemoryName}, "")
 	}
 	if err != nil {
 		return nil, err
 	}
 	return o.connectRedis(ctx, cfg, opts, "redis://"+opts.Addr, cfg.Redis)
+}
+
+// logChoice logs, at info level on cfg.Logger, that the environment
+// selected the single-instance memory backend, and why.
+func logChoice(ctx context.Context, cfg Config, why string) {
+	if cfg.Logger != nil {
+		cfg.Logger.LogAttrs(ctx, slog.LevelInfo, "coord: single-instance mode on the memory backend", slog.String("reason", why))
+	}
 }
 
 // openMemory opens a node on the hub u names. reason, when set, is why a

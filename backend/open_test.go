@@ -300,6 +300,15 @@ func TestFromEnv(t *testing.T) {
 			}
 		})
 	}
+	var logs syncBuffer
+	b, err := backend.FromEnv(t.Context(), nil, backend.Config{Getenv: func(string) string { return "" }, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = b.Close(context.Background())
+	if !strings.Contains(logs.String(), "single-instance mode") || !strings.Contains(logs.String(), "REDIS_HOST") {
+		t.Errorf("the choice of memory was not logged with its reason:\n%s", logs.String())
+	}
 	if _, err := backend.FromEnv(t.Context(), nil, backend.Config{URL: "mem://x"}); !errors.Is(err, coord.ErrInvalid) {
 		t.Errorf("FromEnv with a URL: %v, want ErrInvalid", err)
 	}
