@@ -131,7 +131,7 @@ func (s *Sessions) Touch(ctx context.Context, id string) (*coord.Session, error)
 	}
 	b := s.b
 	key := b.keys.sessionKey(h)
-	v, err := b.sc.sessTouch.Run(ctx, b.client, []string{key, b.keys.sessExp}, h).Result()
+	v, err := b.sc.sessTouch.Run(ctx, b.client, b.keys.sessionKeys(key), h).Result()
 	if errors.Is(err, goredis.Nil) {
 		b.setConnState(coord.Connected)
 		return nil, notFound()
@@ -305,7 +305,7 @@ func (s *Sessions) Extend(ctx context.Context, id string, ttl time.Duration) err
 		return err
 	}
 	b := s.b
-	n, err := b.sc.sessExtend.Run(ctx, b.client, []string{b.keys.sessionKey(h), b.keys.sessExp}, h, ms(ttl)).Int64()
+	n, err := b.sc.sessExtend.Run(ctx, b.client, b.keys.sessionKeys(b.keys.sessionKey(h)), h, ms(ttl)).Int64()
 	if err := b.fail(ctx, "extend session", err); err != nil {
 		return err
 	}

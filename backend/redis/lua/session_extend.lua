@@ -1,4 +1,4 @@
--- KEYS[1] session; ARGV[1] handle, ARGV[2] TTL ms.
+-- KEYS[1] session, KEYS[2..5] the indexes; ARGV[1] handle, ARGV[2] TTL ms.
 -- Sets the expiry to now + TTL, capped by the deadline.
 -- Returns 1 done, 0 missing, -1 malformed.
 if redis.call('EXISTS', KEYS[1]) == 0 then

@@ -1,4 +1,4 @@
--- KEYS[1] session; ARGV[1] handle.
+-- KEYS[1] session, KEYS[2..5] the indexes; ARGV[1] handle.
 -- Slides the idle expiry (capped by the deadline) and sets the last access.
 -- Returns the session's fields, nil when missing, -1 when malformed.
 if redis.call('EXISTS', KEYS[1]) == 0 then
