@@ -136,8 +136,9 @@ func setup(ctx context.Context, srv *server, cfg config) ([]*test, func(), error
 			id: "pubsub-1k", title: fmt.Sprintf("Publish to receive at %d msgs/s", cfg.rate),
 			note: "One publisher paced at the rate, one subscriber on another client (coord: two Backends). From before the " +
 				"publish call to the subscriber's handler. raw = go-redis PUBLISH and a PubSub reading the same Node-design JSON; " +
-				"raw-hop = the same, the reader handing each message to a handler goroutine over a buffered Go channel.",
-			contenders: []string{"raw", "raw-hop", "invalidation", "events"},
+				"raw-hop = the same, the reader handing each message to a handler goroutine over a buffered Go channel; " +
+				"raw-timeout = the reader using ReceiveTimeout(ctx, 3s), as backend/redis's subscriber loop does.",
+			contenders: []string{"raw", "raw-hop", "raw-timeout", "invalidation", "events"},
 			ops:        func(m metrics, _ time.Duration) float64 { return m["samples"] },
 			metrics: []metricDef{
 				{key: "p50", label: "p50 ms", ratio: true},
