@@ -141,27 +141,14 @@ func FromEnv(ctx context.Context, o *Opener, cfg Config) (*Opened, error) {
 // middleware cfg asks for. A Redis that cannot be reached is an error
 // wrapping [coord.ErrUnavailable], unless cfg.FallbackToMemory is set.
 // A malformed URL, an unknown scheme or an unknown query parameter is an
-// error wrapping [coord.ErrInvalid]. The caller closes the result.
+// error wrapping [coord.ErrInvalid], found before any I/O. The caller
+// closes the result.
 func (o *Opener) Open(ctx context.Context, cfg Config) (*Opened, error) {
-	raw := cfg.URL
-	if raw == "" {
-		raw = SchemeMemory + "://" + DefaultMemoryName
-	}
-	u, err := url.Parse(raw)
+	t, err := parseTarget(cfg.URL, cfg.Redis)
 	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return nil, fmt.Errorf("%w: backend: malformed URL: %v", coord.ErrInvalid, err)
+		return nil, err
 	}
-	switch u.Scheme {
-	case SchemeMemory:
-		return o.openMemory(cfg, u, "")
-	case SchemeRedis, SchemeRedisTLS:
-		return o.openRedis(ctx, cfg, u)
-	}
-	return nil, fmt.Errorf("%w: backend: unknown URL scheme %q (want mem, redis or rediss)", coord.ErrInvalid, u.Scheme)
+	return o.open(ctx, cfg, t)
 }
 
 // FromEnv opens the backend the environment names, as the Node design
@@ -177,6 +164,7 @@ func (o *Opener) FromEnv(ctx context.Context, cfg Config) (*Opened, error) {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
+	memTarget := &target{memory: true, name: DefaultMemoryName}
 	if v := strings.TrimSpace(getenv("ENABLE_DISTRIBUTED_CACHE")); v != "" {
 		on, err := strconv.ParseBool(v)
 		if err != nil {
@@ -184,30 +172,32 @@ func (o *Opener) FromEnv(ctx context.Context, cfg Config) (*Opened, error) {
 		}
 		if !on {
 			logChoice(ctx, cfg, "ENABLE_DISTRIBUTED_CACHE is false")
-			return o.openMemory(cfg, &url.URL{Scheme: SchemeMemory, Host: DefaultMemoryName}, "")
+			return o.open(ctx, cfg, memTarget)
 		}
 	}
 	if u := getenv("REDIS_URL"); u != "" {
-		parsed, err := url.Parse(u)
-		if err != nil || (parsed.Scheme != SchemeRedis && parsed.Scheme != SchemeRedisTLS) {
-			// Let ParseURL say what is wrong, without the password.
-			_, perr := coordredis.ParseURL(u)
-			if perr == nil {
-				perr = fmt.Errorf("%w: backend: REDIS_URL is not a redis:// or rediss:// URL", coord.ErrInvalid)
-			}
-			return nil, perr
+		t, err := parseTarget(u, cfg.Redis)
+		if err != nil {
+			return nil, err
 		}
-		return o.openRedis(ctx, cfg, parsed)
+		if t.memory {
+			return nil, fmt.Errorf("%w: backend: REDIS_URL is not a redis:// or rediss:// URL", coord.ErrInvalid)
+		}
+		return o.open(ctx, cfg, t)
 	}
-	opts, err := coordredis.FromLookup(getenv)
+	gopts, err := coordredis.FromLookup(getenv)
 	if errors.Is(err, coordredis.ErrNotConfigured) {
 		logChoice(ctx, cfg, "neither REDIS_URL nor REDIS_HOST is set")
-		return o.openMemory(cfg, &url.URL{Scheme: SchemeMemory, Host: DefaultMemoryName}, "")
+		return o.open(ctx, cfg, memTarget)
 	}
 	if err != nil {
 		return nil, err
 	}
-	return o.connectRedis(ctx, cfg, opts, "redis://"+opts.Addr, cfg.Redis)
+	t := &target{gopts: gopts, where: "redis://" + gopts.Addr}
+	if cfg.Redis != nil {
+		t.ropts = *cfg.Redis
+	}
+	return o.open(ctx, cfg, t)
 }
 
 // logChoice logs, at info level on cfg.Logger, that the environment
@@ -218,30 +208,15 @@ func logChoice(ctx context.Context, cfg Config, why string) {
 	}
 }
 
-// openMemory opens a node on the hub u names. reason, when set, is why a
-// Redis backend fell back to memory.
-func (o *Opener) openMemory(cfg Config, u *url.URL, reason string) (*Opened, error) {
-	if u.User != nil || u.Port() != "" || (u.Path != "" && u.Path != "/") || u.Opaque != "" || u.Fragment != "" {
-		return nil, fmt.Errorf("%w: backend: memory URL must be mem://name[?instance=ID]", coord.ErrInvalid)
-	}
-	var nodeOpts memory.NodeOptions
-	for k, vs := range u.Query() {
-		switch k {
-		case "instance":
-			nodeOpts.InstanceID = vs[len(vs)-1]
-			if err := coord.ValidateName("instance ID", nodeOpts.InstanceID); err != nil {
-				return nil, err
-			}
-		default:
-			return nil, fmt.Errorf("%w: backend: unknown parameter %q in a memory URL", coord.ErrInvalid, k)
-		}
-	}
-	name := u.Host
-	if name == "" {
-		name = DefaultMemoryName
-	}
-	node := o.Hub(name, cfg.Memory).NewNode(&nodeOpts)
-	return wrap(cfg, node, "memory", reason, nil)
+// target is the backend a URL names, parsed and checked without I/O.
+type target struct {
+	memory bool
+	name   string // memory: the hub's name
+	node   memory.NodeOptions
+
+	gopts *goredis.Options   // redis: the client's options
+	ropts coordredis.Options // redis: the backend's options
+	where string             // redis: the server, for messages (no password)
 }
 
 // ownParams are the query parameters of a Redis URL that coord reads;
@@ -249,62 +224,155 @@ func (o *Opener) openMemory(cfg Config, u *url.URL, reason string) (*Opened, err
 // know.
 var ownParams = [...]string{"prefix", "instance"}
 
-// openRedis opens a Redis backend on the URL u.
-func (o *Opener) openRedis(ctx context.Context, cfg Config, u *url.URL) (*Opened, error) {
-	var ropts coordredis.Options
-	if cfg.Redis != nil {
-		ropts = *cfg.Redis
+// parseTarget parses a backend URL ("" means the default memory hub) over
+// the Redis options base (may be nil). Every error wraps
+// [coord.ErrInvalid] and none contains a password.
+func parseTarget(raw string, base *coordredis.Options) (*target, error) {
+	if raw == "" {
+		return &target{memory: true, name: DefaultMemoryName}, nil
 	}
-	q := u.Query()
+	u, err := url.Parse(raw)
+	if err != nil {
+		// url.Error quotes the URL, password included: keep only the cause.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("%w: backend: malformed URL: %v", coord.ErrInvalid, redactErr(err, raw))
+	}
+	switch u.Scheme {
+	case SchemeMemory:
+		return parseMemory(u)
+	case SchemeRedis, SchemeRedisTLS:
+		return parseRedis(u, base)
+	}
+	return nil, fmt.Errorf("%w: backend: unknown URL scheme %q (want mem, redis or rediss)", coord.ErrInvalid, u.Scheme)
+}
+
+// redactErr returns err's message without the password of raw, if raw
+// has one that can be found.
+func redactErr(err error, raw string) string {
+	msg := err.Error()
+	if i := strings.Index(raw, "://"); i >= 0 {
+		rest := raw[i+3:]
+		if at := strings.LastIndex(rest, "@"); at >= 0 {
+			userinfo := rest[:at]
+			if c := strings.Index(userinfo, ":"); c >= 0 && c+1 < len(userinfo) {
+				msg = strings.ReplaceAll(msg, userinfo[c+1:], "[redacted]")
+			}
+		}
+	}
+	return msg
+}
+
+// parseMemory checks a mem:// URL.
+func parseMemory(u *url.URL) (*target, error) {
+	if u.User != nil || u.Port() != "" || (u.Path != "" && u.Path != "/") || u.Opaque != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("%w: backend: memory URL must be mem://name[?instance=ID]", coord.ErrInvalid)
+	}
+	t := &target{memory: true, name: u.Host}
+	if t.name == "" {
+		t.name = DefaultMemoryName
+	}
+	q, err := url.ParseQuery(u.RawQuery)
+	if err != nil {
+		return nil, fmt.Errorf("%w: backend: memory URL query: %v", coord.ErrInvalid, err)
+	}
+	for k, vs := range q {
+		switch k {
+		case "instance":
+			t.node.InstanceID = vs[len(vs)-1]
+			if err := coord.ValidateName("instance ID", t.node.InstanceID); err != nil {
+				return nil, err
+			}
+		default:
+			return nil, fmt.Errorf("%w: backend: unknown parameter %q in a memory URL", coord.ErrInvalid, k)
+		}
+	}
+	return t, nil
+}
+
+// parseRedis checks a redis:// or rediss:// URL and the backend options
+// it gives.
+func parseRedis(u *url.URL, base *coordredis.Options) (*target, error) {
+	t := &target{where: u.Redacted()}
+	if base != nil {
+		t.ropts = *base
+	}
+	q, err := url.ParseQuery(u.RawQuery)
+	if err != nil {
+		return nil, fmt.Errorf("%w: backend: Redis URL query: %v", coord.ErrInvalid, err)
+	}
 	if v := q.Get("prefix"); v != "" {
-		ropts.Prefix = v
+		t.ropts.Prefix = v
 	}
 	if v := q.Get("instance"); v != "" {
-		ropts.InstanceID = v
+		t.ropts.InstanceID = v
 	}
 	for _, p := range ownParams {
 		q.Del(p)
 	}
 	clean := *u
 	clean.RawQuery = q.Encode()
-	gopts, err := coordredis.ParseURL(clean.String())
+	t.gopts, err = coordredis.ParseURL(clean.String())
 	if err != nil {
 		return nil, err
 	}
-	return o.connectRedis(ctx, cfg, gopts, u.Redacted(), &ropts)
+	return t, nil
 }
 
-// connectRedis makes a client from gopts, waits for the server and opens
-// the backend on it, or falls back to memory when cfg allows it. where
-// names the server in messages, without the password.
-func (o *Opener) connectRedis(ctx context.Context, cfg Config, gopts *goredis.Options, where string, ropts *coordredis.Options) (*Opened, error) {
+// open opens what t names.
+func (o *Opener) open(ctx context.Context, cfg Config, t *target) (*Opened, error) {
+	if t.memory {
+		return o.openMemory(cfg, t.name, &t.node, "")
+	}
+	return o.connectRedis(ctx, cfg, t)
+}
+
+// openMemory opens a node on the hub called name. reason, when set, is
+// why a Redis backend fell back to memory.
+func (o *Opener) openMemory(cfg Config, name string, node *memory.NodeOptions, reason string) (*Opened, error) {
+	return wrap(cfg, o.Hub(name, cfg.Memory).NewNode(node), "memory", reason, nil)
+}
+
+// connectRedis makes a client for t, opens the backend on it (which
+// checks the options without I/O), waits for the server, or falls back
+// to memory when cfg allows it.
+func (o *Opener) connectRedis(ctx context.Context, cfg Config, t *target) (*Opened, error) {
+	gopts := *t.gopts
 	if cfg.TLSConfig != nil && gopts.TLSConfig != nil {
 		gopts.TLSConfig = cfg.TLSConfig.Clone()
 	}
-	client := goredis.NewClient(gopts)
-	if err := coordredis.Connect(ctx, client); err != nil {
-		cerr := client.Close()
-		if !cfg.FallbackToMemory {
-			if cerr != nil {
-				err = multierror.Append(err, cerr)
-			}
-			return nil, fmt.Errorf("backend: Redis at %s: %w", where, err)
-		}
-		reason := fmt.Sprintf("Redis at %s unreachable, running on memory: locks, sessions and invalidations are NOT shared with other instances: %v", where, err)
-		logger := cfg.Logger
-		if logger == nil {
-			logger = slog.Default()
-		}
-		logger.LogAttrs(ctx, slog.LevelError, "coord: falling back to the memory backend",
-			slog.String("redis", where), slog.String("error", err.Error()))
-		return o.openMemory(cfg, &url.URL{Scheme: SchemeMemory, Host: DefaultMemoryName}, reason)
-	}
-	b, err := coordredis.New(client, ropts)
+	client := goredis.NewClient(&gopts)
+	b, err := coordredis.New(client, &t.ropts)
 	if err != nil {
 		if cerr := client.Close(); cerr != nil {
 			err = multierror.Append(err, cerr)
 		}
 		return nil, err
+	}
+	if err := coordredis.Connect(ctx, client); err != nil {
+		var errs *multierror.Error
+		if cerr := b.Close(context.WithoutCancel(ctx)); cerr != nil {
+			errs = multierror.Append(errs, cerr)
+		}
+		if cerr := client.Close(); cerr != nil {
+			errs = multierror.Append(errs, cerr)
+		}
+		if !cfg.FallbackToMemory {
+			if errs != nil {
+				err = multierror.Append(err, errs.Errors...)
+			}
+			return nil, fmt.Errorf("backend: Redis at %s: %w", t.where, err)
+		}
+		reason := fmt.Sprintf("Redis at %s unreachable, running on memory: locks, sessions and invalidations are NOT shared with other instances: %v", t.where, err)
+		logger := cfg.Logger
+		if logger == nil {
+			logger = slog.Default()
+		}
+		logger.LogAttrs(ctx, slog.LevelError, "coord: falling back to the memory backend",
+			slog.String("redis", t.where), slog.String("error", err.Error()))
+		return o.openMemory(cfg, DefaultMemoryName, nil, reason)
 	}
 	return wrap(cfg, b, "redis", "", client)
 }
