@@ -425,3 +425,17 @@ func gauge(t *testing.T, reg *prometheus.Registry, name string) (float64, bool) 
 	}
 	return 0, false
 }
+
+// A bad option is refused before any I/O: it is ErrInvalid even when the
+// Redis is down, and never a reason to fall back.
+func TestInvalidBeforeConnect(t *testing.T) {
+	url := "redis://" + deadAddr(t) + "/0?prefix=a{b}"
+	b, err := backend.Open(t.Context(), nil, backend.Config{URL: url, FallbackToMemory: true, Logger: slog.New(slog.DiscardHandler)})
+	if err == nil {
+		_ = b.Close(context.Background())
+		t.Fatal("no error")
+	}
+	if !errors.Is(err, coord.ErrInvalid) || errors.Is(err, coord.ErrUnavailable) {
+		t.Errorf("Open: %v, want ErrInvalid only", err)
+	}
+}
