@@ -138,6 +138,9 @@ func (i *Invalidator) Subscribe(ctx context.Context, fn func(coord.Invalidation)
 	s.start(ctx, &i.wg)
 	i.mu.Unlock()
 	if !b.waitReady(ctx, r1, subscribeWait) || !b.waitReady(ctx, r2, subscribeWait) {
+		// Not live yet: the subscribers purge once it is.
+		b.sub.purgeWhenConfirmed(b.keys.chInvalidate)
+		b.sub.purgeWhenConfirmed(b.keys.chPattern)
 		b.opts.Logger.Warn("coord/redis: invalidation subscription not confirmed yet; it becomes live on reconnect")
 	}
 	return s, nil

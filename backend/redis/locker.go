@@ -747,7 +747,8 @@ func (l *lock) renew(ctx context.Context) (time.Time, bool) {
 	}
 	b := l.lk.b
 	ttl := l.ttl
-	rctx, cancel := context.WithTimeout(ctx, max(ttl/3, 50*time.Millisecond))
+	// A renewal is worth waiting for until the local deadline.
+	rctx, cancel := context.WithTimeout(ctx, max(time.Until(l.deadline), 10*time.Millisecond))
 	defer cancel()
 	start := time.Now()
 	n, err := b.sc.lockExtend.Run(rctx, b.client, l.keys, l.tokenArg, ttl.Milliseconds()).Int64()

@@ -30,6 +30,9 @@ type chanState struct {
 	ready     chan struct{} // closed once the server confirmed the subscription
 	confirmed bool
 	seq       uint64 // the confirmation count that confirms this subscription
+	// purge asks for a PurgeAll of the invalidation subscribers once the
+	// subscription is confirmed: one was handed out before it was live.
+	purge bool
 }
 
 // chanCount counts the SUBSCRIBE commands sent for a channel and the
@@ -98,6 +101,17 @@ func (s *subscriber) acquire(ctx context.Context, ch string, kind chanKind) (<-c
 		s.b.opts.Logger.Warn("coord/redis: subscribe failed; will subscribe on reconnect", "err", err)
 	}
 	return st.ready, nil
+}
+
+// purgeWhenConfirmed marks ch, not yet confirmed, so that invalidation
+// subscribers purge once it is: they may have missed invalidations until
+// then.
+func (s *subscriber) purgeWhenConfirmed(ch string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st := s.chans[ch]; st != nil && !st.confirmed {
+		st.purge = true
+	}
 }
 
 // release drops a reference to ch and unsubscribes when it was the last.
@@ -289,20 +303,24 @@ func (s *subscriber) confirm(ch string) {
 		resub = true
 	}
 	st := s.chans[ch]
+	latePurge := false
 	if st != nil && !st.confirmed && c.acked >= st.seq {
 		st.confirmed = true
 		close(st.ready)
+		latePurge, st.purge = st.purge, false
 	}
 	if st == nil && c.acked >= c.sent {
 		delete(s.counts, ch)
 	}
 	purge, wake := false, false
-	if resub {
-		if !s.inGap {
-			// A reconnect we did not see fail (go-redis reconnected while
-			// writing a command): the gap starts and ends now.
-			s.startGapLocked()
-		}
+	if resub && !s.inGap {
+		// A reconnect we did not see fail (go-redis reconnected while
+		// writing a command): the gap starts now.
+		s.startGapLocked()
+	}
+	if s.inGap && (resub || s.awaiting[ch]) {
+		// Subscribed on the new connection. Once every invalidation
+		// channel is, the gap is over.
 		delete(s.awaiting, ch)
 		if len(s.awaiting) == 0 {
 			s.inGap = false
@@ -312,6 +330,8 @@ func (s *subscriber) confirm(ch string) {
 	s.mu.Unlock()
 	if purge {
 		s.b.opts.Logger.Info("coord/redis: subscriber resubscribed after a gap; purging invalidation subscribers")
+		s.b.inv.purgeAll("reconnect")
+	} else if latePurge {
 		s.b.inv.purgeAll("reconnect")
 	}
 	if wake {
