@@ -50,18 +50,18 @@ func (h *sentinelHarness) NewInstance(t *testing.T) coord.Backend {
 func (h *sentinelHarness) Capabilities() conformance.Capabilities { return conformance.Capabilities{} }
 
 // TestSentinel starts one Sentinel group (a master, a replica, three
-// sentinels), runs the Locker cases of the suite through failover clients,
+// sentinels), runs the Locker, SessionStore and EventBus cases of the
+// suite through failover clients,
 // then forces a failover under load.
 func TestSentinel(t *testing.T) {
 	start := time.Now()
 	g := redistest.StartSentinel(t)
 	t.Logf("sentinel group up in %v", time.Since(start).Round(time.Millisecond))
 
-	t.Run("Locker", func(t *testing.T) {
-		conformance.RunLocker(t, func(t *testing.T) conformance.Harness {
-			return &sentinelHarness{g: g, prefix: uniq("s") + ":"}
-		})
-	})
+	maker := func(t *testing.T) conformance.Harness { return &sentinelHarness{g: g, prefix: uniq("s") + ":"} }
+	t.Run("Locker", func(t *testing.T) { conformance.RunLocker(t, maker) })
+	t.Run("SessionStore", func(t *testing.T) { conformance.RunSessionStore(t, maker) })
+	t.Run("EventBus", func(t *testing.T) { conformance.RunEventBus(t, maker) })
 	t.Run("FailoverUnderLoad", func(t *testing.T) { testFailoverUnderLoad(t, g) })
 }
 
