@@ -132,6 +132,45 @@ func TestExclusionRedis(t *testing.T) {
 	})
 }
 
+// TestExclusionRedisSubscriberCuts runs the checker while every
+// subscriber connection is closed (CLIENT KILL TYPE pubsub) every 100ms:
+// wake-ups are lost and resubscriptions race the waiters, and still no
+// two holders overlap and waiters keep getting the lease.
+func TestExclusionRedisSubscriberCuts(t *testing.T) {
+	srv := redistest.Start(t)
+	prefix := uniq("x") + ":"
+	stop := make(chan struct{})
+	var cuts atomic.Int64
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			n, err := srv.DoContext(ctx, "CLIENT", "KILL", "TYPE", "pubsub")
+			cancel()
+			if err == nil {
+				k, _ := n.(int64)
+				cuts.Add(k)
+			}
+		}
+	})
+	rep := checkExclusion(t, "redis with subscriber cuts", func(t *testing.T, i int) coord.Backend {
+		return singleNode(t, srv, prefix, nil)
+	})
+	close(stop)
+	wg.Wait()
+	t.Logf("%d subscriber connections cut during the run; %d acquisitions", cuts.Load(), rep.acquisitions)
+	if cuts.Load() == 0 {
+		t.Errorf("no subscriber connection was cut: the waiters never subscribed?")
+	}
+}
+
 // brokenLocker hands every Acquire a lease on a resource of its own, so
 // it excludes nothing; fences still increase per resource, not overall.
 type brokenLocker struct{ coord.Locker }
