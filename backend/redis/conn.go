@@ -158,7 +158,9 @@ func Connect(ctx context.Context, client goredis.UniversalClient) error {
 		if isAuthError(err) {
 			return fmt.Errorf("%w: %w: %s", coord.ErrUnavailable, ErrAuth, redact(err.Error(), pw))
 		}
-		last = err
+		if last == nil || ctx.Err() == nil {
+			last = err // keep the cause, not the context's error
+		}
 		if ctx.Err() != nil || attempt == ConnectAttempts {
 			break
 		}
@@ -167,6 +169,9 @@ func Connect(ctx context.Context, client goredis.UniversalClient) error {
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
+		}
+		if ctx.Err() != nil {
+			break
 		}
 		delay = min(2*delay, ConnectMaxDelay)
 	}

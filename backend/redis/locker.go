@@ -47,6 +47,7 @@ type Locker struct {
 	queues    map[string]*waitq // by resource
 	byChannel map[string]*waitq // by wake channel
 	renew     map[*lock]time.Time
+	orphans   map[string]*orphan // by token
 	kick      chan struct{}
 	sweepAt   int       // size of held at which expired leases are swept
 	epoch     time.Time // origin of the leases' monotonic deadlines
@@ -80,6 +81,7 @@ func newLocker(b *Backend) *Locker {
 		queues:    map[string]*waitq{},
 		byChannel: map[string]*waitq{},
 		renew:     map[*lock]time.Time{},
+		orphans:   map[string]*orphan{},
 		kick:      make(chan struct{}, 1),
 		sweepAt:   64,
 		epoch:     time.Now(),
@@ -158,8 +160,9 @@ func (lk *Locker) try(ctx context.Context, resource string, o coord.LockOptions,
 	}
 	res, err := b.sc.lockAcquire.Run(rctx, b.client, keys, tokenArg, o.TTL.Milliseconds(), who).Int64()
 	if err != nil {
-		// The outcome is unknown: make sure the lease is not left held.
-		lk.releaseToken(key, token)
+		// The outcome is unknown (the server may run the script later,
+		// after a timeout): make sure the lease is not left held.
+		lk.addOrphan(key, token, o.TTL)
 		return nil, 0, b.fail(ctx, "acquire", err)
 	}
 	b.setConnState(coord.Connected)
@@ -172,22 +175,75 @@ func (lk *Locker) try(ctx context.Context, resource string, o coord.LockOptions,
 		ttl: o.TTL, autoRenew: o.AutoRenew, done: make(chan struct{}),
 	}
 	if err := ctx.Err(); err != nil {
-		lk.releaseToken(key, token)
+		lk.releaseToken(key, token, o.TTL)
 		return nil, 0, errors.Join(notAcquired(resource), err)
 	}
 	if !lk.register(l, start) {
-		lk.releaseToken(key, token)
+		lk.releaseToken(key, token, o.TTL)
 		return nil, 0, errors.Join(notAcquired(resource), b.checkOpen())
 	}
 	return l, 0, nil
 }
 
-// releaseToken deletes the lease if token holds it, best effort.
-func (lk *Locker) releaseToken(key, token string) {
+// releaseToken deletes the lease if token holds it; when that fails, the
+// watchdog keeps trying (see orphan).
+func (lk *Locker) releaseToken(key, token string, ttl time.Duration) {
 	b := lk.b
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	_ = b.sc.lockRelease.Run(ctx, b.client, []string{key}, token, b.keys.wakeChannel(key), b.idArg, 0).Err()
+	if err := b.sc.lockRelease.Run(ctx, b.client, []string{key}, token, b.keys.wakeChannel(key), b.idArg, 0).Err(); err != nil {
+		lk.addOrphan(key, token, ttl)
+	}
+}
+
+// orphan is a lease this instance may hold without a Lock for it: an
+// acquire whose reply was lost (a timeout while the server was stalled
+// may still run the script later). The watchdog releases it: it retries
+// the compare-and-delete until it releases the lease, or until a TTL has
+// passed since the server first answered one of its tries.
+type orphan struct {
+	key, token string
+	ttl        time.Duration
+	next       time.Time     // when to try next
+	backoff    time.Duration // between tries
+	answered   time.Time     // when the server first answered; zero before
+}
+
+// addOrphan records an acquire of unknown outcome for the watchdog.
+func (lk *Locker) addOrphan(key, token string, ttl time.Duration) {
+	lk.mu.Lock()
+	defer lk.mu.Unlock()
+	if lk.stopped {
+		return
+	}
+	lk.orphans[token] = &orphan{key: key, token: token, ttl: ttl, next: time.Now(), backoff: 20 * time.Millisecond}
+	lk.startWatchdogLocked()
+	select {
+	case lk.kick <- struct{}{}:
+	default:
+	}
+}
+
+// reap tries to release an orphan; it reports whether to keep it.
+func (lk *Locker) reap(ctx context.Context, o *orphan) bool {
+	b := lk.b
+	rctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	n, err := b.sc.lockRelease.Run(rctx, b.client, []string{o.key}, o.token, b.keys.wakeChannel(o.key), b.idArg, 0).Int64()
+	now := time.Now()
+	switch {
+	case err != nil:
+	case n == 1:
+		b.opts.Logger.Info("coord/redis: released a lease whose acquire reply was lost")
+		return false
+	case o.answered.IsZero():
+		o.answered = now
+	case now.Sub(o.answered) > o.ttl:
+		return false
+	}
+	o.next = now.Add(o.backoff)
+	o.backoff = min(2*o.backoff, 500*time.Millisecond)
+	return true
 }
 
 // register records a new lease: its local deadline (start + TTL on the
@@ -490,10 +546,17 @@ func (lk *Locker) shutdown(ctx context.Context) error {
 	for l := range lk.held {
 		locks = append(locks, l)
 	}
+	orphans := make([]*orphan, 0, len(lk.orphans))
+	for _, o := range lk.orphans {
+		orphans = append(orphans, o)
+	}
 	lk.mu.Unlock()
 	if cancel != nil {
 		cancel()
 		<-done
+	}
+	for _, o := range orphans {
+		lk.reap(ctx, o) // one last try
 	}
 	var errs []error
 	for _, l := range locks {
@@ -528,6 +591,7 @@ func (lk *Locker) watchdog(ctx context.Context) {
 	for {
 		now := time.Now()
 		var due []*lock
+		var dueOrphans []*orphan
 		next := now.Add(time.Hour)
 		lk.mu.Lock()
 		for l, at := range lk.renew {
@@ -537,7 +601,24 @@ func (lk *Locker) watchdog(ctx context.Context) {
 				next = at
 			}
 		}
+		for _, o := range lk.orphans {
+			if !o.next.After(now) {
+				dueOrphans = append(dueOrphans, o)
+			} else if o.next.Before(next) {
+				next = o.next
+			}
+		}
 		lk.mu.Unlock()
+		for _, o := range dueOrphans {
+			if ctx.Err() != nil {
+				return
+			}
+			if !lk.reap(ctx, o) {
+				lk.mu.Lock()
+				delete(lk.orphans, o.token)
+				lk.mu.Unlock()
+			}
+		}
 		for _, l := range due {
 			if ctx.Err() != nil {
 				return
@@ -551,7 +632,7 @@ func (lk *Locker) watchdog(ctx context.Context) {
 			}
 			lk.mu.Unlock()
 		}
-		if len(due) > 0 {
+		if len(due) > 0 || len(dueOrphans) > 0 {
 			continue
 		}
 		timer.Reset(time.Until(next))

@@ -14,10 +14,12 @@ type subCounters struct {
 
 // subscription is one Subscribe: a bounded queue drained by its own
 // goroutine, which calls the handler one item at a time. Pushing never
-// blocks. When the queue is full, an event subscription drops the new
-// item; an invalidation subscription (purge != nil) replaces everything
-// queued by one PurgeAll, which covers all of it, so a flood ends in a
-// counted full purge, never a silent skip.
+// blocks. When the queue is full the new item is dropped and counted; an
+// invalidation subscription (purge != nil) then queues one PurgeAll
+// behind what is queued (unless its last item is already one), so a flood
+// ends in a counted full purge, never a silent skip, and what was queued
+// before the drop is still delivered. The queue holds at most its length
+// plus that one PurgeAll.
 type subscription[T any] struct {
 	limit   int
 	handler func(T)
@@ -72,10 +74,9 @@ func (s *subscription[T]) push(v T) bool {
 	ok := true
 	if len(s.queue) >= s.limit {
 		ok = false
+		s.cnt.dropped.Add(1)
 		if s.purge != nil {
-			s.replaceWithPurgeLocked("overflow", 1)
-		} else {
-			s.cnt.dropped.Add(1)
+			s.queuePurgeLocked("overflow")
 		}
 	} else {
 		s.queue = append(s.queue, v)
@@ -85,35 +86,25 @@ func (s *subscription[T]) push(v T) bool {
 	return ok
 }
 
-// pushPurge queues a PurgeAll after what is queued (or, when the queue is
-// full, in place of it).
+// pushPurge queues a PurgeAll after what is queued.
 func (s *subscription[T]) pushPurge(reason string) {
 	s.mu.Lock()
 	if s.stopped {
 		s.mu.Unlock()
 		return
 	}
-	if len(s.queue) >= s.limit {
-		s.replaceWithPurgeLocked(reason, 0)
-	} else {
-		s.queue = append(s.queue, s.purge(reason))
-	}
+	s.queuePurgeLocked(reason)
 	s.mu.Unlock()
 	s.signal()
 }
 
-// replaceWithPurgeLocked drops everything queued (and extra items not
-// queued), counting the drops, and queues one PurgeAll.
-func (s *subscription[T]) replaceWithPurgeLocked(reason string, extra int) {
-	n := extra
-	for _, q := range s.queue {
-		if !s.isPurge(q) {
-			n++
-		}
+// queuePurgeLocked appends a PurgeAll unless the last item queued is one
+// (it covers everything before its delivery), even to a full queue.
+func (s *subscription[T]) queuePurgeLocked(reason string) {
+	if n := len(s.queue); n > 0 && s.isPurge(s.queue[n-1]) {
+		return
 	}
-	s.cnt.dropped.Add(uint64(n))
-	clear(s.queue)
-	s.queue = append(s.queue[:0], s.purge(reason))
+	s.queue = append(s.queue, s.purge(reason))
 }
 
 func (s *subscription[T]) run() {

@@ -820,3 +820,74 @@ func TestHandoffMarker(t *testing.T) {
 		}
 	})
 }
+
+// TestOrphanLeaseReleased: an acquire whose reply is lost to a timeout
+// while the server is stalled, and which the server runs on resuming,
+// leaves no lease behind for its TTL: the instance releases it.
+func TestOrphanLeaseReleased(t *testing.T) {
+	srv := redistest.Start(t)
+	o := srv.Options()
+	o.ReadTimeout = 200 * time.Millisecond
+	o.MaxRetries = -1
+	c := goredis.NewClient(o)
+	defer c.Close()
+	b, err := coordredis.New(c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(context.Background())
+	ctx := t.Context()
+	// Load the script first, so the stalled call is the acquire itself.
+	l, err := b.Locker().Acquire(ctx, "warm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = l.Release(ctx)
+	srv.Pause(t)
+	_, err = b.Locker().Acquire(ctx, "orphan", coord.WithTTL(30*time.Second), coord.WithRetry(0, 0))
+	srv.Resume(t)
+	if !errors.Is(err, coord.ErrUnavailable) {
+		t.Fatalf("Acquire on a stalled server = %v, want ErrUnavailable", err)
+	}
+	eventually(t, 5*time.Second, func() bool {
+		locked, err := b.Locker().Locked(ctx, "orphan")
+		return err == nil && !locked
+	}, "the lease of the lost reply is released (TTL 30s)")
+	if _, err := b.Locker().Acquire(ctx, "orphan", coord.WithRetry(0, 0)); err != nil {
+		t.Errorf("Acquire after the orphan was released: %v", err)
+	}
+}
+
+// TestManyFields: sessions with thousands of fields are written and
+// merged in chunks (Lua's stack bounds one call's arguments).
+func TestManyFields(t *testing.T) {
+	forEachServer(t, func(t *testing.T, s server) {
+		ctx := t.Context()
+		b := backendOn(t, s, &coordredis.Options{Prefix: "many:"})
+		data := map[string]any{}
+		for i := range 3001 {
+			data[fmt.Sprintf("k%d", i)] = i
+		}
+		sess, err := b.Sessions().Create(ctx, "u", data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		upd := map[string]any{}
+		for i := range 2500 {
+			upd[fmt.Sprintf("k%d", i)] = nil
+		}
+		for i := range 1200 {
+			upd[fmt.Sprintf("n%d", i)] = "x"
+		}
+		if err := b.Sessions().Update(ctx, sess.ID, upd); err != nil {
+			t.Fatal(err)
+		}
+		got, err := b.Sessions().Get(ctx, sess.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got.Data) != 501+1200 || string(got.Data["k3000"]) != "3000" || string(got.Data["n7"]) != `"x"` {
+			t.Errorf("after the merge: %d fields", len(got.Data))
+		}
+	})
+}

@@ -16,8 +16,11 @@ if x > 0 and e > x then
   e = x
 end
 redis.call('HSET', KEYS[1], '_u', ARGV[1], '_c', ms(now), '_a', ms(now), '_e', ms(e), '_x', ms(x), '_i', ms(idle))
-for i = 5, #ARGV, 2 do
-  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+local i = 5
+while i <= #ARGV do -- one HSET per 500 fields (Lua's stack bounds unpack)
+  local j = math.min(i + 999, #ARGV)
+  redis.call('HSET', KEYS[1], unpack(ARGV, i, j))
+  i = j + 1
 end
 redis.call('PEXPIREAT', KEYS[1], ms(e))
 local m = ARGV[1] .. '\0' .. ARGV[2]

@@ -4,11 +4,16 @@
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return 0
 end
-local n = tonumber(ARGV[1])
-for i = 2, 2 * n, 2 do
-  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+local last = 2 * tonumber(ARGV[1]) + 1
+local i = 2
+while i <= last do -- one HSET per 500 fields (Lua's stack bounds unpack)
+  local j = math.min(i + 999, last)
+  redis.call('HSET', KEYS[1], unpack(ARGV, i, j))
+  i = j + 1
 end
-for i = 2 * n + 2, #ARGV do
-  redis.call('HDEL', KEYS[1], ARGV[i])
+while i <= #ARGV do
+  local j = math.min(i + 999, #ARGV)
+  redis.call('HDEL', KEYS[1], unpack(ARGV, i, j))
+  i = j + 1
 end
 return 1
