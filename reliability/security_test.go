@@ -597,9 +597,16 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
+// bufLogger is a go-redis logger that writes to a buffer.
+type bufLogger struct{ out *syncBuffer }
+
+func (l bufLogger) Printf(_ context.Context, format string, v ...any) {
+	fmt.Fprintf(l.out, "go-redis: "+format+"\n", v...)
+}
+
 // TestNoSecretInLogs runs a full lock and session lifecycle through the
 // logging middleware over a password-protected Redis backend whose own
-// logger writes to the same place, at debug level, and looks for every
+// logger, and go-redis's, write to the same place, at debug level, and looks for every
 // secret in everything written: lock tokens, session tokens (issued,
 // rotated, forged), session data and the password.
 func TestNoSecretInLogs(t *testing.T) {
@@ -619,6 +626,20 @@ func TestNoSecretInLogs(t *testing.T) {
 	var secrets []string
 	keep := func(s string) { secrets = append(secrets, s) }
 	keep(aclPass)
+	// go-redis's own log lines go to the same place while the test runs
+	// (no other test runs then: top-level tests here are not parallel).
+	goredis.SetLogger(bufLogger{out})
+	t.Cleanup(func() { goredis.SetLogger(quiet{}) })
+
+	// An instance with a wrong password: its failures are logged too.
+	wrongPass := "wrong-Secret-for-log-5a7c"
+	keep(wrongPass)
+	wo := srv.Options()
+	wo.Password = wrongPass
+	wrong := mw.Backend(newNode(t, goredis.NewClient(wo), "logwrong", &coordredis.Options{Prefix: prefix, Logger: logger}))
+	_, _ = wrong.Locker().Acquire(ctx, "log:res")
+	_, _ = wrong.Sessions().Create(ctx, "log-user", map[string]any{"k": 1})
+	_ = wrong.Health(ctx)
 	dataSecret := "data-Secret-3b7c1d"
 	keep(dataSecret)
 
@@ -742,7 +763,7 @@ func TestNoSecretInLogs(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"coord lock_acquire", "coord lock_release", "coord session_create", "coord session_get",
-		"coord session_rotate", "coord lease lost", "coord invalidation purge", `"token":`, `"session":`, "subscriber connection"} {
+		"coord session_rotate", "coord lease lost", "coord invalidation purge", `"token":`, `"session":`, "subscriber connection", "WRONGPASS"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("the log has no %q: the capture missed part of the lifecycle", want)
 		}
