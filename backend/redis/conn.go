@@ -2,6 +2,8 @@ package redis
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -44,8 +46,10 @@ const (
 // ParseURL parses a redis:// or rediss:// (TLS) URL into go-redis
 // options: redis://[user[:password]@]host[:port][/db][?option=value...].
 // The query options are go-redis's (dial_timeout, read_timeout,
-// pool_size, protocol, ...); an unknown one is an error. Every error wraps
-// [coord.ErrInvalid] and never contains the password.
+// pool_size, protocol, ...) and tls_ca_file, a PEM file of the CAs a
+// rediss:// server's certificate must chain to (default: the system's);
+// an unknown one is an error. Every error wraps [coord.ErrInvalid] and
+// never contains the password.
 func ParseURL(rawURL string) (*goredis.Options, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
@@ -58,12 +62,41 @@ func ParseURL(rawURL string) (*goredis.Options, error) {
 	if u.Scheme != "redis" && u.Scheme != "rediss" {
 		return nil, fmt.Errorf("%w: coord/redis: Redis URL scheme %q is not redis or rediss", coord.ErrInvalid, u.Scheme)
 	}
+	q := u.Query()
+	caFile := q.Get("tls_ca_file")
+	if q.Has("tls_ca_file") {
+		q.Del("tls_ca_file")
+		u.RawQuery = q.Encode()
+		rawURL = u.String()
+	}
 	opts, err := goredis.ParseURL(rawURL)
 	if err != nil {
 		pw, _ := u.User.Password()
 		return nil, fmt.Errorf("%w: coord/redis: Redis URL: %s", coord.ErrInvalid, redact(err.Error(), pw))
 	}
+	if caFile != "" {
+		if err := setCAFile(opts, caFile); err != nil {
+			return nil, err
+		}
+	}
 	return opts, nil
+}
+
+// setCAFile makes opts trust only the CAs in the PEM file path.
+func setCAFile(opts *goredis.Options, path string) error {
+	if opts.TLSConfig == nil {
+		return fmt.Errorf("%w: coord/redis: a CA file needs TLS (rediss://)", coord.ErrInvalid)
+	}
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("%w: coord/redis: CA file: %v", coord.ErrInvalid, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return fmt.Errorf("%w: coord/redis: CA file %q holds no PEM certificate", coord.ErrInvalid, path)
+	}
+	opts.TLSConfig.RootCAs = pool
+	return nil
 }
 
 // NewClient returns a go-redis client for a redis:// or rediss:// URL
@@ -78,14 +111,25 @@ func NewClient(rawURL string) (*goredis.Client, error) {
 
 // FromEnv returns go-redis options from the environment, as the Node
 // design reads it: REDIS_URL when set (see [ParseURL]), else REDIS_HOST,
-// REDIS_PORT (default 6379), REDIS_PASSWORD and REDIS_DB (default 0). It
-// returns [ErrNotConfigured] when neither REDIS_URL nor REDIS_HOST is set.
+// REDIS_PORT (default 6379), REDIS_PASSWORD and REDIS_DB (default 0), with
+// TLS when REDIS_TLS is "true". REDIS_TLS_CA_FILE names a PEM file of the
+// CAs to trust for TLS. It returns [ErrNotConfigured] when neither
+// REDIS_URL nor REDIS_HOST is set.
 func FromEnv() (*goredis.Options, error) { return FromLookup(os.Getenv) }
 
 // FromLookup is [FromEnv] with the environment read through getenv.
 func FromLookup(getenv func(string) string) (*goredis.Options, error) {
 	if u := getenv("REDIS_URL"); u != "" {
-		return ParseURL(u)
+		opts, err := ParseURL(u)
+		if err != nil {
+			return nil, err
+		}
+		if ca := getenv("REDIS_TLS_CA_FILE"); ca != "" {
+			if err := setCAFile(opts, ca); err != nil {
+				return nil, err
+			}
+		}
+		return opts, nil
 	}
 	host := getenv("REDIS_HOST")
 	if host == "" {
@@ -105,6 +149,18 @@ func FromLookup(getenv func(string) string) (*goredis.Options, error) {
 			return nil, fmt.Errorf("%w: coord/redis: REDIS_DB %q is not a database number", coord.ErrInvalid, db)
 		}
 		opts.DB = n
+	}
+	switch tlsOn := getenv("REDIS_TLS"); tlsOn {
+	case "", "false", "0":
+	case "true", "1":
+		opts.TLSConfig = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+	default:
+		return nil, fmt.Errorf("%w: coord/redis: REDIS_TLS %q is not true or false", coord.ErrInvalid, tlsOn)
+	}
+	if ca := getenv("REDIS_TLS_CA_FILE"); ca != "" {
+		if err := setCAFile(opts, ca); err != nil {
+			return nil, err
+		}
 	}
 	return opts, nil
 }

@@ -19,10 +19,12 @@
 //
 // [ParseURL] and [NewClient] take redis://[user[:password]@]host[:port][/db]
 // and rediss:// (TLS, with the host as server name), with go-redis's query
-// options (dial_timeout, read_timeout, pool_size, protocol, ...); an
-// unknown option is an error wrapping [coord.ErrInvalid]. [FromEnv] reads
-// REDIS_URL, else REDIS_HOST, REDIS_PORT, REDIS_PASSWORD and REDIS_DB, and
-// returns [ErrNotConfigured] when neither REDIS_URL nor REDIS_HOST is set.
+// options (dial_timeout, read_timeout, pool_size, protocol, ...) and
+// tls_ca_file (a PEM file of the CAs to trust); an unknown option is an
+// error wrapping [coord.ErrInvalid]. [FromEnv] reads REDIS_URL, else
+// REDIS_HOST, REDIS_PORT, REDIS_PASSWORD, REDIS_DB and REDIS_TLS, plus
+// REDIS_TLS_CA_FILE, and returns [ErrNotConfigured] when neither REDIS_URL
+// nor REDIS_HOST is set.
 // [Connect] waits for the server at start-up: 10 tries with exponential
 // backoff up to 3s apart, bounded by ctx; refused credentials end it at
 // once with [ErrAuth]. No error carries the password.

@@ -548,15 +548,47 @@ func TestConnectAuth(t *testing.T) {
 
 func TestConnectTLS(t *testing.T) {
 	srv := redistest.Start(t, redistest.WithTLS())
+	connect := func(o *goredis.Options) error {
+		c := goredis.NewClient(o)
+		defer c.Close()
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+		defer cancel()
+		return coordredis.Connect(ctx, c)
+	}
 	o, err := coordredis.ParseURL(srv.URL())
 	if err != nil {
 		t.Fatal(err)
 	}
-	o.TLSConfig.RootCAs = srv.CAPool()
-	c := goredis.NewClient(o)
-	defer c.Close()
-	if err := coordredis.Connect(t.Context(), c); err != nil {
-		t.Fatalf("Connect over TLS: %v", err)
+	if err := connect(o); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("Connect to a server whose CA is not trusted = %v, want a certificate error", err)
+	}
+	o, err = coordredis.ParseURL(srv.URL() + "?tls_ca_file=" + srv.CAFile() + "&dial_timeout=2s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := connect(o); err != nil {
+		t.Fatalf("Connect over TLS with tls_ca_file: %v", err)
+	}
+	env := map[string]string{"REDIS_URL": srv.URL(), "REDIS_TLS_CA_FILE": srv.CAFile()}
+	o, err = coordredis.FromLookup(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := connect(o); err != nil {
+		t.Fatalf("Connect over TLS from the environment: %v", err)
+	}
+	host, port, _ := strings.Cut(srv.Addr(), ":")
+	env = map[string]string{"REDIS_HOST": host, "REDIS_PORT": port, "REDIS_TLS": "true", "REDIS_TLS_CA_FILE": srv.CAFile()}
+	if o, err = coordredis.FromLookup(func(k string) string { return env[k] }); err != nil {
+		t.Fatal(err)
+	}
+	if err := connect(o); err != nil {
+		t.Fatalf("Connect over TLS from REDIS_HOST and REDIS_TLS: %v", err)
+	}
+	for _, u := range []string{"redis://h?tls_ca_file=/nonexistent", srv.URL() + "?tls_ca_file=/nonexistent", srv.URL() + "?tls_ca_file=" + "/etc/hostname"} {
+		if _, err := coordredis.ParseURL(u); !errors.Is(err, coord.ErrInvalid) {
+			t.Errorf("ParseURL(%q) = %v, want ErrInvalid", u, err)
+		}
 	}
 }
 
