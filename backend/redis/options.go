@@ -22,6 +22,9 @@ const (
 	// DefaultDegradedLatency is the PING round trip above which Health
 	// reports degraded.
 	DefaultDegradedLatency = 250 * time.Millisecond
+	// DefaultLockReplicaTimeout bounds the WAIT for replicas after an
+	// acquire when [Options].LockReplicas is set.
+	DefaultLockReplicaTimeout = 100 * time.Millisecond
 	// DefaultHandoffWindow is how long a released lease with waiters stays
 	// reserved for them.
 	DefaultHandoffWindow = 50 * time.Millisecond
@@ -64,6 +67,18 @@ type Options struct {
 	// DegradedLatency is the PING round trip above which Health reports
 	// degraded. Default: [DefaultDegradedLatency].
 	DegradedLatency time.Duration
+
+	// LockReplicas, when positive, makes Acquire wait (WAIT) until that
+	// many replicas have the new lease and its fence, on the connection
+	// that took it; when fewer acknowledge within LockReplicaTimeout, the
+	// lease is released and Acquire fails with [coord.ErrUnavailable]. It
+	// narrows, but does not close, the window in which a failover loses a
+	// lease (Redis replication is asynchronous). Default: 0 (off).
+	LockReplicas int
+
+	// LockReplicaTimeout bounds the WAIT of LockReplicas.
+	// Default: [DefaultLockReplicaTimeout].
+	LockReplicaTimeout time.Duration
 
 	// HandoffWindow is how long a lease released while others wait for it
 	// stays reserved for those waiters: a newcomer's Acquire (including
@@ -133,6 +148,12 @@ func resolve(o *Options) (resolved, error) {
 	}
 	if r.HealthInterval <= 0 {
 		r.HealthInterval = DefaultHealthInterval
+	}
+	if r.LockReplicas < 0 {
+		return r, fmt.Errorf("%w: coord/redis: lock replicas %d is negative", coord.ErrInvalid, r.LockReplicas)
+	}
+	if r.LockReplicaTimeout <= 0 {
+		r.LockReplicaTimeout = DefaultLockReplicaTimeout
 	}
 	if r.HandoffWindow == 0 {
 		r.HandoffWindow = DefaultHandoffWindow

@@ -923,3 +923,52 @@ func TestManyFields(t *testing.T) {
 		}
 	})
 }
+
+// TestLockReplicas: with LockReplicas, a lease no replica acknowledged is
+// given up, and one the replica has is granted.
+func TestLockReplicas(t *testing.T) {
+	t.Run("no replica", func(t *testing.T) {
+		srv := redistest.Start(t)
+		c := goredis.NewClient(srv.Options())
+		defer c.Close()
+		b, err := coordredis.New(c, &coordredis.Options{LockReplicas: 1, LockReplicaTimeout: 20 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close(context.Background())
+		ctx := t.Context()
+		if _, err := b.Locker().Acquire(ctx, "r", coord.WithRetry(0, 0)); !errors.Is(err, coord.ErrUnavailable) {
+			t.Fatalf("Acquire without a replica = %v, want ErrUnavailable", err)
+		}
+		if locked, err := b.Locker().Locked(ctx, "r"); err != nil || locked {
+			t.Errorf("the unreplicated lease was kept: Locked = %v, %v", locked, err)
+		}
+	})
+	t.Run("sentinel", func(t *testing.T) {
+		if testing.Short() {
+			t.Skip("a Sentinel group takes seconds to form; skipped with -short")
+		}
+		g := redistest.StartSentinel(t)
+		c := goredis.NewFailoverClient(g.FailoverOptions())
+		defer c.Close()
+		b, err := coordredis.New(c, &coordredis.Options{LockReplicas: 1, LockReplicaTimeout: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close(context.Background())
+		ctx := t.Context()
+		l, err := b.Locker().Acquire(ctx, "r", coord.WithRetry(0, 0))
+		if err != nil {
+			t.Fatalf("Acquire with a replica: %v", err)
+		}
+		if err := l.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// Flush the script cache: the pipeline must fall back to EVAL.
+		c.ScriptFlush(ctx)
+		if l, err = b.Locker().Acquire(ctx, "r2", coord.WithRetry(0, 0)); err != nil {
+			t.Fatalf("Acquire after SCRIPT FLUSH: %v", err)
+		}
+		_ = l.Release(ctx)
+	})
+}
