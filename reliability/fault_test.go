@@ -273,6 +273,44 @@ func checkLeaseLost(t *testing.T, ch <-chan withLockResult, d time.Duration) wit
 	return withLockResult{}
 }
 
+// checkHealthThroughout checks what the health watch of n saw: no Health
+// call started during the outage (from faultAt until a second before the
+// server was back, since a call waits up to a second and may be answered
+// once it is back) was healthy, at least one was unhealthy, and calls are
+// healthy again afterwards; and that n reported its command and subscriber
+// connections down during the outage and connected at the end.
+func checkHealthThroughout(t *testing.T, hw *healthWatch, n *node, faultAt, back time.Time) {
+	t.Helper()
+	eventually(t, recoveryBound, func() bool { return hw.between(back, time.Now())[coord.Healthy] > 0 },
+		"the health watch sees healthy after the server is back")
+	hw.stop()
+	during := hw.between(faultAt.Add(50*time.Millisecond), back.Add(-time.Second))
+	if during[coord.Healthy] > 0 {
+		t.Errorf("Health during the outage: %v; want never healthy", during)
+	}
+	all := hw.between(faultAt, back)
+	if all[coord.Unhealthy] == 0 {
+		t.Errorf("Health calls started during the outage: %v; want at least one unhealthy", all)
+	}
+	var cmdDown, subDown bool
+	for _, c := range n.states.all() {
+		if c.To != coord.Connected {
+			if c.Subscriber {
+				subDown = true
+			} else {
+				cmdDown = true
+			}
+		}
+	}
+	if !cmdDown || !subDown {
+		t.Errorf("state changes %v: want the command and the subscriber connection reported down", n.states.all())
+	}
+	if st, sub := n.State(), n.SubscriberState(); st != coord.Connected || sub != coord.Connected {
+		t.Errorf("after recovery: State %v, SubscriberState %v; want connected", st, sub)
+	}
+	t.Logf("Health calls started during the outage: %v; state changes reported: %d", all, len(n.states.all()))
+}
+
 // TestFaultKillRestart kills the server with SIGKILL under load, while
 // instances hold leases, and restarts it empty on the same port.
 func TestFaultKillRestart(t *testing.T) {
@@ -285,6 +323,9 @@ func TestFaultKillRestart(t *testing.T) {
 	}
 	wl := heldWithLock(t, r.a.Locker(), "kill:withlock")
 	eventually(t, 5*time.Second, func() bool { return ld.recovered(time.Now().Add(-time.Second)) }, "load running: %v", ld)
+	hw := watchHealth(t, r.a)
+	eventually(t, 5*time.Second, func() bool { return hw.between(time.Now().Add(-time.Second), time.Now())[coord.Healthy] > 0 },
+		"the health watch sees a healthy a")
 
 	killAt := time.Now()
 	r.srv.Kill(t)
@@ -309,6 +350,7 @@ func TestFaultKillRestart(t *testing.T) {
 	healthyIn := by(t, back, func() bool {
 		return healthIs(r.a, coord.Healthy)() && healthIs(r.b, coord.Healthy)()
 	}, "both instances healthy after restart")
+	checkHealthThroughout(t, hw, r.a, killAt, back)
 	next, err := r.b.Locker().Acquire(ctx, "kill:held", coord.WithTTL(time.Second), coord.WithRetry(20, 100*time.Millisecond))
 	if err != nil {
 		t.Fatalf("Acquire after restart: %v", err)
@@ -348,6 +390,7 @@ func TestFaultPause(t *testing.T) {
 		t.Fatal(err)
 	}
 	wl := heldWithLock(t, r.a.Locker(), "pause:withlock")
+	hw := watchHealth(t, r.a)
 	type acq struct {
 		l   coord.Lock
 		err error
@@ -422,6 +465,7 @@ func TestFaultPause(t *testing.T) {
 	healthyIn := by(t, back, func() bool {
 		return healthIs(r.a, coord.Healthy)() && healthIs(r.b, coord.Healthy)()
 	}, "both instances healthy after SIGCONT")
+	checkHealthThroughout(t, hw, r.a, pauseAt, back)
 	purgeIn := by(t, back, func() bool { return r.invs.count(isPurge("reconnect")) > purgesBefore },
 		"a's invalidation subscriber told to purge after SIGCONT")
 	deliverIn := r.deliveredBy(t, back, "after-resume")

@@ -33,6 +33,7 @@ type node struct {
 	client goredis.UniversalClient
 	name   string // the client's CLIENT SETNAME, to find its connections
 	prefix string
+	states *recorder[coordredis.StateChange] // when made by faultNode
 }
 
 // prefixed returns key under the node's prefix.
@@ -104,7 +105,64 @@ func faultNode(tb testing.TB, srv *redistest.Server, prefix string) *node {
 	tb.Helper()
 	name := uniq("fault-")
 	c := goredis.NewClient(faultClientOptions(srv.Options(), name))
-	return newNode(tb, c, name, &coordredis.Options{Prefix: prefix, HealthInterval: 200 * time.Millisecond})
+	states := &recorder[coordredis.StateChange]{}
+	n := newNode(tb, c, name, &coordredis.Options{Prefix: prefix, HealthInterval: 200 * time.Millisecond, OnStateChange: states.add})
+	n.states = states
+	return n
+}
+
+// healthSample is one Health status seen by a healthWatch, with the time
+// the Health call started (it takes up to a second).
+type healthSample struct {
+	at     time.Time
+	status coord.HealthStatus
+}
+
+// healthWatch polls a Backend's Health every 50ms until stopped, so a test
+// can check the status throughout a fault, not only at chosen moments.
+type healthWatch struct {
+	samples recorder[healthSample]
+	stop    func()
+}
+
+func watchHealth(tb testing.TB, b coord.Backend) *healthWatch {
+	w := &healthWatch{}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			start := time.Now()
+			hctx, hcancel := context.WithTimeout(ctx, time.Second)
+			st := b.Health(hctx).Status
+			hcancel()
+			if ctx.Err() != nil {
+				return
+			}
+			w.samples.add(healthSample{start, st})
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	})
+	w.stop = func() { cancel(); wg.Wait() }
+	tb.Cleanup(w.stop)
+	return w
+}
+
+// between returns the statuses of the Health calls started from from to
+// to.
+func (w *healthWatch) between(from, to time.Time) map[coord.HealthStatus]int {
+	out := map[coord.HealthStatus]int{}
+	for _, s := range w.samples.all() {
+		if !s.at.Before(from) && !s.at.After(to) {
+			out[s.status]++
+		}
+	}
+	return out
 }
 
 // channelName maps the suite's wire channel names to the backend's.
