@@ -36,6 +36,7 @@ type Backend struct {
 	stMu     sync.Mutex
 	connSt   coord.ConnState
 	connFast atomic.Value // connSt, read without stMu
+	subFast  atomic.Value // subSt, read without stMu
 	subSt    coord.ConnState
 	subInUse bool
 
@@ -157,9 +158,13 @@ func (b *Backend) setConnState(s coord.ConnState) {
 }
 
 func (b *Backend) setSubState(s coord.ConnState) {
+	if v, _ := b.subFast.Load().(coord.ConnState); v == s {
+		return
+	}
 	b.stMu.Lock()
 	old := b.subSt
 	b.subSt = s
+	b.subFast.Store(s)
 	b.subInUse = true
 	b.stMu.Unlock()
 	if old != s {
@@ -250,6 +255,7 @@ func (b *Backend) Close(ctx context.Context) error {
 		b.setConnState(coord.Disconnected)
 		b.stMu.Lock()
 		b.subSt = coord.Disconnected
+		b.subFast.Store(coord.Disconnected)
 		b.stMu.Unlock()
 		close(b.closeDone)
 	})

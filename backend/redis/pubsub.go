@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -59,6 +59,8 @@ type subscriber struct {
 	closed   bool
 	cancel   context.CancelFunc
 	loopDone chan struct{}
+
+	seen atomic.Uint64 // replies read, for health
 }
 
 func newSubscriber(b *Backend) *subscriber {
@@ -177,45 +179,23 @@ func (s *subscriber) close() {
 	<-done
 }
 
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
-}
-
-// loop reads the subscriber connection until close. It pings the
-// connection when it has been silent for a health interval and, when the
-// ping gets no answer within another interval, replaces the connection.
+// loop reads the subscriber connection until close, without a read
+// deadline (see health for silent connections).
 func (s *subscriber) loop(ctx context.Context) {
 	defer close(s.loopDone)
-	interval := s.b.opts.HealthInterval
-	pinged := false
+	healthDone := make(chan struct{})
+	go s.health(ctx, healthDone)
+	defer func() { <-healthDone }()
 	backoff := time.Duration(0)
 	for {
 		ps := s.current()
-		msg, err := ps.ReceiveTimeout(ctx, interval)
+		msg, err := ps.Receive(ctx)
 		if ctx.Err() != nil {
 			return
 		}
 		if err != nil {
-			if isTimeout(err) && !errors.Is(err, context.DeadlineExceeded) {
-				if pinged {
-					s.b.opts.Logger.Warn("coord/redis: subscriber connection silent; reconnecting")
-					s.b.setSubState(coord.Reconnecting)
-					s.replace(ctx)
-					pinged = false
-					continue
-				}
-				pctx, cancel := context.WithTimeout(ctx, interval)
-				perr := ps.Ping(pctx)
-				cancel()
-				pinged = perr == nil
-				if perr != nil {
-					s.startGap()
-				}
-				continue
-			}
 			if errors.Is(err, goredis.ErrClosed) && s.current() != ps {
-				continue // replaced
+				continue // replaced by health
 			}
 			s.startGap()
 			s.b.setSubState(coord.Reconnecting)
@@ -229,7 +209,7 @@ func (s *subscriber) loop(ctx context.Context) {
 			}
 			continue
 		}
-		pinged = false
+		s.seen.Add(1)
 		backoff = 0
 		s.b.setSubState(coord.Connected)
 		switch m := msg.(type) {
@@ -240,6 +220,45 @@ func (s *subscriber) loop(ctx context.Context) {
 		case *goredis.Message:
 			s.dispatch(m)
 		}
+	}
+}
+
+// health pings the subscriber connection when nothing arrived on it for a
+// health interval, and replaces it when the ping gets no answer within
+// another interval (a server that stopped answering, or a connection
+// silently lost).
+func (s *subscriber) health(ctx context.Context, done chan<- struct{}) {
+	defer close(done)
+	interval := s.b.opts.HealthInterval
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	last := s.seen.Load()
+	pinged := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if cur := s.seen.Load(); cur != last {
+			last, pinged = cur, false
+			continue
+		}
+		if pinged {
+			s.b.opts.Logger.Warn("coord/redis: subscriber connection silent; reconnecting")
+			s.b.setSubState(coord.Reconnecting)
+			s.replace(ctx)
+			pinged = false
+			continue
+		}
+		pctx, cancel := context.WithTimeout(ctx, interval)
+		err := s.current().Ping(pctx)
+		cancel()
+		if err != nil {
+			s.startGap()
+			continue
+		}
+		pinged = true
 	}
 }
 

@@ -29,7 +29,8 @@ type subscription[T any] struct {
 	onPanic func(any)
 
 	mu      sync.Mutex
-	queue   []T
+	queue   []T // items queue[head:]; the slots before head are free
+	head    int
 	stopped bool
 	notify  chan struct{}
 	done    chan struct{}
@@ -72,14 +73,14 @@ func (s *subscription[T]) push(v T) bool {
 		return false
 	}
 	ok := true
-	if len(s.queue) >= s.limit {
+	if len(s.queue)-s.head >= s.limit {
 		ok = false
 		s.cnt.dropped.Add(1)
 		if s.purge != nil {
 			s.queuePurgeLocked("overflow")
 		}
 	} else {
-		s.queue = append(s.queue, v)
+		s.appendLocked(v)
 	}
 	s.mu.Unlock()
 	s.signal()
@@ -101,10 +102,22 @@ func (s *subscription[T]) pushPurge(reason string) {
 // queuePurgeLocked appends a PurgeAll unless the last item queued is one
 // (it covers everything before its delivery), even to a full queue.
 func (s *subscription[T]) queuePurgeLocked(reason string) {
-	if n := len(s.queue); n > 0 && s.isPurge(s.queue[n-1]) {
+	if n := len(s.queue); n > s.head && s.isPurge(s.queue[n-1]) {
 		return
 	}
-	s.queue = append(s.queue, s.purge(reason))
+	s.appendLocked(s.purge(reason))
+}
+
+// appendLocked appends v, reusing the free slots at the front before the
+// backing array would grow.
+func (s *subscription[T]) appendLocked(v T) {
+	if len(s.queue) == cap(s.queue) && s.head > 0 {
+		n := copy(s.queue, s.queue[s.head:])
+		clear(s.queue[n:])
+		s.queue = s.queue[:n]
+		s.head = 0
+	}
+	s.queue = append(s.queue, v)
 }
 
 func (s *subscription[T]) run() {
@@ -116,7 +129,7 @@ func (s *subscription[T]) run() {
 	}()
 	for {
 		s.mu.Lock()
-		for len(s.queue) == 0 && !s.stopped {
+		for len(s.queue) == s.head && !s.stopped {
 			s.mu.Unlock()
 			<-s.notify
 			s.mu.Lock()
@@ -125,12 +138,12 @@ func (s *subscription[T]) run() {
 			s.mu.Unlock()
 			return
 		}
-		v := s.queue[0]
+		v := s.queue[s.head]
 		var zero T
-		s.queue[0] = zero
-		s.queue = s.queue[1:]
-		if len(s.queue) == 0 {
-			s.queue = nil
+		s.queue[s.head] = zero
+		s.head++
+		if s.head == len(s.queue) {
+			s.queue, s.head = s.queue[:0], 0
 		}
 		s.mu.Unlock()
 		if s.isPurge != nil && s.isPurge(v) {
@@ -161,7 +174,7 @@ func (s *subscription[T]) Unsubscribe() {
 		return
 	}
 	s.stopped = true
-	s.queue = nil
+	s.queue, s.head = nil, 0
 	stop := s.stopCtx
 	s.mu.Unlock()
 	if stop != nil {
