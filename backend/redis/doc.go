@@ -101,10 +101,27 @@
 // increasing across a data loss as long as a resource sees fewer than one
 // acquisition per microsecond.
 //
+// # Leases
+//
+// Acquire is one script (SET NX PX, then INCR of the fence); Release is
+// one script (compare-and-delete, then PUBLISH on the wake channel). A
+// lease's local deadline is its TTL from the moment before the acquire was
+// sent, on the monotonic clock; Done closes when it passes without a
+// renewal, when a renewal, Extend or TTL finds the lease gone, or on
+// Release. One watchdog goroutine per Backend renews every auto-renewed
+// lease at a third of its TTL. It also releases "orphans": leases whose
+// acquire reply was lost (a timeout while the server stalled may still run
+// the script later). Waiting, fairness and the handoff reservation are
+// described at [Locker]. With [Options].LockReplicas, Acquire also WAITs
+// for replicas on the same connection and gives up a lease they did not
+// acknowledge.
+//
 // # Subscriber connection
 //
 // Each Backend has one subscriber connection (a go-redis PubSub read with
-// its raw Receive loop), shared by invalidation, events and lock waiters.
+// its raw Receive loop, without a read deadline; a health goroutine pings
+// it after [Options].HealthInterval of silence and replaces it when the
+// ping goes unanswered), shared by invalidation, events and lock waiters.
 // Messages go to bounded per-subscription queues (never go-redis's
 // Channel(), which drops a message blocked for 60s); overflow is counted
 // and, for invalidation, turned into a PurgeAll with Reason "overflow".

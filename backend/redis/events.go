@@ -149,7 +149,9 @@ func (e *Events) deliver(payload string) {
 			continue
 		}
 		v := ev
-		v.Payload = append(json.RawMessage(nil), ev.Payload...)
+		if matched { // the first subscriber gets the decoded payload, the others a copy
+			v.Payload = append(json.RawMessage(nil), ev.Payload...)
+		}
 		s.push(v)
 		matched = true
 	}

@@ -183,7 +183,7 @@ func (i *Invalidator) deliver(payload string, pattern bool) {
 	for s := range i.subs {
 		if s.covers(inv, self) {
 			v := inv
-			if len(v.Metadata) > 0 {
+			if matched && len(v.Metadata) > 0 { // the first subscriber gets the decoded metadata, the others a copy
 				v.Metadata = append(json.RawMessage(nil), v.Metadata...)
 			}
 			s.push(v)

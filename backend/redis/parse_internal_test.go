@@ -2,8 +2,10 @@ package redis
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
+	"github.com/cgn-bot/coord"
 	"github.com/cgn-bot/coord/internal/secret"
 )
 
@@ -33,6 +35,14 @@ func TestValidJSON(t *testing.T) {
 	} {
 		if got, want := validJSON([]byte(s)), json.Valid([]byte(s)); got != want {
 			t.Errorf("validJSON(%q) = %v, json.Valid = %v", s, got, want)
+		}
+	}
+}
+
+func TestValidName(t *testing.T) {
+	for _, s := range []string{"", "a", "a b", "ключ", "a\x00", "a\x7f", "\xff", strings.Repeat("a", coord.MaxNameLen), strings.Repeat("a", coord.MaxNameLen+1), "tab\t", "é\n"} {
+		if got, want := validName(s), coord.ValidateName("x", s) == nil; got != want {
+			t.Errorf("validName(%q) = %v, want %v", s, got, want)
 		}
 	}
 }

@@ -211,7 +211,7 @@ func parseSession(fields map[string]string, token, handle string) (*coord.Sessio
 				start := len(buf)
 				buf = append(buf, v...)
 				raw := buf[start:len(buf):len(buf)]
-				if coord.ValidateName("session data key", name) != nil || !validJSON(raw) {
+				if !validName(name) || !validJSON(raw) {
 					return nil, malformedSession("a data field is not a name with a JSON value")
 				}
 				sess.Data[name] = raw
@@ -541,6 +541,20 @@ func (s *Sessions) Cleanup(ctx context.Context) (int, error) {
 	}
 	n, _, err := s.stats(ctx)
 	return int(n), err
+}
+
+// validName is coord.ValidateName("...", s) == nil, with a fast path for
+// printable ASCII.
+func validName(s string) bool {
+	if len(s) == 0 || len(s) > coord.MaxNameLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f {
+			return coord.ValidateName("name", s) == nil
+		}
+	}
+	return true
 }
 
 // validJSON reports whether b is valid JSON, as json.Valid does, with fast
