@@ -3,6 +3,8 @@ package reliability
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +24,13 @@ const failoverBound = 5 * time.Second
 // sentinelNode makes a Backend on a new failover client of g.
 func sentinelNode(tb testing.TB, g *redistest.Sentinel, prefix string, fault bool) *node {
 	tb.Helper()
+	return sentinelNodeWith(tb, g, prefix, fault, nil)
+}
+
+// sentinelNodeWith is sentinelNode with set applied to the Backend's
+// options.
+func sentinelNodeWith(tb testing.TB, g *redistest.Sentinel, prefix string, fault bool, set func(*coordredis.Options)) *node {
+	tb.Helper()
 	name := uniq("rels-")
 	o := g.FailoverOptions()
 	o.ClientName = name
@@ -32,6 +41,9 @@ func sentinelNode(tb testing.TB, g *redistest.Sentinel, prefix string, fault boo
 		o.WriteTimeout = 500 * time.Millisecond
 		o.MaxRetries = 1
 		opts.HealthInterval = 200 * time.Millisecond
+	}
+	if set != nil {
+		set(opts)
 	}
 	return newNode(tb, goredis.NewFailoverClient(o), name, opts)
 }
@@ -63,6 +75,48 @@ func TestSentinel(t *testing.T) {
 	t.Run("SessionStore", func(t *testing.T) { conformance.RunSessionStore(t, maker) })
 	t.Run("EventBus", func(t *testing.T) { conformance.RunEventBus(t, maker) })
 	t.Run("FailoverUnderLoad", func(t *testing.T) { testFailoverUnderLoad(t, g) })
+	t.Run("LockReplicas", func(t *testing.T) { testLockReplicas(t, g) })
+}
+
+// testLockReplicas checks Options.LockReplicas on a healthy group: when
+// Acquire returns, the replica already has the lease (its token) and the
+// fence, so a failover right then would not lose them.
+func testLockReplicas(t *testing.T, g *redistest.Sentinel) {
+	prefix := uniq("lr") + ":"
+	n := sentinelNodeWith(t, g, prefix, false, func(o *coordredis.Options) {
+		o.LockReplicas = 1
+		o.LockReplicaTimeout = 2 * time.Second
+	})
+	ctx := t.Context()
+	master := g.Master(t)
+	var replica *redistest.Server
+	for _, s := range g.DataNodes() {
+		if s != master {
+			replica = s
+		}
+	}
+	start := time.Now()
+	const rounds = 20
+	for i := range rounds {
+		res := fmt.Sprintf("lr:%d", i)
+		l, err := n.Locker().Acquire(ctx, res, coord.WithTTL(10*time.Second))
+		if err != nil {
+			t.Fatalf("Acquire with LockReplicas 1 on a healthy group: %v", err)
+		}
+		key := n.prefixed("lock:{" + res + "}")
+		if v, err := replica.DoContext(ctx, "GET", key); err != nil || v != l.Token() {
+			t.Errorf("right after Acquire the replica has %v (%v) under %s, want the lease's token", v, err, key)
+		}
+		v, err := replica.DoContext(ctx, "GET", key+":fence")
+		if f, _ := strconv.ParseInt(fmt.Sprint(v), 10, 64); err != nil || f < l.Fence() {
+			t.Errorf("right after Acquire the replica's fence is %v (%v), want at least %d", v, err, l.Fence())
+		}
+		if err := l.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("LockReplicas 1: %d leases, each on the replica when Acquire returned; %v per acquire and release",
+		rounds, (time.Since(start) / rounds).Round(time.Microsecond))
 }
 
 // TestSentinelMasterKilled and TestSentinelAsyncReplicationLoss kill a
@@ -78,9 +132,8 @@ func TestSentinelAsyncReplicationLoss(t *testing.T) {
 // without a WAIT after acquiring: a lease taken on the master while its
 // replica lags (here: its replication link was just cut) is gone once the master dies
 // and the replica is promoted, and the fence counter rolls back, so the
-// next holder gets the same fence as the lost lease. The backend has no
-// option to WAIT for replicas after acquiring (see docs/RELIABILITY.md);
-// with one, this Acquire would have to fail instead.
+// next holder gets the same fence as the lost lease. With
+// Options.LockReplicas the same Acquire is refused instead.
 func testAsyncReplicationLoss(t *testing.T, g *redistest.Sentinel) {
 	prefix := uniq("rl") + ":"
 	a := sentinelNode(t, g, prefix, true)
@@ -117,6 +170,22 @@ func testAsyncReplicationLoss(t *testing.T, g *redistest.Sentinel) {
 		str, _ := v.(string)
 		return err == nil && strings.Contains(str, "master_link_status:down")
 	}, "the replication link down")
+	// With LockReplicas, the same Acquire is refused and leaves nothing
+	// held.
+	w := sentinelNodeWith(t, g, prefix, true, func(o *coordredis.Options) {
+		o.LockReplicas = 1
+		o.LockReplicaTimeout = 200 * time.Millisecond
+	})
+	start := time.Now()
+	if l, err := w.Locker().Acquire(ctx, "rl:res", coord.WithTTL(30*time.Second), coord.WithRetry(0, 0)); !errors.Is(err, coord.ErrUnavailable) {
+		t.Errorf("Acquire with LockReplicas 1 and no replica = %v, %v; want ErrUnavailable", l, err)
+	}
+	refusedIn := time.Since(start)
+	if held, err := w.Locker().Locked(ctx, "rl:res"); held || err != nil {
+		t.Errorf("after the refused Acquire, Locked = %v, %v; want the lease given up", held, err)
+	}
+	t.Logf("with LockReplicas 1 and the replica cut off, Acquire refused after %v (timeout 200ms)", refusedIn.Round(time.Millisecond))
+
 	lost, err := a.Locker().Acquire(ctx, "rl:res", coord.WithTTL(30*time.Second))
 	if err != nil {
 		t.Fatal(err)
@@ -127,7 +196,7 @@ func testAsyncReplicationLoss(t *testing.T, g *redistest.Sentinel) {
 	if err != nil {
 		t.Fatalf("Acquire on the promoted replica: %v", err)
 	}
-	t.Logf("lease acquired (fence %d) while the replica lagged, then the master died: the promoted replica granted the lease again with fence %d while the first holder's lease still had ~30s to run; its Done closed: %v",
+	t.Logf("lease acquired (fence %d) while the replica lagged, then the master died: the promoted replica granted the lease again with fence %d, not above it, while the first holder's lease still had ~30s to run; its Done closed: %v",
 		lost.Fence(), next.Fence(), isClosed(lost.Done()))
 	if next.Fence() > lost.Fence() {
 		t.Errorf("fence %d after the failover is above the lost lease's %d: the loss this test documents did not happen", next.Fence(), lost.Fence())
