@@ -724,7 +724,9 @@ type lock struct {
 	autoRenew bool
 	done      chan struct{}
 
-	mu       sync.Mutex
+	opMu sync.Mutex // serializes Release, Extend and renewals (held across their round trip)
+
+	mu       sync.Mutex // guards the fields below; never held across a round trip
 	ttl      time.Duration
 	deadline time.Time
 	timer    *time.Timer // closes Done at the deadline; made by the first Done call
@@ -806,9 +808,9 @@ func (l *lock) heldErr(op string, code int64) error {
 // Release ends the lease and wakes a waiter. May return
 // [coord.ErrNotHeld] or [coord.ErrExpired].
 func (l *lock) Release(ctx context.Context) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.released {
+	l.opMu.Lock()
+	defer l.opMu.Unlock()
+	if l.isReleased() {
 		return nil
 	}
 	b := l.lk.b
@@ -816,14 +818,21 @@ func (l *lock) Release(ctx context.Context) error {
 	if err := b.fail(ctx, "release", err); err != nil {
 		return err
 	}
+	l.mu.Lock()
+	l.released = l.released || n == 1
+	l.finishLocked()
+	l.mu.Unlock()
 	if n == 1 {
-		l.released = true
-		l.finishLocked()
 		l.lk.localWake(l.resource)
 		return nil
 	}
-	l.finishLocked()
 	return l.heldErr("release", n)
+}
+
+func (l *lock) isReleased() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.released
 }
 
 // Extend sets the lease to end ttl from now, if it is still held.
@@ -831,9 +840,9 @@ func (l *lock) Extend(ctx context.Context, ttl time.Duration) error {
 	if err := coord.ValidateTTL("lock TTL", ttl); err != nil {
 		return err
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.released {
+	l.opMu.Lock()
+	defer l.opMu.Unlock()
+	if l.isReleased() {
 		return fmt.Errorf("coord/redis: extend lease on %q: released: %w", l.resource, coord.ErrNotHeld)
 	}
 	b := l.lk.b
@@ -842,6 +851,8 @@ func (l *lock) Extend(ctx context.Context, ttl time.Duration) error {
 	if err := b.fail(ctx, "extend", err); err != nil {
 		return err
 	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	if n == 1 {
 		l.setDeadlineLocked(start, ttl)
 		return nil
@@ -876,24 +887,42 @@ func (l *lock) TTL(ctx context.Context) (time.Duration, error) {
 // renew extends an auto-renewed lease for the watchdog. It returns when
 // to renew next, and false when the lease is gone for good.
 func (l *lock) renew(ctx context.Context) (time.Time, bool) {
+	if !l.opMu.TryLock() {
+		// A Release or Extend is under way: look again shortly.
+		return time.Now().Add(10 * time.Millisecond), true
+	}
+	defer l.opMu.Unlock()
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if l.ended || l.released {
+		l.mu.Unlock()
 		return time.Time{}, false
 	}
 	if !l.live() {
 		// The local deadline passed without a renewal: the lease counts as
 		// lost (another holder may have it), so it is not renewed again.
 		l.finishLocked()
+		l.mu.Unlock()
 		return time.Time{}, false
 	}
+	ttl, deadline := l.ttl, l.deadline
+	l.mu.Unlock()
 	b := l.lk.b
-	ttl := l.ttl
-	// A renewal is worth waiting for until the local deadline.
-	rctx, cancel := context.WithTimeout(ctx, max(time.Until(l.deadline), 10*time.Millisecond))
+	// A renewal is worth waiting for until the local deadline. l.mu is not
+	// held meanwhile, so the deadline closes Done whatever the network does.
+	rctx, cancel := context.WithTimeout(ctx, max(time.Until(deadline), 10*time.Millisecond))
 	defer cancel()
 	start := time.Now()
 	n, err := b.sc.lockExtend.Run(rctx, b.client, l.keys, l.tokenArg, ttl.Milliseconds()).Int64()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ended || l.released {
+		if err == nil && n == 1 && !l.released {
+			// Declared lost while the renewal was on its way, which then
+			// succeeded: nobody uses the lease now, so let it go.
+			l.lk.addOrphan(l.key, l.token, ttl)
+		}
+		return time.Time{}, false
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return time.Time{}, false
