@@ -137,7 +137,7 @@ func setup(ctx context.Context, srv *server, cfg config) ([]*test, func(), error
 			note: "One publisher paced at the rate, one subscriber on another client (coord: two Backends). From before the " +
 				"publish call to the subscriber's handler. raw = go-redis PUBLISH and a PubSub reading the same Node-design JSON; " +
 				"raw-hop = the same, the reader handing each message to a handler goroutine over a buffered Go channel; " +
-				"raw-timeout = the reader using ReceiveTimeout(ctx, 3s), as backend/redis's subscriber loop does.",
+				"raw-timeout = the reader using ReceiveTimeout(ctx, 3s) (a read deadline per message), as backend/redis read before commit f922898.",
 			contenders: []string{"raw", "raw-hop", "raw-timeout", "invalidation", "events"},
 			ops:        func(m metrics, _ time.Duration) float64 { return m["samples"] },
 			metrics: []metricDef{
@@ -154,7 +154,7 @@ func setup(ctx context.Context, srv *server, cfg config) ([]*test, func(), error
 			id: "subscriber", title: "One subscriber's maximum rate",
 			note: "A go-redis client floods the contender's channel with its wire messages in pipelines of 256, at most 16384 " +
 				"in flight (sent, neither handled nor dropped). coord subscribers use the default queue (1024). raw-timeout: raw reading " +
-				"with ReceiveTimeout(ctx, 3s) (a read deadline per message), as backend/redis's subscriber loop does.",
+				"with ReceiveTimeout(ctx, 3s) (a read deadline per message), as backend/redis read before commit f922898.",
 			contenders: []string{"raw", "raw-timeout", "invalidation", "events"}, ops: rate("msgs/s"),
 			metrics: []metricDef{
 				{key: "msgs/s", label: "received msgs/s", ratio: true, worst: true, low: true},
