@@ -740,9 +740,14 @@ type lock struct {
 // live reports whether the local deadline is still ahead.
 func (l *lock) live() bool { return time.Since(l.lk.epoch) < time.Duration(l.until.Load()) }
 
+// Resource returns the name the lease is on.
 func (l *lock) Resource() string { return l.resource }
-func (l *lock) Token() string    { return l.token }
-func (l *lock) Fence() int64     { return l.fence }
+
+// Token returns the lease's secret token.
+func (l *lock) Token() string { return l.token }
+
+// Fence returns the lease's fencing token.
+func (l *lock) Fence() int64 { return l.fence }
 
 // Done returns a channel closed when the lease ends: released, found
 // lost, or its local deadline passed without renewal.
