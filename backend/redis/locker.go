@@ -26,7 +26,9 @@ import (
 // waiters, on the Backend's subscriber connection) before its next try, so
 // no release is missed, and sleeps until a release wakes it or until the
 // holder's remaining TTL (PTTL) or RetryDelay passes, whichever is first.
-// A release by this instance wakes the local head at once; a release
+// A waiter behind others on this instance counts each RetryDelay it waits
+// for its turn as one try of its retry budget. A release by this instance
+// wakes the local head at once; a release
 // elsewhere wakes it through the channel. While waiters queue, a new
 // Acquire on this instance does not try ahead of them. Across instances,
 // a release whose wake-up reached a subscriber (a waiting instance) leaves
