@@ -17,6 +17,7 @@ type harness struct{ hub *memory.Hub }
 var (
 	_ conformance.SubscriptionCutter = (*harness)(nil)
 	_ conformance.ForeignPublisher   = (*harness)(nil)
+	_ conformance.Restarter          = (*harness)(nil)
 )
 
 func (h *harness) NewInstance(t *testing.T) coord.Backend {
@@ -31,7 +32,7 @@ func (h *harness) NewInstance(t *testing.T) coord.Backend {
 }
 
 func (h *harness) Capabilities() conformance.Capabilities {
-	return conformance.Capabilities{CutSubscription: true, ForeignPublish: true}
+	return conformance.Capabilities{CutSubscription: true, ForeignPublish: true, Restart: true}
 }
 
 // CutSubscription simulates a lost subscriber connection on the Node.
@@ -42,6 +43,13 @@ func (h *harness) CutSubscription(t *testing.T, instance coord.Backend) {
 		t.Fatalf("instance %T is not a *memory.Node", instance)
 	}
 	n.CutSubscription()
+}
+
+// Restart restarts the Hub as a Redis without persistence restarts:
+// leases and sessions are lost, every node reconnects.
+func (h *harness) Restart(t *testing.T) {
+	t.Helper()
+	h.hub.Restart()
 }
 
 // PublishRaw publishes raw bytes on one of the Hub's wire channels, as
