@@ -10,7 +10,7 @@ export PATH="$PATH:/usr/local/go/bin"
 rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 # The build uses the working tree of the main module (replace => ../):
 # say so when it differs from the commit.
-if ! git diff --quiet HEAD -- .. ':(exclude)../bench' ':(exclude)../docs' 2>/dev/null; then
+if ! git -C .. diff --quiet HEAD -- '*.go' '*.lua' go.mod go.sum ':(exclude)bench' 2>/dev/null; then
 	rev="$rev+uncommitted changes"
 fi
 go build -ldflags "-X 'main.coordRev=$rev'" -o "${TMPDIR:-/tmp}/coordbench" .
