@@ -5,6 +5,11 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
   return 0
 end
 local v = redis.call('HMGET', KEYS[1], '_u', '_x')
+if not v[1] and not v[2] and redis.call('EXISTS', KEYS[1]) == 0 then
+  -- Gone between the two reads (an emulator may expire a key
+  -- mid-script; Redis never does): missing, not malformed.
+  return 0
+end
 local x = tonumber(v[2])
 if not v[1] or not x then
   return -1

@@ -7,6 +7,11 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
   return false
 end
 local v = redis.call('HMGET', KEYS[1], '_u', '_c', '_e')
+if not v[1] and not v[2] and not v[3] and redis.call('EXISTS', KEYS[1]) == 0 then
+  -- Gone between the two reads (an emulator may expire a key
+  -- mid-script; Redis never does): missing, not malformed.
+  return false
+end
 if not v[1] or not tonumber(v[2]) or not tonumber(v[3]) then
   return -1
 end

@@ -5,6 +5,11 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
   return false
 end
 local v = redis.call('HMGET', KEYS[1], '_u', '_i', '_x')
+if not v[1] and not v[2] and not v[3] and redis.call('EXISTS', KEYS[1]) == 0 then
+  -- Gone between the two reads (an emulator may expire a key
+  -- mid-script; Redis never does): missing, not malformed.
+  return false
+end
 local i, x = tonumber(v[2]), tonumber(v[3])
 if not v[1] or not i or not x then
   return -1
