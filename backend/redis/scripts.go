@@ -13,7 +13,7 @@ var luaFiles embed.FS
 // falls back to EVAL when the server does not have it cached
 // ([goredis.Script.Run]).
 type scripts struct {
-	lockAcquire, lockRelease, lockExtend, lockTTL, lockForce, lockLocked *goredis.Script
+	lockAcquire, lockRelease, lockHandoff, lockExtend, lockTTL, lockForce, lockLocked *goredis.Script
 
 	sessCreate, sessTouch, sessExtend, sessUpdate, sessDelete *goredis.Script
 	sessRotate, sessRemove, sessCount, sessStats              *goredis.Script
@@ -32,9 +32,11 @@ func mustLua(name string) string {
 func loadScripts() *scripts {
 	lib := mustLua("session_lib") + "\n"
 	sess := func(name string) *goredis.Script { return goredis.NewScript(lib + mustLua(name)) }
+	lockLib := mustLua("lock_lib") + "\n"
 	return &scripts{
-		lockAcquire: goredis.NewScript(mustLua("lock_acquire")),
+		lockAcquire: goredis.NewScript(lockLib + mustLua("lock_acquire")),
 		lockRelease: goredis.NewScript(mustLua("lock_release")),
+		lockHandoff: goredis.NewScript(lockLib + mustLua("lock_handoff")),
 		lockExtend:  goredis.NewScript(mustLua("lock_extend")),
 		lockTTL:     goredis.NewScript(mustLua("lock_ttl")),
 		lockForce:   goredis.NewScript(mustLua("lock_force")),

@@ -9,18 +9,8 @@
 -- ("\0handoff", never a token) for a short window: only a waiter may take
 -- it then, so the releaser, coming back at once, does not win the lease
 -- it just handed over.
-local function take()
-  local f = redis.call('INCR', KEYS[2])
-  if f == 1 then
-    -- The counter was missing (first use, or the data set was lost):
-    -- start it from the server clock in microseconds, above every fence
-    -- handed out before at fewer than one acquisition per microsecond.
-    local t = redis.call('TIME')
-    f = tonumber(t[1]) * 1000000 + tonumber(t[2])
-    redis.call('SET', KEYS[2], string.format('%.0f', f))
-  end
-  return f
-end
+--
+-- take() comes from lock_lib.lua, prepended to this script.
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   return take()
 end
