@@ -104,7 +104,10 @@
 // # Leases
 //
 // Acquire is one script (SET NX PX, then INCR of the fence); Release is
-// one script (compare-and-delete, then PUBLISH on the wake channel). A
+// one script (compare-and-delete, then PUBLISH on the wake channel), or,
+// when a waiter of the same instance queues for the resource, one script
+// that hands the lease to that waiter (compare-and-set to the waiter's new
+// token, then INCR of the fence). A
 // lease's local deadline is its TTL from the moment before the acquire was
 // sent, on the monotonic clock; Done closes when it passes without a
 // renewal, when a renewal, Extend or TTL finds the lease gone, or on

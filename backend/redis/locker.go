@@ -28,8 +28,14 @@ import (
 // holder's remaining TTL (PTTL) or RetryDelay passes, whichever is first.
 // A waiter behind others on this instance counts each RetryDelay it waits
 // for its turn as one try of its retry budget. A release by this instance
-// wakes the local head at once; a release
-// elsewhere wakes it through the channel. While waiters queue, a new
+// hands the lease straight to the local head in its own round trip (the
+// lease key takes the head's new token and TTL, and a new fence is drawn:
+// lock_handoff.lua), so the head gets it without a round trip of its own;
+// after [Options].LocalHandoffs handoffs in a row, a release yields
+// instead: it publishes the wake-up and, when another instance's waiter
+// listens, releases the lease to the waiters (see below), the local head
+// then trying as a newcomer. A release elsewhere wakes the local head
+// through the channel. While waiters queue, a new
 // Acquire on this instance does not try ahead of them. Across instances,
 // a release whose wake-up reached a subscriber (a waiting instance) leaves
 // the lease reserved for waiters for [Options].HandoffWindow (a marker
@@ -67,6 +73,7 @@ type waitq struct {
 	subscribed        chan struct{} // closed once the subscription was requested
 	ready             <-chan struct{}
 	subErr            error
+	streak            int // local handoffs since the last yield
 }
 
 type waiter struct {
@@ -76,6 +83,21 @@ type waiter struct {
 	// previous head just took: the lease is held on this instance, so the
 	// new head waits for its release (or TTL) before it tries.
 	inherit time.Duration
+	ttl     time.Duration // the TTL asked for, for a local handoff
+	grant   chan grant    // buffered: the outcome of a local handoff
+
+	// Guarded by Locker.mu.
+	pending bool // a local handoff to this waiter is under way
+	leaving bool // the wait ended: no local handoff to it any more
+}
+
+// grant is the outcome of a local handoff (see [Options].LocalHandoffs).
+type grant struct {
+	ok      bool      // token holds the lease now, with fence
+	yielded bool      // the release yielded to other instances' waiters
+	token   string    // the new lease's
+	fence   int64     // the new lease's
+	start   time.Time // taken before the handoff was sent: the lease's local deadline counts from it
 }
 
 func newLocker(b *Backend) *Locker {
@@ -186,11 +208,7 @@ func (lk *Locker) try(ctx context.Context, resource string, o coord.LockOptions,
 		return nil, 0, fmt.Errorf("%w: coord/redis: acquire %q: %d of %d replicas acknowledged the lease within %v",
 			coord.ErrUnavailable, resource, acked, b.opts.LockReplicas, b.opts.LockReplicaTimeout)
 	}
-	l := &lock{
-		lk: lk, resource: resource, key: key, token: token, fence: res,
-		keys: keys[:1], tokenArg: tokenArg,
-		ttl: o.TTL, autoRenew: o.AutoRenew, done: make(chan struct{}),
-	}
+	l := lk.newLockArgs(resource, key, token, tokenArg, res, o)
 	if err := ctx.Err(); err != nil {
 		lk.releaseToken(key, token, o.TTL)
 		return nil, 0, errors.Join(notAcquired(resource), err)
@@ -246,6 +264,60 @@ func (lk *Locker) acquireAndWait(ctx context.Context, keys []string, args ...any
 		return res, acked, nil
 	}
 	return 0, 0, errors.New("coord/redis: acquire script not accepted")
+}
+
+// newLock returns the Lock for a lease token holds with fence, not yet
+// registered.
+func (lk *Locker) newLock(resource, token string, fence int64, o coord.LockOptions) *lock {
+	return lk.newLockArgs(resource, lk.b.keys.lockKey(resource), token, token, fence, o)
+}
+
+func (lk *Locker) newLockArgs(resource, key, token string, tokenArg any, fence int64, o coord.LockOptions) *lock {
+	return &lock{
+		lk: lk, resource: resource, key: key, token: token, fence: fence,
+		keys: []string{key}, tokenArg: tokenArg,
+		ttl: o.TTL, autoRenew: o.AutoRenew, done: make(chan struct{}),
+	}
+}
+
+// giveBack releases a lease handed over to a waiter that no longer
+// wants it, passing it on to the next local waiter if there is one.
+func (lk *Locker) giveBack(resource string, g grant, ttl time.Duration) {
+	l := lk.newLock(resource, g.token, g.fence, coord.LockOptions{TTL: ttl})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := l.Release(ctx); err != nil && !errors.Is(err, coord.ErrNotHeld) {
+		lk.addOrphan(l.key, l.token, ttl)
+	}
+}
+
+// handoffTarget returns the waiter a Release of resource should hand its
+// lease to (marked pending), and whether this release yields to other
+// instances instead (see [Options].LocalHandoffs); nil when the release
+// is an ordinary one.
+func (lk *Locker) handoffTarget(resource string) (*waiter, bool) {
+	b := lk.b
+	if b.opts.LocalHandoffs < 0 || b.opts.LockReplicas > 0 {
+		return nil, false
+	}
+	lk.mu.Lock()
+	defer lk.mu.Unlock()
+	q := lk.queues[resource]
+	if lk.stopped || q == nil || len(q.waiters) == 0 {
+		return nil, false
+	}
+	w := q.waiters[0]
+	if w.pending || w.leaving || len(w.grant) > 0 {
+		// A handoff to w is under way, or its outcome not yet taken.
+		return nil, false
+	}
+	w.pending = true
+	q.streak++
+	yield := q.streak > b.opts.LocalHandoffs
+	if yield {
+		q.streak = 0
+	}
+	return w, yield
 }
 
 // releaseToken deletes the lease if token holds it; when that fails, the
@@ -356,11 +428,56 @@ func (lk *Locker) forget(l *lock) {
 // resource and contends when at the head.
 func (lk *Locker) wait(ctx context.Context, resource string, o coord.LockOptions, tries int) (coord.Lock, error) {
 	b := lk.b
-	w := &waiter{turn: make(chan struct{}), wake: make(chan struct{}, 1)}
+	w := &waiter{turn: make(chan struct{}), wake: make(chan struct{}, 1), ttl: o.TTL, grant: make(chan grant, 1)}
 	q := lk.enqueue(ctx, resource, w)
-	var handoff time.Duration // the TTL of the lease taken, for the next head
-	defer func() { lk.dequeue(q, w, handoff) }()
+	l, g, err := lk.waitTurn(ctx, q, w, o, tries)
 
+	// No local handoff to w from now on; one may be under way.
+	lk.mu.Lock()
+	w.leaving = true
+	pending := w.pending
+	lk.mu.Unlock()
+	var late grant
+	if pending {
+		late = <-w.grant
+	} else {
+		select {
+		case late = <-w.grant:
+		default:
+		}
+	}
+	// Tell the next head whether a lease is held here (waiter.inherit).
+	var handoff time.Duration
+	if l != nil || g.ok || late.ok {
+		handoff = o.TTL
+	}
+	lk.dequeue(q, w, handoff)
+	if late.ok {
+		// Handed over after the wait ended: pass it on.
+		lk.giveBack(resource, late, o.TTL)
+	}
+	if g.ok {
+		if err := ctx.Err(); err != nil {
+			lk.giveBack(resource, g, o.TTL)
+			return nil, errors.Join(notAcquired(resource), err)
+		}
+		l = lk.newLock(resource, g.token, g.fence, o)
+		if !lk.register(l, g.start) {
+			lk.releaseToken(l.key, l.token, o.TTL)
+			return nil, errors.Join(notAcquired(resource), b.checkOpen())
+		}
+	}
+	if l != nil {
+		return l, nil
+	}
+	return nil, err
+}
+
+// waitTurn is the waiting loop of wait. It returns the lease it took, or
+// a lease handed over to w (grant.ok; not yet registered), or an error.
+func (lk *Locker) waitTurn(ctx context.Context, q *waitq, w *waiter, o coord.LockOptions, tries int) (*lock, grant, error) {
+	b := lk.b
+	resource := q.resource
 	exhausted := func() bool { return o.Retries >= 0 && tries > o.Retries }
 	var timer *time.Timer
 	sleep := func(d time.Duration) <-chan time.Time {
@@ -384,72 +501,81 @@ func (lk *Locker) wait(ctx context.Context, resource string, o coord.LockOptions
 		return errors.Join(notAcquired(resource), b.checkOpen())
 	}
 
-	for {
+	// Not the head: wait for the turn; each RetryDelay without it counts
+	// as a try.
+	for waiting := true; waiting; {
 		select {
 		case <-w.turn:
+			waiting = false
+		case <-sleep(o.RetryDelay):
+			tries++
+			if exhausted() {
+				return nil, grant{}, notAcquired(resource)
+			}
+		case <-ctx.Done():
+			return nil, grant{}, stop()
+		case <-b.closing:
+			return nil, grant{}, stop()
+		}
+	}
+
+	// The head: make sure the wake-up subscription is in place before
+	// trying, so a release after the try is not missed.
+	var g grant
+	<-q.subscribed
+	if q.ready != nil {
+		b.waitReady(ctx, q.ready, max(o.RetryDelay, time.Millisecond))
+	}
+	if w.inherit > 0 {
+		// The previous head holds the lease: a try now would fail.
+		d := min(o.RetryDelay, w.inherit+time.Millisecond)
+		w.inherit = 0
+		select {
+		case g = <-w.grant:
+		case <-w.wake:
+		case <-sleep(d):
+		case <-ctx.Done():
+			return nil, grant{}, stop()
+		case <-b.closing:
+			return nil, grant{}, stop()
+		}
+	} else {
+		select {
+		case g = <-w.grant:
 		default:
-			// Not the head: wait for the turn; each RetryDelay without it
-			// counts as a try.
-			select {
-			case <-w.turn:
-				continue
-			case <-sleep(o.RetryDelay):
-				tries++
-				if exhausted() {
-					return nil, notAcquired(resource)
-				}
-				continue
-			case <-ctx.Done():
-				return nil, stop()
-			case <-b.closing:
-				return nil, stop()
-			}
 		}
-		// The head: make sure the wake-up subscription is in place before
-		// trying, so a release after the try is not missed.
-		<-q.subscribed
-		if q.ready != nil {
-			b.waitReady(ctx, q.ready, max(o.RetryDelay, time.Millisecond))
-		}
-		if w.inherit > 0 {
-			// The previous head holds the lease: a try now would fail.
-			d := min(o.RetryDelay, w.inherit+time.Millisecond)
-			w.inherit = 0
-			select {
-			case <-w.wake:
-			case <-sleep(d):
-			case <-ctx.Done():
-				return nil, stop()
-			case <-b.closing:
-				return nil, stop()
-			}
+	}
+	for {
+		if g.ok {
+			return nil, g, nil
 		}
 		select {
 		case <-w.wake: // drop a stale wake-up: the try below sees the state
 		default:
 		}
-		l, pttl, err := lk.try(ctx, resource, o, true)
-		if l != nil {
-			handoff = o.TTL
-		}
+		// After a release that yielded to other instances' waiters, try as
+		// a newcomer, which leaves the reserved lease to them.
+		l, pttl, err := lk.try(ctx, resource, o, !g.yielded)
 		if l != nil || err != nil {
-			return l, err
+			return l, grant{}, err
 		}
 		tries++
 		if exhausted() {
-			return nil, notAcquired(resource)
+			return nil, grant{}, notAcquired(resource)
 		}
 		d := o.RetryDelay
 		if pttl >= 0 && pttl+time.Millisecond < d {
 			d = pttl + time.Millisecond
 		}
+		g = grant{}
 		select {
+		case g = <-w.grant:
 		case <-w.wake:
 		case <-sleep(d):
 		case <-ctx.Done():
-			return nil, stop()
+			return nil, grant{}, stop()
 		case <-b.closing:
-			return nil, stop()
+			return nil, grant{}, stop()
 		}
 	}
 }
@@ -820,6 +946,9 @@ func (l *lock) Release(ctx context.Context) error {
 	if l.isReleased() {
 		return nil
 	}
+	if w, yield := l.lk.handoffTarget(l.resource); w != nil {
+		return l.handOff(ctx, w, yield)
+	}
 	b := l.lk.b
 	n, err := b.sc.lockRelease.Run(ctx, b.client, l.keys, l.tokenArg, b.keys.wakeChannel(l.key), b.idArg, b.handoffMs).Int64()
 	if err := b.fail(ctx, "release", err); err != nil {
@@ -831,6 +960,46 @@ func (l *lock) Release(ctx context.Context) error {
 	l.mu.Unlock()
 	if n == 1 {
 		l.lk.localWake(l.resource)
+		return nil
+	}
+	return l.heldErr("release", n)
+}
+
+// handOff releases the lease by handing it to w, a waiter of this
+// instance (lock_handoff.lua), and tells w the outcome. l.opMu is held.
+func (l *lock) handOff(ctx context.Context, w *waiter, yield bool) error {
+	lk := l.lk
+	b := lk.b
+	token := secret.LockToken()
+	y := "0"
+	if yield {
+		y = "1"
+	}
+	key, fenceKey := b.keys.lockKeys(l.resource)
+	start := time.Now()
+	n, err := b.sc.lockHandoff.Run(ctx, b.client, []string{key, fenceKey}, l.tokenArg, token, w.ttl.Milliseconds(),
+		y, b.keys.wakeChannel(key), b.idArg, b.handoffMs).Int64()
+	if err != nil {
+		// The outcome is unknown: the waiter's token may hold the lease.
+		lk.addOrphan(key, token, w.ttl)
+	}
+	g := grant{yielded: n == -2}
+	if err == nil && n > 0 {
+		g = grant{ok: true, token: token, fence: n, start: start}
+	}
+	lk.mu.Lock()
+	w.pending = false
+	w.grant <- g // never blocks: one handoff at a time, and w takes each
+	lk.mu.Unlock()
+	if err := b.fail(ctx, "release", err); err != nil {
+		return err
+	}
+	released := n > 0 || n == -2
+	l.mu.Lock()
+	l.released = l.released || released
+	l.finishLocked()
+	l.mu.Unlock()
+	if released {
 		return nil
 	}
 	return l.heldErr("release", n)

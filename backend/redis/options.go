@@ -28,6 +28,10 @@ const (
 	// DefaultHandoffWindow is how long a released lease with waiters stays
 	// reserved for them.
 	DefaultHandoffWindow = 50 * time.Millisecond
+	// DefaultLocalHandoffs is how many times in a row a release hands its
+	// lease straight to a waiter of the same instance before it yields to
+	// the waiters of other instances.
+	DefaultLocalHandoffs = 16
 )
 
 // Options configure a [Backend]. A nil *Options, like the zero value,
@@ -86,6 +90,17 @@ type Options struct {
 	// releaser does not win back the lease it hands over. Negative
 	// disables it. Default: [DefaultHandoffWindow].
 	HandoffWindow time.Duration
+
+	// LocalHandoffs bounds the local handoff: a Release with a waiter for
+	// the same resource on this Backend hands the lease straight to it in
+	// the release's own round trip (a new token and fence, the waiter's
+	// TTL), so a handoff costs one round trip instead of two. After that
+	// many handoffs in a row, a release yields: it wakes the other
+	// instances' waiters and, when one is listening, releases the lease
+	// to them (reserved for HandoffWindow) instead. Negative disables the
+	// local handoff (every release deletes the lease and wakes waiters).
+	// Default: [DefaultLocalHandoffs].
+	LocalHandoffs int
 
 	// OnStateChange, when set, is called with the new state each time the
 	// state of the command connection or the subscriber connection
@@ -157,6 +172,9 @@ func resolve(o *Options) (resolved, error) {
 	}
 	if r.HandoffWindow == 0 {
 		r.HandoffWindow = DefaultHandoffWindow
+	}
+	if r.LocalHandoffs == 0 {
+		r.LocalHandoffs = DefaultLocalHandoffs
 	}
 	if r.DegradedLatency <= 0 {
 		r.DegradedLatency = DefaultDegradedLatency
