@@ -1,6 +1,7 @@
 package memory
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/sha256"
@@ -56,11 +57,24 @@ type sessionStore struct {
 	heap           timeHeap[*sessionRec]
 	seq            uint64
 	oldest, newest *sessionRec
+	base           time.Time // set once, by the first init; see now
 }
 
 func (st *sessionStore) init() {
 	st.byKey = make(map[handleKey]*sessionRec)
 	st.byUser = make(map[string]map[*sessionRec]struct{})
+	if st.base.IsZero() {
+		st.base = time.Now()
+	}
+}
+
+// now returns the current time for expiry checks with one read of the
+// monotonic clock, where time.Now reads the wall clock too. Its monotonic
+// reading is exact, and expiry times carry one, so comparing them with it
+// is comparing monotonic readings, as with time.Now. Its wall clock is
+// base's plus the elapsed time: never store or return it.
+func (st *sessionStore) now() time.Time {
+	return st.base.Add(time.Since(st.base))
 }
 
 // insertLocked adds rec to every index.
@@ -165,14 +179,29 @@ func validToken(s string) bool {
 	if len(s) != n || s[:len(secret.SessionTokenPrefix)] != secret.SessionTokenPrefix {
 		return false
 	}
+	// Without a branch per character: ok keeps bit 0 while every
+	// character is in the alphabet, all collects the bits of every
+	// character to reject those from 128 up.
+	ok, all := uint64(1), byte(0)
 	for i := len(secret.SessionTokenPrefix); i < n; i++ {
-		if b64val(s[i]) < 0 {
-			return false
+		c := s[i]
+		set := uint64(b64Low)
+		if c >= 64 {
+			set = b64High
 		}
+		ok &= set >> (c & 63)
+		all |= c
 	}
 	// 43 characters carry 258 bits: the last two must be zero.
-	return b64val(s[n-1])&3 == 0
+	return ok&1 == 1 && all < 128 && b64val(s[n-1])&3 == 0
 }
+
+// The base64url alphabet as bit sets: b64Low of the characters below 64
+// ('-' and the digits), b64High of those from 64 to 127, bit c-64.
+const (
+	b64Low  = 1<<'-' | (1<<10-1)<<'0'
+	b64High = (1<<26-1)<<('A'-64) | 1<<('_'-64) | (1<<26-1)<<('a'-64)
+)
 
 func b64val(c byte) int {
 	switch {
@@ -220,8 +249,7 @@ func (rec *sessionRec) flatten() {
 // snapshot copies rec out, with token as its ID. All values share one
 // new buffer.
 func (rec *sessionRec) snapshot(token string) *coord.Session {
-	buf := make([]byte, len(rec.blob))
-	copy(buf, rec.blob)
+	buf := bytes.Clone(rec.blob) // not zeroed before the copy, unlike make
 	data := make(map[string]json.RawMessage, len(rec.keys))
 	for i, k := range rec.keys {
 		data[k] = json.RawMessage(buf[rec.offs[i]:rec.offs[i+1]:rec.offs[i+1]])
@@ -314,7 +342,7 @@ func (ss *SessionStore) Get(ctx context.Context, id string) (*coord.Session, err
 		return nil, err
 	}
 	st := &ss.n.hub.sessions
-	now := time.Now()
+	now := st.now()
 	st.mu.RLock()
 	defer st.mu.RUnlock()
 	rec := st.lookupRLocked(k, now)
@@ -433,7 +461,7 @@ func (ss *SessionStore) Exists(ctx context.Context, id string) (bool, error) {
 		return false, err
 	}
 	st := &ss.n.hub.sessions
-	now := time.Now()
+	now := st.now()
 	st.mu.RLock()
 	defer st.mu.RUnlock()
 	return st.lookupRLocked(k, now) != nil, nil
