@@ -222,14 +222,14 @@ func parseSession(fields map[string]string, token, handle string) (*coord.Sessio
 			}
 			continue
 		}
-		num, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || num < 0 {
+		num, ok := parseMillis(v)
+		if !ok {
 			return nil, malformedSession("field " + k + " is not a time")
 		}
 		*dst = num
 		seen++
 	}
-	if coord.ValidateName("user ID", sess.UserID) != nil || seen != 5 {
+	if !validName(sess.UserID) || seen != 5 {
 		return nil, malformedSession("missing or bad meta fields")
 	}
 	sess.CreatedAt, sess.LastAccessedAt, sess.ExpiresAt = time.UnixMilli(c), time.UnixMilli(a), time.UnixMilli(e)
@@ -557,50 +557,222 @@ func validName(s string) bool {
 	return true
 }
 
-// validJSON reports whether b is valid JSON, as json.Valid does, with fast
-// paths for the scalars sessions mostly hold.
-func validJSON(b []byte) bool {
-	switch {
-	case len(b) == 0:
-		return false
-	case b[0] == '"':
-		if len(b) >= 2 && b[len(b)-1] == '"' && plainString(b[1:len(b)-1]) {
-			return true
-		}
-	case b[0] == '-' || (b[0] >= '0' && b[0] <= '9'):
-		if plainInt(b) {
-			return true
-		}
-	case string(b) == "true" || string(b) == "false" || string(b) == "null":
-		return true
+// parseMillis parses a meta field's time (or duration) in milliseconds:
+// what strconv.ParseInt accepts, when it is not negative. Plain digits,
+// as the scripts write them, take a fast path.
+func parseMillis(v string) (int64, bool) {
+	if len(v) == 0 || len(v) > 18 {
+		return parseMillisSlow(v)
 	}
-	return json.Valid(b)
-}
-
-// plainString reports whether b, the inside of a JSON string, has no
-// escape, quote or control byte.
-func plainString(b []byte) bool {
-	for _, c := range b {
-		if c < 0x20 || c == '"' || c == '\\' {
-			return false
-		}
-	}
-	return true
-}
-
-// plainInt reports whether b is a JSON integer: an optional minus, then 0
-// or digits without a leading zero.
-func plainInt(b []byte) bool {
-	if b[0] == '-' {
-		b = b[1:]
-	}
-	if len(b) == 0 || (b[0] == '0' && len(b) > 1) {
-		return false
-	}
-	for _, c := range b {
+	var n int64
+	for i := 0; i < len(v); i++ {
+		c := v[i]
 		if c < '0' || c > '9' {
-			return false
+			return parseMillisSlow(v)
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
+
+func parseMillisSlow(v string) (int64, bool) {
+	n, err := strconv.ParseInt(v, 10, 64)
+	return n, err == nil && n >= 0
+}
+
+// validJSON reports whether b is valid JSON, as json.Valid does. A
+// scanner of its own accepts what sessions hold (scalars, and arrays and
+// objects of them, nested up to maxScanDepth); anything it does not accept
+// goes to json.Valid, which has the last word.
+func validJSON(b []byte) bool {
+	return scanJSON(b) || json.Valid(b)
+}
+
+// maxScanDepth bounds the nesting scanJSON follows (json.Valid allows
+// more; deeper values go to it).
+const maxScanDepth = 32
+
+// scanJSON reports whether b is one JSON value with optional whitespace
+// around it. It never accepts what json.Valid rejects; false means
+// invalid or not scanned (too deep).
+func scanJSON(b []byte) bool {
+	i, ok := scanValue(b, skipSpace(b, 0), 0)
+	return ok && skipSpace(b, i) == len(b)
+}
+
+// skipSpace returns the index of the first byte at or after i that is
+// not JSON whitespace.
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\n' || b[i] == '\r' || b[i] == '\t') {
+		i++
+	}
+	return i
+}
+
+// scanValue scans the JSON value starting at b[i] and returns the index
+// just past it.
+func scanValue(b []byte, i, depth int) (int, bool) {
+	if i >= len(b) {
+		return i, false
+	}
+	switch c := b[i]; c {
+	case '"':
+		return scanString(b, i)
+	case '[':
+		if depth >= maxScanDepth {
+			return i, false
+		}
+		i = skipSpace(b, i+1)
+		if i < len(b) && b[i] == ']' {
+			return i + 1, true
+		}
+		for {
+			var ok bool
+			if i, ok = scanValue(b, i, depth+1); !ok {
+				return i, false
+			}
+			if i = skipSpace(b, i); i >= len(b) {
+				return i, false
+			}
+			switch b[i] {
+			case ']':
+				return i + 1, true
+			case ',':
+				i = skipSpace(b, i+1)
+			default:
+				return i, false
+			}
+		}
+	case '{':
+		if depth >= maxScanDepth {
+			return i, false
+		}
+		i = skipSpace(b, i+1)
+		if i < len(b) && b[i] == '}' {
+			return i + 1, true
+		}
+		for {
+			if i >= len(b) || b[i] != '"' {
+				return i, false
+			}
+			var ok bool
+			if i, ok = scanString(b, i); !ok {
+				return i, false
+			}
+			if i = skipSpace(b, i); i >= len(b) || b[i] != ':' {
+				return i, false
+			}
+			if i, ok = scanValue(b, skipSpace(b, i+1), depth+1); !ok {
+				return i, false
+			}
+			if i = skipSpace(b, i); i >= len(b) {
+				return i, false
+			}
+			switch b[i] {
+			case '}':
+				return i + 1, true
+			case ',':
+				i = skipSpace(b, i+1)
+			default:
+				return i, false
+			}
+		}
+	case 't':
+		return scanWord(b, i, "true")
+	case 'f':
+		return scanWord(b, i, "false")
+	case 'n':
+		return scanWord(b, i, "null")
+	}
+	return scanNumber(b, i)
+}
+
+// scanWord scans the literal w at b[i].
+func scanWord(b []byte, i int, w string) (int, bool) {
+	if len(b)-i >= len(w) && string(b[i:i+len(w)]) == w {
+		return i + len(w), true
+	}
+	return i, false
+}
+
+// scanString scans the JSON string whose opening quote is b[i]. Like
+// json.Valid, it does not check that the bytes are UTF-8.
+func scanString(b []byte, i int) (int, bool) {
+	i++
+	for i < len(b) {
+		c := b[i]
+		if c >= 0x20 && c != '"' && c != '\\' {
+			i++
+			continue
+		}
+		switch {
+		case c == '"':
+			return i + 1, true
+		case c < 0x20 || i+1 >= len(b):
+			return i, false
+		}
+		switch b[i+1] {
+		case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			i += 2
+		case 'u':
+			if len(b)-i < 6 || !isHex(b[i+2]) || !isHex(b[i+3]) || !isHex(b[i+4]) || !isHex(b[i+5]) {
+				return i, false
+			}
+			i += 6
+		default:
+			return i, false
 		}
 	}
-	return true
+	return i, false
+}
+
+func isHex(c byte) bool {
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
+}
+
+// scanNumber scans the JSON number at b[i]: an optional minus, 0 or
+// digits without a leading zero, an optional fraction, an optional
+// exponent.
+func scanNumber(b []byte, i int) (int, bool) {
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i >= len(b):
+		return i, false
+	case b[i] == '0':
+		i++
+	case b[i] >= '1' && b[i] <= '9':
+		i = skipDigits(b, i+1)
+	default:
+		return i, false
+	}
+	if i < len(b) && b[i] == '.' {
+		j := skipDigits(b, i+1)
+		if j == i+1 {
+			return j, false
+		}
+		i = j
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		j := skipDigits(b, i)
+		if j == i {
+			return j, false
+		}
+		i = j
+	}
+	return i, true
+}
+
+// skipDigits returns the index of the first byte at or after i that is
+// not a decimal digit.
+func skipDigits(b []byte, i int) int {
+	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+		i++
+	}
+	return i
 }
