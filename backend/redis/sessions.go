@@ -73,11 +73,9 @@ func (s *Sessions) Create(ctx context.Context, userID string, data map[string]an
 	if err != nil {
 		return nil, err
 	}
-	args := make([]any, 0, 4+2*len(sets))
-	args = append(args, userID, "", ms(o.IdleTTL), ms(o.Lifetime))
-	for k, v := range sets {
-		args = append(args, "d:"+k, string(v))
-	}
+	args := make([]any, 4, 4+2*len(sets))
+	args[0], args[2], args[3] = userID, ms(o.IdleTTL), ms(o.Lifetime)
+	args = appendFields(args, sets)
 	for range 3 {
 		token := secret.SessionToken()
 		h := secret.Handle(token)
@@ -239,6 +237,25 @@ func parseSession(fields map[string]string, token, handle string) (*coord.Sessio
 	return sess, nil
 }
 
+// appendFields appends the hash fields and values of sets to args, as
+// []byte: the field names ("d:<key>") share one buffer, and the values
+// are passed as they are (go-redis writes a []byte argument as it
+// writes a string, without a string copy of each).
+func appendFields(args []any, sets map[string]json.RawMessage) []any {
+	n := 0
+	for k := range sets {
+		n += 2 + len(k)
+	}
+	names := make([]byte, 0, n)
+	for k, v := range sets {
+		start := len(names)
+		names = append(names, "d:"...)
+		names = append(names, k...)
+		args = append(args, names[start:len(names):len(names)], []byte(v))
+	}
+	return args
+}
+
 // Update merges data into the session in one script: HSET of the set
 // fields and HDEL of the nil ones. A missing session is not re-created.
 func (s *Sessions) Update(ctx context.Context, id string, data map[string]any) error {
@@ -253,9 +270,7 @@ func (s *Sessions) Update(ctx context.Context, id string, data map[string]any) e
 	}
 	args := make([]any, 0, 1+2*len(sets)+len(dels))
 	args = append(args, len(sets))
-	for k, v := range sets {
-		args = append(args, "d:"+k, string(v))
-	}
+	args = appendFields(args, sets)
 	for _, k := range dels {
 		args = append(args, "d:"+k)
 	}

@@ -15,17 +15,20 @@ local e = now + idle
 if x > 0 and e > x then
   e = x
 end
-redis.call('HSET', KEYS[1], '_u', ARGV[1], '_c', ms(now), '_a', ms(now), '_e', ms(e), '_x', ms(x), '_i', ms(idle))
-local i = 5
-while i <= #ARGV do -- one HSET per 500 fields (Lua's stack bounds unpack)
-  local j = math.min(i + 999, #ARGV)
+local nows, es = ms(now), ms(e)
+-- One HSET per 500 data fields (Lua's stack bounds unpack), the first
+-- with the meta fields.
+local j = math.min(#ARGV, 1004)
+redis.call('HSET', KEYS[1], '_u', ARGV[1], '_c', nows, '_a', nows, '_e', es, '_x', ms(x), '_i', ms(idle), unpack(ARGV, 5, j))
+while j < #ARGV do
+  local i = j + 1
+  j = math.min(i + 999, #ARGV)
   redis.call('HSET', KEYS[1], unpack(ARGV, i, j))
-  i = j + 1
 end
-redis.call('PEXPIREAT', KEYS[1], ms(e))
+redis.call('PEXPIREAT', KEYS[1], es)
 local m = ARGV[1] .. '\0' .. ARGV[2]
-redis.call('ZADD', EXP, ms(e), m)
+redis.call('ZADD', EXP, es, m)
 redis.call('ZADD', BYUSER, 0, m)
-redis.call('ZADD', CREATED, ms(now), m)
+redis.call('ZADD', CREATED, nows, m)
 redis.call('HINCRBY', USERS, ARGV[1], 1)
 return {1, now, e, x}
