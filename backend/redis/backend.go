@@ -23,7 +23,8 @@ type Backend struct {
 	opts   resolved
 	keys   keyspace
 	sc     *scripts
-	idArg  any // the instance ID, boxed once for script arguments
+	batch  *batcher // runs the lease scripts of concurrent callers together
+	idArg  any      // the instance ID, boxed once for script arguments
 
 	handoffMs any // the handoff window in milliseconds, for the release script
 
@@ -73,6 +74,7 @@ func New(client goredis.UniversalClient, opts *Options) (*Backend, error) {
 		opts:      r,
 		keys:      newKeyspace(r.Prefix),
 		sc:        loadScripts(),
+		batch:     &batcher{client: client, max: maxBatches},
 		closing:   make(chan struct{}),
 		closeDone: make(chan struct{}),
 		connSt:    coord.Disconnected,

@@ -190,7 +190,7 @@ func (lk *Locker) try(ctx context.Context, resource string, o coord.LockOptions,
 	if b.opts.LockReplicas > 0 {
 		res, acked, err = lk.acquireAndWait(rctx, keys, tokenArg, o.TTL.Milliseconds(), who)
 	} else {
-		res, err = b.sc.lockAcquire.Run(rctx, b.client, keys, tokenArg, o.TTL.Milliseconds(), who).Int64()
+		res, err = b.batch.run(rctx, b.sc.lockAcquire, keys, tokenArg, o.TTL.Milliseconds(), who).Int64()
 	}
 	if err != nil {
 		// The outcome is unknown (the server may run the script later,
@@ -950,7 +950,7 @@ func (l *lock) Release(ctx context.Context) error {
 		return l.handOff(ctx, w, yield)
 	}
 	b := l.lk.b
-	n, err := b.sc.lockRelease.Run(ctx, b.client, l.keys, l.tokenArg, b.keys.wakeChannel(l.key), b.idArg, b.handoffMs).Int64()
+	n, err := b.batch.run(ctx, b.sc.lockRelease, l.keys, l.tokenArg, b.keys.wakeChannel(l.key), b.idArg, b.handoffMs).Int64()
 	if err := b.fail(ctx, "release", err); err != nil {
 		return err
 	}
@@ -977,7 +977,7 @@ func (l *lock) handOff(ctx context.Context, w *waiter, yield bool) error {
 	}
 	key, fenceKey := b.keys.lockKeys(l.resource)
 	start := time.Now()
-	n, err := b.sc.lockHandoff.Run(ctx, b.client, []string{key, fenceKey}, l.tokenArg, token, w.ttl.Milliseconds(),
+	n, err := b.batch.run(ctx, b.sc.lockHandoff, []string{key, fenceKey}, l.tokenArg, token, w.ttl.Milliseconds(),
 		y, b.keys.wakeChannel(key), b.idArg, b.handoffMs).Int64()
 	if err != nil {
 		// The outcome is unknown: the waiter's token may hold the lease.
@@ -1023,7 +1023,7 @@ func (l *lock) Extend(ctx context.Context, ttl time.Duration) error {
 	}
 	b := l.lk.b
 	start := time.Now()
-	n, err := b.sc.lockExtend.Run(ctx, b.client, l.keys, l.tokenArg, ttl.Milliseconds()).Int64()
+	n, err := b.batch.run(ctx, b.sc.lockExtend, l.keys, l.tokenArg, ttl.Milliseconds()).Int64()
 	if err := b.fail(ctx, "extend", err); err != nil {
 		return err
 	}

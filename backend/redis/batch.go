@@ -1,0 +1,124 @@
+package redis
+
+import (
+	"context"
+	"slices"
+	"sync"
+
+	goredis "github.com/redis/go-redis/v9"
+)
+
+// batcher runs scripts for concurrent callers in shared pipelines (group
+// commit). A caller that finds fewer than max batches in flight sends its
+// own script at once, with whatever other callers queued meanwhile, in
+// one pipeline; a caller that finds max batches in flight queues, and the
+// first batch to come back makes the first queued caller send the queue.
+// With one caller at a time nothing waits and nothing changes; with many,
+// a round trip carries many scripts, which saves the client and the
+// server a write and a read (two system calls each) per script.
+type batcher struct {
+	client goredis.UniversalClient
+	max    int // batches in flight
+
+	mu      sync.Mutex
+	leaders int
+	queue   []*batchCall
+}
+
+type batchCall struct {
+	s    *goredis.Script
+	keys []string
+	args []any
+	cmd  *goredis.Cmd  // the result
+	done chan struct{} // for a queued call: closed when cmd is set or the call leads
+	lead bool          // the call sends the queue (set before done is closed)
+}
+
+// maxBatches is how many batches a Backend's batcher keeps in flight.
+const maxBatches = 2
+
+// run runs the script like [goredis.Script.Run], possibly in a pipeline
+// with other callers' scripts. A pipeline of several runs to completion
+// whatever the ctx of its callers does (the client's timeouts bound it);
+// a caller still queued when ctx ends leaves the queue and returns ctx's
+// error.
+func (bt *batcher) run(ctx context.Context, s *goredis.Script, keys []string, args ...any) *goredis.Cmd {
+	c := &batchCall{s: s, keys: keys, args: args}
+	bt.mu.Lock()
+	if bt.leaders < bt.max {
+		bt.leaders++
+		batch := append(bt.queue, c)
+		bt.queue = nil
+		bt.mu.Unlock()
+		bt.send(ctx, batch)
+		return c.cmd
+	}
+	c.done = make(chan struct{})
+	bt.queue = append(bt.queue, c)
+	bt.mu.Unlock()
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		bt.mu.Lock()
+		if i := slices.Index(bt.queue, c); i >= 0 {
+			bt.queue = slices.Delete(bt.queue, i, i+1)
+			bt.mu.Unlock()
+			cmd := goredis.NewCmd(ctx)
+			cmd.SetErr(ctx.Err())
+			return cmd
+		}
+		bt.mu.Unlock()
+		<-c.done // taken into a batch, or made to lead one
+	}
+	if c.lead {
+		bt.mu.Lock()
+		batch := append(bt.queue, c)
+		bt.queue = nil
+		bt.mu.Unlock()
+		bt.send(ctx, batch)
+	}
+	return c.cmd
+}
+
+// send runs batch, hands each caller its result, and passes the lead to
+// the first queued caller if any. bt.leaders counts this batch.
+func (bt *batcher) send(ctx context.Context, batch []*batchCall) {
+	if len(batch) == 1 {
+		// Alone: exactly a Script.Run with the caller's ctx.
+		c := batch[0]
+		c.cmd = c.s.Run(ctx, bt.client, c.keys, c.args...)
+	} else {
+		// The pipeline is everyone's: no caller's ctx may cut it short.
+		ctx = context.WithoutCancel(ctx)
+		cmds := make([]*goredis.Cmd, len(batch))
+		_, _ = bt.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
+			for i, c := range batch {
+				cmds[i] = c.s.EvalSha(ctx, p, c.keys, c.args...)
+			}
+			return nil
+		})
+		for i, c := range batch {
+			c.cmd = cmds[i]
+			if goredis.HasErrorPrefix(c.cmd.Err(), "NOSCRIPT") {
+				// Not cached on this server (flushed, or a failover):
+				// this one again, sending the script itself.
+				c.cmd = c.s.Run(ctx, bt.client, c.keys, c.args...)
+			}
+		}
+	}
+	bt.mu.Lock()
+	defer bt.mu.Unlock()
+	bt.leaders--
+	for _, c := range batch {
+		if c.done != nil && !c.lead {
+			close(c.done)
+		}
+	}
+	if len(bt.queue) > 0 && bt.leaders < bt.max {
+		bt.leaders++
+		next := bt.queue[0]
+		bt.queue = bt.queue[1:]
+		next.lead = true
+		close(next.done)
+	}
+}
