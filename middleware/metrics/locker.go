@@ -2,7 +2,6 @@ package metrics
 
 import (
 	"context"
-	"sync/atomic"
 	"time"
 
 	"github.com/cgn-bot/coord"
@@ -40,17 +39,16 @@ func (l *locker) Acquire(ctx context.Context, resource string, opts ...coord.Loc
 	start := m.clock.Now()
 	lk, err := l.next.Acquire(ctx, resource, opts...)
 	now := m.clock.Now()
-	d := now - start
-	m.observe(obs.LockAcquire, d, err)
-	c := m.acquire.get(resource)
-	if err != nil || lk == nil {
-		c.failed.Inc()
-		m.hist.lockWait(d, true)
+	noLease := err != nil || lk == nil
+	w := m.hist.acquire(now, now-start, err != nil, noLease, m.acquire.get(resource))
+	if err != nil {
+		m.errorsOf(obs.LockAcquire, obs.KindOf(err)).Inc()
+	}
+	if noLease {
 		return lk, err
 	}
-	c.acquired.Inc()
-	m.hist.lockWait(d, false)
-	return &lock{m: m, next: lk, start: now}, nil
+	w.m, w.next, w.start = m, lk, now // fields one by one: cheaper write barriers
+	return w, nil
 }
 
 func (l *locker) Locked(ctx context.Context, resource string) (held bool, err error) {
@@ -68,11 +66,16 @@ func (l *locker) Held() []coord.Lock { return l.next.Held() }
 // lock decorates one lease. It observes the hold time once, when the lease
 // ends: at a successful Release, or when Release, Extend or TTL find it
 // lost. A lease found lost also counts in lock_leases_lost_total.
+//
+// A pair of Acquire and Release reads the clock four times, at the start
+// and end of each: the end of Acquire also starts the hold time and the
+// end of Release ends it, so four is the fewest that time both operations
+// and the hold between them.
 type lock struct {
 	m     *Middleware
 	next  coord.Lock
-	start time.Duration // m.clock reading at acquisition
-	ended atomic.Bool   // the hold time was observed
+	start time.Duration // m.clock reading at acquisition; keys its shard
+	ended bool          // the hold time was observed; guarded by the shard's mutex
 }
 
 var _ coord.Lock = (*lock)(nil)
@@ -92,26 +95,16 @@ func (l *lock) Fence() int64          { return l.next.Fence() }
 func (l *lock) Done() <-chan struct{} { return l.next.Done() }
 
 func (l *lock) TTL(ctx context.Context) (time.Duration, error) {
-	m := l.m
-	start := m.clock.Now()
+	start := l.m.clock.Now()
 	ttl, err := l.next.TTL(ctx)
-	now := m.clock.Now()
-	m.observe(obs.LockTTL, now-start, err)
-	if obs.IsLeaseLost(err) {
-		l.end(now, true)
-	}
+	l.record(obs.LockTTL, start, err, obs.IsLeaseLost(err))
 	return ttl, err
 }
 
 func (l *lock) Extend(ctx context.Context, ttl time.Duration) error {
-	m := l.m
-	start := m.clock.Now()
+	start := l.m.clock.Now()
 	err := l.next.Extend(ctx, ttl)
-	now := m.clock.Now()
-	m.observe(obs.LockExtend, now-start, err)
-	if obs.IsLeaseLost(err) {
-		l.end(now, true)
-	}
+	l.record(obs.LockExtend, start, err, obs.IsLeaseLost(err))
 	return err
 }
 
@@ -119,23 +112,26 @@ func (l *lock) Extend(ctx context.Context, ttl time.Duration) error {
 // (ErrNotHeld or ErrExpired) counts it lost. Done is not consulted: a
 // backend may make its channel only when asked for it.
 func (l *lock) Release(ctx context.Context) error {
-	m := l.m
-	start := m.clock.Now()
+	start := l.m.clock.Now()
 	err := l.next.Release(ctx)
-	now := m.clock.Now()
-	m.observe(obs.LockRelease, now-start, err)
-	if lost := obs.IsLeaseLost(err); err == nil || lost || obs.KindOf(err) == obs.Closed {
-		l.end(now, lost)
-	}
+	lost := obs.IsLeaseLost(err)
+	l.record(obs.LockRelease, start, err, err == nil || lost || obs.KindOf(err) == obs.Closed)
 	return err
 }
 
-func (l *lock) end(now time.Duration, lost bool) {
-	if !l.ended.CompareAndSwap(false, true) {
+// record records op, started at start (a reading of the clock) and ending
+// now with err; ends says whether the lease ended with it. The call that
+// sees the lease end records its hold time and, when err says the lease
+// was lost, counts it lost.
+func (l *lock) record(op obs.Op, start time.Duration, err error, ends bool) {
+	m := l.m
+	now := m.clock.Now()
+	ended := m.hist.lease(l, op, now, now-start, err != nil, ends)
+	if err == nil {
 		return
 	}
-	l.m.hist.lockHold(now - l.start)
-	if lost {
-		l.m.leasesLost.Inc()
+	m.errorsOf(op, obs.KindOf(err)).Inc()
+	if ended && obs.IsLeaseLost(err) {
+		m.leasesLost.Inc()
 	}
 }

@@ -109,7 +109,7 @@ type Middleware struct {
 	sentSingle  prometheus.Counter
 	sentPattern prometheus.Counter
 	events      labelCache[prometheus.Counter]
-	acquire     labelCache[acquireCounters]
+	acquire     labelCache[int] // slots of the resource label (see histograms)
 
 	hist     *histograms
 	errs     *prometheus.CounterVec
@@ -147,12 +147,6 @@ func reasonOf(s string) int {
 		return reasonOverflow
 	}
 	return reasonOther
-}
-
-// acquireCounters are the two children of
-// distributed_lock_acquisitions_total for one resource label value.
-type acquireCounters struct {
-	acquired, failed prometheus.Counter
 }
 
 // New registers the metrics with reg and returns a Middleware that records
@@ -238,10 +232,6 @@ func New(reg prometheus.Registerer, opts *Options) (*Middleware, error) {
 		Namespace: ns, Name: "distributed_shard_events_sent_total",
 		Help: "Events published, by event.",
 	}, []string{"event"}))
-	acquisitions := register(&r, prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: ns, Name: "distributed_lock_acquisitions_total",
-		Help: "Lock acquisitions, by resource and status (acquired or failed).",
-	}, []string{"resource", "status"}))
 	errs := register(&r, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: ns, Name: "operation_errors_total",
 		Help: "Failed coord operations, by operation and error kind.",
@@ -287,15 +277,7 @@ func New(reg prometheus.Registerer, opts *Options) (*Middleware, error) {
 		}
 		return c
 	})
-	m.acquire.init(o.ResourceLabel, func(label string) acquireCounters {
-		ok, err1 := acquisitions.GetMetricWithLabelValues(label, "acquired")
-		failed, err2 := acquisitions.GetMetricWithLabelValues(label, "failed")
-		if err1 != nil || err2 != nil {
-			ok = acquisitions.WithLabelValues("invalid", "acquired")
-			failed = acquisitions.WithLabelValues("invalid", "failed")
-		}
-		return acquireCounters{acquired: ok, failed: failed}
-	})
+	m.acquire.init(o.ResourceLabel, hist.resourceSlot)
 	return m, nil
 }
 
