@@ -8,14 +8,16 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 )
 
-// batcher runs scripts for concurrent callers in shared pipelines (group
-// commit). A caller that finds fewer than max batches in flight sends its
-// own script at once, with whatever other callers queued meanwhile, in
-// one pipeline; a caller that finds max batches in flight queues, and the
-// first batch to come back makes the first queued caller send the queue.
-// With one caller at a time nothing waits and nothing changes; with many,
-// a round trip carries many scripts, which saves the client and the
-// server a write and a read (two system calls each) per script.
+// batcher runs the commands and scripts of concurrent callers in shared
+// pipelines (group commit). A caller that finds fewer than max batches in
+// flight sends its own command at once, with whatever other callers queued
+// meanwhile, in one pipeline; a caller that finds max batches in flight
+// queues, and the first batch to come back makes the first queued caller
+// send the queue. With one caller at a time nothing waits and nothing
+// changes; with many, a round trip carries many commands, which saves the
+// client and the server a write and a read (two system calls each) per
+// command. Only commands that are fine to pipeline go through it (no
+// blocking commands, no transactions).
 type batcher struct {
 	client goredis.UniversalClient
 	max    int // batches in flight
@@ -26,12 +28,13 @@ type batcher struct {
 }
 
 type batchCall struct {
-	s    *goredis.Script
-	keys []string
-	args []any
-	cmd  *goredis.Cmd  // the result
-	done chan struct{} // for a queued call: closed when cmd is set or the call leads
-	lead bool          // the call sends the queue (set before done is closed)
+	plain goredis.Cmder // a command; or:
+	s     *goredis.Script
+	keys  []string
+	args  []any
+	cmd   *goredis.Cmd  // the script's result
+	done  chan struct{} // for a queued call: closed when cmd is set or the call leads
+	lead  bool          // the call sends the queue (set before done is closed)
 }
 
 // maxBatches is how many batches a Backend's batcher keeps in flight.
@@ -44,6 +47,26 @@ const maxBatches = 2
 // error.
 func (bt *batcher) run(ctx context.Context, s *goredis.Script, keys []string, args ...any) *goredis.Cmd {
 	c := &batchCall{s: s, keys: keys, args: args}
+	if err := bt.call(ctx, c); err != nil {
+		c.cmd = goredis.NewCmd(ctx)
+		c.cmd.SetErr(err)
+	}
+	return c.cmd
+}
+
+// process runs cmd like [goredis.UniversalClient.Process], possibly in a
+// pipeline with other callers' commands (see run), and returns its error.
+func (bt *batcher) process(ctx context.Context, cmd goredis.Cmder) error {
+	if err := bt.call(ctx, &batchCall{plain: cmd}); err != nil {
+		cmd.SetErr(err)
+		return err
+	}
+	return cmd.Err()
+}
+
+// call runs c alone or in a batch. It returns an error only when c left
+// the queue unrun because ctx ended.
+func (bt *batcher) call(ctx context.Context, c *batchCall) error {
 	bt.mu.Lock()
 	if bt.leaders < bt.max {
 		bt.leaders++
@@ -51,7 +74,7 @@ func (bt *batcher) run(ctx context.Context, s *goredis.Script, keys []string, ar
 		bt.queue = nil
 		bt.mu.Unlock()
 		bt.send(ctx, batch)
-		return c.cmd
+		return nil
 	}
 	c.done = make(chan struct{})
 	bt.queue = append(bt.queue, c)
@@ -63,9 +86,7 @@ func (bt *batcher) run(ctx context.Context, s *goredis.Script, keys []string, ar
 		if i := slices.Index(bt.queue, c); i >= 0 {
 			bt.queue = slices.Delete(bt.queue, i, i+1)
 			bt.mu.Unlock()
-			cmd := goredis.NewCmd(ctx)
-			cmd.SetErr(ctx.Err())
-			return cmd
+			return ctx.Err()
 		}
 		bt.mu.Unlock()
 		<-c.done // taken into a batch, or made to lead one
@@ -77,27 +98,38 @@ func (bt *batcher) run(ctx context.Context, s *goredis.Script, keys []string, ar
 		bt.mu.Unlock()
 		bt.send(ctx, batch)
 	}
-	return c.cmd
+	return nil
 }
 
 // send runs batch, hands each caller its result, and passes the lead to
 // the first queued caller if any. bt.leaders counts this batch.
 func (bt *batcher) send(ctx context.Context, batch []*batchCall) {
 	if len(batch) == 1 {
-		// Alone: exactly a Script.Run with the caller's ctx.
+		// Alone: exactly what the caller would do, with its ctx.
 		c := batch[0]
-		c.cmd = c.s.Run(ctx, bt.client, c.keys, c.args...)
+		if c.plain != nil {
+			_ = bt.client.Process(ctx, c.plain)
+		} else {
+			c.cmd = c.s.Run(ctx, bt.client, c.keys, c.args...)
+		}
 	} else {
 		// The pipeline is everyone's: no caller's ctx may cut it short.
 		ctx = context.WithoutCancel(ctx)
 		cmds := make([]*goredis.Cmd, len(batch))
 		_, _ = bt.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
 			for i, c := range batch {
-				cmds[i] = c.s.EvalSha(ctx, p, c.keys, c.args...)
+				if c.plain != nil {
+					_ = p.Process(ctx, c.plain)
+				} else {
+					cmds[i] = c.s.EvalSha(ctx, p, c.keys, c.args...)
+				}
 			}
 			return nil
 		})
 		for i, c := range batch {
+			if c.plain != nil {
+				continue
+			}
 			c.cmd = cmds[i]
 			if goredis.HasErrorPrefix(c.cmd.Err(), "NOSCRIPT") {
 				// Not cached on this server (flushed, or a failover):

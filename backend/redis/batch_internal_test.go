@@ -13,9 +13,9 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 )
 
-// pipelineCounter counts the pipelines of more than one EVALSHA a client
-// sends (not those of its connection handshake), and the commands in
-// them.
+// pipelineCounter counts the pipelines of more than one EVALSHA or ECHO
+// a client sends (not those of its connection handshake), and the
+// commands in them.
 type pipelineCounter struct{ pipelines, cmds atomic.Int64 }
 
 func (pc *pipelineCounter) DialHook(next goredis.DialHook) goredis.DialHook { return next }
@@ -24,7 +24,7 @@ func (pc *pipelineCounter) ProcessHook(next goredis.ProcessHook) goredis.Process
 }
 func (pc *pipelineCounter) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []goredis.Cmder) error {
-		if len(cmds) > 1 && cmds[0].Name() == "evalsha" {
+		if len(cmds) > 1 && (cmds[0].Name() == "evalsha" || cmds[0].Name() == "echo") {
 			pc.pipelines.Add(1)
 			pc.cmds.Add(int64(len(cmds)))
 		}
@@ -34,8 +34,9 @@ func (pc *pipelineCounter) ProcessPipelineHook(next goredis.ProcessPipelineHook)
 
 var echoScript = goredis.NewScript(`return ARGV[1]`)
 
-// TestBatcher: concurrent callers share pipelines and each gets its own
-// result, also when the server lost its script cache meanwhile.
+// TestBatcher: concurrent callers of scripts and plain commands share
+// pipelines and each gets its own result, also when the server lost its
+// script cache meanwhile.
 func TestBatcher(t *testing.T) {
 	handoffServers(t, func(t *testing.T, opts func() *goredis.Options) {
 		ctx := t.Context()
@@ -69,7 +70,15 @@ func TestBatcher(t *testing.T) {
 						}
 					}
 					want := fmt.Sprintf("%d/%d", g, i)
-					got, err := bt.run(ctx, echoScript, []string{"k" + want}, want).Text()
+					var got string
+					var err error
+					if g%2 == 0 {
+						got, err = bt.run(ctx, echoScript, []string{"k" + want}, want).Text()
+					} else {
+						cmd := goredis.NewStringCmd(ctx, "echo", want)
+						err = bt.process(ctx, cmd)
+						got = cmd.Val()
+					}
 					if err != nil || got != want {
 						errs <- fmt.Errorf("caller %d run %d = %q, %v", g, i, got, err)
 						return
