@@ -207,9 +207,14 @@ func lockers(srv *server) (map[string]locker, func(), error) {
 		four = append(four, coordLocker{b.Locker()})
 	}
 	m[fmt.Sprintf("coord-%dinst", instances)] = four
-	protoC := srv.newClient()
-	clients = append(clients, protoC)
-	m["handoff-proto"] = newHandoffLocker(protoC)
+	plainC := srv.newClient()
+	clients = append(clients, plainC)
+	plain, err := coordredis.New(plainC, &coordredis.Options{Prefix: "bench:", LocalHandoffs: -1})
+	if err != nil {
+		return nil, nil, err
+	}
+	backends = append(backends, plain)
+	m["coord-nolocal"] = coordLocker{plain.Locker()}
 	closeAll := func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

@@ -115,9 +115,9 @@ func setup(ctx context.Context, srv *server, cfg config) ([]*test, func(), error
 				"retry every %v without limit), releases at once, and goes again. Handoff = from the release call to the acquisition "+
 				"by a different goroutine. Starved = a goroutine that never acquired or waited over %v once (a wait still running at "+
 				"the end counts, cut there). coord-%dinst: the goroutines spread over %d Backends (instances), %d on each; no target applies to it. "+
-				"handoff-proto: not coord but a prototype on raw go-redis of the fix proposed in docs/BENCHMARKS.md (a local FIFO "+
-				"queue, and the lease handed to the next local waiter in the release's round trip, with the fence INCR).", pollDelay, cfg.starve, instances, instances, g/instances),
-			contenders: append(lockNames[:len(lockNames):len(lockNames)], fmt.Sprintf("coord-%dinst", instances), "handoff-proto"), ops: rate("acq/s"),
+				"coord-nolocal: coord with the local handoff off (Options.LocalHandoffs -1: every release deletes the lease and wakes "+
+				"the next waiter, which takes it in a round trip of its own).", pollDelay, cfg.starve, instances, instances, g/instances),
+			contenders: append(lockNames[:len(lockNames):len(lockNames)], fmt.Sprintf("coord-%dinst", instances), "coord-nolocal"), ops: rate("acq/s"),
 			metrics: []metricDef{
 				{key: "acq/s", label: "acquisitions/s", ratio: true, worst: true, low: true},
 				{key: "wait p50", label: "wait p50 ms", ratio: true},
