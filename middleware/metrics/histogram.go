@@ -5,7 +5,6 @@ import (
 	"math"
 	"math/bits"
 	"runtime"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -76,7 +75,8 @@ type shard struct {
 	hold hist
 	acq  [][2]uint64 // acquisitions by resource label slot and status
 
-	leases []lock // wrappers not handed out yet (see acquire)
+	leases []lock // a block of wrappers, handed out in order (see acquire)
+	used   int    // how many of leases were handed out
 
 	_ [64]byte // keeps the next shard's mutex off this one's cache lines
 }
@@ -199,10 +199,11 @@ func (h *histograms) acquire(now, d time.Duration, failed, noLease bool, slot in
 	}
 	s.acq[slot][st]++
 	if !noLease {
-		if len(s.leases) == 0 {
-			s.leases = make([]lock, leaseBlock)
+		if s.used == len(s.leases) {
+			s.leases, s.used = make([]lock, leaseBlock), 0
 		}
-		l, s.leases = &s.leases[0], s.leases[1:]
+		l = &s.leases[s.used]
+		s.used++
 	}
 	s.mu.Unlock()
 	return l
@@ -222,7 +223,8 @@ func (h *histograms) resourceSlot(label string) int {
 	}
 	i := len(h.slotOf)
 	h.slotOf[label] = i
-	labels := append(slices.Clip(*h.labels.Load()), label)
+	// Appending in place is safe: readers read only below their length.
+	labels := append(*h.labels.Load(), label)
 	h.labels.Store(&labels)
 	return i
 }
