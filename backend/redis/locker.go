@@ -45,8 +45,8 @@ import (
 // lease it hands over, on this instance or elsewhere. Every instance's
 // head is woken by a release (there is no queue in Redis), and the
 // holder's expiry bounds every wait. In a Cluster, PUBLISH counts only
-// the subscribers of the node it ran on, so the reservation is made less
-// often there.
+// the subscribers of the node it ran on, so the reservation is made, and
+// a local handoff yields, less often there.
 //
 // A Locker is safe for concurrent use by multiple goroutines.
 type Locker struct {
