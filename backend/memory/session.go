@@ -161,21 +161,51 @@ type SessionStore struct{ n *Node }
 
 // keyOf checks the shape of a session token and returns its key.
 func keyOf(token string) (handleKey, error) {
-	var k handleKey
 	if !validToken(token) {
-		return k, fmt.Errorf("%w: malformed session token", coord.ErrInvalid)
+		return handleKey{}, errMalformed()
 	}
-	var buf [64]byte
+	k, _ := lookupKey(token)
+	return k, nil
+}
+
+// tokenLen is the length of a session token.
+const tokenLen = len(secret.SessionTokenPrefix) + 43
+
+// lookupKey returns the key of a token of the right length without
+// checking its characters, for a lookup: a token whose key finds a
+// session is one the store issued (a key is 128 bits of its SHA-256), so
+// it is well formed, and only a lookup that finds nothing needs
+// validToken to tell a malformed token from a missing session (see
+// notFound). ok is false for a token of another length.
+func lookupKey(token string) (k handleKey, ok bool) {
+	if len(token) != tokenLen {
+		return k, false
+	}
+	var buf [tokenLen]byte
 	sum := sha256.Sum256(buf[:copy(buf[:], token)])
 	copy(k[:], sum[:16])
-	return k, nil
+	return k, true
+}
+
+// notFound returns the error of a lookup of token (see lookupKey) that
+// found no live session: [coord.ErrInvalid] for a malformed token,
+// [coord.ErrNotFound] otherwise.
+func notFound(token string) error {
+	if !validToken(token) {
+		return errMalformed()
+	}
+	return errNoSession()
+}
+
+func errMalformed() error {
+	return fmt.Errorf("%w: malformed session token", coord.ErrInvalid)
 }
 
 // validToken is [secret.ValidSessionToken] without its allocation: the
 // prefix, then 43 characters of unpadded base64url whose unused low bits
 // are zero, as a strict decoder requires.
 func validToken(s string) bool {
-	const n = len(secret.SessionTokenPrefix) + 43
+	const n = tokenLen
 	if len(s) != n || s[:len(secret.SessionTokenPrefix)] != secret.SessionTokenPrefix {
 		return false
 	}
@@ -332,13 +362,17 @@ func (st *sessionStore) lookupRLocked(k handleKey, now time.Time) *sessionRec {
 	return rec
 }
 
-// Get returns the session with token id without touching it.
+// Get returns the session with token id without touching it. It checks
+// the token's shape only when the lookup finds nothing (see lookupKey).
 func (ss *SessionStore) Get(ctx context.Context, id string) (*coord.Session, error) {
-	k, err := keyOf(id)
-	if err != nil {
-		return nil, err
+	k, ok := lookupKey(id)
+	if !ok {
+		return nil, errMalformed()
 	}
 	if err := ss.check("Get"); err != nil {
+		if !validToken(id) {
+			return nil, errMalformed()
+		}
 		return nil, err
 	}
 	st := &ss.n.hub.sessions
@@ -347,7 +381,7 @@ func (ss *SessionStore) Get(ctx context.Context, id string) (*coord.Session, err
 	defer st.mu.RUnlock()
 	rec := st.lookupRLocked(k, now)
 	if rec == nil {
-		return nil, errNoSession()
+		return nil, notFound(id)
 	}
 	return rec.snapshot(id), nil
 }
