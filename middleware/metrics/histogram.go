@@ -186,8 +186,9 @@ func (h *histograms) op(op obs.Op, d time.Duration, failed bool) {
 // resource label slot (failed when it gave no lease). now keys the shard,
 // the one the lease's later records use. When the Acquire gave a lease it
 // returns a new wrapper for it, taken from a block of the shard's: one
-// allocation serves leaseBlock leases, and a block lives until none of
-// its wrappers is referenced any more.
+// allocation serves leaseBlock leases. A block, and the decorated Locks
+// its wrappers hold, live until none of its wrappers is referenced: a
+// lease kept for long keeps at most leaseBlock-1 released ones in memory.
 func (h *histograms) acquire(now, d time.Duration, failed, noLease bool, slot int) *lock {
 	var l *lock
 	st := result(noLease)
