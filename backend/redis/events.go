@@ -16,10 +16,11 @@ import (
 // message's "event" field. It is safe for concurrent use by multiple
 // goroutines.
 type Events struct {
-	b *Backend
+	b    *Backend
+	head []byte // envelopeHead of the instance ID
 
-	mu   sync.Mutex
-	subs map[string]map[*evSub]struct{} // by topic
+	mu   sync.Mutex                          // serializes changes to subs
+	subs atomic.Pointer[map[string][]*evSub] // by topic; copied on change, read without mu
 	wg   sync.WaitGroup
 
 	published, received, dropped, malformed, panics atomic.Uint64
@@ -33,7 +34,25 @@ type evSub struct {
 }
 
 func newEvents(b *Backend) *Events {
-	return &Events{b: b, subs: map[string]map[*evSub]struct{}{}}
+	e := &Events{b: b, head: envelopeHead(b.opts.InstanceID)}
+	e.subs.Store(&map[string][]*evSub{})
+	return e
+}
+
+// updateLocked replaces the subscriptions of topic by what change returns for
+// them. e.mu is held.
+func (e *Events) updateLocked(topic string, change func([]*evSub) []*evSub) {
+	old := *e.subs.Load()
+	m := make(map[string][]*evSub, len(old)+1)
+	for k, v := range old {
+		m[k] = v
+	}
+	if subs := change(old[topic]); len(subs) > 0 {
+		m[topic] = subs
+	} else {
+		delete(m, topic)
+	}
+	e.subs.Store(&m)
 }
 
 // As forwards to [Backend.As].
@@ -49,11 +68,11 @@ func (e *Events) Publish(ctx context.Context, topic string, payload any) error {
 	if err := coord.ValidateName("topic", topic); err != nil {
 		return err
 	}
-	raw, err := coord.EncodePayload(payload, b.opts.MaxPayload)
+	raw, err := encodePayload(payload, b.opts.MaxPayload)
 	if err != nil {
 		return err
 	}
-	msg := encodeEvent(b.opts.InstanceID, topic, raw, time.Now())
+	msg := encodeMessage(e.head, fieldEvent, topic, fieldPayload, raw, time.Now())
 	if err := b.fail(ctx, "publish event", b.publish(ctx, b.keys.chEvent, msg)); err != nil {
 		return err
 	}
@@ -91,12 +110,15 @@ func (e *Events) Subscribe(ctx context.Context, topic string, fn func(coord.Even
 	}
 	s.onExit = func() {
 		e.mu.Lock()
-		if m := e.subs[topic]; m != nil {
-			delete(m, s)
-			if len(m) == 0 {
-				delete(e.subs, topic)
+		e.updateLocked(topic, func(old []*evSub) []*evSub {
+			subs := make([]*evSub, 0, len(old))
+			for _, o := range old {
+				if o != s {
+					subs = append(subs, o)
+				}
 			}
-		}
+			return subs
+		})
 		e.mu.Unlock()
 		if !b.closed.Load() {
 			b.sub.release(b.keys.chEvent)
@@ -108,12 +130,9 @@ func (e *Events) Subscribe(ctx context.Context, topic string, fn func(coord.Even
 		b.sub.release(b.keys.chEvent)
 		return nil, b.checkOpen()
 	}
-	m := e.subs[topic]
-	if m == nil {
-		m = map[*evSub]struct{}{}
-		e.subs[topic] = m
-	}
-	m[s] = struct{}{}
+	e.updateLocked(topic, func(old []*evSub) []*evSub {
+		return append(old[:len(old):len(old)], s)
+	})
 	s.start(ctx, &e.wg)
 	e.mu.Unlock()
 	if !b.waitReady(ctx, ready, subscribeWait) {
@@ -134,7 +153,8 @@ func (e *Events) Stats() coord.EventStats {
 }
 
 // deliver decodes a message from the event channel and queues it for each
-// subscription of its topic.
+// subscription of its topic. It runs on the subscriber loop, the only
+// caller, and takes no lock but the queues'.
 func (e *Events) deliver(payload string) {
 	ev, err := decodeEvent(payload)
 	if err != nil {
@@ -142,9 +162,8 @@ func (e *Events) deliver(payload string) {
 		return
 	}
 	self := e.b.opts.InstanceID
-	matched := false
-	e.mu.Lock()
-	for s := range e.subs[ev.Topic] {
+	matched, queued := false, false
+	for _, s := range (*e.subs.Load())[ev.Topic] {
 		if ev.InstanceID == self && !s.opts.IncludeOwn {
 			continue
 		}
@@ -152,23 +171,22 @@ func (e *Events) deliver(payload string) {
 		if matched { // the first subscriber gets the decoded payload, the others a copy
 			v.Payload = append(json.RawMessage(nil), ev.Payload...)
 		}
-		s.push(v)
 		matched = true
+		if s.push(v) {
+			queued = true
+		}
 	}
-	e.mu.Unlock()
-	if matched {
+	if queued {
 		e.received.Add(1)
 	}
 }
 
 // shutdown ends every subscription and waits for their goroutines.
 func (e *Events) shutdown() {
-	e.mu.Lock()
+	e.mu.Lock() // a Subscribe that saw the Backend open has added its subscription
 	var subs []*evSub
-	for _, m := range e.subs {
-		for s := range m {
-			subs = append(subs, s)
-		}
+	for _, m := range *e.subs.Load() {
+		subs = append(subs, m...)
 	}
 	e.mu.Unlock()
 	for _, s := range subs {

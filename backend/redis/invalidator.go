@@ -22,10 +22,11 @@ const subscribeWait = 5 * time.Second
 // Backend's subscriber connection. It is safe for concurrent use by
 // multiple goroutines.
 type Invalidator struct {
-	b *Backend
+	b    *Backend
+	head []byte // envelopeHead of the instance ID
 
-	mu   sync.Mutex
-	subs map[*invSub]struct{}
+	mu   sync.Mutex                // serializes changes to subs
+	subs atomic.Pointer[[]*invSub] // copied on change, read without mu
 	wg   sync.WaitGroup
 
 	sent, received, dropped, purges, malformed, panics atomic.Uint64
@@ -37,7 +38,32 @@ type invSub struct {
 }
 
 func newInvalidator(b *Backend) *Invalidator {
-	return &Invalidator{b: b, subs: map[*invSub]struct{}{}}
+	i := &Invalidator{b: b, head: envelopeHead(b.opts.InstanceID)}
+	i.subs.Store(&[]*invSub{})
+	return i
+}
+
+// addLocked adds s to the subscriptions. i.mu is held.
+func (i *Invalidator) addLocked(s *invSub) {
+	old := *i.subs.Load()
+	subs := make([]*invSub, len(old), len(old)+1)
+	copy(subs, old)
+	subs = append(subs, s)
+	i.subs.Store(&subs)
+}
+
+// remove takes s out of the subscriptions.
+func (i *Invalidator) remove(s *invSub) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	old := *i.subs.Load()
+	subs := make([]*invSub, 0, len(old))
+	for _, o := range old {
+		if o != s {
+			subs = append(subs, o)
+		}
+	}
+	i.subs.Store(&subs)
 }
 
 // As forwards to [Backend.As].
@@ -69,11 +95,11 @@ func (i *Invalidator) publish(ctx context.Context, key string, meta any, pattern
 	} else if err := coord.ValidateName("key", key); err != nil {
 		return err
 	}
-	raw, err := coord.EncodePayload(meta, b.opts.MaxPayload)
+	raw, err := encodePayload(meta, b.opts.MaxPayload)
 	if err != nil {
 		return err
 	}
-	msg := encodeInvalidation(b.opts.InstanceID, key, raw, time.Now())
+	msg := encodeMessage(i.head, fieldCacheKey, key, fieldMetadata, raw, time.Now())
 	if err := b.fail(ctx, "publish invalidation", b.publish(ctx, ch, msg)); err != nil {
 		return err
 	}
@@ -119,9 +145,7 @@ func (i *Invalidator) Subscribe(ctx context.Context, fn func(coord.Invalidation)
 		return nil, err
 	}
 	s.onExit = func() {
-		i.mu.Lock()
-		delete(i.subs, s)
-		i.mu.Unlock()
+		i.remove(s)
 		if !b.closed.Load() {
 			b.sub.release(b.keys.chInvalidate)
 			b.sub.release(b.keys.chPattern)
@@ -134,7 +158,7 @@ func (i *Invalidator) Subscribe(ctx context.Context, fn func(coord.Invalidation)
 		b.sub.release(b.keys.chPattern)
 		return nil, b.checkOpen()
 	}
-	i.subs[s] = struct{}{}
+	i.addLocked(s)
 	s.start(ctx, &i.wg)
 	i.mu.Unlock()
 	if !b.waitReady(ctx, r1, subscribeWait) || !b.waitReady(ctx, r2, subscribeWait) {
@@ -170,7 +194,8 @@ func (s *invSub) covers(inv coord.Invalidation, self string) bool {
 }
 
 // deliver decodes a message from an invalidation channel and queues it
-// for each subscription it is for.
+// for each subscription it is for. It runs on the subscriber loop, the
+// only caller, and takes no lock but the queues'.
 func (i *Invalidator) deliver(payload string, pattern bool) {
 	inv, err := decodeInvalidation(payload, pattern)
 	if err != nil {
@@ -178,40 +203,36 @@ func (i *Invalidator) deliver(payload string, pattern bool) {
 		return
 	}
 	self := i.b.opts.InstanceID
-	matched := false
-	i.mu.Lock()
-	for s := range i.subs {
-		if s.covers(inv, self) {
-			v := inv
-			if matched && len(v.Metadata) > 0 { // the first subscriber gets the decoded metadata, the others a copy
-				v.Metadata = append(json.RawMessage(nil), v.Metadata...)
-			}
-			s.push(v)
-			matched = true
+	matched, queued := false, false
+	for _, s := range *i.subs.Load() {
+		if !s.covers(inv, self) {
+			continue
+		}
+		v := inv
+		if matched && len(v.Metadata) > 0 { // the first subscriber gets the decoded metadata, the others a copy
+			v.Metadata = append(json.RawMessage(nil), v.Metadata...)
+		}
+		matched = true
+		if s.push(v) {
+			queued = true
 		}
 	}
-	i.mu.Unlock()
-	if matched {
+	if queued {
 		i.received.Add(1)
 	}
 }
 
 // purgeAll queues a PurgeAll for every subscription.
 func (i *Invalidator) purgeAll(reason string) {
-	i.mu.Lock()
-	defer i.mu.Unlock()
-	for s := range i.subs {
+	for _, s := range *i.subs.Load() {
 		s.pushPurge(reason)
 	}
 }
 
 // shutdown ends every subscription and waits for their goroutines.
 func (i *Invalidator) shutdown() {
-	i.mu.Lock()
-	subs := make([]*invSub, 0, len(i.subs))
-	for s := range i.subs {
-		subs = append(subs, s)
-	}
+	i.mu.Lock() // a Subscribe that saw the Backend open has added its subscription
+	subs := *i.subs.Load()
 	i.mu.Unlock()
 	for _, s := range subs {
 		s.Unsubscribe()

@@ -20,6 +20,11 @@ type subCounters struct {
 // ends in a counted full purge, never a silent skip, and what was queued
 // before the drop is still delivered. The queue holds at most its length
 // plus that one PurgeAll.
+//
+// The queue is a ring that grows on demand up to that size. A push that
+// finds the goroutine parked on an empty queue hands the item over
+// through a channel, which wakes it; pushes that find it running add to
+// the ring under the mutex and do nothing more.
 type subscription[T any] struct {
 	limit   int
 	handler func(T)
@@ -29,11 +34,13 @@ type subscription[T any] struct {
 	onPanic func(any)
 
 	mu      sync.Mutex
-	queue   []T // items queue[head:]; the slots before head are free
-	head    int
+	ring    []T // items ring[head], ring[head+1], ... (mod len), n of them
+	head, n int
+	idle    bool // the ring is empty and the goroutine parked on hand (or about to be)
 	stopped bool
-	notify  chan struct{}
-	done    chan struct{}
+	halted  atomic.Bool   // stopped, for the goroutine to read without mu
+	hand    chan T        // buffered 1: the item for the parked goroutine, or a zero value when stopped
+	done    chan struct{} // closed when the goroutine has returned
 
 	stopCtx func() bool
 	onExit  func() // runs on the goroutine before done is closed
@@ -44,7 +51,7 @@ func newSubscription[T any](limit int, handler func(T), cnt subCounters) *subscr
 		limit:   limit,
 		handler: handler,
 		cnt:     cnt,
-		notify:  make(chan struct{}, 1),
+		hand:    make(chan T, 1),
 		done:    make(chan struct{}),
 	}
 }
@@ -58,11 +65,16 @@ func (s *subscription[T]) start(ctx context.Context, wg *sync.WaitGroup) {
 	s.mu.Unlock()
 }
 
-func (s *subscription[T]) signal() {
-	select {
-	case s.notify <- struct{}{}:
-	default:
+// handLocked hands v to the goroutine when it is parked on an empty
+// ring, and reports whether it did; it unlocks s.mu then. s.mu is held.
+func (s *subscription[T]) handLocked(v T) bool {
+	if !s.idle {
+		return false
 	}
+	s.idle = false
+	s.mu.Unlock()
+	s.hand <- v // never blocks: one item per park, taken before the next
+	return true
 }
 
 // push queues v; it reports whether v was queued.
@@ -72,8 +84,11 @@ func (s *subscription[T]) push(v T) bool {
 		s.mu.Unlock()
 		return false
 	}
+	if s.handLocked(v) {
+		return true
+	}
 	ok := true
-	if len(s.queue)-s.head >= s.limit {
+	if s.n >= s.limit {
 		ok = false
 		s.cnt.dropped.Add(1)
 		if s.purge != nil {
@@ -83,7 +98,6 @@ func (s *subscription[T]) push(v T) bool {
 		s.appendLocked(v)
 	}
 	s.mu.Unlock()
-	s.signal()
 	return ok
 }
 
@@ -94,30 +108,63 @@ func (s *subscription[T]) pushPurge(reason string) {
 		s.mu.Unlock()
 		return
 	}
+	if s.handLocked(s.purge(reason)) {
+		return
+	}
 	s.queuePurgeLocked(reason)
 	s.mu.Unlock()
-	s.signal()
 }
 
 // queuePurgeLocked appends a PurgeAll unless the last item queued is one
 // (it covers everything before its delivery), even to a full queue.
 func (s *subscription[T]) queuePurgeLocked(reason string) {
-	if n := len(s.queue); n > s.head && s.isPurge(s.queue[n-1]) {
+	if s.n > 0 && s.isPurge(s.ring[(s.head+s.n-1)%len(s.ring)]) {
 		return
 	}
 	s.appendLocked(s.purge(reason))
 }
 
-// appendLocked appends v, reusing the free slots at the front before the
-// backing array would grow.
+// appendLocked appends v, growing the ring when it is full (by doubling,
+// up to the most the queue can hold: limit items and one PurgeAll).
 func (s *subscription[T]) appendLocked(v T) {
-	if len(s.queue) == cap(s.queue) && s.head > 0 {
-		n := copy(s.queue, s.queue[s.head:])
-		clear(s.queue[n:])
-		s.queue = s.queue[:n]
+	if s.n == len(s.ring) {
+		size := max(min(2*len(s.ring), s.limit+1), 8, s.n+1)
+		ring := make([]T, size)
+		k := copy(ring, s.ring[s.head:])
+		copy(ring[k:], s.ring[:s.head])
+		s.ring, s.head = ring, 0
+	}
+	i := s.head + s.n
+	if i >= len(s.ring) {
+		i -= len(s.ring)
+	}
+	s.ring[i] = v
+	s.n++
+}
+
+// next takes the first item, parking the goroutine while the queue is
+// empty; ok is false once the subscription has stopped.
+func (s *subscription[T]) next() (v T, ok bool) {
+	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		return v, false
+	}
+	if s.n == 0 {
+		s.idle = true
+		s.mu.Unlock()
+		v = <-s.hand
+		return v, !s.halted.Load()
+	}
+	var zero T
+	v, s.ring[s.head] = s.ring[s.head], zero
+	s.head++
+	if s.head == len(s.ring) {
 		s.head = 0
 	}
-	s.queue = append(s.queue, v)
+	s.n--
+	s.mu.Unlock()
+	return v, true
 }
 
 func (s *subscription[T]) run() {
@@ -128,24 +175,10 @@ func (s *subscription[T]) run() {
 		}
 	}()
 	for {
-		s.mu.Lock()
-		for len(s.queue) == s.head && !s.stopped {
-			s.mu.Unlock()
-			<-s.notify
-			s.mu.Lock()
-		}
-		if s.stopped {
-			s.mu.Unlock()
+		v, ok := s.next()
+		if !ok {
 			return
 		}
-		v := s.queue[s.head]
-		var zero T
-		s.queue[s.head] = zero
-		s.head++
-		if s.head == len(s.queue) {
-			s.queue, s.head = s.queue[:0], 0
-		}
-		s.mu.Unlock()
 		if s.isPurge != nil && s.isPurge(v) {
 			s.cnt.purges.Add(1)
 		}
@@ -174,13 +207,19 @@ func (s *subscription[T]) Unsubscribe() {
 		return
 	}
 	s.stopped = true
-	s.queue, s.head = nil, 0
+	s.halted.Store(true)
+	s.ring, s.head, s.n = nil, 0, 0
+	wake := s.idle
+	s.idle = false
 	stop := s.stopCtx
 	s.mu.Unlock()
 	if stop != nil {
 		stop()
 	}
-	s.signal()
+	if wake {
+		var zero T
+		s.hand <- zero // never blocks: nothing was handed since the goroutine parked
+	}
 }
 
 // Done returns a channel closed when the subscription has ended and its

@@ -21,6 +21,30 @@ import (
 
 var errMalformed = errors.New("malformed message")
 
+// nullPayload is the encoding of a nil payload. It is only ever copied
+// into a message, never handed out.
+var nullPayload = json.RawMessage("null")
+
+// encodePayload is [coord.EncodePayload] (same result, same errors) with
+// two shortcuts on the publish path: nil is null, and what json.Marshal
+// returns is already valid compact JSON, so it is not checked and
+// compacted again. A json.RawMessage, and every error, go through
+// coord.EncodePayload.
+func encodePayload(v any, max int) (json.RawMessage, error) {
+	switch v.(type) {
+	case nil:
+		if len(nullPayload) <= max {
+			return nullPayload, nil
+		}
+	case json.RawMessage:
+	default:
+		if raw, err := json.Marshal(v); err == nil && len(raw) <= max {
+			return raw, nil
+		}
+	}
+	return coord.EncodePayload(v, max)
+}
+
 // appendJSONString appends s as a JSON string.
 func appendJSONString(dst []byte, s string) []byte {
 	if plainJSONString(s) {
@@ -35,20 +59,35 @@ func appendJSONString(dst []byte, s string) []byte {
 // plainJSONString reports whether s is valid UTF-8 that needs no escape
 // inside a JSON string.
 func plainJSONString(s string) bool {
+	ascii := true
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == '"' || c == '\\' {
+		c := s[i]
+		if c < 0x20 || c == '"' || c == '\\' {
 			return false
 		}
+		if c >= utf8.RuneSelf {
+			ascii = false
+		}
 	}
-	return utf8.ValidString(s)
+	return ascii || utf8.ValidString(s)
 }
+
+// The separators fastEnvelope looks for after the instance ID (sep1) and
+// after the first value (sep2).
+const (
+	sepCacheKey = fieldCacheKey + `"`
+	sepMetadata = fieldMetadata
+	sepEvent    = fieldEvent + `"`
+	sepPayload  = fieldPayload
+)
 
 // fastEnvelope parses a message laid out exactly as coord and the Node
 // design write it: {"instanceId":"<id>","<k1>":"<v1>","<k2>":<raw JSON>,
-// "timestamp":<digits>}, with strings that need no unescaping. ok is
-// false for anything else, which the caller then parses with
-// encoding/json (same result, slower).
-func fastEnvelope(msg, k1, k2 string) (id, v1 string, raw []byte, ts int64, ok bool) {
+// "timestamp":<digits>}, with strings that need no unescaping; sep1 is
+// `,"<k1>":"` and sep2 `,"<k2>":`. ok is false for anything else, which
+// the caller then parses with encoding/json (same result, slower). id and
+// v1 are valid UTF-8 without control bytes below 0x20.
+func fastEnvelope(msg, sep1, sep2 string) (id, v1 string, raw []byte, ts int64, ok bool) {
 	rest, ok := strings.CutPrefix(msg, `{"instanceId":"`)
 	if !ok {
 		return
@@ -57,29 +96,53 @@ func fastEnvelope(msg, k1, k2 string) (id, v1 string, raw []byte, ts int64, ok b
 	if !ok {
 		return
 	}
-	if rest, ok = strings.CutPrefix(rest, `,"`+k1+`":"`); !ok {
+	if rest, ok = strings.CutPrefix(rest, sep1); !ok {
 		return
 	}
 	if v1, rest, ok = cutPlain(rest); !ok {
 		return
 	}
-	if rest, ok = strings.CutPrefix(rest, `,"`+k2+`":`); !ok {
+	if rest, ok = strings.CutPrefix(rest, sep2); !ok {
 		return
 	}
-	i := strings.LastIndex(rest, `,"timestamp":`)
-	if i < 0 || !strings.HasSuffix(rest, "}") {
+	// The end: `,"timestamp":`, an integer as JSON writes it (of at most
+	// 18 digits: larger ones go to encoding/json), and the closing brace.
+	end := len(rest) - 1
+	if end < 0 || rest[end] != '}' {
 		return "", "", nil, 0, false
 	}
-	digits := rest[i+len(`,"timestamp":`) : len(rest)-1]
-	n, err := strconv.ParseInt(digits, 10, 64)
-	if err != nil || digits == "" || digits[0] == '+' || (len(digits) > 1 && digits[0] == '0') {
+	k := end
+	for k > 0 && rest[k-1] >= '0' && rest[k-1] <= '9' {
+		k--
+	}
+	digits := rest[k:end]
+	if digits == "" || len(digits) > 18 || (len(digits) > 1 && digits[0] == '0') {
 		return "", "", nil, 0, false
 	}
-	raw = []byte(rest[:i])
+	neg := k > 0 && rest[k-1] == '-'
+	if neg {
+		k--
+	}
+	if !strings.HasSuffix(rest[:k], fieldTimestamp) {
+		return "", "", nil, 0, false
+	}
+	for i := 0; i < len(digits); i++ {
+		ts = ts*10 + int64(digits[i]-'0')
+	}
+	if neg {
+		ts = -ts
+	}
+	raw = []byte(rest[:k-len(fieldTimestamp)])
 	if len(raw) == 0 || isSpace(raw[0]) || isSpace(raw[len(raw)-1]) || !validJSON(raw) {
 		return "", "", nil, 0, false
 	}
-	return id, v1, raw, n, true
+	return id, v1, raw, ts, true
+}
+
+// plainName is [coord.ValidateName] for a string fastEnvelope returned,
+// already known to be valid UTF-8 without bytes below 0x20.
+func plainName(s string) bool {
+	return s != "" && len(s) <= coord.MaxNameLen && strings.IndexByte(s, 0x7f) < 0
 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
@@ -98,34 +161,43 @@ func cutPlain(s string) (body, rest string, ok bool) {
 	return body, s[i+1:], true
 }
 
-// encodeInvalidation returns the wire message of an invalidation; meta is
-// valid compact JSON.
-func encodeInvalidation(instanceID, key string, meta json.RawMessage, ts time.Time) []byte {
-	b := make([]byte, 0, 64+len(instanceID)+len(key)+len(meta))
-	b = append(b, `{"instanceId":`...)
-	b = appendJSONString(b, instanceID)
-	b = append(b, `,"cacheKey":`...)
-	b = appendJSONString(b, key)
-	b = append(b, `,"metadata":`...)
-	b = append(b, meta...)
-	b = append(b, `,"timestamp":`...)
+// The fields of the wire formats as they follow one another in a
+// message.
+const (
+	fieldCacheKey  = `,"cacheKey":`
+	fieldMetadata  = `,"metadata":`
+	fieldEvent     = `,"event":`
+	fieldPayload   = `,"payload":`
+	fieldTimestamp = `,"timestamp":`
+)
+
+// envelopeHead returns `{"instanceId":"<id>"`, how every message of an
+// instance starts.
+func envelopeHead(instanceID string) []byte {
+	return appendJSONString([]byte(`{"instanceId":`), instanceID)
+}
+
+// encodeMessage returns head, then nameField and name as a JSON string,
+// then rawField and raw (valid compact JSON), then the timestamp: an
+// invalidation or a shard event. It allocates once unless name needs
+// escaping.
+func encodeMessage(head []byte, nameField, name, rawField string, raw json.RawMessage, ts time.Time) []byte {
+	const tail = len(fieldTimestamp) + 20 + 1 // the timestamp's digits and sign, the closing brace
+	b := make([]byte, 0, len(head)+len(nameField)+len(name)+2+len(rawField)+len(raw)+tail)
+	b = append(b, head...)
+	b = append(b, nameField...)
+	b = appendJSONString(b, name)
+	b = append(b, rawField...)
+	b = append(b, raw...)
+	b = append(b, fieldTimestamp...)
 	b = strconv.AppendInt(b, ts.UnixMilli(), 10)
 	return append(b, '}')
 }
 
-// encodeEvent returns the wire message of a shard event; payload is valid
-// compact JSON.
-func encodeEvent(instanceID, topic string, payload json.RawMessage, ts time.Time) []byte {
-	b := make([]byte, 0, 64+len(instanceID)+len(topic)+len(payload))
-	b = append(b, `{"instanceId":`...)
-	b = appendJSONString(b, instanceID)
-	b = append(b, `,"event":`...)
-	b = appendJSONString(b, topic)
-	b = append(b, `,"payload":`...)
-	b = append(b, payload...)
-	b = append(b, `,"timestamp":`...)
-	b = strconv.AppendInt(b, ts.UnixMilli(), 10)
-	return append(b, '}')
+// encodeInvalidation returns the wire message of an invalidation; meta is
+// valid compact JSON.
+func encodeInvalidation(instanceID, key string, meta json.RawMessage, ts time.Time) []byte {
+	return encodeMessage(envelopeHead(instanceID), fieldCacheKey, key, fieldMetadata, meta, ts)
 }
 
 type wireInvalidation struct {
@@ -160,14 +232,14 @@ func parseTimestamp(raw *json.RawMessage) (time.Time, error) {
 // decodeInvalidation parses and validates a message from an invalidation
 // channel (pattern: the pattern channel).
 func decodeInvalidation(payload string, pattern bool) (coord.Invalidation, error) {
-	if id, key, meta, ts, ok := fastEnvelope(payload, "cacheKey", "metadata"); ok && id != "" {
+	if id, key, meta, ts, ok := fastEnvelope(payload, sepCacheKey, sepMetadata); ok && id != "" {
 		inv := coord.Invalidation{Kind: coord.KeyInvalidation, Key: key, InstanceID: id, Timestamp: time.UnixMilli(ts), Metadata: meta}
 		if pattern {
 			inv.Kind = coord.PatternInvalidation
 			if coord.ValidateGlob(key) != nil {
 				return coord.Invalidation{}, errMalformed
 			}
-		} else if coord.ValidateName("key", key) != nil {
+		} else if !plainName(key) {
 			return coord.Invalidation{}, errMalformed
 		}
 		return inv, nil
@@ -206,8 +278,8 @@ func decodeInvalidationSlow(payload string, pattern bool) (coord.Invalidation, e
 
 // decodeEvent parses and validates a message from the event channel.
 func decodeEvent(payload string) (coord.Event, error) {
-	if id, topic, raw, ts, ok := fastEnvelope(payload, "event", "payload"); ok && id != "" {
-		if coord.ValidateName("topic", topic) != nil {
+	if id, topic, raw, ts, ok := fastEnvelope(payload, sepEvent, sepPayload); ok && id != "" {
+		if !plainName(topic) {
 			return coord.Event{}, errMalformed
 		}
 		return coord.Event{Topic: topic, InstanceID: id, Timestamp: time.UnixMilli(ts), Payload: raw}, nil
