@@ -12,6 +12,9 @@ type subCounters struct {
 	dropped, purges, panics *atomic.Uint64
 }
 
+// keptRing is the largest ring a drained queue keeps.
+const keptRing = 1024
+
 // subscription is one Subscribe: a bounded queue drained by its own
 // goroutine, which calls the handler one item at a time. Pushing never
 // blocks. When the queue is full the new item is dropped and counted; an
@@ -21,7 +24,8 @@ type subCounters struct {
 // before the drop is still delivered. The queue holds at most its length
 // plus that one PurgeAll.
 //
-// The queue is a ring that grows on demand up to that size. A push that
+// The queue is a ring that grows on demand up to that size, and is
+// released once drained if it grew past keptRing. A push that
 // finds the goroutine parked on an empty queue hands the item over
 // through a channel, which wakes it; pushes that find it running add to
 // the ring under the mutex and do nothing more.
@@ -163,6 +167,9 @@ func (s *subscription[T]) next() (v T, ok bool) {
 		s.head = 0
 	}
 	s.n--
+	if s.n == 0 && len(s.ring) > keptRing {
+		s.ring, s.head = nil, 0 // a flood is over: give its memory back
+	}
 	s.mu.Unlock()
 	return v, true
 }
