@@ -600,6 +600,21 @@ func parseMillisSlow(v string) (int64, bool) {
 // objects of them, nested up to maxScanDepth); anything it does not accept
 // goes to json.Valid, which has the last word.
 func validJSON(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	switch c := b[0]; {
+	case c == '"':
+		// A string without whitespace around it: the scan of the
+		// string alone (the most common value).
+		if i, ok := scanString(b, 0); ok && i == len(b) {
+			return true
+		}
+	case c == '-' || (c >= '0' && c <= '9'):
+		if i, ok := scanNumber(b, 0); ok && i == len(b) {
+			return true
+		}
+	}
 	return scanJSON(b) || json.Valid(b)
 }
 
