@@ -360,7 +360,7 @@ func (s *subscriber) confirm(ch string) {
 
 // dispatch hands a message to its consumer. It never blocks.
 func (s *subscriber) dispatch(m *goredis.Message) {
-	k := s.b.keys
+	k := &s.b.keys
 	switch {
 	case m.Channel == k.chInvalidate:
 		s.b.inv.deliver(m.Payload, false)

@@ -133,7 +133,7 @@ func fastEnvelope(msg, sep1, sep2 string) (id, v1 string, raw []byte, ts int64, 
 		ts = -ts
 	}
 	raw = []byte(rest[:k-len(fieldTimestamp)])
-	if len(raw) == 0 || isSpace(raw[0]) || isSpace(raw[len(raw)-1]) || !validJSON(raw) {
+	if len(raw) == 0 || isSpace(raw[0]) || isSpace(raw[len(raw)-1]) || string(raw) != "null" && !validJSON(raw) {
 		return "", "", nil, 0, false
 	}
 	return id, v1, raw, ts, true
@@ -150,15 +150,21 @@ func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\
 // cutPlain reads a JSON string body up to its closing quote; ok is false
 // when it holds an escape, a control byte or invalid UTF-8.
 func cutPlain(s string) (body, rest string, ok bool) {
-	i := strings.IndexByte(s, '"')
-	if i < 0 {
-		return "", "", false
+	ascii := true
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"':
+			if body = s[:i]; !ascii && !utf8.ValidString(body) {
+				return "", "", false
+			}
+			return body, s[i+1:], true
+		case c < 0x20 || c == '\\':
+			return "", "", false
+		case c >= utf8.RuneSelf:
+			ascii = false
+		}
 	}
-	body = s[:i]
-	if !plainJSONString(body) {
-		return "", "", false
-	}
-	return body, s[i+1:], true
+	return "", "", false
 }
 
 // The fields of the wire formats as they follow one another in a
