@@ -18,9 +18,15 @@ const (
 	// DefaultSessionTTL is a session's idle TTL when [WithIdleTTL] is not
 	// given and the store sets no other default.
 	DefaultSessionTTL = 24 * time.Hour
-	// DefaultQueueSize is a subscription's queue length when [WithQueueSize]
-	// is not given.
+	// DefaultQueueSize is an event subscription's queue length when
+	// [WithQueueSize] is not given.
 	DefaultQueueSize = 1024
+	// DefaultInvalidationQueueSize is an invalidation subscription's queue
+	// length when [WithQueueSize] is not given: invalidations are small,
+	// and a queue that absorbs a few milliseconds of a flood while the
+	// subscriber waits for a CPU spares a near cache a full purge. The
+	// backends grow a queue's buffer only as far as it fills.
+	DefaultInvalidationQueueSize = 8 * DefaultQueueSize
 )
 
 // LockOptions are the resolved options of one Acquire. Backends get them
@@ -161,7 +167,9 @@ type SubscribeOptions struct {
 	// QueueSize is the length of the subscription's queue. When it is
 	// full a message is dropped and counted; for an invalidation
 	// subscription a PurgeAll follows once there is room.
-	// Default: [DefaultQueueSize].
+	// Default: [DefaultInvalidationQueueSize] for an invalidation
+	// subscription, [DefaultQueueSize] for an event subscription (a
+	// backend option may set another).
 	QueueSize int
 }
 

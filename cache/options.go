@@ -35,7 +35,8 @@ type Options struct {
 	// (see [coord.WithQueueSize]). When remote invalidations come faster
 	// than the cache applies them and the queue overflows, the
 	// Invalidator delivers a PurgeAll and the cache empties itself.
-	// It must not be negative. Default: [coord.DefaultQueueSize].
+	// It must not be negative. Default: the Invalidator's default
+	// ([coord.DefaultInvalidationQueueSize] in coord's backends).
 	QueueSize int
 
 	// Logger receives a warning for each purge forced by the Invalidator

@@ -80,7 +80,9 @@ type NodeOptions struct {
 	// hex digits.
 	InstanceID string
 	// QueueSize is the queue length of a subscription made without
-	// [coord.WithQueueSize]. Default: [coord.DefaultQueueSize].
+	// [coord.WithQueueSize], for invalidations and events alike. Default:
+	// [coord.DefaultInvalidationQueueSize] for invalidations,
+	// [coord.DefaultQueueSize] for events.
 	QueueSize int
 	// ReconnectDelay is how long a subscription cut by
 	// [Node.CutSubscription] stays cut before the node reconnects.
@@ -147,7 +149,6 @@ var (
 func (h *Hub) NewNode(opts *NodeOptions) *Node {
 	n := &Node{
 		hub:            h,
-		queueSize:      coord.DefaultQueueSize,
 		reconnectDelay: 10 * time.Millisecond,
 		closeDone:      make(chan struct{}),
 		stop:           make(chan struct{}),

@@ -225,7 +225,15 @@ type subscription struct {
 
 func (n *Node) subscribe(ctx context.Context, topic string, inv func(coord.Invalidation), ev func(coord.Event), opts []coord.SubscribeOption) (coord.Subscription, error) {
 	all := make([]coord.SubscribeOption, 0, len(opts)+1)
-	all = append(all, coord.WithQueueSize(n.queueSize))
+	size := n.queueSize
+	switch {
+	case size > 0:
+	case inv != nil:
+		size = coord.DefaultInvalidationQueueSize
+	default:
+		size = coord.DefaultQueueSize
+	}
+	all = append(all, coord.WithQueueSize(size))
 	all = append(all, opts...)
 	o, err := coord.NewSubscribeOptions(all...)
 	if err != nil {

@@ -94,7 +94,11 @@ func (e *Events) Subscribe(ctx context.Context, topic string, fn func(coord.Even
 	if fn == nil {
 		return nil, fmt.Errorf("%w: coord/redis: nil handler", coord.ErrInvalid)
 	}
-	o, err := coord.NewSubscribeOptions(append([]coord.SubscribeOption{coord.WithQueueSize(b.opts.QueueSize)}, opts...)...)
+	size := b.opts.QueueSize
+	if size == 0 {
+		size = coord.DefaultQueueSize
+	}
+	o, err := coord.NewSubscribeOptions(append([]coord.SubscribeOption{coord.WithQueueSize(size)}, opts...)...)
 	if err != nil {
 		return nil, err
 	}

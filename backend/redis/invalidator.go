@@ -16,14 +16,6 @@ import (
 // becomes live when the connection comes back.
 const subscribeWait = 5 * time.Second
 
-// DefaultInvalidationQueueSize is the queue length of an invalidation
-// subscription when neither [coord.WithQueueSize] nor [Options.QueueSize]
-// sets one: invalidations are small, and a queue that absorbs a few
-// milliseconds of a flood while the subscription's goroutine waits for a
-// CPU saves the near cache a full purge. The ring behind the queue grows
-// only as far as it fills, and is released once drained.
-const DefaultInvalidationQueueSize = 8 * coord.DefaultQueueSize
-
 // Invalidator is the Backend's [coord.Invalidator]: invalidations go out
 // with PUBLISH on the Node design's channels (prefix + "cache:invalidate"
 // and prefix + "cache:invalidate:pattern") and come in through the
@@ -119,9 +111,9 @@ func (i *Invalidator) publish(ctx context.Context, key string, meta any, pattern
 // one's with [coord.IncludeOwn]); with [coord.OnlyKey] only for those that
 // cover that key. After a gap in delivery (a reconnect, a queue overflow)
 // fn receives a [coord.PurgeAll]. The subscription is live when Subscribe
-// returns. Its queue holds [DefaultInvalidationQueueSize] invalidations
-// unless [coord.WithQueueSize] or an [Options.QueueSize] other than
-// [coord.DefaultQueueSize] says otherwise.
+// returns. Its queue holds [coord.DefaultInvalidationQueueSize]
+// invalidations unless [coord.WithQueueSize] or [Options.QueueSize] says
+// otherwise.
 func (i *Invalidator) Subscribe(ctx context.Context, fn func(coord.Invalidation), opts ...coord.SubscribeOption) (coord.Subscription, error) {
 	b := i.b
 	if err := b.checkOpen(); err != nil {
@@ -131,8 +123,8 @@ func (i *Invalidator) Subscribe(ctx context.Context, fn func(coord.Invalidation)
 		return nil, fmt.Errorf("%w: coord/redis: nil handler", coord.ErrInvalid)
 	}
 	size := b.opts.QueueSize
-	if size == coord.DefaultQueueSize { // Options.QueueSize left at its default
-		size = DefaultInvalidationQueueSize
+	if size == 0 {
+		size = coord.DefaultInvalidationQueueSize
 	}
 	o, err := coord.NewSubscribeOptions(append([]coord.SubscribeOption{coord.WithQueueSize(size)}, opts...)...)
 	if err != nil {

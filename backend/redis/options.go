@@ -55,8 +55,10 @@ type Options struct {
 	// Default: idle TTL [coord.DefaultSessionTTL], no lifetime.
 	Session coord.SessionOptions
 
-	// QueueSize is the default length of a subscription's queue.
-	// Default: [coord.DefaultQueueSize].
+	// QueueSize is the length of a subscription's queue when
+	// [coord.WithQueueSize] does not set one, for invalidations and
+	// events alike. Default: [coord.DefaultInvalidationQueueSize] for
+	// invalidations, [coord.DefaultQueueSize] for events.
 	QueueSize int
 
 	// MaxPayload limits an event payload, invalidation metadata, or a
@@ -151,9 +153,6 @@ func resolve(o *Options) (resolved, error) {
 	}
 	if _, err := coord.NewSessionOptions(r.Session); err != nil {
 		return r, err
-	}
-	if r.QueueSize == 0 {
-		r.QueueSize = coord.DefaultQueueSize
 	}
 	if r.QueueSize < 0 {
 		return r, fmt.Errorf("%w: coord/redis: queue size %d is negative", coord.ErrInvalid, r.QueueSize)

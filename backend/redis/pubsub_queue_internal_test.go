@@ -234,15 +234,16 @@ func TestSubscriptionHandOff(t *testing.T) {
 }
 
 // TestInvalidationQueueDefault: invalidation subscriptions get
-// DefaultInvalidationQueueSize unless Options.QueueSize or WithQueueSize
-// sets a size; event subscriptions keep Options.QueueSize.
+// coord.DefaultInvalidationQueueSize and event subscriptions
+// coord.DefaultQueueSize unless Options.QueueSize or WithQueueSize sets a
+// size.
 func TestInvalidationQueueDefault(t *testing.T) {
 	srv := redistest.Start(t)
 	ctx := t.Context()
 	for _, c := range []struct {
 		optSize, subSize, wantInv, wantEv int
 	}{
-		{0, 0, DefaultInvalidationQueueSize, coord.DefaultQueueSize},
+		{0, 0, coord.DefaultInvalidationQueueSize, coord.DefaultQueueSize},
 		{100, 0, 100, 100},
 		{0, 5, 5, 5},
 		{100, 7, 7, 7},
