@@ -239,7 +239,10 @@ func parseTimestamp(raw *json.RawMessage) (time.Time, error) {
 // channel (pattern: the pattern channel).
 func decodeInvalidation(payload string, pattern bool) (coord.Invalidation, error) {
 	if id, key, meta, ts, ok := fastEnvelope(payload, sepCacheKey, sepMetadata); ok && id != "" {
-		inv := coord.Invalidation{Kind: coord.KeyInvalidation, Key: key, InstanceID: id, Timestamp: time.UnixMilli(ts), Metadata: meta}
+		inv := coord.Invalidation{Kind: coord.KeyInvalidation, Key: key, InstanceID: id, Timestamp: time.UnixMilli(ts)}
+		if string(meta) != "null" { // no metadata is empty Metadata
+			inv.Metadata = meta
+		}
 		if pattern {
 			inv.Kind = coord.PatternInvalidation
 			if coord.ValidateGlob(key) != nil {
@@ -276,7 +279,7 @@ func decodeInvalidationSlow(payload string, pattern bool) (coord.Invalidation, e
 		return coord.Invalidation{}, err
 	}
 	inv.Timestamp = ts
-	if len(w.Metadata) > 0 {
+	if len(w.Metadata) > 0 && string(w.Metadata) != "null" {
 		inv.Metadata = w.Metadata
 	}
 	return inv, nil
