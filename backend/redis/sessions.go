@@ -80,7 +80,7 @@ func (s *Sessions) Create(ctx context.Context, userID string, data map[string]an
 		token := secret.SessionToken()
 		h := secret.Handle(token)
 		args[1] = h
-		res, err := b.sc.sessCreate.Run(ctx, b.client, b.keys.sessionKeys(b.keys.sessionKey(h)), args...).Int64Slice()
+		res, err := b.batch.run(ctx, b.sc.sessCreate, b.keys.sessionKeys(b.keys.sessionKey(h)), args...).Int64Slice()
 		if err := b.fail(ctx, "create session", err); err != nil {
 			return nil, err
 		}
@@ -110,7 +110,9 @@ func (s *Sessions) Get(ctx context.Context, id string) (*coord.Session, error) {
 		return nil, err
 	}
 	b := s.b
-	fields, err := b.client.HGetAll(ctx, b.keys.sessionKey(h)).Result()
+	cmd := goredis.NewMapStringStringCmd(ctx, "hgetall", b.keys.sessionKey(h))
+	err = b.batch.process(ctx, cmd)
+	fields := cmd.Val()
 	if err := b.fail(ctx, "get session", err); err != nil {
 		return nil, err
 	}
@@ -129,7 +131,7 @@ func (s *Sessions) Touch(ctx context.Context, id string) (*coord.Session, error)
 	}
 	b := s.b
 	key := b.keys.sessionKey(h)
-	v, err := b.sc.sessTouch.Run(ctx, b.client, b.keys.sessionKeys(key), h).Result()
+	v, err := b.batch.run(ctx, b.sc.sessTouch, b.keys.sessionKeys(key), h).Result()
 	if errors.Is(err, goredis.Nil) {
 		b.setConnState(coord.Connected)
 		return nil, notFound()
@@ -274,7 +276,7 @@ func (s *Sessions) Update(ctx context.Context, id string, data map[string]any) e
 	for _, k := range dels {
 		args = append(args, "d:"+k)
 	}
-	n, err := b.sc.sessUpdate.Run(ctx, b.client, []string{b.keys.sessionKey(h)}, args...).Int64()
+	n, err := b.batch.run(ctx, b.sc.sessUpdate, []string{b.keys.sessionKey(h)}, args...).Int64()
 	if err := b.fail(ctx, "update session", err); err != nil {
 		return err
 	}
@@ -291,7 +293,7 @@ func (s *Sessions) Delete(ctx context.Context, id string) error {
 		return err
 	}
 	b := s.b
-	err = b.sc.sessDelete.Run(ctx, b.client, b.keys.sessionKeys(b.keys.sessionKey(h)), h).Err()
+	err = b.batch.run(ctx, b.sc.sessDelete, b.keys.sessionKeys(b.keys.sessionKey(h)), h).Err()
 	return b.fail(ctx, "delete session", err)
 }
 
@@ -302,7 +304,9 @@ func (s *Sessions) Exists(ctx context.Context, id string) (bool, error) {
 		return false, err
 	}
 	b := s.b
-	n, err := b.client.Exists(ctx, b.keys.sessionKey(h)).Result()
+	cmd := goredis.NewIntCmd(ctx, "exists", b.keys.sessionKey(h))
+	err = b.batch.process(ctx, cmd)
+	n := cmd.Val()
 	if err := b.fail(ctx, "session exists", err); err != nil {
 		return false, err
 	}
@@ -320,7 +324,7 @@ func (s *Sessions) Extend(ctx context.Context, id string, ttl time.Duration) err
 		return err
 	}
 	b := s.b
-	n, err := b.sc.sessExtend.Run(ctx, b.client, b.keys.sessionKeys(b.keys.sessionKey(h)), h, ms(ttl)).Int64()
+	n, err := b.batch.run(ctx, b.sc.sessExtend, b.keys.sessionKeys(b.keys.sessionKey(h)), h, ms(ttl)).Int64()
 	if err := b.fail(ctx, "extend session", err); err != nil {
 		return err
 	}
