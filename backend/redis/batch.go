@@ -38,7 +38,7 @@ type batchCall struct {
 }
 
 // maxBatches is how many batches a Backend's batcher keeps in flight.
-const maxBatches = 2
+const maxBatches = 4
 
 // run runs the script like [goredis.Script.Run], possibly in a pipeline
 // with other callers' scripts. A pipeline of several runs to completion
