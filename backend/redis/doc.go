@@ -119,6 +119,17 @@
 // for replicas on the same connection and gives up a lease they did not
 // acknowledge.
 //
+// # Shared round trips
+//
+// The lease scripts and the hot session commands of concurrent callers
+// share pipelines (group commit): a call that finds fewer than four
+// batches in flight is sent at once, with the calls queued meanwhile; a
+// call that finds four queues, and the first batch back sends the queue.
+// A caller alone sends exactly its own command; many callers save most of
+// a write and a read system call per command on both sides. A call still
+// queued when its context ends returns at once; a batch already sent runs
+// to completion, bounded by the client's timeouts.
+//
 // # Subscriber connection
 //
 // Each Backend has one subscriber connection (a go-redis PubSub read with
