@@ -153,7 +153,7 @@ func setup(ctx context.Context, srv *server, cfg config) ([]*test, func(), error
 		{
 			id: "subscriber", title: "One subscriber's maximum rate",
 			note: "A go-redis client floods the contender's channel with its wire messages in pipelines of 256, at most 16384 " +
-				"in flight (sent, neither handled nor dropped). coord subscribers use the default queue (1024). raw-timeout: raw reading " +
+				"in flight (sent, neither handled nor dropped). coord subscribers use the default queues (8192 for invalidations, 1024 for events). raw-timeout: raw reading " +
 				"with ReceiveTimeout(ctx, 3s) (a read deadline per message), as backend/redis read before commit f922898.",
 			contenders: []string{"raw", "raw-timeout", "invalidation", "events"}, ops: rate("msgs/s"),
 			metrics: []metricDef{
