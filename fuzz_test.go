@@ -149,6 +149,20 @@ func FuzzEncodePayload(f *testing.F) {
 		if utf8.ValidString(s) && back != s {
 			t.Fatalf("EncodePayload(string %q) decodes to %q", s, back)
 		}
+		// Marshalled values (here a RawMessage inside a struct) come out
+		// valid and compact without a second pass.
+		if json.Valid(data) {
+			out, err := coord.EncodePayload(struct {
+				R json.RawMessage `json:"r"`
+			}{data}, 0)
+			if err != nil {
+				t.Fatalf("EncodePayload(struct with raw %q) = %v", data, err)
+			}
+			var compact bytes.Buffer
+			if !json.Valid(out) || json.Compact(&compact, out) != nil || !bytes.Equal(compact.Bytes(), out) {
+				t.Fatalf("EncodePayload(struct with raw %q) = %q, not valid compact JSON", data, out)
+			}
+		}
 	})
 }
 

@@ -201,9 +201,10 @@ func ValidateTTL(what string, d time.Duration) error {
 }
 
 // EncodePayload encodes v as the JSON carried by an event or an
-// invalidation's metadata. A [json.RawMessage] (or []byte holding JSON)
-// goes as is once checked to be valid JSON; nil encodes as null; anything
-// else is marshalled. The result is compact. An error wraps [ErrInvalid]
+// invalidation's metadata. A [json.RawMessage] goes as is once checked to
+// be valid JSON (and compacted); nil encodes as null; anything else is
+// marshalled (a []byte as a base64 string, as encoding/json does). The
+// result is compact. An error wraps [ErrInvalid]
 // when v cannot be encoded, is not valid JSON, or encodes to more than max
 // bytes (max <= 0 means [DefaultMaxPayload]).
 func EncodePayload(v any, max int) (json.RawMessage, error) {
@@ -221,7 +222,12 @@ func EncodePayload(v any, max int) (json.RawMessage, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: payload cannot be encoded: %v", ErrInvalid, err)
 		}
-		raw = b
+		if len(b) > max {
+			return nil, fmt.Errorf("%w: payload is %d bytes, over the limit of %d", ErrInvalid, len(b), max)
+		}
+		// json.Marshal's output is valid and compact (it compacts what
+		// MarshalJSON methods and RawMessages return): no second pass.
+		return b, nil
 	}
 	if len(raw) > max {
 		return nil, fmt.Errorf("%w: payload is %d bytes, over the limit of %d", ErrInvalid, len(raw), max)

@@ -25,22 +25,11 @@ var errMalformed = errors.New("malformed message")
 // into a message, never handed out.
 var nullPayload = json.RawMessage("null")
 
-// encodePayload is [coord.EncodePayload] (same result, same errors) with
-// two shortcuts on the publish path: nil is null, and what json.Marshal
-// returns is already valid compact JSON, so it is not checked and
-// compacted again. A json.RawMessage, and every error, go through
-// coord.EncodePayload.
+// encodePayload is [coord.EncodePayload] (same result, same errors),
+// without an allocation for nil on the publish path.
 func encodePayload(v any, max int) (json.RawMessage, error) {
-	switch v.(type) {
-	case nil:
-		if len(nullPayload) <= max {
-			return nullPayload, nil
-		}
-	case json.RawMessage:
-	default:
-		if raw, err := json.Marshal(v); err == nil && len(raw) <= max {
-			return raw, nil
-		}
+	if v == nil && len(nullPayload) <= max {
+		return nullPayload, nil
 	}
 	return coord.EncodePayload(v, max)
 }
