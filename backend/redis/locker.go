@@ -950,7 +950,8 @@ func (l *lock) Release(ctx context.Context) error {
 		return l.handOff(ctx, w, yield)
 	}
 	b := l.lk.b
-	n, err := b.batch.run(ctx, b.sc.lockRelease, l.keys, l.tokenArg, b.keys.wakeChannel(l.key), b.idArg, b.handoffMs).Int64()
+	ch := b.keys.wakeChannel(l.key)
+	n, err := b.batch.run(ctx, b.sc.lockRelease, l.keys, l.tokenArg, ch, b.idArg, b.handoffMs, b.sub.ownArg(ch)).Int64()
 	if err := b.fail(ctx, "release", err); err != nil {
 		return err
 	}
@@ -977,8 +978,9 @@ func (l *lock) handOff(ctx context.Context, w *waiter, yield bool) error {
 	}
 	key, fenceKey := b.keys.lockKeys(l.resource)
 	start := time.Now()
+	ch := b.keys.wakeChannel(key)
 	n, err := b.batch.run(ctx, b.sc.lockHandoff, []string{key, fenceKey}, l.tokenArg, token, w.ttl.Milliseconds(),
-		y, b.keys.wakeChannel(key), b.idArg, b.handoffMs).Int64()
+		y, ch, b.idArg, b.handoffMs, b.sub.ownArg(ch)).Int64()
 	if err != nil {
 		// The outcome is unknown: the waiter's token may hold the lease.
 		lk.addOrphan(key, token, w.ttl)

@@ -55,6 +55,7 @@ type subscriber struct {
 	chans    map[string]*chanState
 	counts   map[string]*chanCount
 	awaiting map[string]bool // invalidation channels to re-confirm after a gap
+	leaving  map[string]int  // UNSUBSCRIBEs sent and not yet confirmed, by channel
 	inGap    bool
 	closed   bool
 	cancel   context.CancelFunc
@@ -69,6 +70,7 @@ func newSubscriber(b *Backend) *subscriber {
 		chans:    map[string]*chanState{},
 		counts:   map[string]*chanCount{},
 		awaiting: map[string]bool{},
+		leaving:  map[string]int{},
 	}
 }
 
@@ -134,6 +136,9 @@ func (s *subscriber) release(ch string) {
 	delete(s.chans, ch)
 	delete(s.awaiting, ch)
 	ps, closed := s.ps, s.closed
+	if ps != nil && !closed {
+		s.leaving[ch]++
+	}
 	s.mu.Unlock()
 	if ps == nil || closed {
 		return
@@ -214,8 +219,11 @@ func (s *subscriber) loop(ctx context.Context) {
 		s.b.setSubState(coord.Connected)
 		switch m := msg.(type) {
 		case *goredis.Subscription:
-			if m.Kind == "subscribe" {
+			switch m.Kind {
+			case "subscribe":
 				s.confirm(m.Channel)
+			case "unsubscribe":
+				s.unsubscribed(m.Channel)
 			}
 		case *goredis.Message:
 			s.dispatch(m)
@@ -300,11 +308,41 @@ func (s *subscriber) startGap() {
 
 func (s *subscriber) startGapLocked() {
 	s.inGap = true
+	clear(s.leaving) // a new connection is not subscribed to them
 	for ch, st := range s.chans {
 		if st.kind == kindInvalidate || st.kind == kindPattern {
 			s.awaiting[ch] = true
 		}
 	}
+}
+
+// unsubscribed handles the server's confirmation of an UNSUBSCRIBE of ch.
+func (s *subscriber) unsubscribed(ch string) {
+	s.mu.Lock()
+	if n := s.leaving[ch]; n > 1 {
+		s.leaving[ch] = n - 1
+	} else {
+		delete(s.leaving, ch)
+	}
+	s.mu.Unlock()
+}
+
+// hears reports whether this connection may receive a message published
+// on ch now: it is subscribed, subscribing, or its UNSUBSCRIBE is not
+// confirmed yet.
+func (s *subscriber) hears(ch string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.chans[ch] != nil || s.leaving[ch] > 0
+}
+
+// ownArg is hears(ch) as a script argument: how many of ch's subscribers
+// are this instance's.
+func (s *subscriber) ownArg(ch string) string {
+	if s.hears(ch) {
+		return "1"
+	}
+	return "0"
 }
 
 // confirm handles the server's confirmation of a subscription to ch.

@@ -6,7 +6,8 @@
 -- ARGV[1] releasing token, ARGV[2] the waiter's token, ARGV[3] its TTL in
 -- milliseconds, ARGV[4] '1' when the instance yields this time to the
 -- waiters of other instances, if any; ARGV[5] wake channel, ARGV[6] wake
--- payload, ARGV[7] handoff window in milliseconds (0: none).
+-- payload, ARGV[7] handoff window in milliseconds (0: none), ARGV[8] how
+-- many of the channel's subscribers are the releasing instance's own.
 -- Yielding publishes the wake-up as lock_release.lua does: when it reached
 -- a subscriber besides the releasing instance's own, the lease is released
 -- (reserved for waiters for the window) instead of handed over.
@@ -19,7 +20,7 @@ if v ~= ARGV[1] then
   end
   return 0
 end
-if ARGV[4] == '1' and redis.call('PUBLISH', ARGV[5], ARGV[6]) > 1 then
+if ARGV[4] == '1' and redis.call('PUBLISH', ARGV[5], ARGV[6]) > tonumber(ARGV[8]) then
   if ARGV[7] ~= '0' then
     redis.call('SET', KEYS[1], '\0handoff', 'PX', ARGV[7])
   else
