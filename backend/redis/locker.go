@@ -37,7 +37,7 @@ import (
 // then trying as a newcomer. A release elsewhere wakes the local head
 // through the channel. While waiters queue, a new
 // Acquire on this instance does not try ahead of them. Across instances,
-// a release whose wake-up reached a subscriber (a waiting instance) leaves
+// a release whose wake-up reached another instance (a waiter there) leaves
 // the lease reserved for waiters for [Options].HandoffWindow (a marker
 // value in the lease key, which no token can equal): a newcomer's first
 // try, including the releaser coming straight back, finds it held, and
