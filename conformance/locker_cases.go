@@ -640,8 +640,8 @@ func testDoneClosesOnExpiry(t *testing.T, h Harness) {
 	if isClosed(l.Done()) {
 		t.Fatal("Done closed on a fresh lease")
 	}
-	if !closedWithin(l.Done(), 3*time.Second) {
-		t.Errorf("Done not closed 2.6s after a 400ms lease ran out")
+	if !closedWithin(l.Done(), 2250*time.Millisecond) {
+		t.Errorf("Done not closed 1.85s after a 400ms lease ran out")
 	}
 }
 

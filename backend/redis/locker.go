@@ -519,6 +519,22 @@ func (lk *Locker) waitTurn(ctx context.Context, q *waitq, w *waiter, o coord.Loc
 		}
 	}
 
+	// await waits up to d for a handoff (returned), a wake-up or the
+	// time; false when ctx or Close ended the wait.
+	await := func(d time.Duration) (grant, bool) {
+		select {
+		case g := <-w.grant:
+			return g, true
+		case <-w.wake:
+		case <-sleep(d):
+		case <-ctx.Done():
+			return grant{}, false
+		case <-b.closing:
+			return grant{}, false
+		}
+		return grant{}, true
+	}
+
 	// The head: make sure the wake-up subscription is in place before
 	// trying, so a release after the try is not missed.
 	var g grant
@@ -530,13 +546,8 @@ func (lk *Locker) waitTurn(ctx context.Context, q *waitq, w *waiter, o coord.Loc
 		// The previous head holds the lease: a try now would fail.
 		d := min(o.RetryDelay, w.inherit+time.Millisecond)
 		w.inherit = 0
-		select {
-		case g = <-w.grant:
-		case <-w.wake:
-		case <-sleep(d):
-		case <-ctx.Done():
-			return nil, grant{}, stop()
-		case <-b.closing:
+		var ok bool
+		if g, ok = await(d); !ok {
 			return nil, grant{}, stop()
 		}
 	} else {
@@ -567,14 +578,8 @@ func (lk *Locker) waitTurn(ctx context.Context, q *waitq, w *waiter, o coord.Loc
 		if pttl >= 0 && pttl+time.Millisecond < d {
 			d = pttl + time.Millisecond
 		}
-		g = grant{}
-		select {
-		case g = <-w.grant:
-		case <-w.wake:
-		case <-sleep(d):
-		case <-ctx.Done():
-			return nil, grant{}, stop()
-		case <-b.closing:
+		var ok bool
+		if g, ok = await(d); !ok {
 			return nil, grant{}, stop()
 		}
 	}

@@ -70,18 +70,6 @@ func keyInv(i int) coord.Invalidation {
 	return coord.Invalidation{Kind: coord.KeyInvalidation, Key: "k" + strconv.Itoa(i)}
 }
 
-// subPoll polls cond every millisecond until it holds or d passes.
-func subPoll(t *testing.T, d time.Duration, cond func() bool, what string) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %s", d, what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 func waitIn(t *testing.T, ts *testSub) {
 	t.Helper()
 	select {
@@ -114,11 +102,11 @@ func TestSubscriptionOverflowKeepsQueued(t *testing.T) {
 		t.Fatalf("dropped = %d, want 3", got)
 	}
 	ts.open()
-	subPoll(t, 2*time.Second, func() bool { return len(ts.delivered()) == limit+2 }, "queued items and the PurgeAll delivered")
+	waitFor(t, 2*time.Second, func() bool { return len(ts.delivered()) == limit+2 }, "queued items and the PurgeAll delivered")
 	if !ts.push(keyInv(99)) {
 		t.Fatal("push refused after the queue drained")
 	}
-	subPoll(t, 2*time.Second, func() bool { return len(ts.delivered()) == limit+3 }, "the item after the PurgeAll delivered")
+	waitFor(t, 2*time.Second, func() bool { return len(ts.delivered()) == limit+3 }, "the item after the PurgeAll delivered")
 	got := ts.delivered()
 	for i := 0; i <= limit; i++ {
 		if got[i].Kind != coord.KeyInvalidation || got[i].Key != "k"+strconv.Itoa(i) {
@@ -157,7 +145,7 @@ func TestSubscriptionOverflowOnePurge(t *testing.T) {
 		t.Fatalf("dropped = %d, want %d", got, 50-limit)
 	}
 	ts.open()
-	subPoll(t, 2*time.Second, func() bool { return len(ts.delivered()) == limit+2 }, "queue drained")
+	waitFor(t, 2*time.Second, func() bool { return len(ts.delivered()) == limit+2 }, "queue drained")
 	if got := ts.delivered(); got[limit+1].Kind != coord.PurgeAll || got[limit+1].Reason != "overflow" {
 		t.Fatalf("deliveries %+v, want the PurgeAll overflow last", got)
 	}
@@ -169,9 +157,9 @@ func TestSubscriptionUnsubscribeParked(t *testing.T) {
 	ts := newTestSub(t, 8)
 	ts.open()
 	ts.push(keyInv(1))
-	subPoll(t, 2*time.Second, func() bool { return len(ts.delivered()) == 1 }, "first item delivered")
+	waitFor(t, 2*time.Second, func() bool { return len(ts.delivered()) == 1 }, "first item delivered")
 	// The goroutine parks on the empty queue.
-	subPoll(t, 2*time.Second, func() bool {
+	waitFor(t, 2*time.Second, func() bool {
 		ts.subscription.mu.Lock()
 		defer ts.subscription.mu.Unlock()
 		return ts.idle
@@ -222,10 +210,10 @@ func TestSubscriptionHandOff(t *testing.T) {
 			t.Fatalf("push %d refused", i)
 		}
 		if i%64 == 0 {
-			subPoll(t, 2*time.Second, func() bool { return len(ts.delivered()) == i+1 }, "caught up")
+			waitFor(t, 2*time.Second, func() bool { return len(ts.delivered()) == i+1 }, "caught up")
 		}
 	}
-	subPoll(t, 5*time.Second, func() bool { return len(ts.delivered()) == n }, "all delivered")
+	waitFor(t, 5*time.Second, func() bool { return len(ts.delivered()) == n }, "all delivered")
 	for i, v := range ts.delivered() {
 		if v.Key != "k"+strconv.Itoa(i) {
 			t.Fatalf("delivery %d = %q", i, v.Key)
