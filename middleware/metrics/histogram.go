@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
-	"unsafe"
 
 	"github.com/cgn-bot/coord/middleware/internal/obs"
 	"github.com/prometheus/client_golang/prometheus"
@@ -75,15 +74,8 @@ type shard struct {
 	hold hist
 	acq  [][2]uint64 // acquisitions by resource label slot and status
 
-	leases []lock // a block of wrappers, handed out in order (see acquire)
-	used   int    // how many of leases were handed out
-
 	_ [64]byte // keeps the next shard's mutex off this one's cache lines
 }
-
-// leaseBlock is how many lease wrappers a shard allocates at once: as
-// many as fit in 512 bytes, the largest small object without a header.
-const leaseBlock = 512 / unsafe.Sizeof(lock{})
 
 func newHistograms(ns string, upper, lockUpper []float64) (*histograms, error) {
 	bounds, err := nanos(upper)
@@ -184,13 +176,8 @@ func (h *histograms) op(op obs.Op, d time.Duration, failed bool) {
 // acquire records an Acquire that took d and ended at now: its latency
 // (failed when it returned an error), its wait and its count in the
 // resource label slot (failed when it gave no lease). now keys the shard,
-// the one the lease's later records use. When the Acquire gave a lease it
-// returns a new wrapper for it, taken from a block of the shard's: one
-// allocation serves leaseBlock leases. A block, and the decorated Locks
-// its wrappers hold, live until none of its wrappers is referenced: a
-// lease kept for long keeps at most leaseBlock-1 released ones in memory.
-func (h *histograms) acquire(now, d time.Duration, failed, noLease bool, slot int) *lock {
-	var l *lock
+// the one the lease's later records use.
+func (h *histograms) acquire(now, d time.Duration, failed, noLease bool, slot int) {
 	st := result(noLease)
 	s := h.shardOf(now)
 	s.mu.Lock()
@@ -200,15 +187,7 @@ func (h *histograms) acquire(now, d time.Duration, failed, noLease bool, slot in
 		s.acq = append(s.acq, make([][2]uint64, slot+1-len(s.acq))...)
 	}
 	s.acq[slot][st]++
-	if !noLease {
-		if s.used == len(s.leases) {
-			s.leases, s.used = make([]lock, leaseBlock), 0
-		}
-		l = &s.leases[s.used]
-		s.used++
-	}
 	s.mu.Unlock()
-	return l
 }
 
 // resourceSlot returns the slot of a value of the resource label, making

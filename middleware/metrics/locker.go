@@ -40,15 +40,14 @@ func (l *locker) Acquire(ctx context.Context, resource string, opts ...coord.Loc
 	lk, err := l.next.Acquire(ctx, resource, opts...)
 	now := m.clock.Now()
 	noLease := err != nil || lk == nil
-	w := m.hist.acquire(now, now-start, err != nil, noLease, m.acquire.get(resource))
+	m.hist.acquire(now, now-start, err != nil, noLease, m.acquire.get(resource))
 	if err != nil {
 		m.errorsOf(obs.LockAcquire, obs.KindOf(err)).Inc()
 	}
 	if noLease {
 		return lk, err
 	}
-	w.m, w.next, w.start = m, lk, now // fields one by one: cheaper write barriers
-	return w, nil
+	return &lock{m: m, next: lk, start: now}, nil
 }
 
 func (l *locker) Locked(ctx context.Context, resource string) (held bool, err error) {

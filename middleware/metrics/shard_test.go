@@ -66,11 +66,10 @@ func TestConcurrentLeasesAndScrapes(t *testing.T) {
 	expect(t, reg, 0, "coord_lock_leases_lost_total")
 }
 
-// Each lease has a wrapper of its own, though wrappers are allocated in
-// blocks: releasing one twice (nil again, see coord.Lock) observes its
-// hold time once and touches no other lease.
+// Each lease has a wrapper of its own: releasing one twice (nil again,
+// see coord.Lock) observes its hold time once and touches no other lease.
 func TestLeaseWrappersAreDistinct(t *testing.T) {
-	const n = 50 // several blocks
+	const n = 50
 	m, reg := newMiddleware(t, nil)
 	node := memory.NewHub(nil).NewNode(nil)
 	l := m.Locker(node.Locker())
