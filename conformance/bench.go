@@ -20,34 +20,66 @@ type BenchInstances func(b *testing.B) coord.Backend
 // figures of all backends line up by name:
 //
 //	func BenchmarkOperations(b *testing.B) {
-//		conformance.Benchmark(b, func(b *testing.B) coord.Backend { ... })
+//		conformance.Benchmark(b, func(b *testing.B) conformance.BenchInstances {
+//			hub := memory.NewHub(nil)
+//			return func(b *testing.B) coord.Backend {
+//				n := hub.NewNode(nil)
+//				b.Cleanup(func() { _ = n.Close(context.Background()) })
+//				return n
+//			}
+//		})
 //	}
 //
 // newInstances is called once per sub-benchmark; delivery benchmarks use
 // two instances from one call. Run with -bench Operations -benchmem.
 func Benchmark(b *testing.B, newInstances func(b *testing.B) BenchInstances) {
-	ctx := context.Background()
-	must := func(b *testing.B, err error) {
-		b.Helper()
-		if err != nil {
-			b.Fatal(err)
-		}
-	}
-	one := func(b *testing.B) coord.Backend { return newInstances(b)(b) }
+	bb := bencher{newInstances: newInstances, ctx: context.Background(), data: benchData()}
+	bb.locker(b)
+	bb.leases(b)
+	bb.handoff(b)
+	bb.sessions(b)
+	bb.sessionLifecycle(b)
+	bb.pubsub(b)
+}
+
+// bencher holds what the operation benchmarks share.
+type bencher struct {
+	newInstances func(b *testing.B) BenchInstances
+	ctx          context.Context
+	data         map[string]any
+}
+
+// one returns a fresh instance on a fresh shared state.
+func (bb bencher) one(b *testing.B) coord.Backend { return bb.newInstances(b)(b) }
+
+// benchData is the session data the session benchmarks store: ten string
+// fields and an int64 that must round-trip.
+func benchData() map[string]any {
 	data := map[string]any{}
 	for i := range 10 {
 		data["field"+strconv.Itoa(i)] = "value-" + strconv.Itoa(i)
 	}
 	data["id"] = int64(1234567890123456789)
+	return data
+}
 
-	// Locker
+func benchMust(b *testing.B, err error) {
+	b.Helper()
+	if err != nil {
+		b.Fatal(err)
+	}
+}
+
+// locker benchmarks acquiring and releasing a lease.
+func (bb bencher) locker(b *testing.B) {
+	ctx, one := bb.ctx, bb.one
 	b.Run("Locker/AcquireRelease", func(b *testing.B) {
 		l := one(b).Locker()
 		b.ReportAllocs()
 		for b.Loop() {
 			lk, err := l.Acquire(ctx, "bench", coord.WithRetry(0, 0))
-			must(b, err)
-			must(b, lk.Release(ctx))
+			benchMust(b, err)
+			benchMust(b, lk.Release(ctx))
 		}
 	})
 	b.Run("Locker/AcquireReleaseAutoRenew", func(b *testing.B) {
@@ -55,15 +87,20 @@ func Benchmark(b *testing.B, newInstances func(b *testing.B) BenchInstances) {
 		b.ReportAllocs()
 		for b.Loop() {
 			lk, err := l.Acquire(ctx, "bench", coord.WithRetry(0, 0), coord.WithAutoRenew())
-			must(b, err)
-			must(b, lk.Release(ctx))
+			benchMust(b, err)
+			benchMust(b, lk.Release(ctx))
 		}
 	})
+}
+
+// leases benchmarks the calls on a held lease and the Locker's reads.
+func (bb bencher) leases(b *testing.B) {
+	ctx, one := bb.ctx, bb.one
 	withLock := func(name string, op func(b *testing.B, l coord.Locker, lk coord.Lock)) {
 		b.Run("Locker/"+name, func(b *testing.B) {
 			l := one(b).Locker()
 			lk, err := l.Acquire(ctx, "bench", coord.WithTTL(time.Minute))
-			must(b, err)
+			benchMust(b, err)
 			b.Cleanup(func() { _ = lk.Release(ctx) })
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -72,26 +109,32 @@ func Benchmark(b *testing.B, newInstances func(b *testing.B) BenchInstances) {
 			}
 		})
 	}
-	withLock("Extend", func(b *testing.B, _ coord.Locker, lk coord.Lock) { must(b, lk.Extend(ctx, time.Minute)) })
+	withLock("Extend", func(b *testing.B, _ coord.Locker, lk coord.Lock) { benchMust(b, lk.Extend(ctx, time.Minute)) })
 	withLock("TTL", func(b *testing.B, _ coord.Locker, lk coord.Lock) {
 		_, err := lk.TTL(ctx)
-		must(b, err)
+		benchMust(b, err)
 	})
 	withLock("Locked", func(b *testing.B, l coord.Locker, _ coord.Lock) {
 		_, err := l.Locked(ctx, "bench")
-		must(b, err)
+		benchMust(b, err)
 	})
 	withLock("Held", func(b *testing.B, l coord.Locker, _ coord.Lock) {
 		if len(l.Held()) != 1 {
 			b.Fatal("Held lost the lease")
 		}
 	})
+}
+
+// handoff benchmarks force releases and a lease passing between two
+// instances.
+func (bb bencher) handoff(b *testing.B) {
+	ctx, one, newInstances := bb.ctx, bb.one, bb.newInstances
 	b.Run("Locker/ForceRelease", func(b *testing.B) {
 		l := one(b).Locker()
 		b.ReportAllocs()
 		for b.Loop() {
 			_, err := l.ForceRelease(ctx, "bench-free")
-			must(b, err)
+			benchMust(b, err)
 		}
 	})
 	b.Run("Locker/Handoff", func(b *testing.B) {
@@ -100,7 +143,7 @@ func Benchmark(b *testing.B, newInstances func(b *testing.B) BenchInstances) {
 		b.ReportAllocs()
 		for b.Loop() {
 			lk, err := a.Acquire(ctx, "bench", coord.WithWait(time.Second))
-			must(b, err)
+			benchMust(b, err)
 			got := make(chan error, 1)
 			go func() {
 				lk2, err := c.Acquire(ctx, "bench", coord.WithWait(time.Second))
@@ -109,16 +152,19 @@ func Benchmark(b *testing.B, newInstances func(b *testing.B) BenchInstances) {
 				}
 				got <- err
 			}()
-			must(b, lk.Release(ctx))
-			must(b, <-got)
+			benchMust(b, lk.Release(ctx))
+			benchMust(b, <-got)
 		}
 	})
+}
 
-	// SessionStore
+// sessions benchmarks the SessionStore.
+func (bb bencher) sessions(b *testing.B) {
+	ctx, one, data := bb.ctx, bb.one, bb.data
 	session := func(b *testing.B) (coord.SessionStore, *coord.Session) {
 		s := one(b).Sessions()
 		sess, err := s.Create(ctx, "user-1", data)
-		must(b, err)
+		benchMust(b, err)
 		return s, sess
 	}
 	b.Run("Sessions/Create", func(b *testing.B) {
@@ -128,7 +174,7 @@ func Benchmark(b *testing.B, newInstances func(b *testing.B) BenchInstances) {
 		for b.Loop() {
 			n++
 			_, err := s.Create(ctx, "user-"+strconv.Itoa(n%64), data, coord.WithIdleTTL(time.Minute))
-			must(b, err)
+			benchMust(b, err)
 		}
 	})
 	sessOp := func(name string, op func(b *testing.B, s coord.SessionStore, sess *coord.Session)) {
@@ -143,47 +189,54 @@ func Benchmark(b *testing.B, newInstances func(b *testing.B) BenchInstances) {
 	}
 	sessOp("Get", func(b *testing.B, s coord.SessionStore, sess *coord.Session) {
 		_, err := s.Get(ctx, sess.ID)
-		must(b, err)
+		benchMust(b, err)
 	})
 	sessOp("Touch", func(b *testing.B, s coord.SessionStore, sess *coord.Session) {
 		_, err := s.Touch(ctx, sess.ID)
-		must(b, err)
+		benchMust(b, err)
 	})
 	sessOp("Update", func(b *testing.B, s coord.SessionStore, sess *coord.Session) {
-		must(b, s.Update(ctx, sess.ID, map[string]any{"field0": "changed", "field9": nil}))
+		benchMust(b, s.Update(ctx, sess.ID, map[string]any{"field0": "changed", "field9": nil}))
 	})
 	sessOp("Exists", func(b *testing.B, s coord.SessionStore, sess *coord.Session) {
 		ok, err := s.Exists(ctx, sess.ID)
-		must(b, err)
+		benchMust(b, err)
 		if !ok {
 			b.Fatal("session vanished")
 		}
 	})
 	sessOp("Extend", func(b *testing.B, s coord.SessionStore, sess *coord.Session) {
-		must(b, s.Extend(ctx, sess.ID, time.Hour))
+		benchMust(b, s.Extend(ctx, sess.ID, time.Hour))
 	})
 	sessOp("ByUser", func(b *testing.B, s coord.SessionStore, _ *coord.Session) {
 		_, err := s.ByUser(ctx, "user-1")
-		must(b, err)
+		benchMust(b, err)
 	})
 	sessOp("Count", func(b *testing.B, s coord.SessionStore, _ *coord.Session) {
 		_, err := s.Count(ctx)
-		must(b, err)
+		benchMust(b, err)
 	})
 	sessOp("Stats", func(b *testing.B, s coord.SessionStore, _ *coord.Session) {
 		_, err := s.Stats(ctx)
-		must(b, err)
+		benchMust(b, err)
 	})
 	sessOp("Cleanup", func(b *testing.B, s coord.SessionStore, _ *coord.Session) {
 		_, err := s.Cleanup(ctx)
-		must(b, err)
+		benchMust(b, err)
 	})
+}
+
+// sessionLifecycle benchmarks the calls that make and end sessions.
+func (bb bencher) sessionLifecycle(b *testing.B) {
+	ctx, one, data := bb.ctx, bb.one, bb.data
 	b.Run("Sessions/Rotate", func(b *testing.B) {
-		s, sess := session(b)
+		s := one(b).Sessions()
+		sess, err := s.Create(ctx, "user-1", data)
+		benchMust(b, err)
 		b.ReportAllocs()
 		for b.Loop() {
 			next, err := s.Rotate(ctx, sess.ID)
-			must(b, err)
+			benchMust(b, err)
 			sess = next
 		}
 	})
@@ -192,8 +245,8 @@ func Benchmark(b *testing.B, newInstances func(b *testing.B) BenchInstances) {
 		b.ReportAllocs()
 		for b.Loop() {
 			sess, err := s.Create(ctx, "user-1", data)
-			must(b, err)
-			must(b, s.Delete(ctx, sess.ID))
+			benchMust(b, err)
+			benchMust(b, s.Delete(ctx, sess.ID))
 		}
 	})
 	b.Run("Sessions/CreateRevoke", func(b *testing.B) {
@@ -201,8 +254,8 @@ func Benchmark(b *testing.B, newInstances func(b *testing.B) BenchInstances) {
 		b.ReportAllocs()
 		for b.Loop() {
 			sess, err := s.Create(ctx, "user-1", data)
-			must(b, err)
-			must(b, s.Revoke(ctx, "user-1", sess.Handle))
+			benchMust(b, err)
+			benchMust(b, s.Revoke(ctx, "user-1", sess.Handle))
 		}
 	})
 	b.Run("Sessions/CreateDeleteByUser", func(b *testing.B) {
@@ -210,29 +263,32 @@ func Benchmark(b *testing.B, newInstances func(b *testing.B) BenchInstances) {
 		b.ReportAllocs()
 		for b.Loop() {
 			_, err := s.Create(ctx, "user-2", data)
-			must(b, err)
+			benchMust(b, err)
 			n, err := s.DeleteByUser(ctx, "user-2")
-			must(b, err)
+			benchMust(b, err)
 			if n != 1 {
 				b.Fatalf("DeleteByUser ended %d sessions, want 1", n)
 			}
 		}
 	})
+}
 
-	// Invalidator and EventBus: publishing alone, and publish to delivery
-	// on another instance, one message in flight at a time.
+// pubsub benchmarks publishing alone, and publish to delivery on another
+// instance, one message in flight at a time.
+func (bb bencher) pubsub(b *testing.B) {
+	ctx, one, newInstances := bb.ctx, bb.one, bb.newInstances
 	b.Run("Invalidator/Invalidate", func(b *testing.B) {
 		inv := one(b).Invalidator()
 		b.ReportAllocs()
 		for b.Loop() {
-			must(b, inv.Invalidate(ctx, "user:1:profile", nil))
+			benchMust(b, inv.Invalidate(ctx, "user:1:profile", nil))
 		}
 	})
 	b.Run("Invalidator/InvalidatePattern", func(b *testing.B) {
 		inv := one(b).Invalidator()
 		b.ReportAllocs()
 		for b.Loop() {
-			must(b, inv.InvalidatePattern(ctx, "user:1:*", nil))
+			benchMust(b, inv.InvalidatePattern(ctx, "user:1:*", nil))
 		}
 	})
 	b.Run("Invalidator/Deliver", func(b *testing.B) {
@@ -245,7 +301,7 @@ func Benchmark(b *testing.B, newInstances func(b *testing.B) BenchInstances) {
 				got <- struct{}{}
 			}
 		})
-		must(b, err)
+		benchMust(b, err)
 		b.Cleanup(func() { skip.Store(true); sub.Unsubscribe() })
 		deliver(b, got, func() error { return from.Invalidate(ctx, "user:1:profile", nil) })
 	})
@@ -253,7 +309,7 @@ func Benchmark(b *testing.B, newInstances func(b *testing.B) BenchInstances) {
 		bus := one(b).Events()
 		b.ReportAllocs()
 		for b.Loop() {
-			must(b, bus.Publish(ctx, "bench", map[string]any{"id": 1}))
+			benchMust(b, bus.Publish(ctx, "bench", map[string]any{"id": 1}))
 		}
 	})
 	b.Run("Events/Deliver", func(b *testing.B) {
@@ -266,7 +322,7 @@ func Benchmark(b *testing.B, newInstances func(b *testing.B) BenchInstances) {
 				got <- struct{}{}
 			}
 		})
-		must(b, err)
+		benchMust(b, err)
 		b.Cleanup(func() { skip.Store(true); sub.Unsubscribe() })
 		deliver(b, got, func() error { return from.Publish(ctx, "bench", map[string]any{"id": 1}) })
 	})
