@@ -80,9 +80,12 @@ const (
 	FieldTimestamp = `,"timestamp":`
 )
 
-// emptyObject is what goes on the wire for nil metadata or payload. It is
-// only ever copied into a message, never handed out.
+// emptyObject is what goes on the wire for nil metadata or payload.
 const emptyObject = "{}"
+
+// emptyRaw is emptyObject as EncodeValue returns it, without an
+// allocation. It is only ever copied into a message.
+var emptyRaw = json.RawMessage(emptyObject)
 
 // Head returns `{"instanceId":"<id>"`, how every message of an instance
 // starts; encode it once per instance and pass it to [Encode].
@@ -97,7 +100,7 @@ func Head(instanceID string) []byte {
 // or null goes as {}. It allocates once unless name needs escaping.
 func Encode(head []byte, nameField, name, rawField string, raw json.RawMessage, ts time.Time) []byte {
 	if isEmpty(raw) {
-		raw = json.RawMessage(emptyObject)
+		raw = emptyRaw
 	}
 	const tail = len(FieldTimestamp) + 20 + 1 // the timestamp's digits and sign, the closing brace
 	b := make([]byte, 0, len(head)+len(nameField)+len(name)+2+len(rawField)+len(raw)+tail)
@@ -130,16 +133,18 @@ func EncodeEvent(instanceID, topic string, payload json.RawMessage, ts time.Time
 // is not to be modified.
 func EncodeValue(v any, max int) (json.RawMessage, error) {
 	if v == nil {
-		return json.RawMessage(emptyObject), nil
+		return emptyRaw, nil
 	}
 	raw, err := coord.EncodePayload(v, max)
 	if err != nil {
 		return nil, err
 	}
 	if isEmpty(raw) {
-		return json.RawMessage(emptyObject), nil
+		return emptyRaw, nil
 	}
-	if !scanCompact(string(raw)) { // valid and compact: only depth can fail
+	// raw is valid and compact: only its depth can fail, and nesting
+	// deeper than MaxDepth takes more than 2*MaxDepth bytes.
+	if len(raw) > 2*MaxDepth && !scanCompact(string(raw)) {
 		return nil, fmt.Errorf("%w: payload nested deeper than %d", coord.ErrInvalid, MaxDepth)
 	}
 	return raw, nil
@@ -273,7 +278,7 @@ func fastEnvelope(msg, sep1, sep2 string) (id, v1, raw string, ts int64, ok bool
 		ts = -ts
 	}
 	raw = rest[:k-len(FieldTimestamp)]
-	if !scanCompact(raw) {
+	if raw != "null" && raw != emptyObject && !scanCompact(raw) {
 		return "", "", "", 0, false
 	}
 	return id, v1, raw, ts, true
