@@ -114,6 +114,19 @@ func testWireInvForeign(t *testing.T, h Harness) {
 	}
 	eventually(t, deliveryBound, func() bool { return ins[1].Invalidator().Stats().Malformed-malformed0 >= uint64(refused) },
 		"%d refused messages counted as malformed (Stats %+v)", refused, func() any { return ins[1].Invalidator().Stats() })
+	foreignDelivered := func() int {
+		n := 0
+		for _, inv := range rec.all() {
+			if inv.Kind != coord.PurgeAll && strings.HasPrefix(inv.Key, "wire:") && inv.InstanceID != ins[0].InstanceID() {
+				n++
+			}
+		}
+		return n
+	}
+	// The raw publisher and ins[0] may reach the subscriber through
+	// different servers (a Cluster): wait for the accepted ones too.
+	eventually(t, deliveryBound, func() bool { return foreignDelivered() >= accepted },
+		"%d accepted messages delivered", accepted)
 	invFence(t, ins[0], "wire:after", rec)
 	got := map[string]coord.Invalidation{}
 	for _, inv := range rec.all() {
@@ -176,6 +189,15 @@ func testWireEvForeign(t *testing.T, h Harness) {
 	}
 	eventually(t, deliveryBound, func() bool { return ins[1].Events().Stats().Malformed-malformed0 >= uint64(refused) },
 		"%d refused messages counted as malformed (Stats %+v)", refused, func() any { return ins[1].Events().Stats() })
+	eventually(t, deliveryBound, func() bool {
+		n := 0
+		for _, ev := range rec.all() {
+			if ev.InstanceID != ins[0].InstanceID() {
+				n++
+			}
+		}
+		return n >= accepted
+	}, "%d accepted messages delivered", accepted)
 	evFence(t, ins[0], "wire", "after", rec)
 	var got []coord.Event
 	for _, ev := range rec.all() {
