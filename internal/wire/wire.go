@@ -182,10 +182,10 @@ func DecodeInvalidation(msg string, pattern bool) (coord.Invalidation, error) {
 		kind = coord.PatternInvalidation
 	}
 	if id, key, raw, ts, ok := fastEnvelope(msg, sepCacheKey, sepMetadata); ok {
-		if pattern && coord.ValidateGlob(key) != nil || !pattern && !plainName(key) {
-			if pattern {
-				return coord.Invalidation{}, errGlob
-			}
+		switch {
+		case pattern && coord.ValidateGlob(key) != nil:
+			return coord.Invalidation{}, errGlob
+		case !pattern && !plainName(key):
 			return coord.Invalidation{}, errKey
 		}
 		if isEmpty(raw) {
