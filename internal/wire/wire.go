@@ -228,8 +228,8 @@ const (
 // compact and within MaxDepth, the timestamp an integer within range; sep1
 // is `,"<k1>":"` and sep2 `,"<k2>":`. ok is false for anything else, which
 // the caller then decodes with encoding/json: it agrees with the slow
-// path on everything it accepts (FuzzFastMatchesSlow). id is a valid name;
-// v1 is valid UTF-8 without bytes below 0x20. The results slice msg.
+// path on everything it accepts (FuzzDecode). id is a valid name;
+// v1 is valid UTF-8 without control bytes. The results slice msg.
 func fastEnvelope(msg, sep1, sep2 string) (id, v1, raw string, ts int64, ok bool) {
 	rest, ok := strings.CutPrefix(msg, `{"instanceId":"`)
 	if !ok {
@@ -303,13 +303,14 @@ func own(id, name, raw string) (string, string, json.RawMessage) {
 }
 
 // plainName is [coord.ValidateName] for a string cutPlain returned,
-// already known to be valid UTF-8 without bytes below 0x20.
+// already known to be valid UTF-8 without control bytes.
 func plainName(s string) bool {
-	return s != "" && len(s) <= coord.MaxNameLen && strings.IndexByte(s, 0x7f) < 0
+	return s != "" && len(s) <= coord.MaxNameLen
 }
 
 // cutPlain reads a JSON string body up to its closing quote; ok is false
-// when it holds an escape, a control byte or invalid UTF-8.
+// when it holds an escape, a control byte (below 0x20, or 0x7f) or
+// invalid UTF-8.
 func cutPlain(s string) (body, rest string, ok bool) {
 	ascii := true
 	for i := 0; i < len(s); i++ {
@@ -319,7 +320,7 @@ func cutPlain(s string) (body, rest string, ok bool) {
 				return "", "", false
 			}
 			return body, s[i+1:], true
-		case c < 0x20 || c == '\\':
+		case c < 0x20 || c == '\\' || c == 0x7f:
 			return "", "", false
 		case c >= utf8.RuneSelf:
 			ascii = false
