@@ -48,13 +48,13 @@ func RunSessionStore(t *testing.T, maker HarnessMaker) {
 // RunInvalidator runs the cases about [coord.Invalidator].
 func RunInvalidator(t *testing.T, maker HarnessMaker) {
 	t.Helper()
-	runCases(t, maker, invalidatorCases())
+	runCases(t, maker, append(invalidatorCases(), wireInvalidatorCases()...))
 }
 
 // RunEventBus runs the cases about [coord.EventBus].
 func RunEventBus(t *testing.T, maker HarnessMaker) {
 	t.Helper()
-	runCases(t, maker, eventCases())
+	runCases(t, maker, append(eventCases(), wireEventCases()...))
 }
 
 // capability names an optional ability a case needs.

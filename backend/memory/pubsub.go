@@ -70,7 +70,7 @@ func (iv *Invalidator) publish(kind coord.InvalidationKind, key string, meta any
 	n := iv.n
 	m := &message{kind: kind, key: key, instance: n.id}
 	if meta != nil {
-		raw, err := coord.EncodePayload(meta, n.hub.maxPayload)
+		raw, err := encodeMetadata(meta, n.hub.maxPayload)
 		if err != nil {
 			return err
 		}
@@ -162,7 +162,7 @@ func (eb *EventBus) Publish(ctx context.Context, topic string, payload any) erro
 	if err := coord.ValidateName("topic", topic); err != nil {
 		return err
 	}
-	raw, err := coord.EncodePayload(payload, n.hub.maxPayload)
+	raw, err := encodeEventPayload(payload, n.hub.maxPayload)
 	if err != nil {
 		return err
 	}

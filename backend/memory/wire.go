@@ -1,13 +1,11 @@
 package memory
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"math"
-	"time"
 
 	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/internal/wire"
 )
 
 // Wire channel names accepted by [Hub.PublishRaw].
@@ -22,9 +20,9 @@ const (
 // channel of the Redis backend, in the Node fleet's JSON formats:
 // {"instanceId","cacheKey","metadata","timestamp"} on [ChannelInvalidate]
 // and [ChannelPattern], {"instanceId","event","payload","timestamp"} on
-// [ChannelEvent]. Each node decodes it as its subscriber would: a
-// malformed message is counted in that node's Stats().Malformed and
-// dropped; a well-formed one is delivered like any other, and not to the
+// [ChannelEvent]. Each node decodes it as its subscriber would, with the
+// Redis backend's codec and rules (docs/WIRE.md): a refused message is
+// counted in that node's Stats().Malformed and dropped; an accepted one is delivered like any other, and not to the
 // node whose instance ID it carries (unless its subscription includes
 // its own). It returns an error wrapping [coord.ErrInvalid] only for an
 // unknown channel.
@@ -58,94 +56,46 @@ func (h *Hub) PublishRaw(channel string, payload []byte) error {
 	return nil
 }
 
-type wireMessage struct {
-	InstanceID json.RawMessage `json:"instanceId"`
-	CacheKey   json.RawMessage `json:"cacheKey"`
-	Event      json.RawMessage `json:"event"`
-	Metadata   json.RawMessage `json:"metadata"`
-	Payload    json.RawMessage `json:"payload"`
-	Timestamp  json.RawMessage `json:"timestamp"`
-}
-
-func decodeWire(payload []byte) (w wireMessage, instance string, ts time.Time, err error) {
-	if !json.Valid(payload) {
-		return w, "", ts, fmt.Errorf("%w: not JSON", coord.ErrInvalid)
-	}
-	if err := json.Unmarshal(payload, &w); err != nil {
-		return w, "", ts, fmt.Errorf("%w: %v", coord.ErrInvalid, err)
-	}
-	if w.InstanceID != nil {
-		if err := json.Unmarshal(w.InstanceID, &instance); err != nil {
-			return w, "", ts, fmt.Errorf("%w: instanceId: %v", coord.ErrInvalid, err)
-		}
-	}
-	if w.Timestamp != nil && string(w.Timestamp) != "null" {
-		var ms float64
-		if err := json.Unmarshal(w.Timestamp, &ms); err != nil || math.IsInf(ms, 0) || math.IsNaN(ms) {
-			return w, "", ts, fmt.Errorf("%w: timestamp is not a number", coord.ErrInvalid)
-		}
-		ts = time.UnixMilli(int64(ms))
-	}
-	return w, instance, ts, nil
-}
-
-func compactJSON(raw json.RawMessage) (json.RawMessage, error) {
-	var buf bytes.Buffer
-	if err := json.Compact(&buf, raw); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
-}
-
+// decodeInvalidation decodes a foreign message from an invalidation
+// channel with the codec the Redis backend uses (internal/wire), so both
+// backends accept and refuse the same messages. The error wraps
+// [coord.ErrInvalid].
 func decodeInvalidation(kind coord.InvalidationKind, payload []byte) (*message, error) {
-	w, instance, ts, err := decodeWire(payload)
+	inv, err := wire.DecodeInvalidation(string(payload), kind == coord.PatternInvalidation)
 	if err != nil {
 		return nil, err
 	}
-	var key string
-	if w.CacheKey == nil {
-		return nil, fmt.Errorf("%w: no cacheKey", coord.ErrInvalid)
-	}
-	if err := json.Unmarshal(w.CacheKey, &key); err != nil {
-		return nil, fmt.Errorf("%w: cacheKey: %v", coord.ErrInvalid, err)
-	}
-	if kind == coord.PatternInvalidation {
-		err = coord.ValidateGlob(key)
-	} else {
-		err = coord.ValidateName("cacheKey", key)
-	}
-	if err != nil {
-		return nil, err
-	}
-	m := &message{kind: kind, key: key, instance: instance, ts: ts}
-	if w.Metadata != nil && string(w.Metadata) != "null" {
-		if m.payload, err = compactJSON(w.Metadata); err != nil {
-			return nil, fmt.Errorf("%w: metadata: %v", coord.ErrInvalid, err)
-		}
-	}
-	return m, nil
+	return &message{kind: inv.Kind, key: inv.Key, payload: inv.Metadata, instance: inv.InstanceID, ts: inv.Timestamp}, nil
 }
 
+// decodeEvent decodes a foreign message from the event channel (see
+// decodeInvalidation).
 func decodeEvent(payload []byte) (*message, error) {
-	w, instance, ts, err := decodeWire(payload)
+	ev, err := wire.DecodeEvent(string(payload))
 	if err != nil {
 		return nil, err
 	}
-	var topic string
-	if w.Event == nil {
-		return nil, fmt.Errorf("%w: no event", coord.ErrInvalid)
-	}
-	if err := json.Unmarshal(w.Event, &topic); err != nil {
-		return nil, fmt.Errorf("%w: event: %v", coord.ErrInvalid, err)
-	}
-	if err := coord.ValidateName("event", topic); err != nil {
+	return &message{key: ev.Topic, payload: ev.Payload, instance: ev.InstanceID, ts: ev.Timestamp}, nil
+}
+
+// encodeMetadata encodes an invalidation's metadata as the Redis backend
+// does and returns what its receivers deliver: nil for nil, null or {}
+// (see [wire.EncodeValue] and [wire.Metadata]).
+func encodeMetadata(meta any, max int) (json.RawMessage, error) {
+	raw, err := wire.EncodeValue(meta, max)
+	if err != nil {
 		return nil, err
 	}
-	m := &message{key: topic, instance: instance, ts: ts, payload: json.RawMessage("null")}
-	if w.Payload != nil {
-		if m.payload, err = compactJSON(w.Payload); err != nil {
-			return nil, fmt.Errorf("%w: payload: %v", coord.ErrInvalid, err)
-		}
+	return wire.Metadata(raw), nil
+}
+
+// encodeEventPayload encodes an event's payload as the Redis backend does
+// and returns what its receivers deliver: null for nil, null or {} (see
+// [wire.EncodeValue] and [wire.Payload]).
+func encodeEventPayload(payload any, max int) (json.RawMessage, error) {
+	raw, err := wire.EncodeValue(payload, max)
+	if err != nil {
+		return nil, err
 	}
-	return m, nil
+	return wire.Payload(raw), nil
 }

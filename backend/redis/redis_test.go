@@ -140,7 +140,7 @@ func TestWireToNode(t *testing.T) {
 		if v := got["cgn:cache:invalidate"]; v.CacheKey == nil || *v.CacheKey != "user:123:profile" || string(v.Metadata) != `{"reason":"update"}` {
 			t.Errorf("invalidation = %+v", v)
 		}
-		if v := got["cgn:cache:invalidate:pattern"]; v.CacheKey == nil || *v.CacheKey != "user:*" || string(v.Metadata) != "null" {
+		if v := got["cgn:cache:invalidate:pattern"]; v.CacheKey == nil || *v.CacheKey != "user:*" || string(v.Metadata) != "{}" { // nil metadata goes as {} (docs/WIRE.md)
 			t.Errorf("pattern invalidation = %+v", v)
 		}
 		if v := got["cgn:shard:event"]; v.Event == nil || *v.Event != "shard.rebalance" || string(v.Payload) != `{"id":1234567890123456789,"shard":3}` {

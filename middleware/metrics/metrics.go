@@ -15,8 +15,9 @@ import (
 // [Options.Namespace] is empty.
 const DefaultNamespace = "coord"
 
-// DefaultChannelPrefix starts the channel label values when
-// [Options.ChannelPrefix] is empty: the Redis backend's default key prefix.
+// DefaultChannelPrefix starts the channel label values of a backend that
+// does not name its channels when [Options.ChannelPrefix] is empty: the
+// Redis backend's default key prefix.
 const DefaultChannelPrefix = "cgn:"
 
 // AllLabel is the label value every resource and every event topic maps
@@ -48,10 +49,13 @@ type Options struct {
 	Namespace string
 
 	// ChannelPrefix starts the values of the channel label of
-	// distributed_cache_messages_received_total, which are the names of
-	// the Redis pub/sub channels: ChannelPrefix followed by
-	// "cache:invalidate", "cache:invalidate:pattern" or "shard:event".
-	// Default: [DefaultChannelPrefix].
+	// distributed_cache_messages_received_total for a backend that does
+	// not name its pub/sub channels (the memory backend): ChannelPrefix
+	// followed by "cache:invalidate", "cache:invalidate:pattern" or
+	// "shard:event". A backend that names them (the Redis backend, through
+	// a Channels() (invalidate, pattern, event string) method of its
+	// Invalidator and EventBus) is labelled with its own names, which
+	// carry its prefix, whatever this says. Default: [DefaultChannelPrefix].
 	ChannelPrefix string
 
 	// ResourceLabel maps a lock's resource name to the value of the
@@ -105,7 +109,8 @@ func Allow(names ...string) func(string) string {
 type Middleware struct {
 	clock obs.Clock
 
-	received    [numChannels]prometheus.Counter
+	received    *prometheus.CounterVec // by channel name
+	channelPfx  string                 // Options.ChannelPrefix
 	sentSingle  prometheus.Counter
 	sentPattern prometheus.Counter
 	events      labelCache[prometheus.Counter]
@@ -264,9 +269,7 @@ func New(reg prometheus.Registerer, opts *Options) (*Middleware, error) {
 		leasesLost:  leasesLost,
 		state:       state,
 	}
-	m.received[chanKey] = received.WithLabelValues(o.ChannelPrefix + "cache:invalidate")
-	m.received[chanPattern] = received.WithLabelValues(o.ChannelPrefix + "cache:invalidate:pattern")
-	m.received[chanEvent] = received.WithLabelValues(o.ChannelPrefix + "shard:event")
+	m.received, m.channelPfx = received, o.ChannelPrefix
 	for i := range m.purges {
 		m.purges[i] = purges.WithLabelValues(reasonNames[i])
 	}

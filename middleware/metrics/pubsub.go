@@ -5,6 +5,7 @@ import (
 
 	"github.com/cgn-bot/coord"
 	"github.com/cgn-bot/coord/middleware/internal/obs"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Invalidator decorates next with metrics: operation latency and errors,
@@ -20,12 +21,13 @@ func (m *Middleware) Invalidator(next coord.Invalidator) coord.Invalidator {
 		return next
 	}
 	m.state.addInvalidator(next)
-	return &invalidator{m: m, next: next}
+	return &invalidator{m: m, next: next, received: m.receivedFor(next)}
 }
 
 type invalidator struct {
-	m    *Middleware
-	next coord.Invalidator
+	m        *Middleware
+	next     coord.Invalidator
+	received [numChannels]prometheus.Counter // by channel, named by next's backend
 }
 
 var _ coord.Invalidator = (*invalidator)(nil)
@@ -63,13 +65,13 @@ func (v *invalidator) Subscribe(ctx context.Context, fn func(coord.Invalidation)
 	if fn == nil {
 		return v.next.Subscribe(ctx, fn, opts...) // the backend refuses it
 	}
-	m := v.m
+	m, received := v.m, &v.received
 	return v.next.Subscribe(ctx, func(inv coord.Invalidation) {
 		switch inv.Kind {
 		case coord.KeyInvalidation:
-			m.received[chanKey].Inc()
+			received[chanKey].Inc()
 		case coord.PatternInvalidation:
-			m.received[chanPattern].Inc()
+			received[chanPattern].Inc()
 		case coord.PurgeAll:
 			m.purges[reasonOf(inv.Reason)].Inc()
 		}
@@ -89,12 +91,13 @@ func (m *Middleware) Events(next coord.EventBus) coord.EventBus {
 		return next
 	}
 	m.state.addBus(next)
-	return &events{m: m, next: next}
+	return &events{m: m, next: next, received: m.receivedFor(next)[chanEvent]}
 }
 
 type events struct {
-	m    *Middleware
-	next coord.EventBus
+	m        *Middleware
+	next     coord.EventBus
+	received prometheus.Counter // of the event channel, named by next's backend
 }
 
 var _ coord.EventBus = (*events)(nil)
@@ -121,7 +124,7 @@ func (e *events) Subscribe(ctx context.Context, topic string, fn func(coord.Even
 	if fn == nil {
 		return e.next.Subscribe(ctx, topic, fn, opts...) // the backend refuses it
 	}
-	received := e.m.received[chanEvent]
+	received := e.received
 	return e.next.Subscribe(ctx, topic, func(ev coord.Event) {
 		received.Inc()
 		fn(ev)
