@@ -72,7 +72,7 @@
 //	P + "cache:invalidate:pattern"      channel: glob invalidations (Node format)
 //	P + "shard:event"                   channel: events, every topic (Node format)
 //	P + "lock:{R}"                      string: the lease on resource R (token, PX TTL)
-//	P + "lock:{R}:fence"                string: R's fence counter, never expires
+//	P + "lock:{R}:fence"                string: R's last fence, expires 10min after the clock passes it
 //	P + "lock:{R}:wake"                 channel: R's releases wake waiters here
 //	P + "{s}:s:" + handle               hash: one session (see [Sessions])
 //	P + "{s}:exp"                       zset: user NUL handle -> expires at (ms)
@@ -96,10 +96,12 @@
 // which reaches every node of a Cluster (sharded pub/sub has no
 // patterns).
 //
-// The fence counter starts, when missing (first use, or a server that
-// lost its data), from the server clock in microseconds, so fences keep
-// increasing across a data loss as long as a resource sees fewer than one
-// acquisition per microsecond.
+// A fence is the greater of R's last fence + 1 and the server clock in
+// microseconds (TIME, inside the script), so fences keep increasing when
+// the server loses recent writes (a restart from an older snapshot, a
+// failover to a replica that lagged) as long as the server clock does not
+// run backwards; the counter covers a clock stepping back while it lives.
+// The Node fleet does not use the fence key.
 //
 // # Leases
 //

@@ -16,8 +16,9 @@ import (
 )
 
 // Locker is the Backend's [coord.Locker]. A lease is a key holding the
-// holder's token with a PX expiry; its fence comes from a counter in the
-// same hash slot that never expires.
+// holder's token with a PX expiry; its fence is the greater of the last
+// fence + 1 (a counter in the same hash slot) and the server clock in
+// microseconds (lua/lock_lib.lua).
 //
 // Waiting: an Acquire that finds the resource held queues behind the
 // other waiters of this instance for that resource (FIFO). Only the head
