@@ -2,7 +2,10 @@ package redis_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -97,4 +100,153 @@ func TestFenceCounterRules(t *testing.T) {
 			t.Errorf("fence after a foreign counter = %d, want the clock (above %d, below %d)", f, f1, ahead)
 		}
 	})
+}
+
+// fillMemory writes filler data and sets maxmemory below the memory in
+// use with the noeviction policy, so that the server refuses writes that
+// may grow memory; the returned func lifts the limit again.
+func fillMemory(t *testing.T, srv *redistest.Server) (lift func()) {
+	t.Helper()
+	ctx := t.Context()
+	c := srv.Client(t)
+	if err := c.ConfigSet(ctx, "maxmemory-policy", "noeviction").Err(); err != nil {
+		t.Fatal(err)
+	}
+	filler := strings.Repeat("x", 64<<10)
+	for i := range 32 {
+		if err := c.Set(ctx, fmt.Sprintf("filler:%d", i), filler, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	info, err := c.InfoMap(ctx, "memory").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	used, err := strconv.ParseInt(info["Memory"]["used_memory"], 10, 64)
+	if err != nil {
+		t.Fatalf("used_memory: %v", err)
+	}
+	if err := c.ConfigSet(ctx, "maxmemory", strconv.FormatInt(used-(1<<20), 10)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Set(ctx, "probe", "x", 0).Err(); err == nil || !strings.HasPrefix(err.Error(), "OOM") {
+		t.Fatalf("a write with memory full = %v, want an OOM refusal", err)
+	}
+	return func() {
+		if err := c.ConfigSet(context.Background(), "maxmemory", "0").Err(); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// TestReleaseWhenMemoryFull: with maxmemory reached under noeviction, a
+// release with another instance's waiter, a release to a waiter of the
+// same instance and a force release all work (they free memory), while
+// an acquire is refused; Health is degraded, with the reason, until
+// writes succeed again, and the waiter then gets the lease.
+func TestReleaseWhenMemoryFull(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := t.Context()
+	newBackend := func() *coordredis.Backend {
+		c := goredis.NewClient(srv.Options())
+		t.Cleanup(func() { _ = c.Close() })
+		b, err := coordredis.New(c, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = b.Close(context.Background()) })
+		return b
+	}
+	a, b := newBackend(), newBackend()
+	if h := a.Health(ctx); h.Status != coord.Healthy {
+		t.Fatalf("Health before = %v (%s), want healthy", h.Status, h.Error)
+	}
+	held, err := a.Locker().Acquire(ctx, "remote", coord.WithTTL(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	local, err := a.Locker().Acquire(ctx, "local", coord.WithTTL(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	forced, err := a.Locker().Acquire(ctx, "forced", coord.WithTTL(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	remoteWaiter := make(chan error, 1)
+	go func() {
+		l, err := b.Locker().Acquire(ctx, "remote", coord.WithTTL(time.Minute), coord.WithRetry(-1, 20*time.Millisecond))
+		if err == nil {
+			err = l.Release(context.Background())
+		}
+		remoteWaiter <- err
+	}()
+	localWaiter := make(chan error, 1)
+	go func() {
+		l, err := a.Locker().Acquire(ctx, "local", coord.WithTTL(time.Minute), coord.WithRetry(-1, 20*time.Millisecond))
+		if err == nil {
+			err = l.Release(context.Background())
+		}
+		localWaiter <- err
+	}()
+	// Both waiters listen on their wake channels.
+	raw := srv.Client(t)
+	eventually(t, 5*time.Second, func() bool {
+		n, err := raw.PubSubNumSub(ctx, "cgn:lock:{remote}:wake", "cgn:lock:{local}:wake").Result()
+		return err == nil && n["cgn:lock:{remote}:wake"] == 1 && n["cgn:lock:{local}:wake"] == 1
+	}, "the waiters subscribed")
+
+	lift := fillMemory(t, srv)
+	lifted := false
+	defer func() {
+		if !lifted {
+			lift()
+		}
+	}()
+	h := a.Health(ctx)
+	if h.Status != coord.Degraded || !strings.Contains(h.Error, "OOM") {
+		t.Errorf("Health with memory full = %v (%q), want degraded with the OOM reason", h.Status, h.Error)
+	}
+	if _, err := a.Locker().Acquire(ctx, "new", coord.WithRetry(0, 0)); !errors.Is(err, coord.ErrUnavailable) {
+		t.Errorf("Acquire with memory full = %v, want ErrUnavailable", err)
+	}
+	if err := held.Release(ctx); err != nil {
+		t.Errorf("Release with another instance's waiter, memory full: %v", err)
+	}
+	if err := local.Release(ctx); err != nil {
+		t.Errorf("Release with a waiter of the same instance, memory full: %v", err)
+	}
+	if ok, err := a.Locker().ForceRelease(ctx, "forced"); err != nil || !ok {
+		t.Errorf("ForceRelease with memory full = %v, %v; want true, nil", ok, err)
+	}
+	if ok, err := a.Locker().Locked(ctx, "forced"); err != nil || ok {
+		t.Errorf("Locked after ForceRelease = %v, %v; want false", ok, err)
+	}
+	_ = forced
+	if ok, err := a.Locker().Locked(ctx, "remote"); err != nil || ok {
+		t.Errorf("Locked after Release = %v, %v; want false (the lease released)", ok, err)
+	}
+	// A waiter woken meanwhile may have had its acquire refused.
+	for _, ch := range []chan error{remoteWaiter, localWaiter} {
+		select {
+		case err := <-ch:
+			if err != nil && !errors.Is(err, coord.ErrUnavailable) {
+				t.Errorf("waiter: %v, want the lease or ErrUnavailable", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a waiter neither got the released lease nor failed within 10s")
+		}
+	}
+	lift()
+	lifted = true
+	for _, res := range []string{"remote", "local", "forced"} {
+		l, err := b.Locker().Acquire(ctx, res, coord.WithRetry(-1, 20*time.Millisecond))
+		if err != nil {
+			t.Fatalf("Acquire of %q once memory was freed: %v", res, err)
+		}
+		_ = l.Release(ctx)
+	}
+	if h := a.Health(ctx); h.Status != coord.Healthy {
+		t.Errorf("Health after memory was freed = %v (%s), want healthy", h.Status, h.Error)
+	}
 }

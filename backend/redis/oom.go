@@ -1,0 +1,23 @@
+package redis
+
+import (
+	"context"
+	"strings"
+)
+
+// writesRefused returns the server's refusal when it refuses writes that
+// may grow memory (maxmemory reached with the noeviction policy: Acquire,
+// session Create, Update and Touch fail, releases still work), or "" when
+// it accepts them or could not be asked.
+//
+// The probe is SET XX on a key that never exists: Redis checks memory
+// before it runs a command that may grow it, so under OOM the probe is
+// refused, and otherwise it writes nothing. In a Cluster it asks the
+// master of the probe key's slot only.
+func (b *Backend) writesRefused(ctx context.Context) string {
+	err := b.client.SetXX(ctx, b.keys.prefix+"oom-probe", "", 0).Err()
+	if err != nil && strings.HasPrefix(err.Error(), "OOM ") {
+		return err.Error()
+	}
+	return ""
+}
