@@ -250,3 +250,114 @@ func TestReleaseWhenMemoryFull(t *testing.T) {
 		t.Errorf("Health after memory was freed = %v (%s), want healthy", h.Status, h.Error)
 	}
 }
+
+// stallingBackend returns a Backend on srv whose commands time out after
+// 200ms without retries, so a paused server fails them.
+func stallingBackend(t *testing.T, srv *redistest.Server) *coordredis.Backend {
+	t.Helper()
+	o := srv.Options()
+	o.ReadTimeout = 200 * time.Millisecond
+	o.MaxRetries = -1
+	c := goredis.NewClient(o)
+	t.Cleanup(func() { _ = c.Close() })
+	b, err := coordredis.New(c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close(context.Background()) })
+	return b
+}
+
+// heldToken reports whether b's Held lists a lease with token.
+func heldToken(b *coordredis.Backend, token string) bool {
+	for _, l := range b.Locker().Held() {
+		if l.Token() == token {
+			return true
+		}
+	}
+	return false
+}
+
+// TestFailedReleaseGivesUp: a Release that cannot reach Redis (the server
+// paused past the read timeout, or ctx already ended) returns with the
+// lease no longer renewed (Done closed, not in Held), WithLock included,
+// and the release is retried in the background: another instance gets
+// the resource well before the 20s TTL.
+func TestFailedReleaseGivesUp(t *testing.T) {
+	const ttl = 20 * time.Second
+	t.Run("paused", func(t *testing.T) {
+		srv := redistest.Start(t)
+		b := stallingBackend(t, srv)
+		other := stallingBackend(t, srv)
+		ctx := t.Context()
+		var l coord.Lock
+		paused := false
+		err := coord.WithLock(ctx, b.Locker(), "stall", func(context.Context) error {
+			l = b.Locker().Held()[0]
+			srv.Pause(t)
+			paused = true
+			return nil
+		}, coord.WithTTL(ttl))
+		if paused {
+			defer srv.Resume(t)
+		}
+		if !errors.Is(err, coord.ErrUnavailable) {
+			t.Errorf("WithLock with the server paused during the release = %v, want ErrUnavailable", err)
+		}
+		if heldToken(b, l.Token()) {
+			t.Error("Held lists the lease after WithLock returned")
+		}
+		if !isClosedNow(l.Done()) {
+			t.Error("Done not closed after WithLock returned")
+		}
+		srv.Resume(t)
+		paused = false
+		start := time.Now()
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		next, err := other.Locker().Acquire(wctx, "stall", coord.WithRetry(-1, 50*time.Millisecond))
+		if err != nil {
+			t.Fatalf("another instance did not get the resource within 5s of the server resuming (TTL %v): %v", ttl, err)
+		}
+		t.Logf("another instance held the lease %v after the server resumed", time.Since(start))
+		_ = next.Release(ctx)
+	})
+	t.Run("ended ctx", func(t *testing.T) {
+		srv := redistest.Start(t)
+		b := stallingBackend(t, srv)
+		other := stallingBackend(t, srv)
+		ctx := t.Context()
+		l, err := b.Locker().Acquire(ctx, "ended", coord.WithTTL(ttl), coord.WithAutoRenew())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ended, cancel := context.WithCancel(ctx)
+		cancel()
+		if err := l.Release(ended); err == nil {
+			t.Log("Release with an ended ctx succeeded")
+		}
+		if heldToken(b, l.Token()) || !isClosedNow(l.Done()) {
+			t.Error("the lease is still held after Release returned")
+		}
+		// Only the background release can free it: this one never left.
+		wctx, wcancel := context.WithTimeout(ctx, 5*time.Second)
+		defer wcancel()
+		next, err := other.Locker().Acquire(wctx, "ended", coord.WithRetry(-1, 50*time.Millisecond))
+		if err != nil {
+			t.Fatalf("another instance did not get the resource within 5s (TTL %v): %v", ttl, err)
+		}
+		_ = next.Release(ctx)
+		if err := l.Release(ctx); err != nil {
+			t.Errorf("a second Release of a lease given up = %v, want nil", err)
+		}
+	})
+}
+
+func isClosedNow(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}

@@ -282,14 +282,13 @@ func (lk *Locker) newLockArgs(resource, key, token string, tokenArg any, fence i
 }
 
 // giveBack releases a lease handed over to a waiter that no longer
-// wants it, passing it on to the next local waiter if there is one.
+// wants it, passing it on to the next local waiter if there is one (a
+// release that fails is retried in the background).
 func (lk *Locker) giveBack(resource string, g grant, ttl time.Duration) {
 	l := lk.newLock(resource, g.token, g.fence, coord.LockOptions{TTL: ttl})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if err := l.Release(ctx); err != nil && !errors.Is(err, coord.ErrNotHeld) {
-		lk.addOrphan(l.key, l.token, ttl)
-	}
+	_ = l.Release(ctx)
 }
 
 // handoffTarget returns the waiter a Release of resource should hand its
@@ -334,11 +333,16 @@ func (lk *Locker) releaseToken(key, token string, ttl time.Duration) {
 
 // orphan is a lease this instance may hold without a Lock for it: an
 // acquire whose reply was lost (a timeout while the server was stalled
-// may still run the script later). The watchdog releases it: it retries
-// the compare-and-delete until it releases the lease, or until a TTL has
-// passed since the server first answered one of its tries.
+// may still run the script later), or a lease whose Release failed. The
+// watchdog releases it: it retries the compare-and-delete until it
+// releases the lease, or, for an acquire, until a TTL has passed since
+// the server first answered one of its tries; for a lease that was held,
+// any answer ends it (the token cannot hold the lease again), and so does
+// the time by which the lease has expired in Redis.
 type orphan struct {
 	key, token string
+	resource   string    // set for a lease that was held: its local waiters are woken
+	until      time.Time // for a lease that was held: it has expired in Redis by then
 	ttl        time.Duration
 	next       time.Time     // when to try next
 	backoff    time.Duration // between tries
@@ -347,12 +351,26 @@ type orphan struct {
 
 // addOrphan records an acquire of unknown outcome for the watchdog.
 func (lk *Locker) addOrphan(key, token string, ttl time.Duration) {
+	lk.addOrphanOf(&orphan{key: key, token: token, ttl: ttl})
+}
+
+// releaseLater records a held lease whose Release failed, for the
+// watchdog to release. l.mu is held.
+func (lk *Locker) releaseLater(l *lock) {
+	// A renewal sent before the local deadline moved the expiry in Redis
+	// at most a TTL past it.
+	until := l.deadline.Add(l.ttl)
+	lk.addOrphanOf(&orphan{key: l.key, token: l.token, resource: l.resource, ttl: l.ttl, until: until})
+}
+
+func (lk *Locker) addOrphanOf(o *orphan) {
 	lk.mu.Lock()
 	defer lk.mu.Unlock()
 	if lk.stopped {
 		return
 	}
-	lk.orphans[token] = &orphan{key: key, token: token, ttl: ttl, next: time.Now(), backoff: 20 * time.Millisecond}
+	o.next, o.backoff = time.Now(), 20*time.Millisecond
+	lk.orphans[o.token] = o
 	lk.startWatchdogLocked()
 	select {
 	case lk.kick <- struct{}{}:
@@ -369,9 +387,18 @@ func (lk *Locker) reap(ctx context.Context, o *orphan) bool {
 	now := time.Now()
 	switch {
 	case err != nil:
+		if !o.until.IsZero() && now.After(o.until) {
+			return false // the lease has expired in Redis
+		}
+	case n == 1 && o.resource != "":
+		b.opts.Logger.Info("coord/redis: released a lease whose Release had failed", "resource_tag", secret.Redact(o.resource))
+		lk.localWake(o.resource)
+		return false
 	case n == 1:
 		b.opts.Logger.Info("coord/redis: released a lease whose acquire reply was lost")
 		return false
+	case o.resource != "":
+		return false // expired, or someone else holds it: not ours any more
 	case o.answered.IsZero():
 		o.answered = now
 	case now.Sub(o.answered) > o.ttl:
@@ -945,7 +972,12 @@ func (l *lock) heldErr(op string, code int64) error {
 }
 
 // Release ends the lease and wakes a waiter. May return
-// [coord.ErrNotHeld] or [coord.ErrExpired].
+// [coord.ErrNotHeld] or [coord.ErrExpired], or, when Redis could not be
+// reached (or ctx ended first), [coord.ErrUnavailable] or ctx's error:
+// the lease is given up all the same, whatever Release returns. It is no
+// longer renewed, Done closes and Held no longer lists it, and the
+// watchdog retries the release in the background until it succeeds, the
+// lease has expired, or the Backend closes.
 func (l *lock) Release(ctx context.Context) error {
 	l.opMu.Lock()
 	defer l.opMu.Unlock()
@@ -959,6 +991,7 @@ func (l *lock) Release(ctx context.Context) error {
 	ch := b.keys.wakeChannel(l.key)
 	n, err := b.batch.run(ctx, b.sc.lockRelease, l.keys, l.tokenArg, ch, b.idArg, b.handoffMs, b.sub.ownArg(ch)).Int64()
 	if err := b.fail(ctx, "release", err); err != nil {
+		l.giveUp()
 		return err
 	}
 	l.mu.Lock()
@@ -1000,6 +1033,7 @@ func (l *lock) handOff(ctx context.Context, w *waiter, yield bool) error {
 	w.grant <- g // never blocks: one handoff at a time, and w takes each
 	lk.mu.Unlock()
 	if err := b.fail(ctx, "release", err); err != nil {
+		l.giveUp()
 		return err
 	}
 	released := n > 0 || n == -2
@@ -1011,6 +1045,17 @@ func (l *lock) handOff(ctx context.Context, w *waiter, yield bool) error {
 		return nil
 	}
 	return l.heldErr("release", n)
+}
+
+// giveUp ends a lease whose release could not be confirmed: it is no
+// longer renewed, Done closes and Held no longer lists it, and the
+// watchdog releases it in Redis (see orphan). l.opMu is held.
+func (l *lock) giveUp() {
+	l.mu.Lock()
+	l.released = true
+	l.finishLocked()
+	l.lk.releaseLater(l)
+	l.mu.Unlock()
 }
 
 func (l *lock) isReleased() bool {
