@@ -1,0 +1,68 @@
+package redis
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/cgn-bot/coord"
+)
+
+// bookSizes returns the sizes of the Locker's per-name and per-lease
+// books.
+func (lk *Locker) bookSizes() map[string]int {
+	lk.mu.Lock()
+	defer lk.mu.Unlock()
+	return map[string]int{
+		"queues": len(lk.queues), "byChannel": len(lk.byChannel), "held": len(lk.held),
+		"renew": len(lk.renew), "orphans": len(lk.orphans),
+	}
+}
+
+// TestNoLockerStateLeftPerName: once no lease or waiter is left on a
+// name, neither the holding nor the waiting instance keeps anything of
+// it, whether the waiter was on another instance or on the same one
+// (local handoff).
+func TestNoLockerStateLeftPerName(t *testing.T) {
+	handoffServers(t, func(t *testing.T, opts func() *goredis.Options) {
+		ctx := t.Context()
+		a, _ := newTestBackend(t, opts, &Options{Prefix: "ns:"})
+		b, _ := newTestBackend(t, opts, &Options{Prefix: "ns:"})
+		const names = 200
+		for i := range names {
+			res := fmt.Sprintf("n%d", i)
+			waiterOn := b.locker
+			if i%2 == 1 {
+				waiterOn = a.locker
+			}
+			held, err := a.locker.Acquire(ctx, res, coord.WithTTL(time.Minute), coord.WithAutoRenew())
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := acquireAsync(ctx, waiterOn, res, coord.WithTTL(time.Minute), coord.WithAutoRenew(), coord.WithRetry(-1, time.Second))
+			waitFor(t, 5*time.Second, func() bool { return waiterOn.queued(res) == 1 }, "the waiter queues")
+			if err := held.Release(ctx); err != nil {
+				t.Fatal(err)
+			}
+			r := <-got
+			if r.err != nil {
+				t.Fatalf("%s: waiter: %v", res, r.err)
+			}
+			if err := r.l.Release(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for name, lk := range map[string]*Locker{"holder": a.locker, "waiter": b.locker} {
+			waitFor(t, 2*time.Second, func() bool {
+				for _, n := range lk.bookSizes() {
+					if n != 0 {
+						return false
+					}
+				}
+				return true
+			}, fmt.Sprintf("the %s instance's books empty after %d names (%v)", name, names, lk.bookSizes()))
+		}
+	})
+}
