@@ -57,8 +57,9 @@
 // [Backend.State] and [Backend.SubscriberState] report connected,
 // reconnecting or disconnected, and [Options].OnStateChange is called on
 // every change (for the redis_connection_state gauge). Health pings the
-// server: unhealthy when the PING fails, degraded while the subscriber
-// connection reconnects or the PING is slow.
+// server: unhealthy when the PING fails, degraded while the server refuses
+// writes for lack of memory (with its refusal in Error), while the
+// subscriber connection reconnects, or when the PING is slow.
 //
 // # Key layout
 //
