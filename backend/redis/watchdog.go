@@ -1,0 +1,168 @@
+package redis
+
+import (
+	"context"
+	"time"
+
+	"github.com/cgn-bot/coord/internal/secret"
+)
+
+// orphan is a lease this instance may hold without a Lock for it: an
+// acquire whose reply was lost (a timeout while the server was stalled
+// may still run the script later), or a lease whose Release failed. The
+// watchdog releases it: it retries the compare-and-delete until it
+// releases the lease, or, for an acquire, until a TTL has passed since
+// the server first answered one of its tries; for a lease that was held,
+// any answer ends it (the token cannot hold the lease again), and so does
+// the time by which the lease has expired in Redis.
+type orphan struct {
+	key, token string
+	resource   string    // set for a lease that was held: its local waiters are woken
+	until      time.Time // for a lease that was held: it has expired in Redis by then
+	ttl        time.Duration
+	next       time.Time     // when to try next
+	backoff    time.Duration // between tries
+	answered   time.Time     // when the server first answered; zero before
+}
+
+// addOrphan records an acquire of unknown outcome for the watchdog.
+func (lk *Locker) addOrphan(key, token string, ttl time.Duration) {
+	lk.addOrphanOf(&orphan{key: key, token: token, ttl: ttl})
+}
+
+// releaseLater records a held lease whose Release failed, for the
+// watchdog to release. l.mu is held.
+func (lk *Locker) releaseLater(l *lock) {
+	// A renewal sent before the local deadline moved the expiry in Redis
+	// at most a TTL past it.
+	until := l.deadline.Add(l.ttl)
+	lk.addOrphanOf(&orphan{key: l.key, token: l.token, resource: l.resource, ttl: l.ttl, until: until})
+}
+
+func (lk *Locker) addOrphanOf(o *orphan) {
+	lk.mu.Lock()
+	defer lk.mu.Unlock()
+	if lk.stopped {
+		return
+	}
+	o.next, o.backoff = time.Now(), 20*time.Millisecond
+	lk.orphans[o.token] = o
+	lk.startWatchdogLocked()
+	select {
+	case lk.kick <- struct{}{}:
+	default:
+	}
+}
+
+// reap tries to release an orphan; it reports whether to keep it.
+func (lk *Locker) reap(ctx context.Context, o *orphan) bool {
+	b := lk.b
+	rctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	n, err := b.sc.lockRelease.Run(rctx, b.client, []string{o.key}, o.token, b.keys.wakeChannel(o.key), b.idArg, 0).Int64()
+	now := time.Now()
+	switch {
+	case err != nil:
+		if !o.until.IsZero() && now.After(o.until) {
+			return false // the lease has expired in Redis
+		}
+	case n == 1 && o.resource != "":
+		b.opts.Logger.Info("coord/redis: released a lease whose Release had failed", "resource_tag", secret.Redact(o.resource))
+		lk.localWake(o.resource)
+		return false
+	case n == 1:
+		b.opts.Logger.Info("coord/redis: released a lease whose acquire reply was lost")
+		return false
+	case o.resource != "":
+		return false // expired, or someone else holds it: not ours any more
+	case o.answered.IsZero():
+		o.answered = now
+	case now.Sub(o.answered) > o.ttl:
+		return false
+	}
+	o.next = now.Add(o.backoff)
+	o.backoff = min(2*o.backoff, 500*time.Millisecond)
+	return true
+}
+
+// startWatchdogLocked starts the one renewal goroutine of the Locker.
+// lk.mu is held.
+func (lk *Locker) startWatchdogLocked() {
+	if lk.wdRunning {
+		return
+	}
+	lk.wdRunning = true
+	ctx, cancel := context.WithCancel(context.Background())
+	lk.wdCancel = cancel
+	lk.wdDone = make(chan struct{})
+	go lk.watchdog(ctx)
+}
+
+// watchdog renews every auto-renewed lease at a third of its TTL, one
+// goroutine for all of them.
+func (lk *Locker) watchdog(ctx context.Context) {
+	defer close(lk.wdDone)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		now := time.Now()
+		var due []*lock
+		var dueOrphans []*orphan
+		next := now.Add(time.Hour)
+		lk.mu.Lock()
+		for l, at := range lk.renew {
+			if !at.After(now) {
+				due = append(due, l)
+			} else if at.Before(next) {
+				next = at
+			}
+		}
+		for _, o := range lk.orphans {
+			if !o.next.After(now) {
+				dueOrphans = append(dueOrphans, o)
+			} else if o.next.Before(next) {
+				next = o.next
+			}
+		}
+		lk.mu.Unlock()
+		for _, o := range dueOrphans {
+			if ctx.Err() != nil {
+				return
+			}
+			if !lk.reap(ctx, o) {
+				lk.mu.Lock()
+				delete(lk.orphans, o.token)
+				lk.mu.Unlock()
+			}
+		}
+		for _, l := range due {
+			if ctx.Err() != nil {
+				return
+			}
+			at, keep := l.renew(ctx)
+			lk.mu.Lock()
+			if _, ok := lk.renew[l]; ok && keep {
+				lk.renew[l] = at
+			} else {
+				delete(lk.renew, l)
+			}
+			lk.mu.Unlock()
+		}
+		if len(due) > 0 || len(dueOrphans) > 0 {
+			continue
+		}
+		timer.Reset(time.Until(next))
+		select {
+		case <-timer.C:
+		case <-lk.kick:
+			if !timer.Stop() {
+				select {
+				case <-timer.C:
+				default:
+				}
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
+}
