@@ -88,111 +88,148 @@ func (lk *Locker) wait(ctx context.Context, resource string, o coord.LockOptions
 // waitTurn is the waiting loop of wait. It returns the lease it took, or
 // a lease handed over to w (grant.ok; not yet registered), or an error.
 func (lk *Locker) waitTurn(ctx context.Context, q *waitq, w *waiter, o coord.LockOptions, tries int) (*lock, grant, error) {
-	b := lk.b
-	resource := q.resource
-	exhausted := func() bool { return o.Retries >= 0 && tries > o.Retries }
-	var timer *time.Timer
-	sleep := func(d time.Duration) <-chan time.Time {
-		d = max(d, minWait)
-		if timer == nil {
-			timer = time.NewTimer(d)
-		} else {
-			timer.Reset(d)
-		}
-		return timer.C
+	t := &queueWait{lk: lk, ctx: ctx, q: q, w: w, o: o, tries: tries}
+	defer t.stopTimer()
+	if err := t.untilHead(); err != nil {
+		return nil, grant{}, err
 	}
-	defer func() {
-		if timer != nil {
-			timer.Stop()
-		}
-	}()
-	stop := func() error {
-		if err := ctx.Err(); err != nil {
-			return errors.Join(notAcquired(resource), err)
-		}
-		return errors.Join(notAcquired(resource), b.checkOpen())
+	g, ok := t.asHead()
+	if !ok {
+		return nil, grant{}, t.stopped()
 	}
+	return t.contend(g)
+}
 
-	// Not the head: wait for the turn; each RetryDelay without it counts
-	// as a try.
-	for waiting := true; waiting; {
+// queueWait is the state of one waiter's waiting loop: the tries it has
+// made and its one timer.
+type queueWait struct {
+	lk    *Locker
+	ctx   context.Context
+	q     *waitq
+	w     *waiter
+	o     coord.LockOptions
+	tries int
+	timer *time.Timer
+}
+
+func (t *queueWait) exhausted() bool { return t.o.Retries >= 0 && t.tries > t.o.Retries }
+
+// sleep returns the timer's channel, firing after d (at least minWait).
+func (t *queueWait) sleep(d time.Duration) <-chan time.Time {
+	d = max(d, minWait)
+	if t.timer == nil {
+		t.timer = time.NewTimer(d)
+	} else {
+		t.timer.Reset(d)
+	}
+	return t.timer.C
+}
+
+func (t *queueWait) stopTimer() {
+	if t.timer != nil {
+		t.timer.Stop()
+	}
+}
+
+// stopped is the error of a wait ended by ctx or by Close.
+func (t *queueWait) stopped() error {
+	if err := t.ctx.Err(); err != nil {
+		return errors.Join(notAcquired(t.q.resource), err)
+	}
+	return errors.Join(notAcquired(t.q.resource), t.lk.b.checkOpen())
+}
+
+// untilHead waits for w to be the head of the queue; each RetryDelay
+// without it counts as a try.
+func (t *queueWait) untilHead() error {
+	for {
 		select {
-		case <-w.turn:
-			waiting = false
-		case <-sleep(o.RetryDelay):
-			tries++
-			if exhausted() {
-				return nil, grant{}, notAcquired(resource)
+		case <-t.w.turn:
+			return nil
+		case <-t.sleep(t.o.RetryDelay):
+			t.tries++
+			if t.exhausted() {
+				return notAcquired(t.q.resource)
 			}
-		case <-ctx.Done():
-			return nil, grant{}, stop()
-		case <-b.closing:
-			return nil, grant{}, stop()
+		case <-t.ctx.Done():
+			return t.stopped()
+		case <-t.lk.b.closing:
+			return t.stopped()
 		}
 	}
+}
 
-	// await waits up to d for a handoff (returned), a wake-up or the
-	// time; false when ctx or Close ended the wait.
-	await := func(d time.Duration) (grant, bool) {
-		select {
-		case g := <-w.grant:
-			return g, true
-		case <-w.wake:
-		case <-sleep(d):
-		case <-ctx.Done():
-			return grant{}, false
-		case <-b.closing:
-			return grant{}, false
-		}
-		return grant{}, true
+// await waits up to d for a handoff (returned), a wake-up or the time;
+// false when ctx or Close ended the wait.
+func (t *queueWait) await(d time.Duration) (grant, bool) {
+	select {
+	case g := <-t.w.grant:
+		return g, true
+	case <-t.w.wake:
+	case <-t.sleep(d):
+	case <-t.ctx.Done():
+		return grant{}, false
+	case <-t.lk.b.closing:
+		return grant{}, false
 	}
+	return grant{}, true
+}
 
-	// The head: make sure the wake-up subscription is in place before
-	// trying, so a release after the try is not missed.
-	var g grant
-	<-q.subscribed
-	if q.ready != nil {
-		b.waitReady(ctx, q.ready, max(o.RetryDelay, time.Millisecond))
+// asHead readies the new head: it makes sure the wake-up subscription is
+// in place before the first try, so a release after the try is not
+// missed, and, when the previous head took the lease, waits for its
+// release first. It returns a handoff that came meanwhile; false when
+// ctx or Close ended the wait.
+func (t *queueWait) asHead() (grant, bool) {
+	b, w := t.lk.b, t.w
+	<-t.q.subscribed
+	if t.q.ready != nil {
+		b.waitReady(t.ctx, t.q.ready, max(t.o.RetryDelay, time.Millisecond))
 	}
 	if w.inherit > 0 {
 		// The previous head holds the lease: a try now would fail.
-		d := min(o.RetryDelay, w.inherit+time.Millisecond)
+		d := min(t.o.RetryDelay, w.inherit+time.Millisecond)
 		w.inherit = 0
-		var ok bool
-		if g, ok = await(d); !ok {
-			return nil, grant{}, stop()
-		}
-	} else {
-		select {
-		case g = <-w.grant:
-		default:
-		}
+		return t.await(d)
 	}
+	select {
+	case g := <-w.grant:
+		return g, true
+	default:
+		return grant{}, true
+	}
+}
+
+// contend tries for the lease until it takes it, is handed it (g.ok), or
+// runs out of tries, time or ctx; between tries it awaits a wake-up, up
+// to RetryDelay or the holder's PTTL.
+func (t *queueWait) contend(g grant) (*lock, grant, error) {
+	resource := t.q.resource
 	for {
 		if g.ok {
 			return nil, g, nil
 		}
 		select {
-		case <-w.wake: // drop a stale wake-up: the try below sees the state
+		case <-t.w.wake: // drop a stale wake-up: the try below sees the state
 		default:
 		}
 		// After a release that yielded to other instances' waiters, try as
 		// a newcomer, which leaves the reserved lease to them.
-		l, pttl, err := lk.try(ctx, resource, o, !g.yielded)
+		l, pttl, err := t.lk.try(t.ctx, resource, t.o, !g.yielded)
 		if l != nil || err != nil {
 			return l, grant{}, err
 		}
-		tries++
-		if exhausted() {
+		t.tries++
+		if t.exhausted() {
 			return nil, grant{}, notAcquired(resource)
 		}
-		d := o.RetryDelay
+		d := t.o.RetryDelay
 		if pttl >= 0 && pttl+time.Millisecond < d {
 			d = pttl + time.Millisecond
 		}
 		var ok bool
-		if g, ok = await(d); !ok {
-			return nil, grant{}, stop()
+		if g, ok = t.await(d); !ok {
+			return nil, grant{}, t.stopped()
 		}
 	}
 }

@@ -99,70 +99,97 @@ func (lk *Locker) startWatchdogLocked() {
 }
 
 // watchdog renews every auto-renewed lease at a third of its TTL, one
-// goroutine for all of them.
+// goroutine for all of them, and releases orphans.
 func (lk *Locker) watchdog(ctx context.Context) {
 	defer close(lk.wdDone)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		now := time.Now()
-		var due []*lock
-		var dueOrphans []*orphan
-		next := now.Add(time.Hour)
-		lk.mu.Lock()
-		for l, at := range lk.renew {
-			if !at.After(now) {
-				due = append(due, l)
-			} else if at.Before(next) {
-				next = at
-			}
-		}
-		for _, o := range lk.orphans {
-			if !o.next.After(now) {
-				dueOrphans = append(dueOrphans, o)
-			} else if o.next.Before(next) {
-				next = o.next
-			}
-		}
-		lk.mu.Unlock()
-		for _, o := range dueOrphans {
-			if ctx.Err() != nil {
-				return
-			}
-			if !lk.reap(ctx, o) {
-				lk.mu.Lock()
-				delete(lk.orphans, o.token)
-				lk.mu.Unlock()
-			}
-		}
-		for _, l := range due {
-			if ctx.Err() != nil {
-				return
-			}
-			at, keep := l.renew(ctx)
-			lk.mu.Lock()
-			if _, ok := lk.renew[l]; ok && keep {
-				lk.renew[l] = at
-			} else {
-				delete(lk.renew, l)
-			}
-			lk.mu.Unlock()
-		}
+		due, dueOrphans, next := lk.dueWork(time.Now())
 		if len(due) > 0 || len(dueOrphans) > 0 {
+			if !lk.reapAll(ctx, dueOrphans) || !lk.renewAll(ctx, due) {
+				return
+			}
 			continue
 		}
-		timer.Reset(time.Until(next))
-		select {
-		case <-timer.C:
-		case <-lk.kick:
-			if !timer.Stop() {
-				select {
-				case <-timer.C:
-				default:
-				}
-			}
-		case <-ctx.Done():
+		if !lk.sleepUntil(ctx, timer, next) {
 			return
 		}
 	}
+}
+
+// dueWork returns the leases to renew and the orphans to try by now, and
+// when the next of the others is due (within the hour).
+func (lk *Locker) dueWork(now time.Time) (due []*lock, dueOrphans []*orphan, next time.Time) {
+	next = now.Add(time.Hour)
+	lk.mu.Lock()
+	defer lk.mu.Unlock()
+	for l, at := range lk.renew {
+		if !at.After(now) {
+			due = append(due, l)
+		} else if at.Before(next) {
+			next = at
+		}
+	}
+	for _, o := range lk.orphans {
+		if !o.next.After(now) {
+			dueOrphans = append(dueOrphans, o)
+		} else if o.next.Before(next) {
+			next = o.next
+		}
+	}
+	return due, dueOrphans, next
+}
+
+// reapAll tries each orphan once, forgetting those done with; false when
+// ctx ended.
+func (lk *Locker) reapAll(ctx context.Context, orphans []*orphan) bool {
+	for _, o := range orphans {
+		if ctx.Err() != nil {
+			return false
+		}
+		if !lk.reap(ctx, o) {
+			lk.mu.Lock()
+			delete(lk.orphans, o.token)
+			lk.mu.Unlock()
+		}
+	}
+	return true
+}
+
+// renewAll renews each lease once and books its next renewal, unless it
+// is gone or left the renewal list meanwhile; false when ctx ended.
+func (lk *Locker) renewAll(ctx context.Context, due []*lock) bool {
+	for _, l := range due {
+		if ctx.Err() != nil {
+			return false
+		}
+		at, keep := l.renew(ctx)
+		lk.mu.Lock()
+		if _, ok := lk.renew[l]; ok && keep {
+			lk.renew[l] = at
+		} else {
+			delete(lk.renew, l)
+		}
+		lk.mu.Unlock()
+	}
+	return true
+}
+
+// sleepUntil waits for next or a kick; false when ctx ended.
+func (lk *Locker) sleepUntil(ctx context.Context, timer *time.Timer, next time.Time) bool {
+	timer.Reset(time.Until(next))
+	select {
+	case <-timer.C:
+	case <-lk.kick:
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+	case <-ctx.Done():
+		return false
+	}
+	return true
 }
