@@ -107,21 +107,20 @@
 //
 // # Leases
 //
-// Acquire is one script (SET NX PX, then INCR of the fence); Release is
-// one script (compare-and-delete, then PUBLISH on the wake channel), or,
-// when a waiter of the same instance queues for the resource, one script
-// that hands the lease to that waiter (compare-and-set to the waiter's new
-// token, then INCR of the fence). A
-// lease's local deadline is its TTL from the moment before the acquire was
-// sent, on the monotonic clock; Done closes when it passes without a
-// renewal, when a renewal, Extend or TTL finds the lease gone, or on
-// Release. One watchdog goroutine per Backend renews every auto-renewed
-// lease at a third of its TTL. It also releases "orphans": leases whose
-// acquire reply was lost (a timeout while the server stalled may still run
-// the script later). Waiting, fairness and the handoff reservation are
-// described at [Locker]. With [Options].LockReplicas, Acquire also WAITs
-// for replicas on the same connection and gives up a lease they did not
-// acknowledge.
+// Acquire is one script (SET NX PX, then a new fence); Release is one
+// script (compare-and-delete, then PUBLISH on the wake channel), or one
+// that hands the lease to a waiter of the same instance. Waiting, the
+// local handoff and the reservation for waiters are described once, at
+// [Locker]. A lease's local deadline is its TTL from the moment before
+// the acquire was sent, on the monotonic clock; Done closes when it
+// passes without a renewal, when a renewal, Extend or TTL finds the lease
+// gone, or on Release, even a Release that failed: the lease is given up
+// and released in the background. One watchdog goroutine per Backend
+// renews every auto-renewed lease at a third of its TTL and releases
+// "orphans": leases whose acquire reply was lost (a timeout while the
+// server stalled may still run the script later) or whose Release failed.
+// With [Options].LockReplicas, Acquire also WAITs for replicas on the same
+// connection and gives up a lease they did not acknowledge.
 //
 // # Shared round trips
 //
