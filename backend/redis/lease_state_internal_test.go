@@ -1,6 +1,8 @@
 package redis
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -8,6 +10,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/internal/redistest"
 )
 
 // bookSizes returns the sizes of the Locker's per-name and per-lease
@@ -65,4 +68,27 @@ func TestNoLockerStateLeftPerName(t *testing.T) {
 			}, fmt.Sprintf("the %s instance's books empty after %d names (%v)", name, names, lk.bookSizes()))
 		}
 	})
+}
+
+// TestNoOrphanForOOMRefusal: an acquire refused for lack of memory wrote
+// nothing, so it leaves no orphan for the watchdog to chase for a TTL.
+func TestNoOrphanForOOMRefusal(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := t.Context()
+	b, raw := newTestBackend(t, srv.Options, nil)
+	if err := raw.ConfigSet(ctx, "maxmemory-policy", "noeviction").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := raw.ConfigSet(ctx, "maxmemory", "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = raw.ConfigSet(context.Background(), "maxmemory", "0").Err() }()
+	for i := range 10 {
+		if _, err := b.locker.Acquire(ctx, fmt.Sprintf("oom%d", i), coord.WithRetry(0, 0)); !errors.Is(err, coord.ErrUnavailable) {
+			t.Fatalf("Acquire with memory full = %v, want ErrUnavailable", err)
+		}
+	}
+	if n := b.locker.bookSizes()["orphans"]; n != 0 {
+		t.Errorf("%d orphans after acquires refused for lack of memory, want 0", n)
+	}
 }

@@ -160,8 +160,11 @@ func (lk *Locker) try(ctx context.Context, resource string, o coord.LockOptions,
 	}
 	if err != nil {
 		// The outcome is unknown (the server may run the script later,
-		// after a timeout): make sure the lease is not left held.
-		lk.addOrphan(key, token, o.TTL)
+		// after a timeout): make sure the lease is not left held. A
+		// refusal for lack of memory is known to have written nothing.
+		if !isOOM(err) {
+			lk.addOrphan(key, token, o.TTL)
+		}
 		return nil, 0, b.fail(ctx, "acquire", err)
 	}
 	b.setConnState(coord.Connected)
