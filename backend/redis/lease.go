@@ -217,20 +217,10 @@ func (l *lock) renew(ctx context.Context) (time.Time, bool) {
 		return time.Now().Add(10 * time.Millisecond), true
 	}
 	defer l.opMu.Unlock()
-	l.mu.Lock()
-	if l.ended || l.released {
-		l.mu.Unlock()
+	ttl, deadline, ok := l.renewable()
+	if !ok {
 		return time.Time{}, false
 	}
-	if !l.live() {
-		// The local deadline passed without a renewal: the lease counts as
-		// lost (another holder may have it), so it is not renewed again.
-		l.finishLocked()
-		l.mu.Unlock()
-		return time.Time{}, false
-	}
-	ttl, deadline := l.ttl, l.deadline
-	l.mu.Unlock()
 	b := l.lk.b
 	// A renewal is worth waiting for until the local deadline. l.mu is not
 	// held meanwhile, so the deadline closes Done whatever the network does.
@@ -238,6 +228,29 @@ func (l *lock) renew(ctx context.Context) (time.Time, bool) {
 	defer cancel()
 	start := time.Now()
 	n, err := b.sc.lockExtend.Run(rctx, b.client, l.keys, l.tokenArg, ttl.Milliseconds()).Int64()
+	return l.renewed(ctx, rctx, start, ttl, n, err)
+}
+
+// renewable returns the lease's TTL and local deadline, and false when
+// it is not to be renewed: ended, released, or past its local deadline
+// (it then counts as lost: another holder may have it).
+func (l *lock) renewable() (time.Duration, time.Time, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ended || l.released {
+		return 0, time.Time{}, false
+	}
+	if !l.live() {
+		l.finishLocked()
+		return 0, time.Time{}, false
+	}
+	return l.ttl, l.deadline, true
+}
+
+// renewed applies the outcome (n, err) of a renewal sent at start with
+// rctx, and returns what renew returns.
+func (l *lock) renewed(ctx, rctx context.Context, start time.Time, ttl time.Duration, n int64, err error) (time.Time, bool) {
+	b := l.lk.b
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.ended || l.released {
