@@ -92,3 +92,56 @@ func TestNoOrphanForOOMRefusal(t *testing.T) {
 		t.Errorf("%d orphans after acquires refused for lack of memory, want 0", n)
 	}
 }
+
+// slowKeyHook holds every command on key for a second (or until its ctx
+// ends), as a server that does not answer for that key would.
+type slowKeyHook struct{ key string }
+
+func (h slowKeyHook) DialHook(next goredis.DialHook) goredis.DialHook { return next }
+func (h slowKeyHook) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
+	return next
+}
+func (h slowKeyHook) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
+	return func(ctx context.Context, cmd goredis.Cmder) error {
+		for _, a := range cmd.Args() {
+			if a == h.key {
+				t := time.NewTimer(time.Second)
+				defer t.Stop()
+				select {
+				case <-t.C:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+				break
+			}
+		}
+		return next(ctx, cmd)
+	}
+}
+
+// TestOrphansDoNotDelayRenewals: releases retried in the background
+// against a server that does not answer for their key (a second each) do
+// not hold up the renewal of a live lease.
+func TestOrphansDoNotDelayRenewals(t *testing.T) {
+	handoffServers(t, func(t *testing.T, opts func() *goredis.Options) {
+		ctx := t.Context()
+		b, raw := newTestBackend(t, opts, &Options{Prefix: "od:"})
+		raw.AddHook(slowKeyHook{key: "od:lock:{stuck}"})
+		const ttl = 600 * time.Millisecond
+		l, err := b.locker.Acquire(ctx, "live", coord.WithTTL(ttl), coord.WithAutoRenew())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3 {
+			b.locker.addOrphan("od:lock:{stuck}", fmt.Sprintf("token-%d", i), time.Minute)
+		}
+		select {
+		case <-l.Done():
+			t.Fatalf("an auto-renewed %v lease was lost while orphans were retried on a slow key", ttl)
+		case <-time.After(5 * ttl):
+		}
+		if err := l.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+}

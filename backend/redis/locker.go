@@ -57,9 +57,10 @@ type Locker struct {
 	byChannel map[string]*waitq // by wake channel
 	renew     map[*lock]time.Time
 	orphans   map[string]*orphan // by token
-	kick      chan struct{}
-	sweepAt   int       // size of held at which expired leases are swept
-	epoch     time.Time // origin of the leases' monotonic deadlines
+	kick      chan struct{}      // renewals changed
+	reapKick  chan struct{}      // orphans added
+	sweepAt   int                // size of held at which expired leases are swept
+	epoch     time.Time          // origin of the leases' monotonic deadlines
 	wdRunning bool
 	wdCancel  context.CancelFunc
 	wdDone    chan struct{}
@@ -75,6 +76,7 @@ func newLocker(b *Backend) *Locker {
 		renew:     map[*lock]time.Time{},
 		orphans:   map[string]*orphan{},
 		kick:      make(chan struct{}, 1),
+		reapKick:  make(chan struct{}, 1),
 		sweepAt:   64,
 		epoch:     time.Now(),
 	}

@@ -49,7 +49,7 @@ func (lk *Locker) addOrphanOf(o *orphan) {
 	lk.orphans[o.token] = o
 	lk.startWatchdogLocked()
 	select {
-	case lk.kick <- struct{}{}:
+	case lk.reapKick <- struct{}{}:
 	default:
 	}
 }
@@ -85,8 +85,7 @@ func (lk *Locker) reap(ctx context.Context, o *orphan) bool {
 	return true
 }
 
-// startWatchdogLocked starts the one renewal goroutine of the Locker.
-// lk.mu is held.
+// startWatchdogLocked starts the watchdog of the Locker. lk.mu is held.
 func (lk *Locker) startWatchdogLocked() {
 	if lk.wdRunning {
 		return
@@ -99,28 +98,53 @@ func (lk *Locker) startWatchdogLocked() {
 }
 
 // watchdog renews every auto-renewed lease at a third of its TTL, one
-// goroutine for all of them, and releases orphans.
+// goroutine for all of them, beside a goroutine that releases orphans,
+// so that tries of orphans on a stalled server never delay a renewal.
 func (lk *Locker) watchdog(ctx context.Context) {
 	defer close(lk.wdDone)
+	reaped := make(chan struct{})
+	go func() {
+		defer close(reaped)
+		lk.reaper(ctx)
+	}()
+	defer func() { <-reaped }()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		due, dueOrphans, next := lk.dueWork(time.Now())
-		if len(due) > 0 || len(dueOrphans) > 0 {
-			if !lk.reapAll(ctx, dueOrphans) || !lk.renewAll(ctx, due) {
+		due, next := lk.dueRenewals(time.Now())
+		if len(due) > 0 {
+			if !lk.renewAll(ctx, due) {
 				return
 			}
 			continue
 		}
-		if !lk.sleepUntil(ctx, timer, next) {
+		if !sleepUntil(ctx, timer, next, lk.kick) {
 			return
 		}
 	}
 }
 
-// dueWork returns the leases to renew and the orphans to try by now, and
-// when the next of the others is due (within the hour).
-func (lk *Locker) dueWork(now time.Time) (due []*lock, dueOrphans []*orphan, next time.Time) {
+// reaper releases orphans until ctx ends.
+func (lk *Locker) reaper(ctx context.Context) {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		due, next := lk.dueOrphans(time.Now())
+		if len(due) > 0 {
+			if !lk.reapAll(ctx, due) {
+				return
+			}
+			continue
+		}
+		if !sleepUntil(ctx, timer, next, lk.reapKick) {
+			return
+		}
+	}
+}
+
+// dueRenewals returns the leases to renew by now, and when the next of
+// the others is due (within the hour).
+func (lk *Locker) dueRenewals(now time.Time) (due []*lock, next time.Time) {
 	next = now.Add(time.Hour)
 	lk.mu.Lock()
 	defer lk.mu.Unlock()
@@ -131,14 +155,23 @@ func (lk *Locker) dueWork(now time.Time) (due []*lock, dueOrphans []*orphan, nex
 			next = at
 		}
 	}
+	return due, next
+}
+
+// dueOrphans returns the orphans to try by now, and when the next of the
+// others is due (within the hour).
+func (lk *Locker) dueOrphans(now time.Time) (due []*orphan, next time.Time) {
+	next = now.Add(time.Hour)
+	lk.mu.Lock()
+	defer lk.mu.Unlock()
 	for _, o := range lk.orphans {
 		if !o.next.After(now) {
-			dueOrphans = append(dueOrphans, o)
+			due = append(due, o)
 		} else if o.next.Before(next) {
 			next = o.next
 		}
 	}
-	return due, dueOrphans, next
+	return due, next
 }
 
 // reapAll tries each orphan once, forgetting those done with; false when
@@ -177,11 +210,11 @@ func (lk *Locker) renewAll(ctx context.Context, due []*lock) bool {
 }
 
 // sleepUntil waits for next or a kick; false when ctx ended.
-func (lk *Locker) sleepUntil(ctx context.Context, timer *time.Timer, next time.Time) bool {
+func sleepUntil(ctx context.Context, timer *time.Timer, next time.Time, kick <-chan struct{}) bool {
 	timer.Reset(time.Until(next))
 	select {
 	case <-timer.C:
-	case <-lk.kick:
+	case <-kick:
 		if !timer.Stop() {
 			select {
 			case <-timer.C:
