@@ -116,7 +116,7 @@
 // passes without a renewal, when a renewal, Extend or TTL finds the lease
 // gone, or on Release, even a Release that failed: the lease is given up
 // and released in the background. One watchdog goroutine per Backend
-// renews every auto-renewed lease at a third of its TTL and releases
+// renews every auto-renewed lease at a third of its TTL; another releases
 // "orphans": leases whose acquire reply was lost (a timeout while the
 // server stalled may still run the script later) or whose Release failed.
 // With [Options].LockReplicas, Acquire also WAITs for replicas on the same
