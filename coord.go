@@ -83,7 +83,10 @@ type Lock interface {
 	// another holder has the resource now, or [ErrExpired] when the lease
 	// ran out and nobody holds it. Release should be called with a context
 	// that is not cancelled (context.WithoutCancel) so a cancelled request
-	// still frees its lock.
+	// still frees its lock. Whatever it returns, the lease is given up: it
+	// is no longer renewed and ends at the latest at its TTL (Done closes,
+	// Held no longer lists it), and a release that could not reach the
+	// backend's server is retried in the background.
 	Release(ctx context.Context) error
 	// Done returns a channel closed when the lease ends: released, or
 	// known lost (an Extend or renewal found it gone, or its local

@@ -10,7 +10,9 @@ import (
 // renewed automatically while fn runs (opts may set its TTL and how long
 // to wait for it). If the lease is lost, fn's context is cancelled with
 // cause [ErrLeaseLost] and WithLock's error wraps ErrLeaseLost. The lease
-// is released when fn returns, even if ctx was cancelled meanwhile.
+// is released when fn returns, even if ctx was cancelled meanwhile; when
+// that Release fails, the lease is still given up (see [Lock]'s Release):
+// WithLock never returns leaving a lease that is still renewed.
 //
 // It returns the error of Acquire, or fn's error joined with the error of
 // Release (or with ErrLeaseLost).

@@ -51,6 +51,7 @@ func lockerCases() []testCase {
 		{name: "WithLockLeaseLost", run: testWithLockLeaseLost},
 		{name: "WithLockReleasesOnCancel", run: testWithLockReleasesOnCancel},
 		{name: "WithLockAutoRenews", run: testWithLockAutoRenews},
+		{name: "ReleaseWithEndedCtxGivesUp", run: testReleaseWithEndedCtx},
 	}
 }
 
@@ -924,4 +925,43 @@ func testConcurrentTryOneWinner(t *testing.T, h Harness) {
 		}
 		must(t, won[0].Release(ctx), "Release")
 	}
+}
+
+// testReleaseWithEndedCtx: a Release of an auto-renewed lease whose ctx
+// has already ended may fail, but gives the lease up all the same: it is
+// no longer renewed, Done closes and Held no longer lists it, and another
+// instance gets the resource within the TTL plus a margin.
+func testReleaseWithEndedCtx(t *testing.T, h Harness) {
+	ins := instances(t, h, 2)
+	ctx := ctxOf(t)
+	const ttl = 400 * time.Millisecond
+	const margin = 2 * time.Second
+	l, err := ins[0].Locker().Acquire(ctx, "rwec", coord.WithTTL(ttl), coord.WithAutoRenew())
+	must(t, err, "Acquire")
+	ended, cancel := context.WithCancel(ctx)
+	cancel()
+	start := time.Now()
+	_ = l.Release(ended) // its error is the backend's choice
+	if !closedWithin(l.Done(), ttl+margin) {
+		t.Errorf("Done not closed within %v of a Release with an ended ctx", ttl+margin)
+	}
+	listed := func() bool {
+		for _, o := range ins[0].Locker().Held() {
+			if o.Token() == l.Token() {
+				return true
+			}
+		}
+		return false
+	}
+	if !within(ttl+margin, func() bool { return !listed() }) {
+		t.Errorf("Held still lists the lease %v after a Release with an ended ctx", ttl+margin)
+	}
+	wctx, wcancel := context.WithTimeout(ctx, ttl+margin)
+	defer wcancel()
+	next, err := ins[1].Locker().Acquire(wctx, "rwec", coord.WithRetry(-1, 50*time.Millisecond))
+	if err != nil {
+		t.Fatalf("another instance could not get the resource within %v of a Release with an ended ctx (TTL %v): %v",
+			time.Since(start), ttl, err)
+	}
+	must(t, next.Release(ctx), "Release")
 }

@@ -19,8 +19,9 @@
 //     time; Done is closed at the deadline by the node's timer goroutine,
 //     which also renews leases acquired with [coord.WithAutoRenew] every
 //     TTL/3. A node runs that one goroutine whatever the number of leases.
-//     The hub keeps each resource's fence counter for ever, so its memory
-//     grows with the number of distinct resource names ever locked.
+//     Fences come from one counter for the whole hub, and a resource's
+//     state is dropped once it has neither holder nor waiters, so the
+//     hub's memory does not grow with the number of names ever locked.
 //   - Sessions are keyed by their handle (a SHA-256 of the token), never
 //     by the token, with a per-user index and an expiry heap, so Count,
 //     ByUser and Stats are right the moment a session expires. Data is

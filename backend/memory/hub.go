@@ -44,7 +44,8 @@ type Hub struct {
 	// lmu guards every lease: the resources, each Lock's state, each
 	// node's held set, waiters and timer heap.
 	lmu       sync.Mutex
-	resources map[string]*resource
+	resources map[string]*resource // names with a holder or waiters
+	fence     int64                // the last fence handed out, on any resource
 
 	sessions sessionStore
 
@@ -410,8 +411,8 @@ func errClosed(what string) error {
 // ends (its Done closes, and its first waiter, if any, gets the resource),
 // every session is lost, and every node's subscription is cut as by
 // [Node.CutSubscription], so each node reconnects after its
-// ReconnectDelay and tells its invalidation subscribers to purge. Fence
-// counters survive: a lease after the restart still gets a higher fence.
+// ReconnectDelay and tells its invalidation subscribers to purge. The fence
+// counter survives: a lease after the restart still gets a higher fence.
 func (h *Hub) Restart() {
 	h.lmu.Lock()
 	now := time.Now()

@@ -11,13 +11,13 @@ import (
 	"github.com/cgn-bot/coord/internal/secret"
 )
 
-// resource is the hub's state of one lease name. It is kept after its
-// lease ends so that its fence counter never goes back: memory grows with
-// the number of distinct resource names ever locked, as the fence keys of
-// the Redis backend do.
+// resource is the hub's state of one lease name while it has a holder or
+// waiters. It is dropped from the hub once it has neither (see
+// [Hub.promoteLocked]), so the hub's memory does not grow with the number
+// of names ever locked; fences come from the hub's one counter, which is
+// strictly increasing per resource as well.
 type resource struct {
 	name    string
-	fence   int64
 	holder  *Lock
 	waiters []*waiter // FIFO, across all nodes
 }
@@ -111,11 +111,14 @@ func (lk *Locker) Acquire(ctx context.Context, name string, opts ...coord.LockOp
 	}
 	now := time.Now()
 	r := h.resources[name]
+	if r != nil {
+		h.expireLocked(r, now)
+		r = h.resources[name] // dropped when the expiry left it idle
+	}
 	if r == nil {
 		r = &resource{name: name}
 		h.resources[name] = r
 	}
-	h.expireLocked(r, now)
 	if r.holder == nil && len(r.waiters) == 0 {
 		l := h.grantLocked(r, n, o, now, token)
 		h.lmu.Unlock()
@@ -185,8 +188,7 @@ func (lk *Locker) wait(ctx context.Context, w *waiter, delay time.Duration) (coo
 			return nil, errClosed("Acquire")
 		}
 		if err := ctx.Err(); err != nil {
-			r.removeWaiter(w)
-			delete(w.node.waiters, w)
+			h.removeWaiterLocked(w)
 			h.lmu.Unlock()
 			return nil, errors.Join(coord.ErrNotAcquired, err)
 		}
@@ -206,8 +208,7 @@ func (lk *Locker) wait(ctx context.Context, w *waiter, delay time.Duration) (coo
 			left--
 		}
 		if left == 0 {
-			r.removeWaiter(w)
-			delete(w.node.waiters, w)
+			h.removeWaiterLocked(w)
 			h.lmu.Unlock()
 			return nil, fmt.Errorf("%w: %q is held", coord.ErrNotAcquired, r.name)
 		}
@@ -281,14 +282,30 @@ func (lk *Locker) Held() []coord.Lock {
 	return out
 }
 
-// grantLocked makes n the holder of r with a new fence and token.
+// removeWaiterLocked takes w out of its resource's queue and its node's
+// books, dropping the resource if that leaves it idle.
+func (h *Hub) removeWaiterLocked(w *waiter) {
+	w.res.removeWaiter(w)
+	delete(w.node.waiters, w)
+	h.dropIdleLocked(w.res)
+}
+
+// dropIdleLocked forgets r once it has neither a holder nor waiters.
+func (h *Hub) dropIdleLocked(r *resource) {
+	if r.holder == nil && len(r.waiters) == 0 && h.resources[r.name] == r {
+		delete(h.resources, r.name)
+	}
+}
+
+// grantLocked makes n the holder of r with a new fence (from the hub's
+// one counter) and token.
 func (h *Hub) grantLocked(r *resource, n *Node, o coord.LockOptions, now time.Time, token string) *Lock {
-	r.fence++
+	h.fence++
 	l := &Lock{
 		node:      n,
 		res:       r,
 		token:     token,
-		fence:     r.fence,
+		fence:     h.fence,
 		ttl:       o.TTL,
 		autoRenew: o.AutoRenew,
 		deadline:  now.Add(o.TTL),
@@ -344,9 +361,14 @@ func (h *Hub) expireLocked(r *resource, now time.Time) {
 	}
 }
 
-// promoteLocked hands a free r to its longest waiting Acquire.
+// promoteLocked hands a free r to its longest waiting Acquire, or drops
+// r from the hub when nobody waits.
 func (h *Hub) promoteLocked(r *resource, now time.Time) {
-	if r.holder != nil || len(r.waiters) == 0 {
+	if r.holder != nil {
+		return
+	}
+	if len(r.waiters) == 0 {
+		h.dropIdleLocked(r)
 		return
 	}
 	w := r.waiters[0]
@@ -395,7 +417,7 @@ func (l *Lock) Fence() int64 { return l.fence }
 // notHeldLocked explains why l is not held: [coord.ErrNotHeld] when
 // someone else holds the resource, [coord.ErrExpired] when nobody does.
 func (l *Lock) notHeldLocked() error {
-	if l.res.holder != nil {
+	if r := l.node.hub.resources[l.res.name]; r != nil && r.holder != nil {
 		return fmt.Errorf("%w: %q has another holder", coord.ErrNotHeld, l.res.name)
 	}
 	return fmt.Errorf("%w: lease on %q ended", coord.ErrExpired, l.res.name)

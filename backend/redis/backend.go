@@ -208,7 +208,10 @@ func (b *Backend) fail(ctx context.Context, op string, err error) error {
 }
 
 // Health pings the server and reports the state of both connections, the
-// messages received and the number of live sessions.
+// messages received and the number of live sessions. It is degraded while
+// the server refuses writes for lack of memory (maxmemory reached under
+// noeviction; releases still work then), while the subscriber connection
+// reconnects, or when the PING is slow.
 func (b *Backend) Health(ctx context.Context) coord.Health {
 	h := coord.Health{Backend: "redis", Sessions: -1}
 	h.MessagesReceived = b.inv.received.Load() + b.events.received.Load()
@@ -232,7 +235,11 @@ func (b *Backend) Health(ctx context.Context) coord.Health {
 		h.Sessions = n
 	}
 	h.Status = coord.Healthy
+	refused := b.writesRefused(ctx)
 	switch {
+	case refused != "":
+		h.Status = coord.Degraded
+		h.Error = "coord/redis: the server refuses writes: " + refused
 	case h.Subscriber != coord.Connected:
 		h.Status = coord.Degraded
 		h.Error = "coord/redis: subscriber connection " + string(h.Subscriber)

@@ -57,8 +57,9 @@
 // [Backend.State] and [Backend.SubscriberState] report connected,
 // reconnecting or disconnected, and [Options].OnStateChange is called on
 // every change (for the redis_connection_state gauge). Health pings the
-// server: unhealthy when the PING fails, degraded while the subscriber
-// connection reconnects or the PING is slow.
+// server: unhealthy when the PING fails, degraded while the server refuses
+// writes for lack of memory (with its refusal in Error), while the
+// subscriber connection reconnects, or when the PING is slow.
 //
 // # Key layout
 //
@@ -72,8 +73,9 @@
 //	P + "cache:invalidate:pattern"      channel: glob invalidations (Node format)
 //	P + "shard:event"                   channel: events, every topic (Node format)
 //	P + "lock:{R}"                      string: the lease on resource R (token, PX TTL)
-//	P + "lock:{R}:fence"                string: R's fence counter, never expires
+//	P + "lock:{R}:fence"                string: R's last fence, expires 10min after the clock passes it
 //	P + "lock:{R}:wake"                 channel: R's releases wake waiters here
+//	P + "oom-probe"                     never written: Health's SET XX probe for OOM
 //	P + "{s}:s:" + handle               hash: one session (see [Sessions])
 //	P + "{s}:exp"                       zset: user NUL handle -> expires at (ms)
 //	P + "{s}:byuser"                    zset: user NUL handle, by member (ByUser)
@@ -96,28 +98,29 @@
 // which reaches every node of a Cluster (sharded pub/sub has no
 // patterns).
 //
-// The fence counter starts, when missing (first use, or a server that
-// lost its data), from the server clock in microseconds, so fences keep
-// increasing across a data loss as long as a resource sees fewer than one
-// acquisition per microsecond.
+// A fence is the greater of R's last fence + 1 and the server clock in
+// microseconds (TIME, inside the script), so fences keep increasing when
+// the server loses recent writes (a restart from an older snapshot, a
+// failover to a replica that lagged) as long as the server clock does not
+// run backwards; the counter covers a clock stepping back while it lives.
+// The Node fleet does not use the fence key.
 //
 // # Leases
 //
-// Acquire is one script (SET NX PX, then INCR of the fence); Release is
-// one script (compare-and-delete, then PUBLISH on the wake channel), or,
-// when a waiter of the same instance queues for the resource, one script
-// that hands the lease to that waiter (compare-and-set to the waiter's new
-// token, then INCR of the fence). A
-// lease's local deadline is its TTL from the moment before the acquire was
-// sent, on the monotonic clock; Done closes when it passes without a
-// renewal, when a renewal, Extend or TTL finds the lease gone, or on
-// Release. One watchdog goroutine per Backend renews every auto-renewed
-// lease at a third of its TTL. It also releases "orphans": leases whose
-// acquire reply was lost (a timeout while the server stalled may still run
-// the script later). Waiting, fairness and the handoff reservation are
-// described at [Locker]. With [Options].LockReplicas, Acquire also WAITs
-// for replicas on the same connection and gives up a lease they did not
-// acknowledge.
+// Acquire is one script (SET NX PX, then a new fence); Release is one
+// script (compare-and-delete, then PUBLISH on the wake channel), or one
+// that hands the lease to a waiter of the same instance. Waiting, the
+// local handoff and the reservation for waiters are described once, at
+// [Locker]. A lease's local deadline is its TTL from the moment before
+// the acquire was sent, on the monotonic clock; Done closes when it
+// passes without a renewal, when a renewal, Extend or TTL finds the lease
+// gone, or on Release, even a Release that failed: the lease is given up
+// and released in the background. One watchdog goroutine per Backend
+// renews every auto-renewed lease at a third of its TTL; another releases
+// "orphans": leases whose acquire reply was lost (a timeout while the
+// server stalled may still run the script later) or whose Release failed.
+// With [Options].LockReplicas, Acquire also WAITs for replicas on the same
+// connection and gives up a lease they did not acknowledge.
 //
 // # Shared round trips
 //

@@ -1,5 +1,5 @@
 -- Acquire a lease in one round trip.
--- KEYS[1] lease key, KEYS[2] fence counter (same hash slot, never expires)
+-- KEYS[1] lease key, KEYS[2] fence counter (same hash slot; see lock_lib.lua)
 -- ARGV[1] token, ARGV[2] TTL in milliseconds, ARGV[3] '1' when the caller
 -- is a waiter (it found the lease held before), else '0'.
 -- Returns the fence (> 0) when acquired; when the lease is held (or, for

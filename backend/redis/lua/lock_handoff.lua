@@ -13,6 +13,8 @@
 -- (reserved for waiters for the window) instead of handed over.
 -- Returns the new fence (> 0) when handed over; 0 nobody holds the lease
 -- (it expired); -1 someone else holds it; -2 released, not handed over.
+-- The delete comes first, as in lock_release.lua, so the release works
+-- when memory is full (the writes after it are let through).
 local v = redis.call('GET', KEYS[1])
 if v ~= ARGV[1] then
   if v and v ~= '\0handoff' then
@@ -20,11 +22,10 @@ if v ~= ARGV[1] then
   end
   return 0
 end
+redis.call('DEL', KEYS[1])
 if ARGV[4] == '1' and redis.call('PUBLISH', ARGV[5], ARGV[6]) > tonumber(ARGV[8]) then
   if ARGV[7] ~= '0' then
-    redis.call('SET', KEYS[1], '\0handoff', 'PX', ARGV[7])
-  else
-    redis.call('DEL', KEYS[1])
+    redis.pcall('SET', KEYS[1], '\0handoff', 'PX', ARGV[7])
   end
   return -2
 end

@@ -1,15 +1,25 @@
 -- Shared by the scripts that create a lease: take() returns the new
 -- lease's fence. KEYS[2] is the fence counter (same hash slot as the
--- lease, never expires).
+-- lease).
+--
+-- The fence is the greater of the counter + 1 and the server clock in
+-- microseconds. The clock term keeps fences increasing when the counter
+-- goes back or goes missing (a restart from an older snapshot, a lost
+-- AOF tail, a restored backup, a failover to a replica that lagged): as
+-- long as the server clock does not run backwards, now is past every
+-- fence handed out before, since each of them was at most the clock at
+-- its time plus one per draw made faster than one a microsecond (a script
+-- takes longer than that). The counter term keeps them increasing while
+-- the clock steps back; it is needed only while it is ahead of the clock,
+-- so the key expires 10 minutes after the clock passes it.
+-- A counter that is not a number (a foreign writer) counts as missing.
 local function take()
-  local f = redis.call('INCR', KEYS[2])
-  if f == 1 then
-    -- The counter was missing (first use, or the data set was lost):
-    -- start it from the server clock in microseconds, above every fence
-    -- handed out before at fewer than one acquisition per microsecond.
-    local t = redis.call('TIME')
-    f = tonumber(t[1]) * 1000000 + tonumber(t[2])
-    redis.call('SET', KEYS[2], string.format('%.0f', f))
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local f = (tonumber(redis.call('GET', KEYS[2]) or '') or 0) + 1
+  if f < now then
+    f = now
   end
+  redis.call('SET', KEYS[2], string.format('%.0f', f), 'PX', math.floor((f - now) / 1000) + 600000)
   return f
 end

@@ -7,12 +7,17 @@
 -- key holds the handoff marker for the window instead of being deleted
 -- (see lock_acquire.lua).
 -- Returns 1 released, 0 nobody holds it (expired), -1 someone else holds it.
+--
+-- The delete is the script's first write: with maxmemory reached under
+-- noeviction, Redis refuses a script's first write that may grow memory
+-- (SET) but never a DEL, and once the script has written it lets the rest
+-- through; the marker is set with pcall all the same, so a refused marker
+-- leaves the lease released, only not reserved.
 local v = redis.call('GET', KEYS[1])
 if v == ARGV[1] then
+  redis.call('DEL', KEYS[1])
   if redis.call('PUBLISH', ARGV[2], ARGV[3]) > tonumber(ARGV[5] or '0') and ARGV[4] ~= '0' then
-    redis.call('SET', KEYS[1], '\0handoff', 'PX', ARGV[4])
-  else
-    redis.call('DEL', KEYS[1])
+    redis.pcall('SET', KEYS[1], '\0handoff', 'PX', ARGV[4])
   end
   return 1
 elseif v and v ~= '\0handoff' then
