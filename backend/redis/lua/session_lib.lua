@@ -37,3 +37,153 @@ local function prune(now, limit)
   end
   return #old
 end
+
+-- num returns a meta field's number: 1 to 15 decimal digits (exact in a
+-- Lua number), as the Go reader accepts; nil for anything else.
+local function num(v)
+  if type(v) ~= 'string' or #v < 1 or #v > 15 or string.find(v, '[^0-9]') then
+    return nil
+  end
+  return tonumber(v)
+end
+
+-- valid_name reports whether s is a name as coord.ValidateName has it:
+-- 1 to 512 bytes of valid UTF-8 without control characters.
+local function valid_name(s)
+  local n = #s
+  if n == 0 or n > 512 then
+    return false
+  end
+  if not string.find(s, '[^ -~]') then
+    return true -- printable ASCII
+  end
+  local i = 1
+  while i <= n do
+    local c = string.byte(s, i)
+    if c < 32 or c == 127 then
+      return false
+    elseif c < 128 then
+      i = i + 1
+    else
+      local len, lo, hi = 0, 128, 191
+      if c >= 194 and c <= 223 then
+        len = 2
+      elseif c >= 224 and c <= 239 then
+        len = 3
+        if c == 224 then lo = 160 elseif c == 237 then hi = 159 end
+      elseif c >= 240 and c <= 244 then
+        len = 4
+        if c == 240 then lo = 144 elseif c == 244 then hi = 143 end
+      else
+        return false
+      end
+      if i + len - 1 > n then
+        return false
+      end
+      local c2 = string.byte(s, i + 1)
+      if c2 < lo or c2 > hi then
+        return false
+      end
+      for j = i + 2, i + len - 1 do
+        local cj = string.byte(s, j)
+        if cj < 128 or cj > 191 then
+          return false
+        end
+      end
+      i = i + len
+    end
+  end
+  return true
+end
+
+-- judge decides a session from its raw meta fields v (user, created,
+-- last access, expires, deadline, idle TTL, data bytes) at now. It
+-- returns 'missing' when key k does not exist, 'malformed' when a meta
+-- field is missing or not what this package writes, 'expired' when its
+-- expiry or deadline is not after now (the session is then deleted and
+-- unindexed: h is its handle), or 'live' and the meta as numbers.
+local function judge(k, h, now, v)
+  if not (v[1] or v[2] or v[3] or v[4] or v[5] or v[6] or v[7]) and redis.call('EXISTS', k) == 0 then
+    -- Also when the key vanished between two reads (an emulator may
+    -- expire a key mid-script; Redis never does): missing.
+    return 'missing'
+  end
+  local m = {u = v[1], c = num(v[2]), a = num(v[3]), e = num(v[4]), x = num(v[5]), i = num(v[6]), n = num(v[7])}
+  if type(m.u) ~= 'string' or not valid_name(m.u) or not m.c or not m.a or not m.e or not m.x or not m.i or m.i < 1 then
+    return 'malformed'
+  end
+  if v[7] and not m.n then
+    return 'malformed'
+  end
+  if now >= m.e or (m.x > 0 and now >= m.x) then
+    redis.call('DEL', k)
+    unindex(m.u .. '\0' .. h)
+    return 'expired'
+  end
+  return 'live', m
+end
+
+-- load reads and judges the meta fields of session k (handle h).
+local function load(k, h, now)
+  local v = redis.pcall('HMGET', k, '_u', '_c', '_a', '_e', '_x', '_i', '_n')
+  if v.err then
+    return 'malformed' -- not a hash
+  end
+  return judge(k, h, now, v)
+end
+
+-- meta_at maps each meta field name to its position in META.
+local meta_at = {_u = 1, _c = 2, _a = 3, _e = 4, _x = 5, _i = 6, _n = 7}
+
+-- load_all reads session k (handle h) whole and judges it as load does;
+-- a field that is neither a meta field ("_...") nor "d:" and a data key
+-- makes it malformed too. It returns the status, the meta, the flat
+-- HGETALL reply and, by meta field name, the index of each value in it.
+local function load_all(k, h, now)
+  local all = redis.pcall('HGETALL', k)
+  if all.err then
+    return 'malformed'
+  end
+  local v, at = {}, {}
+  for j = 1, #all, 2 do
+    local f = all[j]
+    local p = meta_at[f]
+    if p then
+      v[p] = all[j + 1]
+      at[f] = j + 1
+    elseif string.sub(f, 1, 2) == 'd:' then
+      if not valid_name(string.sub(f, 3)) then
+        return 'malformed'
+      end
+    elseif string.sub(f, 1, 1) ~= '_' then
+      return 'malformed'
+    end
+  end
+  local st, m = judge(k, h, now, v)
+  return st, m, all, at
+end
+
+-- code is a script's reply for a session that is not live: nil
+-- (missing or expired) or -1 (malformed).
+local function code(st)
+  if st == 'malformed' then
+    return -1
+  end
+  return false
+end
+
+-- data_size returns the bytes of session k's data (keys without their
+-- "d:" and values), as the "_n" field records them, or counted when it
+-- is missing (a session written before the count was kept).
+local function data_size(k, n)
+  if n then
+    return n
+  end
+  n = 0
+  for _, f in ipairs(redis.call('HKEYS', k)) do
+    if string.sub(f, 1, 2) == 'd:' then
+      n = n + #f - 2 + redis.call('HSTRLEN', k, f)
+    end
+  end
+  return n
+end
