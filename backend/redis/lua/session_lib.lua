@@ -123,11 +123,28 @@ local function judge(k, h, now, v)
   return 'live', m
 end
 
--- load reads and judges the meta fields of session k (handle h).
+-- valid_field reports whether f is a field name a session may have: a
+-- meta field ("_..."; those of a later version are ignored) or "d:" and
+-- a data key.
+local function valid_field(f)
+  if string.sub(f, 1, 2) == 'd:' then
+    return valid_name(string.sub(f, 3))
+  end
+  return string.sub(f, 1, 1) == '_'
+end
+
+-- load reads and judges the meta fields of session k (handle h), and
+-- checks its field names (not its values, which only the Go reader
+-- checks).
 local function load(k, h, now)
   local v = redis.pcall('HMGET', k, '_u', '_c', '_a', '_e', '_x', '_i', '_n')
   if v.err then
     return 'malformed' -- not a hash
+  end
+  for _, f in ipairs(redis.call('HKEYS', k)) do
+    if not valid_field(f) then
+      return 'malformed'
+    end
   end
   return judge(k, h, now, v)
 end
@@ -151,11 +168,7 @@ local function load_all(k, h, now)
     if p then
       v[p] = all[j + 1]
       at[f] = j + 1
-    elseif string.sub(f, 1, 2) == 'd:' then
-      if not valid_name(string.sub(f, 3)) then
-        return 'malformed'
-      end
-    elseif string.sub(f, 1, 1) ~= '_' then
+    elseif not valid_field(f) then
       return 'malformed'
     end
   end
