@@ -126,23 +126,41 @@ func (s *Sessions) read(ctx context.Context, id, what string, sc *goredis.Script
 		return nil, err
 	}
 	b := s.b
-	key := b.keys.sessionKey(h)
-	v, err := b.batch.run(ctx, sc, b.keys.sessionKeys(key), h).Result()
-	if errors.Is(err, goredis.Nil) {
-		b.setConnState(coord.Connected)
-		return nil, notFound()
-	}
+	fields, err := s.runFields(ctx, sc, b.keys.sessionKeys(b.keys.sessionKey(h)), h)
 	if err := b.fail(ctx, what, err); err != nil {
-		return nil, err
-	}
-	fields, err := fieldsOf(v)
-	if err != nil {
 		return nil, err
 	}
 	if len(fields) == 0 {
 		return nil, notFound()
 	}
+	if _, ok := fields["!"]; ok {
+		return nil, malformedSession("bad meta fields or field names")
+	}
 	return parseSession(fields, id, h)
+}
+
+// runFields runs sc, a script that replies with field, value pairs,
+// through the batcher, and reads the reply straight into a map (as
+// HGETALL's is read, without a []any of it first). A server that does not
+// have the script cached gets it loaded, and the call is made again.
+func (s *Sessions) runFields(ctx context.Context, sc *goredis.Script, keys []string, args ...any) (map[string]string, error) {
+	b := s.b
+	cmdArgs := make([]any, 0, 3+len(keys)+len(args))
+	cmdArgs = append(cmdArgs, "evalsha", sc.Hash(), len(keys))
+	for _, k := range keys {
+		cmdArgs = append(cmdArgs, k)
+	}
+	cmdArgs = append(cmdArgs, args...)
+	cmd := goredis.NewMapStringStringCmd(ctx, cmdArgs...)
+	err := b.batch.process(ctx, cmd)
+	if goredis.HasErrorPrefix(err, "NOSCRIPT") {
+		if err := sc.Load(ctx, b.client).Err(); err != nil {
+			return nil, err
+		}
+		cmd = goredis.NewMapStringStringCmd(ctx, cmdArgs...)
+		err = b.batch.process(ctx, cmd)
+	}
+	return cmd.Val(), err
 }
 
 // fieldsOf turns a script's HGETALL reply into a map (or an error for the

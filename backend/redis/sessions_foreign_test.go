@@ -356,3 +356,31 @@ func TestLiveForeignSession(t *testing.T) {
 		}
 	})
 }
+
+// TestSessionReadsAfterScriptFlush: Get and Touch, whose scripts are
+// read straight into a map, load their script again after SCRIPT FLUSH.
+func TestSessionReadsAfterScriptFlush(t *testing.T) {
+	forEachServer(t, func(t *testing.T, s server) {
+		ctx := t.Context()
+		b := backendOn(t, s, &coordredis.Options{Prefix: "flush:"})
+		raw := rawClient(t, s)
+		sess, err := b.Sessions().Create(ctx, "u", map[string]any{"k": "v"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"Get", "Touch", "Get"} {
+			if err := raw.ScriptFlush(ctx).Err(); err != nil {
+				t.Fatal(err)
+			}
+			var got *coord.Session
+			if name == "Get" {
+				got, err = b.Sessions().Get(ctx, sess.ID)
+			} else {
+				got, err = b.Sessions().Touch(ctx, sess.ID)
+			}
+			if err != nil || string(got.Data["k"]) != `"v"` {
+				t.Fatalf("%s after SCRIPT FLUSH = %+v, %v", name, got, err)
+			}
+		}
+	})
+}

@@ -176,6 +176,16 @@ local function load_all(k, h, now)
   return st, m, all, at
 end
 
+-- code_map is the reply of a script that returns the session's fields
+-- (read as a map) for a session that is not live: no fields (missing or
+-- expired), or the one field "!" (malformed; no session has it).
+local function code_map(st)
+  if st == 'malformed' then
+    return {'!', 'malformed'}
+  end
+  return {}
+end
+
 -- code is a script's reply for a session that is not live: nil
 -- (missing or expired) or -1 (malformed).
 local function code(st)
