@@ -149,7 +149,8 @@ var sessionMethods = map[string]func(ctx context.Context, st coord.SessionStore,
 // deadline has passed, with no TTL on its key (written by another tool,
 // restored without TTLs), is not found by any method, is not revived,
 // and is cleaned up with its index entries; Count and Stats do not count
-// it and Delete is quiet about it.
+// it, Delete is quiet about it, and Stats, Cleanup and Create, which prune
+// the index, delete its key too.
 func TestExpiredStoredSession(t *testing.T) {
 	forEachServer(t, func(t *testing.T, s server) {
 		ctx := t.Context()
@@ -206,10 +207,25 @@ func TestExpiredStoredSession(t *testing.T) {
 			if ss, err := st.Stats(ctx); err != nil || ss.Sessions != 0 || ss.Users != 0 {
 				t.Errorf("%s: Stats = %+v, %v; want none", kind, ss, err)
 			}
+			f.gone(kind+": Count, Stats", u, handle)
 			if ok, err := st.Exists(ctx, token); err != nil || ok {
 				t.Errorf("%s: Exists after Count = %v, %v; want false", kind, ok, err)
 			}
-			f.gone(kind+": Count, Stats, Exists", u, handle)
+			// Cleanup and Create remove such keys too.
+			_, handle = f.write(meta(u, k.e, k.x), true, score)
+			if n, err := st.Cleanup(ctx); err != nil || n != 1 {
+				t.Errorf("%s: Cleanup = %d, %v; want 1", kind, n, err)
+			}
+			f.gone(kind+": Cleanup", u, handle)
+			_, handle = f.write(meta(u, k.e, k.x), true, score)
+			c, err := st.Create(ctx, "other", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.gone(kind+": Create", u, handle)
+			if err := st.Delete(ctx, c.ID); err != nil {
+				t.Fatal(err)
+			}
 		}
 	})
 }

@@ -29,14 +29,6 @@ local function unindex(m)
   end
 end
 
--- prune unindexes up to limit sessions that expired before now.
-local function prune(now, limit)
-  local old = redis.call('ZRANGEBYSCORE', EXP, '-inf', '(' .. ms(now), 'LIMIT', 0, limit)
-  for _, m in ipairs(old) do
-    unindex(m)
-  end
-  return #old
-end
 
 -- num returns a meta field's number: 1 to 15 decimal digits (exact in a
 -- Lua number), as the Go reader accepts; nil for anything else.
@@ -209,4 +201,28 @@ local function data_size(k, n)
     end
   end
   return n
+end
+
+-- SESS is the prefix of the session keys ("<prefix>{s}:s:"), from the
+-- expiry index's name ("<prefix>{s}:exp"); the same hash slot.
+local SESS = string.sub(EXP, 1, #EXP - 3) .. 's:'
+
+-- prune unindexes up to limit sessions that expired before now. A
+-- session key still there whose own record has expired too (a key
+-- without a TTL: written by another tool, or restored without one) is
+-- deleted.
+local function prune(now, limit)
+  local old = redis.call('ZRANGEBYSCORE', EXP, '-inf', '(' .. ms(now), 'LIMIT', 0, limit)
+  for _, m in ipairs(old) do
+    local k = SESS .. string.sub(m, -32)
+    local v = redis.pcall('HMGET', k, '_e', '_x')
+    if not v.err then
+      local e, x = num(v[1]), num(v[2])
+      if e and x and (now >= e or (x > 0 and now >= x)) then
+        redis.call('DEL', k)
+      end
+    end
+    unindex(m)
+  end
+  return #old
 end
