@@ -17,7 +17,7 @@ type scripts struct {
 
 	sessCreate, sessTouch, sessExtend, sessUpdate, sessDelete *goredis.Script
 	sessRotate, sessRemove, sessCount, sessStats              *goredis.Script
-	sessGet, sessExists                                       *goredis.Script
+	sessGet                                                   *goredis.Script
 }
 
 func mustLua(name string) string {
@@ -52,6 +52,5 @@ func loadScripts() *scripts {
 		sessCount:   sess("session_count"),
 		sessStats:   sess("session_stats"),
 		sessGet:     sess("session_get"),
-		sessExists:  sess("session_exists"),
 	}
 }

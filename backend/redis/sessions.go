@@ -102,14 +102,60 @@ func (s *Sessions) Create(ctx context.Context, userID string, data map[string]an
 	return nil, fmt.Errorf("%w: coord/redis: create session: no free handle", coord.ErrUnavailable)
 }
 
-// Get returns the session with token id without touching it, in one
-// script that reads it whole. A session whose recorded expiry or
-// deadline has passed by the server's clock is not found (and is deleted
-// with its index entries), even when its key has no TTL (written by
-// another tool, or restored without one); one whose meta fields are not
-// what this package writes is [coord.ErrInvalid].
+// Get returns the session with token id without touching it: HGETALL
+// and the server's TIME in one round trip. A session whose recorded
+// expiry or deadline has passed by the server's clock is not found (and
+// is deleted with its index entries, by the get script), even when its
+// key has no TTL (written by another tool, or restored without one); one
+// whose fields are not what this package writes is [coord.ErrInvalid].
 func (s *Sessions) Get(ctx context.Context, id string) (*coord.Session, error) {
-	return s.read(ctx, id, "get session", s.b.sc.sessGet)
+	h, err := s.handleOf(id)
+	if err != nil {
+		return nil, err
+	}
+	b := s.b
+	clock := goredis.NewTimeCmd(ctx, "time")
+	cmd := goredis.NewMapStringStringCmd(ctx, "hgetall", b.keys.sessionKey(h))
+	err = b.batch.processPair(ctx, clock, cmd)
+	if err == nil {
+		err = clock.Err()
+	}
+	if goredis.HasErrorPrefix(err, "WRONGTYPE") {
+		// The server answered: another tool's value under the key.
+		b.setConnState(coord.Connected)
+		return nil, malformedSession("not a hash")
+	}
+	if err := b.fail(ctx, "get session", err); err != nil {
+		return nil, err
+	}
+	fields := cmd.Val()
+	if len(fields) == 0 {
+		return nil, notFound()
+	}
+	sess, err := parseSession(fields, id, h)
+	if err != nil {
+		return nil, err
+	}
+	if nearEnd(sess, clock.Val()) {
+		// Expired, or about to: the script decides on the clock of the
+		// session's own server (in a Cluster, TIME may have come from
+		// another node) and deletes it if it has expired.
+		return s.read(ctx, id, "get session", b.sc.sessGet)
+	}
+	return sess, nil
+}
+
+// clockMargin is how close to its expiry or deadline, by a TIME reply
+// that may come from another server, a session read by Get or Exists is
+// judged by the get script instead.
+const clockMargin = time.Second
+
+// nearEnd reports whether sess expires or reaches its deadline within
+// clockMargin of the server time now (at millisecond resolution, as the
+// scripts see it).
+func nearEnd(sess *coord.Session, now time.Time) bool {
+	limit := time.UnixMilli(now.UnixMilli()).Add(clockMargin)
+	return !limit.Before(sess.ExpiresAt) || (!sess.Deadline.IsZero() && !limit.Before(sess.Deadline))
 }
 
 // Touch slides the session's idle expiry, sets LastAccessedAt, and
@@ -329,22 +375,18 @@ func (s *Sessions) Delete(ctx context.Context, id string) error {
 	return b.fail(ctx, "delete session", err)
 }
 
-// Exists reports whether the session with token id is live, in one
-// script: an expired or malformed session is treated as by Get.
+// Exists reports whether the session with token id is live. It reads
+// the session as Get does, so an expired or malformed one is treated as
+// by Get.
 func (s *Sessions) Exists(ctx context.Context, id string) (bool, error) {
-	h, err := s.handleOf(id)
-	if err != nil {
+	switch _, err := s.Get(ctx, id); {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, coord.ErrNotFound):
+		return false, nil
+	default:
 		return false, err
 	}
-	b := s.b
-	n, err := b.batch.run(ctx, b.sc.sessExists, b.keys.sessionKeys(b.keys.sessionKey(h)), h).Int64()
-	if err := b.fail(ctx, "session exists", err); err != nil {
-		return false, err
-	}
-	if n < 0 {
-		return false, malformedSession("bad meta fields")
-	}
-	return n == 1, nil
 }
 
 // Extend sets the session's expiry to ttl from now, capped at its

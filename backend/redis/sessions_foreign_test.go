@@ -358,7 +358,19 @@ func TestLiveForeignSession(t *testing.T) {
 		b := backendOn(t, s, &coordredis.Options{Prefix: prefix})
 		st := b.Sessions()
 		f := foreign{t, rawClient(t, s), prefix}
-		live := f.now() + time.Hour.Milliseconds()
+		now := f.now()
+		live := now + time.Hour.Milliseconds()
+		// Within a second of its end, by the server's clock: Get and
+		// Exists have the script decide, and it is live.
+		soon := now + 700
+		for _, e := range []int64{live, soon} {
+			token, handle := f.write(meta("u", e, 0), false, 0)
+			for _, name := range []string{"Get", "Exists"} {
+				if err := sessionMethods[name](ctx, st, "u", token, handle); err != nil {
+					t.Errorf("%s of a session that expires in %dms = %v, want nil", name, e-now, err)
+				}
+			}
+		}
 		for _, name := range []string{"Get", "Exists", "Touch", "Update", "Extend", "Rotate"} {
 			token, handle := f.write(meta("u", live, 0), true, live)
 			if err := sessionMethods[name](ctx, st, "u", token, handle); err != nil {

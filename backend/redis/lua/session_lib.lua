@@ -119,10 +119,17 @@ end
 -- meta field ("_..."; those of a later version are ignored) or "d:" and
 -- a data key.
 local function valid_field(f)
-  if string.sub(f, 1, 2) == 'd:' then
-    return valid_name(string.sub(f, 3))
+  local c = string.byte(f, 1)
+  if c == 95 then
+    return true -- '_'
   end
-  return string.sub(f, 1, 1) == '_'
+  if c ~= 100 or string.byte(f, 2) ~= 58 then
+    return false -- not 'd:'
+  end
+  if #f > 2 and #f <= 514 and not string.find(f, '[^ -~]', 3) then
+    return true -- printable ASCII
+  end
+  return valid_name(string.sub(f, 3))
 end
 
 -- load reads and judges the meta fields of session k (handle h), and
