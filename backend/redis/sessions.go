@@ -21,7 +21,13 @@ import (
 // token itself is never stored), with one field per data key ("d:<key>",
 // the value's JSON) and meta fields ("_u" user, "_c" created, "_a" last
 // access, "_e" expires, "_x" deadline or 0, "_i" idle TTL, all in server
-// milliseconds). The hash expires (PEXPIREAT) with the session. Three
+// milliseconds, and "_n" the data's size in bytes, for Update's limit).
+// The hash expires (PEXPIREAT) with the session, but a session is live
+// only while "_e" and "_x" are ahead of the server's clock, so a key
+// that lost its TTL (a restore, another tool) does not outlive it; meta
+// fields of another shape, or fields that are neither "_..." nor "d:"
+// and a name, make a session malformed ([coord.ErrInvalid]), and no
+// method but the deleting ones writes to a malformed session. Three
 // sorted sets index the live sessions by expiry, by user and by creation,
 // and a hash counts each user's sessions; expired entries are removed by
 // score, so Count is one ZCOUNT (no SCAN) and the indexes heal without
