@@ -114,5 +114,13 @@ func TestSessionSizeCount(t *testing.T) {
 			t.Errorf("Update within the limit of a session without _n = %v", err)
 		}
 		check("session without _n after an Update", old.Handle)
+
+		// A count left too high (an older version's Update deleted
+		// fields without it): counted again before a refusal.
+		f.raw.HSet(ctx, f.key(old.Handle), "_n", "999999")
+		if err := st.Update(ctx, old.ID, map[string]any{"k3": "small"}); err != nil {
+			t.Errorf("Update within the limit of a session whose _n is too high = %v", err)
+		}
+		check("session whose _n was too high, after an Update", old.Handle)
 	})
 }
