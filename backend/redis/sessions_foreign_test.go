@@ -412,3 +412,47 @@ func TestSessionReadsAfterScriptFlush(t *testing.T) {
 		}
 	})
 }
+
+// TestUnindexedSessionIndexedByTouch: a live, well-formed hash in no
+// index (written by another tool) is indexed by Touch and by Extend, so
+// Count, Stats and ByUser see it from then on, and the index entries go
+// with it.
+func TestUnindexedSessionIndexedByTouch(t *testing.T) {
+	forEachServer(t, func(t *testing.T, s server) {
+		ctx := t.Context()
+		for _, name := range []string{"Touch", "Extend"} {
+			prefix := "unidx" + name + ":"
+			b := backendOn(t, s, &coordredis.Options{Prefix: prefix})
+			st := b.Sessions()
+			f := foreign{t, rawClient(t, s), prefix}
+			live := f.now() + time.Hour.Milliseconds()
+			token, handle := f.write(meta("u", live, 0), false, 0)
+			if n, err := st.Count(ctx); err != nil || n != 0 {
+				t.Fatalf("Count before %s = %d, %v; want 0 (not indexed)", name, n, err)
+			}
+			if err := sessionMethods[name](ctx, st, "u", token, handle); err != nil {
+				t.Fatalf("%s = %v", name, err)
+			}
+			if n, err := st.Count(ctx); err != nil || n != 1 {
+				t.Errorf("Count after %s = %d, %v; want 1", name, n, err)
+			}
+			if ss, err := st.Stats(ctx); err != nil || ss.Sessions != 1 || ss.Users != 1 {
+				t.Errorf("Stats after %s = %+v, %v; want one session of one user", name, ss, err)
+			}
+			if list, err := st.ByUser(ctx, "u"); err != nil || len(list) != 1 || list[0].Handle != handle {
+				t.Errorf("ByUser after %s = %d sessions, %v; want the one", name, len(list), err)
+			}
+			// Touched again: still counted once.
+			if err := sessionMethods[name](ctx, st, "u", token, handle); err != nil {
+				t.Fatalf("%s again = %v", name, err)
+			}
+			if ss, err := st.Stats(ctx); err != nil || ss.Sessions != 1 || ss.Users != 1 {
+				t.Errorf("Stats after a second %s = %+v, %v; want one session of one user", name, ss, err)
+			}
+			if err := st.Delete(ctx, token); err != nil {
+				t.Fatal(err)
+			}
+			f.gone(name+", then Delete", "u", handle)
+		}
+	})
+}

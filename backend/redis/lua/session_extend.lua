@@ -15,5 +15,5 @@ if m.x > 0 and e > m.x then
 end
 redis.call('HSET', KEYS[1], '_e', ms(e))
 redis.call('PEXPIREAT', KEYS[1], ms(e))
-redis.call('ZADD', EXP, 'XX', ms(e), m.u .. '\0' .. ARGV[1])
+index(m.u, ARGV[1], e, m.c)
 return 1

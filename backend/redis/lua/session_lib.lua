@@ -233,3 +233,15 @@ local function prune(now, limit)
   end
   return #old
 end
+
+-- index sets the expiry score of user u's session h to e in the index,
+-- and indexes it whole (created at c) when it was not indexed (written
+-- by another tool), as Create would have.
+local function index(u, h, e, c)
+  local mem = u .. '\0' .. h
+  if redis.call('ZADD', EXP, ms(e), mem) == 1 then
+    redis.call('ZADD', BYUSER, 0, mem)
+    redis.call('ZADD', CREATED, ms(c), mem)
+    redis.call('HINCRBY', USERS, u, 1)
+  end
+end

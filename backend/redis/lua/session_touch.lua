@@ -14,6 +14,6 @@ end
 local nows, es = ms(now), ms(e)
 redis.call('HSET', KEYS[1], '_a', nows, '_e', es)
 redis.call('PEXPIREAT', KEYS[1], es)
-redis.call('ZADD', EXP, 'XX', es, m.u .. '\0' .. ARGV[1])
+index(m.u, ARGV[1], e, m.c)
 all[at._a], all[at._e] = nows, es
 return all
