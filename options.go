@@ -171,6 +171,8 @@ type SubscribeOptions struct {
 	// subscription, [DefaultQueueSize] for an event subscription (a
 	// backend option may set another).
 	QueueSize int
+	// Gaps asks for [GapStart] notices (see [NotifyGaps]). Default: false.
+	Gaps bool
 }
 
 // SubscribeOption sets an option of Subscribe.

@@ -39,7 +39,7 @@ func invalidatorCases() []testCase {
 		{name: "Stats", run: testInvStats},
 		{name: "BadInput", run: testInvBadInput},
 		{name: "CutSubscriptionPurges", needs: capCut, run: testInvCut},
-		{name: "ForeignMalformedDropped", needs: capForeign, run: testInvForeignMalformed},
+		{name: "ForeignMalformedPurges", needs: capForeign, run: testInvForeignMalformed},
 		{name: "ForeignWireFormat", needs: capForeign, run: testInvForeignWellFormed},
 	}
 }
@@ -709,6 +709,11 @@ func foreign(t *testing.T, h Harness) ForeignPublisher {
 	return fp
 }
 
+// testInvForeignMalformed: a message on the invalidation channels that
+// cannot be accepted is counted and dropped, and a dropped invalidation
+// is a gap: subscribers get a PurgeAll "malformed", at most one per second
+// (leading and trailing: a burst gets at most two), and the last
+// malformed message is always followed by one.
 func testInvForeignMalformed(t *testing.T, h Harness) {
 	fp := foreign(t, h)
 	ins := instances(t, h, 2)
@@ -723,25 +728,65 @@ func testInvForeignMalformed(t *testing.T, h Harness) {
 			`{"instanceId":"x","cacheKey":"","timestamp":1700000000000}`,
 			`{"instanceId":"x","cacheKey":7,"timestamp":1700000000000}`,
 			"\xff\xfe",
+			`{"instanceId":"x","cacheKey":"` + strings.Repeat("k", 4096) + `","timestamp":1700000000000}`,
+			`{"instanceId":"x","cacheKey":"a\u0001b","timestamp":1700000000000}`,
+			`{"instanceId":"x","cacheKey":"k","timestamp":"1700000000000"}`,
 		},
 		"pattern": {
 			`{{{`,
 			`{"instanceId":"x","cacheKey":"user:[","timestamp":1700000000000}`,
+			`{"instanceId":"x","cacheKey":"v:[a-","timestamp":1700000000000}`,
 			`""`,
 		},
 	}
 	total := 0
-	for ch, msgs := range bad {
-		for _, m := range msgs {
+	start := time.Now()
+	for _, ch := range []string{"invalidate", "pattern"} {
+		for _, m := range bad[ch] {
 			fp.PublishRaw(t, ch, []byte(m))
 			total++
 		}
 	}
+	sent := time.Since(start)
 	eventually(t, deliveryBound, func() bool { return ins[1].Invalidator().Stats().Malformed >= uint64(total) },
 		"%d malformed messages counted (Stats %+v)", total, func() any { return ins[1].Invalidator().Stats() })
+	eventually(t, deliveryBound, func() bool { return rec.any(isPurge) }, "a PurgeAll after malformed invalidations")
 	invFence(t, ins[0], "after", rec)
-	if got := keysOf(rec.all()); !slices.Equal(got, []string{"before", "after"}) {
-		t.Errorf("subscriber received %v around malformed messages, want [before after]", got)
+	var keys []string
+	purges := 0
+	for _, inv := range rec.all() {
+		if inv.Kind == coord.PurgeAll {
+			purges++
+			if inv.Reason != coord.ReasonMalformed {
+				t.Errorf("PurgeAll reason %q, want %q", inv.Reason, coord.ReasonMalformed)
+			}
+			continue
+		}
+		keys = append(keys, inv.Key)
+	}
+	if !slices.Equal(keys, []string{"before", "after"}) {
+		t.Errorf("subscriber received %v around malformed messages, want [before after]", keysOf(rec.all()))
+	}
+	if got := keysOf(rec.all()); got[0] != "before" || !strings.HasPrefix(got[1], "<purge:") {
+		t.Errorf("deliveries %v: want the PurgeAll right after the last good invalidation", got)
+	}
+	// Rate limit: all were published within sent; one PurgeAll per
+	// second, the first at once and one owed at the end of the second.
+	if limit := 2 + int(sent/time.Second); purges > limit {
+		t.Errorf("%d PurgeAlls for %d malformed messages published within %v, want at most %d (one per second)", purges, total, sent, limit)
+	}
+	if purges < 2 && sent < time.Second {
+		// The messages after the first PurgeAll are owed one: it comes
+		// within a second and the delivery bound.
+		eventually(t, time.Second+deliveryBound, func() bool {
+			n := 0
+			for _, inv := range rec.all() {
+				if isPurge(inv) {
+					n++
+				}
+			}
+			return n >= 2
+		}, "a trailing PurgeAll covering the malformed messages after the first")
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -61,7 +60,7 @@ type subscriber struct {
 	cancel   context.CancelFunc
 	loopDone chan struct{}
 
-	seen atomic.Uint64 // replies read, for health
+	pong chan struct{} // buffered 1: a PONG arrived, for health
 }
 
 func newSubscriber(b *Backend) *subscriber {
@@ -71,6 +70,7 @@ func newSubscriber(b *Backend) *subscriber {
 		counts:   map[string]*chanCount{},
 		awaiting: map[string]bool{},
 		leaving:  map[string]int{},
+		pong:     make(chan struct{}, 1),
 	}
 }
 
@@ -109,12 +109,24 @@ func (s *subscriber) acquire(ctx context.Context, ch string, kind chanKind) (<-c
 
 // purgeWhenConfirmed marks ch, not yet confirmed, so that invalidation
 // subscribers purge once it is: they may have missed invalidations until
-// then.
-func (s *subscriber) purgeWhenConfirmed(ch string) {
+// then. gap, told of the gap first, is the subscription that found it
+// not confirmed.
+func (s *subscriber) purgeWhenConfirmed(ch string, gap interface{ Gap(string) }) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if st := s.chans[ch]; st != nil && !st.confirmed {
+		gap.Gap(coord.ReasonReconnect)
 		st.purge = true
+	}
+}
+
+// gapIfOpen tells gap of the gap in progress, if one is: the PurgeAll that
+// ends it comes after.
+func (s *subscriber) gapIfOpen(gap interface{ Gap(string) }) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.inGap {
+		gap.Gap("disconnected")
 	}
 }
 
@@ -135,6 +147,11 @@ func (s *subscriber) release(ch string) {
 	}
 	delete(s.chans, ch)
 	delete(s.awaiting, ch)
+	if c := s.counts[ch]; c != nil && c.acked >= c.sent {
+		// Every SUBSCRIBE confirmed: nothing left to count. (Otherwise
+		// confirm deletes it once the last confirmation arrives.)
+		delete(s.counts, ch)
+	}
 	ps, closed := s.ps, s.closed
 	if ps != nil && !closed {
 		s.leaving[ch]++
@@ -170,16 +187,21 @@ func (s *subscriber) current() *goredis.PubSub {
 
 // close closes the subscriber connection and waits for the receive loop.
 func (s *subscriber) close() {
-	s.cmdMu.Lock()
 	s.mu.Lock()
 	s.closed = true
-	ps, cancel, done := s.ps, s.cancel, s.loopDone
+	cancel := s.cancel
+	s.mu.Unlock()
+	if cancel != nil {
+		cancel() // ends a replace waiting on the server, which holds cmdMu
+	}
+	s.cmdMu.Lock()
+	s.mu.Lock()
+	ps, done := s.ps, s.loopDone
 	s.mu.Unlock()
 	s.cmdMu.Unlock()
 	if ps == nil {
 		return
 	}
-	cancel()
 	_ = ps.Close()
 	<-done
 }
@@ -202,7 +224,7 @@ func (s *subscriber) loop(ctx context.Context) {
 			if errors.Is(err, goredis.ErrClosed) && s.current() != ps {
 				continue // replaced by health
 			}
-			s.startGap()
+			s.startGap("disconnected")
 			s.b.setSubState(coord.Reconnecting)
 			backoff = min(max(2*backoff, 25*time.Millisecond), time.Second)
 			t := time.NewTimer(backoff)
@@ -214,7 +236,6 @@ func (s *subscriber) loop(ctx context.Context) {
 			}
 			continue
 		}
-		s.seen.Add(1)
 		backoff = 0
 		s.b.setSubState(coord.Connected)
 		switch m := msg.(type) {
@@ -227,46 +248,65 @@ func (s *subscriber) loop(ctx context.Context) {
 			}
 		case *goredis.Message:
 			s.dispatch(m)
+		case *goredis.Pong:
+			select {
+			case s.pong <- struct{}{}:
+			default:
+			}
 		}
 	}
 }
 
-// health pings the subscriber connection when nothing arrived on it for a
-// health interval, and replaces it when the ping gets no answer within
-// another interval (a server that stopped answering, or a connection
-// silently lost).
+// health pings the subscriber connection every health interval and, when
+// the PONG does not come within the ping timeout (a server that stopped
+// answering, or a connection silently lost), starts a gap and replaces
+// the connection. A silent outage is noticed within the interval plus
+// the timeout.
 func (s *subscriber) health(ctx context.Context, done chan<- struct{}) {
 	defer close(done)
-	interval := s.b.opts.HealthInterval
-	t := time.NewTicker(interval)
+	interval, timeout := s.b.opts.HealthInterval, s.b.opts.PingTimeout
+	t := time.NewTimer(interval)
 	defer t.Stop()
-	last := s.seen.Load()
-	pinged := false
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		if cur := s.seen.Load(); cur != last {
-			last, pinged = cur, false
+		select {
+		case <-s.pong: // an answer to an earlier PING
+		default:
+		}
+		ps := s.current()
+		deadline := time.Now().Add(timeout)
+		pctx, cancel := context.WithDeadline(ctx, deadline)
+		err := ps.Ping(pctx)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			// The connection failed: the receive loop reconnects.
+			s.startGap("disconnected")
+			t.Reset(interval)
 			continue
 		}
-		if pinged {
-			s.b.opts.Logger.Warn("coord/redis: subscriber connection silent; reconnecting")
+		t.Reset(time.Until(deadline))
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.pong:
+			t.Stop()
+			t.Reset(interval)
+			continue
+		case <-t.C:
+		}
+		if s.current() == ps {
+			s.b.opts.Logger.Warn("coord/redis: subscriber connection did not answer a PING; reconnecting", "timeout", timeout)
 			s.b.setSubState(coord.Reconnecting)
 			s.replace(ctx)
-			pinged = false
-			continue
 		}
-		pctx, cancel := context.WithTimeout(ctx, interval)
-		err := s.current().Ping(pctx)
-		cancel()
-		if err != nil {
-			s.startGap()
-			continue
-		}
-		pinged = true
+		t.Reset(interval)
 	}
 }
 
@@ -287,7 +327,7 @@ func (s *subscriber) replace(ctx context.Context) {
 	}
 	s.ps = s.b.client.Subscribe(context.Background())
 	ps := s.ps
-	s.startGapLocked()
+	s.startGapLocked("silent")
 	s.mu.Unlock()
 	_ = old.Close()
 	if len(chans) > 0 {
@@ -298,15 +338,19 @@ func (s *subscriber) replace(ctx context.Context) {
 }
 
 // startGap notes that delivery may have had a gap: invalidation
-// subscribers are told to purge once the invalidation channels are
-// confirmed again.
-func (s *subscriber) startGap() {
+// subscribers that asked for it are told at once (reason says why), and
+// every invalidation subscriber is told to purge once the invalidation
+// channels are confirmed again.
+func (s *subscriber) startGap(reason string) {
 	s.mu.Lock()
-	s.startGapLocked()
+	s.startGapLocked(reason)
 	s.mu.Unlock()
 }
 
-func (s *subscriber) startGapLocked() {
+// startGapLocked is startGap with s.mu held. The queues it pushes the
+// GapStart to take only their own locks.
+func (s *subscriber) startGapLocked(reason string) {
+	s.b.inv.gapAll(reason)
 	s.inGap = true
 	clear(s.leaving) // a new connection is not subscribed to them
 	for ch, st := range s.chans {
@@ -373,7 +417,7 @@ func (s *subscriber) confirm(ch string) {
 	if resub && !s.inGap {
 		// A reconnect we did not see fail (go-redis reconnected while
 		// writing a command): the gap starts now.
-		s.startGapLocked()
+		s.startGapLocked("disconnected")
 	}
 	if s.inGap && (resub || s.awaiting[ch]) {
 		// Subscribed on the new connection. Once every invalidation
@@ -387,9 +431,9 @@ func (s *subscriber) confirm(ch string) {
 	s.mu.Unlock()
 	if purge {
 		s.b.opts.Logger.Info("coord/redis: subscriber resubscribed after a gap; purging invalidation subscribers")
-		s.b.inv.purgeAll("reconnect")
+		s.b.inv.purgeAll(coord.ReasonReconnect)
 	} else if latePurge {
-		s.b.inv.purgeAll("reconnect")
+		s.b.inv.purgeAll(coord.ReasonReconnect)
 	}
 	if wake {
 		s.b.locker.wakeAll()
