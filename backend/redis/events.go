@@ -181,6 +181,7 @@ func (e *Events) deliver(payload string) {
 	}
 	self := e.b.opts.InstanceID
 	matched, queued := false, false
+	size := 0
 	for _, s := range (*e.subs.Load())[ev.Topic] {
 		if ev.InstanceID == self && !s.opts.IncludeOwn {
 			continue
@@ -189,8 +190,12 @@ func (e *Events) deliver(payload string) {
 		if matched { // the first subscriber gets the decoded payload, the others a copy
 			v.Payload = append(json.RawMessage(nil), ev.Payload...)
 		}
+		if !matched {
+			size = detachEv(&ev, payload)
+			v = ev
+		}
 		matched = true
-		if s.Push(v) {
+		if s.PushSized(v, size) {
 			queued = true
 		}
 	}

@@ -234,6 +234,7 @@ func (i *Invalidator) deliver(payload string, pattern bool) {
 	}
 	self := i.b.opts.InstanceID
 	matched, queued := false, false
+	size := 0
 	for _, s := range *i.subs.Load() {
 		if !s.covers(inv, self) {
 			continue
@@ -242,8 +243,12 @@ func (i *Invalidator) deliver(payload string, pattern bool) {
 		if matched && len(v.Metadata) > 0 { // the first subscriber gets the decoded metadata, the others a copy
 			v.Metadata = append(json.RawMessage(nil), v.Metadata...)
 		}
+		if !matched {
+			size = detachInv(&inv, payload)
+			v = inv
+		}
 		matched = true
-		if s.Push(v) {
+		if s.PushSized(v, size) {
 			queued = true
 		}
 	}

@@ -188,6 +188,16 @@ func (q *Queue[T]) handLocked(it item[T]) bool {
 // exhausted budget v is dropped and counted and, for a queue with
 // control items, a PurgeAll "overflow" is queued behind what is queued.
 func (q *Queue[T]) Push(v T) bool {
+	size := 0
+	if q.cfg.Size != nil {
+		size = q.cfg.Size(v)
+	}
+	return q.PushSized(v, size)
+}
+
+// PushSized is Push for an item that holds size bytes (instead of what
+// Config.Size says).
+func (q *Queue[T]) PushSized(v T, size int) bool {
 	q.mu.Lock()
 	if q.stopped {
 		q.mu.Unlock()
@@ -196,11 +206,8 @@ func (q *Queue[T]) Push(v T) bool {
 	if q.handLocked(item[T]{v: v}) {
 		return true
 	}
-	size := int64(itemOverhead)
-	if q.cfg.Size != nil {
-		size += int64(q.cfg.Size(v))
-	}
-	if q.n >= q.cfg.Limit || !q.cfg.Budget.take(size) {
+	charge := int64(itemOverhead + size)
+	if q.n >= q.cfg.Limit || !q.cfg.Budget.take(charge) {
 		if q.cfg.Dropped != nil {
 			q.cfg.Dropped.Add(1)
 		}
@@ -210,8 +217,8 @@ func (q *Queue[T]) Push(v T) bool {
 		q.mu.Unlock()
 		return false
 	}
-	q.bytes += size
-	q.appendLocked(item[T]{v: v, size: size})
+	q.bytes += charge
+	q.appendLocked(item[T]{v: v, size: charge})
 	q.mu.Unlock()
 	return true
 }
