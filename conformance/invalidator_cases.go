@@ -39,6 +39,7 @@ func invalidatorCases() []testCase {
 		{name: "Stats", run: testInvStats},
 		{name: "BadInput", run: testInvBadInput},
 		{name: "CutSubscriptionPurges", needs: capCut, run: testInvCut},
+		{name: "CutSubscriptionGapNotice", needs: capCut, run: testInvCutGapNotice},
 		{name: "ForeignMalformedPurges", needs: capForeign, run: testInvForeignMalformed},
 		{name: "ForeignWireFormat", needs: capForeign, run: testInvForeignWellFormed},
 	}
@@ -697,6 +698,45 @@ func testInvCut(t *testing.T, h Harness) {
 	}
 	if i := silentSkip(got[1:], n, "k"); i >= 0 {
 		t.Errorf("the uncut instance missed k%d: %v", i, keysOf(got))
+	}
+}
+
+// testInvCutGapNotice: a subscriber made with NotifyGaps gets a GapStart
+// once the cut is noticed, then the PurgeAll "reconnect" that ends the
+// gap, in that order and with nothing between them but invalidations; a
+// subscriber without it gets only the PurgeAll.
+func testInvCutGapNotice(t *testing.T, h Harness) {
+	cutter, ok := h.(SubscriptionCutter)
+	if !ok {
+		t.Fatalf("harness %T declares CutSubscription but does not implement SubscriptionCutter", h)
+	}
+	ins := instances(t, h, 2)
+	ctx := ctxOf(t)
+	gaps, _ := subInv(t, ins[1], coord.NotifyGaps())
+	plain, _ := subInv(t, ins[1])
+	invFence(t, ins[0], "before", gaps, plain)
+	cutter.CutSubscription(t, ins[1])
+	isGap := func(i coord.Invalidation) bool { return i.Kind == coord.GapStart }
+	eventually(t, 5*time.Second, func() bool { return gaps.any(isGap) }, "a GapStart after the cut (got %v)", func() any { return gaps.all() })
+	eventually(t, 5*time.Second, func() bool { return gaps.any(isPurge) && plain.any(isPurge) }, "the PurgeAll that ends the gap")
+	retrying(t, 5*time.Second, func() bool {
+		must(t, ins[0].Invalidator().Invalidate(ctx, "after", nil), "Invalidate")
+		return gaps.any(hasKey("after"))
+	}, "delivery resumes after the cut")
+	gapAt, endAt := -1, -1
+	for i, inv := range gaps.all() {
+		switch {
+		case inv.Kind == coord.GapStart && gapAt < 0:
+			gapAt = i
+		case inv.Kind == coord.PurgeAll && inv.Reason == coord.ReasonReconnect && gapAt >= 0 && endAt < 0:
+			endAt = i
+		}
+	}
+	if gapAt < 0 || endAt < 0 {
+		t.Fatalf("NotifyGaps subscriber got %v, want a GapStart, then a PurgeAll %q", gaps.all(), coord.ReasonReconnect)
+	}
+	if plain.any(func(i coord.Invalidation) bool { return i.Kind == coord.GapStart }) {
+		t.Errorf("a subscriber without NotifyGaps got a GapStart: %v", plain.all())
 	}
 }
 
