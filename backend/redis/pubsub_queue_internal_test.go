@@ -2,6 +2,7 @@ package redis
 
 import (
 	"testing"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -53,5 +54,33 @@ func TestInvalidationQueueDefault(t *testing.T) {
 			t.Fatal(err)
 		}
 		_ = client.Close()
+	}
+}
+
+// TestQueueBytesAndPingDefaults: Options.QueueBytes sets the Backend's
+// byte budget (0: coord.DefaultQueueBytes, negative: none), and the
+// subscriber is pinged every second with a one-second deadline unless
+// HealthInterval and PingTimeout say otherwise.
+func TestQueueBytesAndPingDefaults(t *testing.T) {
+	client := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:1"})
+	t.Cleanup(func() { _ = client.Close() })
+	for _, c := range []struct{ opt, want int64 }{{0, coord.DefaultQueueBytes}, {1 << 20, 1 << 20}, {-1, 0}} {
+		b, err := New(client, &Options{QueueBytes: c.opt})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := b.budget.Limit(); got != c.want {
+			t.Errorf("QueueBytes %d: budget %d, want %d", c.opt, got, c.want)
+		}
+		if b.opts.HealthInterval != time.Second || b.opts.PingTimeout != time.Second {
+			t.Errorf("HealthInterval %v, PingTimeout %v, want 1s and 1s", b.opts.HealthInterval, b.opts.PingTimeout)
+		}
+	}
+	b, err := New(client, &Options{HealthInterval: 3 * time.Second, PingTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.opts.HealthInterval != 3*time.Second || b.opts.PingTimeout != 2*time.Second {
+		t.Errorf("HealthInterval %v, PingTimeout %v, want 3s and 2s", b.opts.HealthInterval, b.opts.PingTimeout)
 	}
 }
