@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -39,13 +41,36 @@ type chanState struct {
 // resubscription after a reconnect: a gap in delivery.
 type chanCount struct{ sent, acked uint64 }
 
+// subscriberConfig is all the subscriber knows of the layers above it:
+// the client it subscribes with, its timings, a registry of handlers by
+// channel, and the hooks it reports to. The subscriber is the lowest
+// layer: it calls these and nothing else, while the invalidator, the event
+// bus and the locker call down into it.
+type subscriberConfig struct {
+	client            goredis.UniversalClient
+	logger            *slog.Logger
+	interval, timeout time.Duration // PING every interval, suspect after timeout
+
+	// routes maps a channel to the handler of its messages; fallback gets
+	// the messages of the channels not in routes. Handlers must not block.
+	routes   map[string]func(payload string)
+	fallback func(ch, payload string)
+
+	state      func(coord.ConnState) // the subscriber connection's state changed
+	gapStarted func(reason string)   // delivery may have stopped
+	gapEnded   func()                // every invalidation channel confirmed again after a gap
+	lateLive   func()                // a subscription handed out before it was live is confirmed
+	closedErr  func() error          // the error of a call after close
+}
+
 // subscriber owns the Backend's one subscriber connection (a go-redis
 // PubSub), shared by invalidation, events and lock waiters. One goroutine
 // reads it with the raw Receive loop, so that it sees every confirmation,
 // including those of resubscriptions after a reconnect, and hands messages
-// to bounded per-subscription queues without ever blocking.
+// to the handlers of its registry, which queue them without ever
+// blocking.
 type subscriber struct {
-	b *Backend
+	cfg subscriberConfig
 
 	cmdMu sync.Mutex // orders SUBSCRIBE/UNSUBSCRIBE decisions and commands
 
@@ -61,11 +86,42 @@ type subscriber struct {
 	loopDone chan struct{}
 
 	pong chan struct{} // buffered 1: a PONG arrived, for health
+	seen atomic.Uint64 // replies read, for health
 }
 
+// newSubscriber returns b's subscriber, wired to its invalidator, event
+// bus and locker.
 func newSubscriber(b *Backend) *subscriber {
+	k := &b.keys
+	return newSubscriberWith(subscriberConfig{
+		client:   b.client,
+		logger:   b.opts.Logger,
+		interval: b.opts.HealthInterval,
+		timeout:  b.opts.PingTimeout,
+		routes: map[string]func(string){
+			k.chInvalidate: func(p string) { b.inv.deliver(p, false) },
+			k.chPattern:    func(p string) { b.inv.deliver(p, true) },
+			k.chEvent:      b.events.deliver,
+		},
+		fallback: func(ch, p string) {
+			if k.isWakeChannel(ch) {
+				b.locker.remoteWake(ch, p)
+			}
+		},
+		state:      b.setSubState,
+		gapStarted: b.inv.gapAll,
+		gapEnded: func() {
+			b.inv.purgeAll(coord.ReasonReconnect)
+			b.locker.wakeAll()
+		},
+		lateLive:  func() { b.inv.purgeAll(coord.ReasonReconnect) },
+		closedErr: b.checkOpenOr,
+	})
+}
+
+func newSubscriberWith(cfg subscriberConfig) *subscriber {
 	return &subscriber{
-		b:        b,
+		cfg:      cfg,
 		chans:    map[string]*chanState{},
 		counts:   map[string]*chanCount{},
 		awaiting: map[string]bool{},
@@ -82,7 +138,7 @@ func (s *subscriber) acquire(ctx context.Context, ch string, kind chanKind) (<-c
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return nil, s.b.checkOpenOr()
+		return nil, s.cfg.closedErr()
 	}
 	if st := s.chans[ch]; st != nil {
 		st.refs++
@@ -102,7 +158,7 @@ func (s *subscriber) acquire(ctx context.Context, ch string, kind chanKind) (<-c
 	// An error leaves the channel in the PubSub's set: it is subscribed
 	// when the connection comes back, and confirmed then.
 	if err := ps.Subscribe(context.WithoutCancel(ctx), ch); err != nil {
-		s.b.opts.Logger.Warn("coord/redis: subscribe failed; will subscribe on reconnect", "err", err)
+		s.cfg.logger.Warn("coord/redis: subscribe failed; will subscribe on reconnect", "err", err)
 	}
 	return st.ready, nil
 }
@@ -171,7 +227,7 @@ func (s *subscriber) startLocked() *goredis.PubSub {
 	if s.ps != nil {
 		return s.ps
 	}
-	s.ps = s.b.client.Subscribe(context.Background())
+	s.ps = s.cfg.client.Subscribe(context.Background())
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.loopDone = make(chan struct{})
@@ -225,7 +281,7 @@ func (s *subscriber) loop(ctx context.Context) {
 				continue // replaced by health
 			}
 			s.startGap("disconnected")
-			s.b.setSubState(coord.Reconnecting)
+			s.cfg.state(coord.Reconnecting)
 			backoff = min(max(2*backoff, 25*time.Millisecond), time.Second)
 			t := time.NewTimer(backoff)
 			select {
@@ -237,7 +293,8 @@ func (s *subscriber) loop(ctx context.Context) {
 			continue
 		}
 		backoff = 0
-		s.b.setSubState(coord.Connected)
+		s.seen.Add(1)
+		s.cfg.state(coord.Connected)
 		switch m := msg.(type) {
 		case *goredis.Subscription:
 			switch m.Kind {
@@ -258,13 +315,13 @@ func (s *subscriber) loop(ctx context.Context) {
 }
 
 // health pings the subscriber connection every health interval and, when
-// the PONG does not come within the ping timeout (a server that stopped
-// answering, or a connection silently lost), starts a gap and replaces
-// the connection. A silent outage is noticed within the interval plus
-// the timeout.
+// neither the PONG nor anything else arrives within the ping timeout (a
+// server that stopped answering, or a connection silently lost), starts a
+// gap and replaces the connection. A silent outage is noticed within the
+// interval plus the timeout.
 func (s *subscriber) health(ctx context.Context, done chan<- struct{}) {
 	defer close(done)
-	interval, timeout := s.b.opts.HealthInterval, s.b.opts.PingTimeout
+	interval, timeout := s.cfg.interval, s.cfg.timeout
 	t := time.NewTimer(interval)
 	defer t.Stop()
 	for {
@@ -278,6 +335,7 @@ func (s *subscriber) health(ctx context.Context, done chan<- struct{}) {
 		default:
 		}
 		ps := s.current()
+		seen := s.seen.Load()
 		deadline := time.Now().Add(timeout)
 		pctx, cancel := context.WithDeadline(ctx, deadline)
 		err := ps.Ping(pctx)
@@ -301,9 +359,15 @@ func (s *subscriber) health(ctx context.Context, done chan<- struct{}) {
 			continue
 		case <-t.C:
 		}
+		if s.seen.Load() != seen {
+			// No PONG yet, but the connection delivers: a backlog of
+			// messages ahead of it, not a silent connection.
+			t.Reset(interval)
+			continue
+		}
 		if s.current() == ps {
-			s.b.opts.Logger.Warn("coord/redis: subscriber connection did not answer a PING; reconnecting", "timeout", timeout)
-			s.b.setSubState(coord.Reconnecting)
+			s.cfg.logger.Warn("coord/redis: subscriber connection did not answer a PING; reconnecting", "timeout", timeout)
+			s.cfg.state(coord.Reconnecting)
 			s.replace(ctx)
 		}
 		t.Reset(interval)
@@ -325,7 +389,7 @@ func (s *subscriber) replace(ctx context.Context) {
 	for ch := range s.chans {
 		chans = append(chans, ch)
 	}
-	s.ps = s.b.client.Subscribe(context.Background())
+	s.ps = s.cfg.client.Subscribe(context.Background())
 	ps := s.ps
 	s.startGapLocked("silent")
 	s.mu.Unlock()
@@ -350,7 +414,7 @@ func (s *subscriber) startGap(reason string) {
 // startGapLocked is startGap with s.mu held. The queues it pushes the
 // GapStart to take only their own locks.
 func (s *subscriber) startGapLocked(reason string) {
-	s.b.inv.gapAll(reason)
+	s.cfg.gapStarted(reason)
 	s.inGap = true
 	clear(s.leaving) // a new connection is not subscribed to them
 	for ch, st := range s.chans {
@@ -413,7 +477,7 @@ func (s *subscriber) confirm(ch string) {
 	if st == nil && c.acked >= c.sent {
 		delete(s.counts, ch)
 	}
-	purge, wake := false, false
+	purge := false
 	if resub && !s.inGap {
 		// A reconnect we did not see fail (go-redis reconnected while
 		// writing a command): the gap starts now.
@@ -425,34 +489,26 @@ func (s *subscriber) confirm(ch string) {
 		delete(s.awaiting, ch)
 		if len(s.awaiting) == 0 {
 			s.inGap = false
-			purge, wake = true, true
+			purge = true
 		}
 	}
 	s.mu.Unlock()
 	if purge {
-		s.b.opts.Logger.Info("coord/redis: subscriber resubscribed after a gap; purging invalidation subscribers")
-		s.b.inv.purgeAll(coord.ReasonReconnect)
+		s.cfg.logger.Info("coord/redis: subscriber resubscribed after a gap; purging invalidation subscribers")
+		s.cfg.gapEnded()
 	} else if latePurge {
-		s.b.inv.purgeAll(coord.ReasonReconnect)
-	}
-	if wake {
-		s.b.locker.wakeAll()
+		s.cfg.lateLive()
 	}
 }
 
-// dispatch hands a message to its consumer. It never blocks.
+// dispatch hands a message to the handler its channel is registered
+// with. It never blocks.
 func (s *subscriber) dispatch(m *goredis.Message) {
-	k := &s.b.keys
-	switch {
-	case m.Channel == k.chInvalidate:
-		s.b.inv.deliver(m.Payload, false)
-	case m.Channel == k.chPattern:
-		s.b.inv.deliver(m.Payload, true)
-	case m.Channel == k.chEvent:
-		s.b.events.deliver(m.Payload)
-	case k.isWakeChannel(m.Channel):
-		s.b.locker.remoteWake(m.Channel, m.Payload)
+	if fn := s.cfg.routes[m.Channel]; fn != nil {
+		fn(m.Payload)
+		return
 	}
+	s.cfg.fallback(m.Channel, m.Payload)
 }
 
 // waitReady waits until ready is closed, ctx ends, the backend closes, or
