@@ -168,6 +168,11 @@ func (q *Queue[T]) Start(ctx context.Context, wg *sync.WaitGroup) {
 	wg.Go(q.run)
 	stop := context.AfterFunc(ctx, q.Unsubscribe)
 	q.mu.Lock()
+	if q.stopped { // unsubscribed already: nothing to wait for
+		q.mu.Unlock()
+		stop()
+		return
+	}
 	q.stopCtx = stop
 	q.mu.Unlock()
 }
