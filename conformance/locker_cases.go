@@ -958,7 +958,7 @@ func testReleaseWithEndedCtx(t *testing.T, h Harness) {
 	}
 	wctx, wcancel := context.WithTimeout(ctx, ttl+margin)
 	defer wcancel()
-	next, err := ins[1].Locker().Acquire(wctx, "rwec", coord.WithRetry(-1, 50*time.Millisecond))
+	next, err := ins[1].Locker().Acquire(wctx, "rwec", coord.WithWait(50*time.Millisecond))
 	if err != nil {
 		t.Fatalf("another instance could not get the resource within %v of a Release with an ended ctx (TTL %v): %v",
 			time.Since(start), ttl, err)
