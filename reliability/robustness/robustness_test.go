@@ -1,0 +1,606 @@
+package robustness
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	coordredis "github.com/cgn-bot/coord/backend/redis"
+	"github.com/cgn-bot/coord/internal/redistest"
+)
+
+var (
+	flagDuration  = flag.Duration("robustness.duration", 0, "run the workload this long with a random seed (unless -robustness.seed is set) and every fault kind, repeated")
+	flagSeed      = flag.Int64("robustness.seed", 0, "seed of the fault schedule and workload (0: fixed in CI mode, random with -robustness.duration)")
+	flagStaleness = flag.Duration("robustness.staleness", 0, "how long after an invalidation a near cache may serve the older value (default 3s, or COORD_ROBUSTNESS_STALENESS)")
+)
+
+// ciSeed is the fixed seed of the CI schedule.
+const ciSeed = 1
+
+// leaseTTL is the workers' lease TTL. Their clients time out a command
+// after 1s, so a server paused for less than a TTL fails releases while
+// renewals get through after it.
+const leaseTTL = 3 * time.Second
+
+func staleness(tb testing.TB) time.Duration {
+	if *flagStaleness > 0 {
+		return *flagStaleness
+	}
+	if s := os.Getenv("COORD_ROBUSTNESS_STALENESS"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			tb.Fatalf("COORD_ROBUSTNESS_STALENESS=%q: %v", s, err)
+		}
+		return d
+	}
+	return 3 * time.Second
+}
+
+// TestRobustness runs the workload on a single redis-server under every
+// fault kind, in an order and with durations drawn from a fixed seed (or
+// as the flags say), and fails on any checker's finding.
+// COORD_ROBUSTNESS=off skips it.
+func TestRobustness(t *testing.T) {
+	if os.Getenv("COORD_ROBUSTNESS") == "off" {
+		t.Skip("COORD_ROBUSTNESS=off")
+	}
+	seed, total := int64(ciSeed), time.Duration(0)
+	if *flagDuration > 0 {
+		total = *flagDuration
+		seed = time.Now().UnixNano() % 1_000_000
+	}
+	if *flagSeed != 0 {
+		seed = *flagSeed
+	}
+	h := newHarness(t, seed)
+	sched := Schedule(seed, h.timing(), AllFaults, total)
+	findings := h.run(sched)
+	if len(findings) > 0 {
+		t.Errorf("robustness: %d checker(s) fired; seed %d (replay: go test ./reliability/robustness/ -run TestRobustness -robustness.seed=%d)\nschedule:\n%s%s",
+			len(findings), seed, seed, FormatSchedule(sched), formatFindings(findings))
+	}
+}
+
+// catches are the single-fault schedules that find the known defects,
+// and the checker each one must fire while the defect is present.
+var catches = []struct {
+	name    string
+	fault   string
+	checker string
+}{
+	{"fence-after-restore", FaultRestore, CheckFence},
+	{"immortal-after-failed-release", FaultPauseWrites, CheckImmortal},
+	{"release-under-oom", FaultOOM, CheckRelease},
+	{"stale-near-cache", FaultBlackhole, CheckStale},
+}
+
+// TestCatches demonstrates that the harness catches each known defect:
+// one fault, and the named checker must fire. It runs when
+// COORD_ROBUSTNESS_CATCH is set ("1" or "all" for every case, or a
+// comma-separated list of case names); once a defect is fixed its case
+// fails, which is the sign to retire it.
+func TestCatches(t *testing.T) {
+	want := os.Getenv("COORD_ROBUSTNESS_CATCH")
+	if want == "" {
+		t.Skip("set COORD_ROBUSTNESS_CATCH=1 to show which checker catches each known defect")
+	}
+	seed := int64(ciSeed)
+	if *flagSeed != 0 {
+		seed = *flagSeed
+	}
+	for _, c := range catches {
+		if want != "1" && want != "all" && !strings.Contains(","+want+",", ","+c.name+",") {
+			continue
+		}
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarness(t, seed)
+			sched := Schedule(seed, h.timing(), []string{c.fault}, 0)
+			findings := h.run(sched)
+			var fired []string
+			caught := false
+			for _, f := range findings {
+				fired = append(fired, f.Checker)
+				caught = caught || f.Checker == c.checker
+			}
+			t.Logf("seed %d, schedule:\n%scheckers fired: %v\n%s", seed, FormatSchedule(sched), fired, formatFindings(findings))
+			if !caught {
+				t.Errorf("checker %s did not fire (fired: %v)", c.checker, fired)
+			}
+		})
+	}
+}
+
+func formatFindings(fs []Finding) string {
+	var b strings.Builder
+	for _, f := range fs {
+		fmt.Fprintf(&b, "  %s\n", f)
+	}
+	return b.String()
+}
+
+// harness is one deployment, its workers and the checking store.
+type harness struct {
+	t       *testing.T
+	seed    int64
+	dir     string
+	srv     *redistest.Server
+	store   *Store
+	proxies []*Proxy
+	workers []*workerProc
+	admin   *coordredis.Backend
+	cfg     WorkerConfig
+	stale   time.Duration
+
+	// Filled while faults run.
+	mu       sync.Mutex
+	network  []Window
+	dataLoss []int64
+	oom      []Window
+	notes    []string
+}
+
+const numWorkers = 3
+
+func newHarness(t *testing.T, seed int64) *harness {
+	t.Helper()
+	srv := redistest.Start(t)
+	h := &harness{t: t, seed: seed, dir: keptDir(t), srv: srv, stale: staleness(t)}
+	bin := buildWorker(t)
+	store, err := NewStore()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.store = store
+	t.Cleanup(func() { _ = store.Close() })
+
+	client := goredis.NewClient(&goredis.Options{Addr: srv.Addr(), DialTimeout: time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second, DisableIdentity: true})
+	prefix := fmt.Sprintf("rob%d:", seed)
+	admin, err := coordredis.New(client, &coordredis.Options{Prefix: prefix})
+	if err != nil {
+		_ = client.Close()
+		t.Fatal(err)
+	}
+	h.admin = admin
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = admin.Close(ctx)
+		_ = client.Close()
+	})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	h.cfg = WorkerConfig{
+		Seed: seed, StoreURL: store.URL(), Prefix: prefix, LeaseTTL: leaseTTL,
+		Resources: []string{"r0", "r1"}, Fields: []string{"a", "b"},
+		Users: []string{"u0", "u1", "u2"}, Keys: []string{"k0", "k1", "k2", "k3"},
+		CacheMaxTTL: time.Minute,
+	}
+	for i := 0; i < 3; i++ {
+		s, err := admin.Sessions().Create(ctx, "shared", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.cfg.Sessions = append(h.cfg.Sessions, s.ID)
+	}
+	for i := 0; i < numWorkers; i++ {
+		p, err := NewProxy(srv.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = p.Close() })
+		h.proxies = append(h.proxies, p)
+		h.workers = append(h.workers, startWorker(t, bin, h.dir, i, h.cfg, p.Addr()))
+	}
+	for _, w := range h.workers {
+		w.expect(t, "ready", 30*time.Second)
+	}
+	return h
+}
+
+// keptDir makes a directory for the run's histories and visualizations
+// that is removed at cleanup only when the test passed.
+func keptDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "robustness-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("histories, worker configs and visualizations kept in %s", dir)
+			return
+		}
+		_ = os.RemoveAll(dir)
+	})
+	return dir
+}
+
+func (h *harness) timing() Timing {
+	return Timing{LeaseTTL: leaseTTL, Staleness: h.stale, Workers: numWorkers}
+}
+
+// buildWorker builds the worker binary (without -race, to spare the
+// machine) into a temp dir.
+func buildWorker(t *testing.T) string {
+	t.Helper()
+	// go test puts its own GOROOT/bin first on PATH.
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("no go command to build the worker: %v", err)
+	}
+	out := filepath.Join(t.TempDir(), "worker")
+	cmd := exec.Command(goBin, "build", "-o", out, "github.com/cgn-bot/coord/reliability/robustness/worker")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building the worker: %v\n%s", err, b)
+	}
+	return out
+}
+
+// workerProc is a running worker process.
+type workerProc struct {
+	id      int
+	cmd     *exec.Cmd
+	stdin   io.WriteCloser
+	lines   chan string
+	stderr  *syncBuffer
+	history string
+	exited  chan struct{}
+	waitErr error
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func startWorker(t *testing.T, bin, dir string, id int, cfg WorkerConfig, addr string) *workerProc {
+	t.Helper()
+	cfg.ID, cfg.RedisAddr = id, addr
+	cfg.History = filepath.Join(dir, fmt.Sprintf("history-%d.jsonl", id))
+	path := filepath.Join(dir, fmt.Sprintf("worker-%d.json", id))
+	if err := WriteConfig(path, cfg); err != nil {
+		t.Fatal(err)
+	}
+	w := &workerProc{id: id, lines: make(chan string, 16), stderr: &syncBuffer{}, history: cfg.History, exited: make(chan struct{})}
+	w.cmd = exec.Command(bin, "-config", path)
+	w.cmd.Stderr = w.stderr
+	var err error
+	if w.stdin, err = w.cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := w.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			w.lines <- sc.Text()
+		}
+		close(w.lines)
+		w.waitErr = w.cmd.Wait()
+		close(w.exited)
+	}()
+	t.Cleanup(func() {
+		_ = w.cmd.Process.Signal(syscall.SIGCONT)
+		_ = w.stdin.Close()
+		select {
+		case <-w.exited:
+		case <-time.After(20 * time.Second):
+			_ = w.cmd.Process.Kill()
+			<-w.exited
+		}
+	})
+	return w
+}
+
+// expect waits for the worker to print line.
+func (w *workerProc) expect(t *testing.T, line string, d time.Duration) {
+	t.Helper()
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for {
+		select {
+		case l, ok := <-w.lines:
+			if !ok {
+				t.Fatalf("worker %d exited before %q: %v\n%s", w.id, line, w.waitErr, w.stderr.String())
+			}
+			if l == line {
+				return
+			}
+		case <-timer.C:
+			t.Fatalf("worker %d did not print %q within %v\n%s", w.id, line, d, w.stderr.String())
+		}
+	}
+}
+
+func (w *workerProc) send(t *testing.T, line string) {
+	t.Helper()
+	if _, err := io.WriteString(w.stdin, line+"\n"); err != nil {
+		t.Fatalf("worker %d: %v\n%s", w.id, err, w.stderr.String())
+	}
+}
+
+// run runs the schedule, stops the workers, checks the invariants and the
+// histories, and returns the findings.
+func (h *harness) run(sched []Fault) []Finding {
+	t := h.t
+	t.Logf("seed %d; staleness bound %v; schedule:\n%s", h.seed, h.stale, FormatSchedule(sched))
+	start := time.Now()
+	for _, f := range sched {
+		if d := time.Until(start.Add(f.At)); d > 0 {
+			time.Sleep(d) // the schedule's own clock, not a wait for a condition
+		}
+		h.apply(f)
+	}
+	time.Sleep(2 * time.Second) // a quiet tail of workload after the last fault
+	for _, w := range h.workers {
+		w.send(t, "stop")
+	}
+	for _, w := range h.workers {
+		w.expect(t, "quiesced", 2*leaseTTL+30*time.Second)
+	}
+	var findings []Finding
+	findings = append(findings, h.invariants()...)
+	for _, w := range h.workers {
+		w.send(t, "exit")
+		select {
+		case <-w.exited:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("worker %d did not exit within 30s", w.id)
+		}
+		if w.waitErr != nil {
+			findings = append(findings, Finding{Checker: CheckWorker, Count: 1, Problems: []string{fmt.Sprintf("worker %d: %v\n%s", w.id, w.waitErr, w.stderr.String())}})
+		}
+	}
+	var ops []Op
+	for _, w := range h.workers {
+		f, err := os.Open(w.history)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wops, err := ReadHistory(f)
+		_ = f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ops = append(ops, wops...)
+	}
+	h.mu.Lock()
+	cfg := CheckConfig{
+		Staleness: h.stale, ExclusionSlack: 100 * time.Millisecond, DataLoss: h.dataLoss,
+		Network: h.network, Grace: time.Second, Dir: h.dir, Timeout: time.Minute,
+	}
+	oom := append([]Window(nil), h.oom...)
+	notes := append([]string(nil), h.notes...)
+	h.mu.Unlock()
+	findings = append(findings, Check(ops, cfg)...)
+	if reps := h.store.Repeats(); len(reps) > 0 {
+		f := Finding{Checker: CheckStoreFence, Count: len(reps)}
+		f.Problems = reps[:min(len(reps), maxProblems)]
+		findings = append(findings, f)
+	}
+	findings = append(findings, progress(ops)...)
+	acc, rej := h.store.Counts()
+	t.Logf("%d operations; fenced writes accepted %d, rejected %d; %s; histories in %s", len(ops), acc, rej, healthDuring(ops, oom), h.dir)
+	for _, n := range notes {
+		t.Log(n)
+	}
+	return findings
+}
+
+// progress fails a run that did too little of some part of the workload
+// to check it.
+func progress(ops []Op) []Finding {
+	count := map[string]int{}
+	for _, op := range ops {
+		if op.Err == "" {
+			count[op.Kind]++
+		}
+	}
+	f := Finding{Checker: CheckProgress}
+	for _, k := range []string{KindLease, KindSessGet, KindSessPut, KindSessLife, KindRead, KindSource, KindEvent} {
+		if count[k] < 10 {
+			f.Count++
+			f.Problems = append(f.Problems, fmt.Sprintf("only %d successful %s operations", count[k], k))
+		}
+	}
+	if f.Count == 0 {
+		return nil
+	}
+	return []Finding{f}
+}
+
+// healthDuring summarizes what Health said during the OOM windows.
+func healthDuring(ops []Op, ws []Window) string {
+	if len(ws) == 0 {
+		return "no OOM window"
+	}
+	seen := map[string]int{}
+	for _, op := range byKind(ops, KindHealth) {
+		for _, w := range ws {
+			if op.Call >= w.Start && op.Call <= w.End {
+				seen[op.Value]++
+			}
+		}
+	}
+	return fmt.Sprintf("Health during OOM: %v", seen)
+}
+
+func (h *harness) window(kind string, start time.Time, network bool) {
+	w := Window{Name: kind, Start: start.UnixNano(), End: time.Now().UnixNano()}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if network {
+		h.network = append(h.network, w)
+	} else if kind == FaultOOM {
+		h.oom = append(h.oom, w)
+	}
+}
+
+func (h *harness) note(format string, args ...any) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.notes = append(h.notes, fmt.Sprintf(format, args...))
+}
+
+// apply injects one fault and returns when it is over.
+func (h *harness) apply(f Fault) {
+	t := h.t
+	start := time.Now()
+	switch f.Kind {
+	case FaultRestore:
+		h.srv.Do(t, "SAVE")
+		time.Sleep(f.Dur)
+		killed := time.Now()
+		h.srv.Kill(t)
+		h.srv.Restart(t) // same dir: loads the snapshot taken Dur ago
+		h.mu.Lock()
+		h.dataLoss = append(h.dataLoss, killed.UnixNano())
+		h.mu.Unlock()
+		h.window(f.Kind, killed, true)
+	case FaultPauseServer:
+		h.srv.Pause(t)
+		time.Sleep(f.Dur)
+		h.srv.Resume(t)
+		h.window(f.Kind, start, true)
+	case FaultPauseWorker:
+		p := h.workers[f.Target].cmd.Process
+		if err := p.Signal(syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(f.Dur)
+		if err := p.Signal(syscall.SIGCONT); err != nil {
+			t.Fatal(err)
+		}
+		h.window(f.Kind, start, true)
+	case FaultKillNormal, FaultKillPubSub:
+		typ := "normal"
+		if f.Kind == FaultKillPubSub {
+			typ = "pubsub"
+		}
+		n := h.srv.Do(t, "CLIENT", "KILL", "TYPE", typ)
+		h.note("%s at %s: %v connections closed", f.Kind, ts(start.UnixNano()), n)
+		h.window(f.Kind, start, true)
+	case FaultPauseWrites:
+		h.srv.Do(t, "CLIENT", "PAUSE", strconv.FormatInt(f.Dur.Milliseconds(), 10), "WRITE")
+		time.Sleep(f.Dur)
+		h.window(f.Kind, start, true)
+	case FaultOOM:
+		info, _ := h.srv.Do(t, "INFO", "memory").(string)
+		used := infoField(info, "used_memory")
+		h.srv.Do(t, "CONFIG", "SET", "maxmemory-policy", "noeviction")
+		h.srv.Do(t, "CONFIG", "SET", "maxmemory", used)
+		time.Sleep(f.Dur)
+		h.srv.Do(t, "CONFIG", "SET", "maxmemory", "0")
+		h.window(f.Kind, start, false)
+	case FaultBlackhole:
+		p := h.proxies[f.Target]
+		if p.Subscribers() == 0 {
+			h.note("blackhole at %s: worker %d has no subscriber connection open", ts(start.UnixNano()), f.Target)
+		}
+		p.Blackhole(true)
+		time.Sleep(f.Dur)
+		p.Blackhole(false)
+		h.window(f.Kind, start, false)
+	default:
+		t.Fatalf("unknown fault %q", f.Kind)
+	}
+}
+
+func infoField(info, name string) string {
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+":"); ok {
+			return v
+		}
+	}
+	return "1"
+}
+
+// invariants checks, after the workers stopped and waited for their
+// released leases to end: no lock is held, and every session index
+// agrees with the sessions.
+func (h *harness) invariants() []Finding {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var out []Finding
+	keys := Finding{Checker: CheckLockKeys}
+	for _, res := range h.cfg.Resources {
+		locked, err := h.admin.Locker().Locked(ctx, res)
+		for i := 0; i < 20 && (err != nil || locked); i++ {
+			time.Sleep(100 * time.Millisecond) // polled for up to 2s
+			locked, err = h.admin.Locker().Locked(ctx, res)
+		}
+		if err != nil || locked {
+			keys.Count++
+			keys.Problems = append(keys.Problems, fmt.Sprintf("%s still locked (err %v) with every worker stopped for over %v", res, err, 2*leaseTTL))
+		}
+	}
+	if keys.Count > 0 {
+		out = append(out, keys)
+	}
+	idx := Finding{Checker: CheckIndex}
+	st := h.admin.Sessions()
+	var listed int64
+	for _, u := range append([]string{"shared"}, h.cfg.Users...) {
+		ss, err := st.ByUser(ctx, u)
+		if err != nil {
+			idx.Count++
+			idx.Problems = append(idx.Problems, fmt.Sprintf("ByUser(%s): %v", u, err))
+			continue
+		}
+		for _, s := range ss {
+			if s.UserID != u {
+				idx.Count++
+				idx.Problems = append(idx.Problems, fmt.Sprintf("ByUser(%s) lists a session of %s", u, s.UserID))
+			}
+		}
+		listed += int64(len(ss))
+	}
+	n, err := st.Count(ctx)
+	if err != nil || n != listed {
+		idx.Count++
+		idx.Problems = append(idx.Problems, fmt.Sprintf("Count = %d (err %v), the users' indexes list %d", n, err, listed))
+	}
+	for i, id := range h.cfg.Sessions {
+		if ok, err := st.Exists(ctx, id); err != nil || !ok {
+			idx.Count++
+			idx.Problems = append(idx.Problems, fmt.Sprintf("shared session s%d: exists %v (err %v)", i, ok, err))
+		}
+	}
+	if idx.Count > 0 {
+		out = append(out, idx)
+	}
+	return out
+}
