@@ -395,12 +395,33 @@ func checkEvents(ops []Op) Finding {
 			continue
 		}
 		p := pair{op.Worker, op.Key}
-		if prev, ok := last[p]; ok && op.Num <= prev {
+		// A repeat of the last event is not counted: a PUBLISH that timed
+		// out is retried by the client and may have been delivered.
+		if prev, ok := last[p]; ok && op.Num < prev {
 			c.add("worker %d got event %d from worker %s after event %d", op.Worker, op.Num, op.Key, prev)
+		}
+		last[p] = max(last[p], op.Num)
+	}
+	return c.f
+}
+
+// EventRepeats counts the events a worker received twice in a row from
+// one publisher (at-least-once delivery after a retried PUBLISH).
+func EventRepeats(ops []Op) int {
+	type pair struct {
+		to   int
+		from string
+	}
+	last := map[pair]int64{}
+	n := 0
+	for _, op := range byKind(ops, KindEvent) {
+		p := pair{op.Worker, op.Key}
+		if prev, ok := last[p]; ok && op.Num == prev {
+			n++
 		}
 		last[p] = op.Num
 	}
-	return c.f
+	return n
 }
 
 // ---- leases that do not end ----

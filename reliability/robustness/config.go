@@ -23,6 +23,13 @@ type WorkerConfig struct {
 	Prefix    string        `json:"prefix"`
 	History   string        `json:"history"` // path of the worker's JSON-lines history
 	LeaseTTL  time.Duration `json:"leaseTTL"`
+	// CacheOnly makes the worker an instance that takes no leases and
+	// does not write the source of truth: it reads through its near cache,
+	// uses sessions and events. Its near cache is kept fresh by remote
+	// invalidations alone (a writer evicts its own copy), and without lock
+	// waits, which subscribe on the subscriber connection and so show its
+	// outages sooner, it shows how long a silent outage goes unnoticed.
+	CacheOnly bool `json:"cacheOnly,omitempty"`
 	// Resources are the lease names the workers contend for.
 	Resources []string `json:"resources"`
 	// Sessions are the IDs of the shared sessions, Fields their register

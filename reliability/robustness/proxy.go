@@ -1,8 +1,8 @@
 package robustness
 
 import (
-	"bytes"
 	"net"
+	"regexp"
 	"sync"
 	"time"
 )
@@ -28,8 +28,11 @@ type proxyConn struct {
 	pubsub         bool // guarded by Proxy.mu
 }
 
-// subscribeVerb is what marks a connection as a subscriber's.
-var subscribeVerb = []byte("SUBSCRIBE")
+// subscribeCommand matches a RESP command whose name is SUBSCRIBE,
+// PSUBSCRIBE or SSUBSCRIBE: what marks a connection as a subscriber's. A
+// plain substring would also match a script body that mentions
+// subscribers.
+var subscribeCommand = regexp.MustCompile(`(?i)\*\d+\r\n\$(9|10)\r\n[ps]?subscribe\r\n`)
 
 // NewProxy listens on a free loopback port and forwards to target.
 func NewProxy(target string) (*Proxy, error) {
@@ -137,7 +140,7 @@ func (p *Proxy) pipe(c *proxyConn, src, dst net.Conn, up bool) {
 		n, err := src.Read(buf)
 		if n > 0 {
 			p.mu.Lock()
-			if up && !c.pubsub && bytes.Contains(bytes.ToUpper(buf[:n]), subscribeVerb) {
+			if up && !c.pubsub && subscribeCommand.Match(buf[:n]) {
 				c.pubsub = true
 			}
 			for p.hold && c.pubsub && !p.closed {

@@ -110,6 +110,9 @@ func TestCatches(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			h := newHarness(t, seed)
 			sched := Schedule(seed, h.timing(), []string{c.fault}, 0)
+			if c.fault == FaultBlackhole {
+				sched[0].Target = cacheOnlyWorker // see WorkerConfig.CacheOnly
+			}
 			findings := h.run(sched)
 			var fired []string
 			caught := false
@@ -155,6 +158,9 @@ type harness struct {
 }
 
 const numWorkers = 3
+
+// cacheOnlyWorker is the worker that takes no leases.
+const cacheOnlyWorker = numWorkers - 1
 
 func newHarness(t *testing.T, seed int64) *harness {
 	t.Helper()
@@ -205,7 +211,9 @@ func newHarness(t *testing.T, seed int64) *harness {
 		}
 		t.Cleanup(func() { _ = p.Close() })
 		h.proxies = append(h.proxies, p)
-		h.workers = append(h.workers, startWorker(t, bin, h.dir, i, h.cfg, p.Addr()))
+		cfg := h.cfg
+		cfg.CacheOnly = i == cacheOnlyWorker
+		h.workers = append(h.workers, startWorker(t, bin, h.dir, i, cfg, p.Addr()))
 	}
 	for _, w := range h.workers {
 		w.expect(t, "ready", 30*time.Second)
@@ -413,7 +421,8 @@ func (h *harness) run(sched []Fault) []Finding {
 	}
 	findings = append(findings, progress(ops)...)
 	acc, rej := h.store.Counts()
-	t.Logf("%d operations; fenced writes accepted %d, rejected %d; %s; histories in %s", len(ops), acc, rej, healthDuring(ops, oom), h.dir)
+	t.Logf("%d operations; fenced writes accepted %d, rejected %d; events received twice: %d; %s; histories in %s",
+		len(ops), acc, rej, EventRepeats(ops), healthDuring(ops, oom), h.dir)
 	for _, n := range notes {
 		t.Log(n)
 	}

@@ -84,7 +84,7 @@ func run(cfgPath string) error {
 		DialTimeout:     time.Second,
 		ReadTimeout:     time.Second,
 		WriteTimeout:    time.Second,
-		MaxRetries:      1,
+		MaxRetries:      -1, // a timed-out command is an error, not sent again
 		DisableIdentity: true,
 	})
 	defer client.Close()
@@ -120,10 +120,14 @@ func run(cfgPath string) error {
 	wctx, stop := context.WithCancel(ctx)
 	defer stop()
 	var loops sync.WaitGroup
-	for _, loop := range []func(context.Context){
-		w.withLockLoop, w.acquireLoop, w.acquireLoop, w.sessionLoop, w.sessionLifeLoop,
-		w.readLoop, w.sourceLoop, w.publishLoop, w.healthLoop,
-	} {
+	all := []func(context.Context){w.sessionLoop, w.sessionLifeLoop, w.readLoop, w.publishLoop, w.healthLoop}
+	if !cfg.CacheOnly {
+		all = append(all, w.sourceLoop)
+		// More holders than resources, so that leases are released with
+		// waiters queued, in this instance and in others.
+		all = append(all, w.withLockLoop, w.withLockLoop, w.acquireLoop, w.acquireLoop, w.acquireLoop)
+	}
+	for _, loop := range all {
 		loops.Go(func() { loop(wctx) })
 	}
 	fmt.Println("ready")
@@ -188,6 +192,11 @@ func errString(err error) string {
 }
 
 // ---- leases ----
+
+// waitDelay is the longest a waiter waits between tries when no release
+// wakes it: long, so that waiters stay queued through a fault that fails
+// commands (such as OOM) until a release hands them the lease.
+const waitDelay = 2 * time.Second
 
 // leaseSlot receives the lease WithLock acquired, through the capturing
 // Locker below, so that fn can use its fence and the release is timed.
@@ -289,7 +298,7 @@ func (w *worker) withLockLoop(ctx context.Context) {
 		err := coord.WithLock(actx, locker, res, func(fctx context.Context) error {
 			op.Live, op.Writes, op.Rejections = w.work(fctx, name, slot.lock)
 			return nil
-		}, coord.WithTTL(w.cfg.LeaseTTL), coord.WithWait(200*time.Millisecond))
+		}, coord.WithTTL(w.cfg.LeaseTTL), coord.WithWait(waitDelay))
 		cancel()
 		op.Call, op.Return = slot.acqCall, slot.acqRet
 		if slot.lock == nil {
@@ -315,7 +324,7 @@ func (w *worker) acquireLoop(ctx context.Context) {
 		op := robustness.Op{Kind: robustness.KindLease, Mode: "acquire", Key: res, Lease: name}
 		actx, cancel := context.WithTimeout(ctx, 2*w.cfg.LeaseTTL)
 		op.Call = robustness.Now()
-		l, err := locker.Acquire(actx, res, coord.WithTTL(w.cfg.LeaseTTL), coord.WithAutoRenew(), coord.WithWait(200*time.Millisecond))
+		l, err := locker.Acquire(actx, res, coord.WithTTL(w.cfg.LeaseTTL), coord.WithAutoRenew(), coord.WithWait(waitDelay))
 		op.Return = robustness.Now()
 		cancel()
 		if err != nil {
