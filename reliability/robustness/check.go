@@ -2,7 +2,6 @@ package robustness
 
 import (
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -55,6 +54,7 @@ func (f Finding) String() string {
 type Window struct {
 	Name       string
 	Start, End int64
+	Worker     int // the worker it stopped, for a worker pause
 }
 
 // CheckConfig parameterizes [Check].
@@ -73,6 +73,10 @@ type CheckConfig struct {
 	// paused); a Release outside them (plus Grace) must succeed.
 	Network []Window
 	Grace   time.Duration
+	// Paused are the windows in which a worker process was stopped
+	// (SIGSTOP): a near cache's staleness counts the reader's running
+	// time only, since a stopped process handles no invalidation.
+	Paused []Window
 	// Dir receives porcupine visualizations.
 	Dir string
 	// Timeout bounds each porcupine check.
@@ -80,6 +84,14 @@ type CheckConfig struct {
 }
 
 const maxProblems = 5
+
+// MaxCommandLife bounds how long after its client gave up on it a command
+// may still be run by the server: the longest fault that holds commands
+// (a paused server, paused writes) is a few seconds, and a killed server
+// or connection drops them. Unbounded, every failed put would stay
+// concurrent with the rest of the history and porcupine's search would
+// explode.
+const MaxCommandLife = 10 * time.Second
 
 type collector struct {
 	f Finding
@@ -293,7 +305,10 @@ func checkSessions(ops []Op, cfg CheckConfig) Finding {
 		case op.Kind == KindSessPut:
 			pop.Input, pop.Output = regInput{Put: true, Value: op.Value}, ""
 			if op.Err != "" {
-				pop.Return = math.MaxInt64 // outcome unknown: may take effect any time later
+				// The outcome is unknown: the put may take effect until
+				// the server has run every command sent before (see
+				// MaxCommandLife).
+				pop.Return = op.Return + MaxCommandLife.Nanoseconds()
 			} else if epoch(op.Return) != e {
 				continue
 			}
@@ -364,7 +379,7 @@ func checkStale(ops []Op, cfg CheckConfig) Finding {
 				break
 			}
 			if w.Num > r.Num {
-				age := time.Duration(r.Call - w.Return)
+				age := time.Duration(r.Call-w.Return) - stopped(cfg.Paused, r.Worker, w.Return, r.Call)
 				if age.Nanoseconds() > bound {
 					worst = max(worst, age)
 					c.add("worker %d read %s = version %d at %s, but version %d was invalidated at %s (%v before; bound %v)",
@@ -378,6 +393,17 @@ func checkStale(ops []Op, cfg CheckConfig) Finding {
 		c.f.Problems = append(c.f.Problems, fmt.Sprintf("stalest read: %v after the invalidation of a newer version", worst.Round(time.Millisecond)))
 	}
 	return c.f
+}
+
+// stopped returns how much of [from, to] worker spent stopped.
+func stopped(paused []Window, worker int, from, to int64) time.Duration {
+	var d int64
+	for _, p := range paused {
+		if p.Worker == worker {
+			d += max(0, min(to, p.End)-max(from, p.Start))
+		}
+	}
+	return time.Duration(d)
 }
 
 // ---- events ----
