@@ -116,7 +116,9 @@ func TestCheckSessions(t *testing.T) {
 
 func TestCheckStale(t *testing.T) {
 	write := Op{Worker: 0, Kind: KindSource, Key: "k", Num: 2, Call: 0, Return: 100 * ms}
-	read := func(v, at int64) Op { return Op{Worker: 1, Kind: KindRead, Key: "k", Num: v, Call: at * ms, Return: at*ms + ms} }
+	read := func(v, at int64) Op {
+		return Op{Worker: 1, Kind: KindRead, Key: "k", Num: v, Call: at * ms, Return: at*ms + ms}
+	}
 	if fs := Check([]Op{write, read(1, 3000), read(2, 3500)}, testConfig(t)); len(fs) != 0 {
 		t.Fatalf("a read within the bound counted: %v", fs)
 	}

@@ -16,13 +16,17 @@ var ErrHistory = errors.New("robustness: bad history")
 // that only the test user can read (it holds session IDs, which are
 // secrets).
 type WorkerConfig struct {
-	ID        int           `json:"id"`
-	Seed      int64         `json:"seed"`
-	RedisAddr string        `json:"redisAddr"` // the worker's proxy in front of redis-server
-	StoreURL  string        `json:"storeURL"`  // the driver's checking store
-	Prefix    string        `json:"prefix"`
-	History   string        `json:"history"` // path of the worker's JSON-lines history
-	LeaseTTL  time.Duration `json:"leaseTTL"`
+	ID   int   `json:"id"`
+	Seed int64 `json:"seed"`
+	// Nodes maps each redis-server's address (as a Cluster announces it)
+	// to the worker's proxy in front of it; the worker dials the proxy.
+	Nodes map[string]string `json:"nodes"`
+	// Cluster makes the worker use a cluster client over Nodes.
+	Cluster  bool          `json:"cluster,omitempty"`
+	StoreURL string        `json:"storeURL"` // the driver's checking store
+	Prefix   string        `json:"prefix"`
+	History  string        `json:"history"` // path of the worker's JSON-lines history
+	LeaseTTL time.Duration `json:"leaseTTL"`
 	// CacheOnly makes the worker an instance that takes no leases and
 	// does not write the source of truth: it reads through its near cache,
 	// uses sessions and events. Its near cache is kept fresh by remote
@@ -63,7 +67,7 @@ func ReadConfig(path string) (WorkerConfig, error) {
 	if err := json.Unmarshal(b, &c); err != nil {
 		return c, fmt.Errorf("%w: worker config %s: %v", ErrHistory, path, err)
 	}
-	if c.LeaseTTL <= 0 || len(c.Resources) == 0 || c.RedisAddr == "" || c.StoreURL == "" {
+	if c.LeaseTTL <= 0 || len(c.Resources) == 0 || len(c.Nodes) == 0 || c.StoreURL == "" {
 		return c, fmt.Errorf("%w: worker config %s is incomplete", ErrHistory, path)
 	}
 	return c, nil

@@ -37,18 +37,23 @@ var AllFaults = []string{FaultRestore, FaultPauseServer, FaultPauseWorker, Fault
 	FaultKillPubSub, FaultPauseWrites, FaultOOM, FaultBlackhole}
 
 // Fault is one scheduled fault: Kind starts At after the workload starts
-// and lasts Dur; Target is a worker index where the kind has one.
+// and lasts Dur; Target is a worker index and Node a server index, where
+// the kind has one.
 type Fault struct {
 	Kind   string
 	At     time.Duration
 	Dur    time.Duration
 	Target int
+	Node   int
 }
 
 func (f Fault) String() string {
 	s := fmt.Sprintf("%6.1fs %-12s for %.1fs", f.At.Seconds(), f.Kind, f.Dur.Seconds())
-	if f.Kind == FaultPauseWorker || f.Kind == FaultBlackhole {
+	switch f.Kind {
+	case FaultPauseWorker, FaultBlackhole:
 		s += fmt.Sprintf(" on worker %d", f.Target)
+	case FaultRestore, FaultPauseServer:
+		s += fmt.Sprintf(" on node %d", f.Node)
 	}
 	return s
 }
@@ -58,6 +63,7 @@ type Timing struct {
 	LeaseTTL  time.Duration
 	Staleness time.Duration
 	Workers   int
+	Nodes     int // servers in the deployment (1, or a Cluster's masters)
 }
 
 // duration returns the length of a fault of kind, drawn from r.
@@ -96,6 +102,9 @@ func Schedule(seed int64, tm Timing, kinds []string, total time.Duration) []Faul
 		f := Fault{Kind: kind, At: at, Dur: tm.duration(r, kind)}
 		if tm.Workers > 0 {
 			f.Target = r.IntN(tm.Workers)
+		}
+		if tm.Nodes > 1 {
+			f.Node = r.IntN(tm.Nodes)
 		}
 		out = append(out, f)
 		at += f.Dur + 2*time.Second + time.Duration(r.Int64N(int64(1500*time.Millisecond)))

@@ -27,6 +27,7 @@ import (
 var (
 	flagDuration  = flag.Duration("robustness.duration", 0, "run the workload this long with a random seed (unless -robustness.seed is set) and every fault kind, repeated")
 	flagSeed      = flag.Int64("robustness.seed", 0, "seed of the fault schedule and workload (0: fixed in CI mode, random with -robustness.duration)")
+	flagDeploy    = flag.String("robustness.deployment", "", "single (default) or cluster (three masters), or COORD_ROBUSTNESS_DEPLOYMENT")
 	flagStaleness = flag.Duration("robustness.staleness", 0, "how long after an invalidation a near cache may serve the older value (default 3s, or COORD_ROBUSTNESS_STALENESS)")
 )
 
@@ -71,7 +72,7 @@ func TestRobustness(t *testing.T) {
 	if *flagSeed != 0 {
 		seed = *flagSeed
 	}
-	h := newHarness(t, seed)
+	h := newHarness(t, seed, deployment(t))
 	sched := Schedule(seed, h.timing(), AllFaults, total)
 	findings := h.run(sched)
 	if len(findings) > 0 {
@@ -112,7 +113,7 @@ func TestCatches(t *testing.T) {
 			continue
 		}
 		t.Run(c.name, func(t *testing.T) {
-			h := newHarness(t, seed)
+			h := newHarness(t, seed, deploySingle)
 			sched := Schedule(seed, h.timing(), []string{c.fault}, 0)
 			if c.fault == FaultBlackhole {
 				sched[0].Target = cacheOnlyWorker // see WorkerConfig.CacheOnly
@@ -140,14 +141,36 @@ func formatFindings(fs []Finding) string {
 	return b.String()
 }
 
+// Deployments.
+const (
+	deploySingle  = "single"
+	deployCluster = "cluster"
+)
+
+func deployment(tb testing.TB) string {
+	d := *flagDeploy
+	if d == "" {
+		d = os.Getenv("COORD_ROBUSTNESS_DEPLOYMENT")
+	}
+	switch d {
+	case "", deploySingle:
+		return deploySingle
+	case deployCluster:
+		return deployCluster
+	}
+	tb.Fatalf("unknown deployment %q (single or cluster)", d)
+	return ""
+}
+
 // harness is one deployment, its workers and the checking store.
 type harness struct {
 	t       *testing.T
 	seed    int64
 	dir     string
-	srv     *redistest.Server
+	nodes   []*redistest.Server
+	cluster *redistest.Cluster // nil for a single server
 	store   *Store
-	proxies []*Proxy
+	proxies [][]*Proxy // per worker, per node
 	workers []*workerProc
 	admin   *coordredis.Backend
 	cfg     WorkerConfig
@@ -167,10 +190,22 @@ const numWorkers = 3
 // cacheOnlyWorker is the worker that takes no leases.
 const cacheOnlyWorker = numWorkers - 1
 
-func newHarness(t *testing.T, seed int64) *harness {
+func newHarness(t *testing.T, seed int64, deploy string) *harness {
 	t.Helper()
-	srv := redistest.Start(t)
-	h := &harness{t: t, seed: seed, dir: keptDir(t), srv: srv, stale: staleness(t)}
+	h := &harness{t: t, seed: seed, dir: keptDir(t), stale: staleness(t)}
+	var client goredis.UniversalClient
+	if deploy == deployCluster {
+		h.cluster = redistest.StartCluster(t, 3)
+		h.nodes = h.cluster.Nodes()
+		o := h.cluster.ClusterOptions()
+		o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.DisableIdentity = time.Second, 2*time.Second, 2*time.Second, true
+		client = goredis.NewClusterClient(o)
+	} else {
+		srv := redistest.Start(t)
+		h.nodes = []*redistest.Server{srv}
+		client = goredis.NewClient(&goredis.Options{Addr: srv.Addr(), DialTimeout: time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second, DisableIdentity: true})
+	}
+	t.Cleanup(func() { _ = client.Close() }) // after the Backend's Close, registered below
 	bin := buildWorker(t)
 	store, err := NewStore()
 	if err != nil {
@@ -179,7 +214,6 @@ func newHarness(t *testing.T, seed int64) *harness {
 	h.store = store
 	t.Cleanup(func() { _ = store.Close() })
 
-	client := goredis.NewClient(&goredis.Options{Addr: srv.Addr(), DialTimeout: time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second, DisableIdentity: true})
 	prefix := fmt.Sprintf("rob%d:", seed)
 	admin, err := coordredis.New(client, &coordredis.Options{Prefix: prefix})
 	if err != nil {
@@ -210,15 +244,22 @@ func newHarness(t *testing.T, seed int64) *harness {
 		h.cfg.Sessions = append(h.cfg.Sessions, s.ID)
 	}
 	for i := 0; i < numWorkers; i++ {
-		p, err := NewProxy(srv.Addr())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = p.Close() })
-		h.proxies = append(h.proxies, p)
 		cfg := h.cfg
 		cfg.CacheOnly = i == cacheOnlyWorker
-		h.workers = append(h.workers, startWorker(t, bin, h.dir, i, cfg, p.Addr()))
+		cfg.Cluster = h.cluster != nil
+		cfg.Nodes = map[string]string{}
+		var ps []*Proxy
+		for _, n := range h.nodes {
+			p, err := NewProxy(n.Addr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = p.Close() })
+			ps = append(ps, p)
+			cfg.Nodes[n.Addr()] = p.Addr()
+		}
+		h.proxies = append(h.proxies, ps)
+		h.workers = append(h.workers, startWorker(t, bin, h.dir, i, cfg))
 	}
 	for _, w := range h.workers {
 		w.expect(t, "ready", 30*time.Second)
@@ -245,7 +286,7 @@ func keptDir(t *testing.T) string {
 }
 
 func (h *harness) timing() Timing {
-	return Timing{LeaseTTL: leaseTTL, Staleness: h.stale, Workers: numWorkers}
+	return Timing{LeaseTTL: leaseTTL, Staleness: h.stale, Workers: numWorkers, Nodes: len(h.nodes)}
 }
 
 // buildWorker builds the worker binary (without -race, to spare the
@@ -294,9 +335,9 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func startWorker(t *testing.T, bin, dir string, id int, cfg WorkerConfig, addr string) *workerProc {
+func startWorker(t *testing.T, bin, dir string, id int, cfg WorkerConfig) *workerProc {
 	t.Helper()
-	cfg.ID, cfg.RedisAddr = id, addr
+	cfg.ID = id
 	cfg.History = filepath.Join(dir, fmt.Sprintf("history-%d.jsonl", id))
 	path := filepath.Join(dir, fmt.Sprintf("worker-%d.json", id))
 	if err := WriteConfig(path, cfg); err != nil {
@@ -498,19 +539,27 @@ func (h *harness) apply(f Fault) {
 	start := time.Now()
 	switch f.Kind {
 	case FaultRestore:
-		h.srv.Do(t, "SAVE")
+		n := h.nodes[f.Node]
+		n.Do(t, "SAVE")
 		time.Sleep(f.Dur)
 		killed := time.Now()
-		h.srv.Kill(t)
-		h.srv.Restart(t) // same dir: loads the snapshot taken Dur ago
+		// Same dir: the server loads the snapshot taken Dur ago.
+		if h.cluster != nil {
+			h.cluster.Kill(t, f.Node)
+			h.cluster.Restart(t, f.Node) // waits for cluster_state:ok
+		} else {
+			n.Kill(t)
+			n.Restart(t)
+		}
 		h.mu.Lock()
 		h.dataLoss = append(h.dataLoss, killed.UnixNano())
 		h.mu.Unlock()
 		h.window(f.Kind, killed, true)
 	case FaultPauseServer:
-		h.srv.Pause(t)
+		n := h.nodes[f.Node]
+		n.Pause(t)
 		time.Sleep(f.Dur)
-		h.srv.Resume(t)
+		n.Resume(t)
 		h.window(f.Kind, start, true)
 	case FaultPauseWorker:
 		p := h.workers[f.Target].cmd.Process
@@ -530,29 +579,44 @@ func (h *harness) apply(f Fault) {
 		if f.Kind == FaultKillPubSub {
 			typ = "pubsub"
 		}
-		n := h.srv.Do(t, "CLIENT", "KILL", "TYPE", typ)
-		h.note("%s at %s: %v connections closed", f.Kind, ts(start.UnixNano()), n)
+		var killed []any
+		for _, n := range h.nodes {
+			killed = append(killed, n.Do(t, "CLIENT", "KILL", "TYPE", typ))
+		}
+		h.note("%s at %s: connections closed per node: %v", f.Kind, ts(start.UnixNano()), killed)
 		h.window(f.Kind, start, true)
 	case FaultPauseWrites:
-		h.srv.Do(t, "CLIENT", "PAUSE", strconv.FormatInt(f.Dur.Milliseconds(), 10), "WRITE")
+		for _, n := range h.nodes {
+			n.Do(t, "CLIENT", "PAUSE", strconv.FormatInt(f.Dur.Milliseconds(), 10), "WRITE")
+		}
 		time.Sleep(f.Dur)
 		h.window(f.Kind, start, true)
 	case FaultOOM:
-		info, _ := h.srv.Do(t, "INFO", "memory").(string)
-		used := infoField(info, "used_memory")
-		h.srv.Do(t, "CONFIG", "SET", "maxmemory-policy", "noeviction")
-		h.srv.Do(t, "CONFIG", "SET", "maxmemory", used)
+		for _, n := range h.nodes {
+			info, _ := n.Do(t, "INFO", "memory").(string)
+			n.Do(t, "CONFIG", "SET", "maxmemory-policy", "noeviction")
+			n.Do(t, "CONFIG", "SET", "maxmemory", infoField(info, "used_memory"))
+		}
 		time.Sleep(f.Dur)
-		h.srv.Do(t, "CONFIG", "SET", "maxmemory", "0")
+		for _, n := range h.nodes {
+			n.Do(t, "CONFIG", "SET", "maxmemory", "0")
+		}
 		h.window(f.Kind, start, false)
 	case FaultBlackhole:
-		p := h.proxies[f.Target]
-		if p.Subscribers() == 0 {
+		subs := 0
+		for _, p := range h.proxies[f.Target] {
+			subs += p.Subscribers()
+		}
+		if subs == 0 {
 			h.note("blackhole at %s: worker %d has no subscriber connection open", ts(start.UnixNano()), f.Target)
 		}
-		p.Blackhole(true)
+		for _, p := range h.proxies[f.Target] {
+			p.Blackhole(true)
+		}
 		time.Sleep(f.Dur)
-		p.Blackhole(false)
+		for _, p := range h.proxies[f.Target] {
+			p.Blackhole(false)
+		}
 		h.window(f.Kind, start, false)
 	default:
 		t.Fatalf("unknown fault %q", f.Kind)

@@ -22,9 +22,11 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -78,15 +80,7 @@ func run(cfgPath string) error {
 		return err
 	}
 	defer rec.Close()
-	client := goredis.NewClient(&goredis.Options{
-		Addr:            cfg.RedisAddr,
-		ClientName:      fmt.Sprintf("robustness-w%d", cfg.ID),
-		DialTimeout:     time.Second,
-		ReadTimeout:     time.Second,
-		WriteTimeout:    time.Second,
-		MaxRetries:      -1, // a timed-out command is an error, not sent again
-		DisableIdentity: true,
-	})
+	client := newClient(cfg)
 	defer client.Close()
 	b, err := coordredis.New(client, &coordredis.Options{Prefix: cfg.Prefix, InstanceID: fmt.Sprintf("w%d", cfg.ID)})
 	if err != nil {
@@ -146,6 +140,37 @@ func run(cfgPath string) error {
 	for in.Scan() && in.Text() != "exit" {
 	}
 	return nil
+}
+
+// newClient makes the worker's go-redis client: a cluster client or a
+// single one, dialing each node through the worker's proxy.
+func newClient(cfg robustness.WorkerConfig) goredis.UniversalClient {
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if p, ok := cfg.Nodes[addr]; ok {
+			addr = p
+		}
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}
+	addrs := make([]string, 0, len(cfg.Nodes))
+	for a := range cfg.Nodes {
+		addrs = append(addrs, a)
+	}
+	sort.Strings(addrs)
+	name := fmt.Sprintf("robustness-w%d", cfg.ID)
+	if cfg.Cluster {
+		return goredis.NewClusterClient(&goredis.ClusterOptions{
+			Addrs: addrs, Dialer: dial, ClientName: name,
+			DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second,
+			MaxRetries: -1, DisableIdentity: true,
+		})
+	}
+	return goredis.NewClient(&goredis.Options{
+		Addr: addrs[0], Dialer: dial, ClientName: name,
+		DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second,
+		MaxRetries:      -1, // a timed-out command is an error, not sent again
+		DisableIdentity: true,
+	})
 }
 
 // quiesce waits, after the workload stopped, for the leases this instance
