@@ -38,6 +38,8 @@ type Finding struct {
 	Visualization string
 }
 
+// String renders the finding on several lines: the checker, the count,
+// the first problems and the visualization's path.
 func (f Finding) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: %d violation(s)", f.Checker, f.Count)

@@ -47,6 +47,7 @@ type Fault struct {
 	Node   int
 }
 
+// String renders the fault on one line of a schedule.
 func (f Fault) String() string {
 	s := fmt.Sprintf("%6.1fs %-12s for %.1fs", f.At.Seconds(), f.Kind, f.Dur.Seconds())
 	switch f.Kind {

@@ -236,6 +236,10 @@ func newHarness(t *testing.T, seed int64, deploy string) *harness {
 		Users: []string{"u0", "u1", "u2"}, Keys: []string{"k0", "k1", "k2", "k3"},
 		CacheMaxTTL: time.Minute,
 	}
+	if h.cluster != nil {
+		// Enough resources that every master holds some lease keys.
+		h.cfg.Resources = []string{"r0", "r1", "r2", "r3", "r4", "r5"}
+	}
 	for i := 0; i < 4; i++ {
 		s, err := admin.Sessions().Create(ctx, "shared", nil)
 		if err != nil {
