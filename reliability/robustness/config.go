@@ -22,11 +22,15 @@ type WorkerConfig struct {
 	// to the worker's proxy in front of it; the worker dials the proxy.
 	Nodes map[string]string `json:"nodes"`
 	// Cluster makes the worker use a cluster client over Nodes.
-	Cluster  bool          `json:"cluster,omitempty"`
-	StoreURL string        `json:"storeURL"` // the driver's checking store
-	Prefix   string        `json:"prefix"`
-	History  string        `json:"history"` // path of the worker's JSON-lines history
-	LeaseTTL time.Duration `json:"leaseTTL"`
+	Cluster bool `json:"cluster,omitempty"`
+	// MasterName and Sentinels make the worker use a Sentinel failover
+	// client (Nodes then holds the sentinels and the data nodes).
+	MasterName string        `json:"masterName,omitempty"`
+	Sentinels  []string      `json:"sentinels,omitempty"`
+	StoreURL   string        `json:"storeURL"` // the driver's checking store
+	Prefix     string        `json:"prefix"`
+	History    string        `json:"history"` // path of the worker's JSON-lines history
+	LeaseTTL   time.Duration `json:"leaseTTL"`
 	// CacheOnly makes the worker an instance that takes no leases and
 	// does not write the source of truth: it reads through its near cache,
 	// uses sessions and events. Its near cache is kept fresh by remote

@@ -30,10 +30,23 @@ const (
 	// FaultBlackhole makes worker Target's proxy stop forwarding its
 	// subscriber connection (no RST) for Dur, then resume.
 	FaultBlackhole = "blackhole"
+	// FaultFailoverLagging (Sentinel only) stops the replica with SIGSTOP
+	// for Dur while the master takes writes, kills the master with
+	// SIGKILL, resumes the replica and lets the sentinels promote it: the
+	// new master lacks the writes of those Dur seconds. The old master is
+	// restarted empty and becomes a replica.
+	FaultFailoverLagging = "failover-lagging"
 )
 
-// AllFaults lists every fault kind.
+// AllFaults lists every fault kind of a single server or a Cluster.
 var AllFaults = []string{FaultRestore, FaultPauseServer, FaultPauseWorker, FaultKillNormal,
+	FaultKillPubSub, FaultPauseWrites, FaultOOM, FaultBlackhole}
+
+// SentinelFaults lists the fault kinds of a Sentinel group. A restore or a
+// long pause of the master would make the sentinels fail over at a moment
+// the driver does not know, losing writes unseen by the checkers' epochs;
+// FaultFailoverLagging loses them on purpose.
+var SentinelFaults = []string{FaultFailoverLagging, FaultPauseWorker, FaultKillNormal,
 	FaultKillPubSub, FaultPauseWrites, FaultOOM, FaultBlackhole}
 
 // Fault is one scheduled fault: Kind starts At after the workload starts
@@ -82,6 +95,8 @@ func (tm Timing) duration(r *rand.Rand, kind string) time.Duration {
 	case FaultPauseWrites:
 		return between(1500*time.Millisecond, tm.LeaseTTL*3/4)
 	case FaultOOM:
+		return between(2*time.Second, 3*time.Second)
+	case FaultFailoverLagging:
 		return between(2*time.Second, 3*time.Second)
 	case FaultBlackhole:
 		// Long enough that a subscriber outage noticed late leaves reads

@@ -3,6 +3,7 @@ package robustness
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,7 +29,8 @@ import (
 var (
 	flagDuration  = flag.Duration("robustness.duration", 0, "run the workload this long with a random seed (unless -robustness.seed is set) and every fault kind, repeated")
 	flagSeed      = flag.Int64("robustness.seed", 0, "seed of the fault schedule and workload (0: fixed in CI mode, random with -robustness.duration)")
-	flagDeploy    = flag.String("robustness.deployment", "", "single (default) or cluster (three masters), or COORD_ROBUSTNESS_DEPLOYMENT")
+	flagDeploy    = flag.String("robustness.deployment", "", "single (default), cluster (three masters) or sentinel (master, replica, three sentinels), or COORD_ROBUSTNESS_DEPLOYMENT")
+	flagFaults    = flag.String("robustness.faults", "", "comma-separated fault kinds to draw from (default: every kind of the deployment), or COORD_ROBUSTNESS_FAULTS")
 	flagStaleness = flag.Duration("robustness.staleness", 0, "how long after an invalidation a near cache may serve the older value (default 3s, or COORD_ROBUSTNESS_STALENESS)")
 )
 
@@ -73,7 +76,19 @@ func TestRobustness(t *testing.T) {
 		seed = *flagSeed
 	}
 	h := newHarness(t, seed, deployment(t))
-	sched := Schedule(seed, h.timing(), AllFaults, total)
+	kinds := AllFaults
+	if h.sentinel != nil {
+		kinds = SentinelFaults
+	}
+	if only := cmp.Or(*flagFaults, os.Getenv("COORD_ROBUSTNESS_FAULTS")); only != "" {
+		kinds = strings.Split(only, ",")
+		for _, k := range kinds {
+			if !slices.Contains(AllFaults, k) && !slices.Contains(SentinelFaults, k) {
+				t.Fatalf("unknown fault kind %q", k)
+			}
+		}
+	}
+	sched := Schedule(seed, h.timing(), kinds, total)
 	findings := h.run(sched)
 	if len(findings) > 0 {
 		t.Errorf("robustness: %d checker(s) fired; seed %d (replay: go test ./reliability/robustness/ -run TestRobustness -robustness.seed=%d)\nschedule:\n%s%s",
@@ -143,8 +158,9 @@ func formatFindings(fs []Finding) string {
 
 // Deployments.
 const (
-	deploySingle  = "single"
-	deployCluster = "cluster"
+	deploySingle   = "single"
+	deployCluster  = "cluster"
+	deploySentinel = "sentinel"
 )
 
 func deployment(tb testing.TB) string {
@@ -155,26 +171,27 @@ func deployment(tb testing.TB) string {
 	switch d {
 	case "", deploySingle:
 		return deploySingle
-	case deployCluster:
-		return deployCluster
+	case deployCluster, deploySentinel:
+		return d
 	}
-	tb.Fatalf("unknown deployment %q (single or cluster)", d)
+	tb.Fatalf("unknown deployment %q (single, cluster or sentinel)", d)
 	return ""
 }
 
 // harness is one deployment, its workers and the checking store.
 type harness struct {
-	t       *testing.T
-	seed    int64
-	dir     string
-	nodes   []*redistest.Server
-	cluster *redistest.Cluster // nil for a single server
-	store   *Store
-	proxies [][]*Proxy // per worker, per node
-	workers []*workerProc
-	admin   *coordredis.Backend
-	cfg     WorkerConfig
-	stale   time.Duration
+	t        *testing.T
+	seed     int64
+	dir      string
+	nodes    []*redistest.Server
+	cluster  *redistest.Cluster  // nil unless a Cluster
+	sentinel *redistest.Sentinel // nil unless a Sentinel group
+	store    *Store
+	proxies  [][]*Proxy // per worker, per node
+	workers  []*workerProc
+	admin    *coordredis.Backend
+	cfg      WorkerConfig
+	stale    time.Duration
 
 	// Filled while faults run.
 	mu       sync.Mutex
@@ -200,6 +217,12 @@ func newHarness(t *testing.T, seed int64, deploy string) *harness {
 		o := h.cluster.ClusterOptions()
 		o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.DisableIdentity = time.Second, 2*time.Second, 2*time.Second, true
 		client = goredis.NewClusterClient(o)
+	} else if deploy == deploySentinel {
+		h.sentinel = redistest.StartSentinel(t)
+		h.nodes = h.sentinel.DataNodes()
+		o := h.sentinel.FailoverOptions()
+		o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.DisableIdentity = time.Second, 2*time.Second, 2*time.Second, true
+		client = goredis.NewFailoverClient(o)
 	} else {
 		srv := redistest.Start(t)
 		h.nodes = []*redistest.Server{srv}
@@ -253,7 +276,13 @@ func newHarness(t *testing.T, seed int64, deploy string) *harness {
 		cfg.Cluster = h.cluster != nil
 		cfg.Nodes = map[string]string{}
 		var ps []*Proxy
-		for _, n := range h.nodes {
+		nodes := h.nodes
+		if h.sentinel != nil {
+			cfg.MasterName = h.sentinel.MasterName()
+			cfg.Sentinels = h.sentinel.SentinelAddrs()
+			nodes = append(nodes, h.sentinel.Sentinels()...)
+		}
+		for _, n := range nodes {
 			p, err := NewProxy(n.Addr())
 			if err != nil {
 				t.Fatal(err)
@@ -290,7 +319,11 @@ func keptDir(t *testing.T) string {
 }
 
 func (h *harness) timing() Timing {
-	return Timing{LeaseTTL: leaseTTL, Staleness: h.stale, Workers: numWorkers, Nodes: len(h.nodes)}
+	nodes := len(h.nodes)
+	if h.sentinel != nil {
+		nodes = 1 // node faults go to the master
+	}
+	return Timing{LeaseTTL: leaseTTL, Staleness: h.stale, Workers: numWorkers, Nodes: nodes}
 }
 
 // buildWorker builds the worker binary (without -race, to spare the
@@ -416,6 +449,10 @@ func (h *harness) run(sched []Fault) []Finding {
 	t := h.t
 	t.Logf("seed %d; staleness bound %v; schedule:\n%s", h.seed, h.stale, FormatSchedule(sched))
 	start := time.Now()
+	if h.sentinel != nil {
+		stop := h.watchMaster()
+		defer stop()
+	}
 	for _, f := range sched {
 		if d := time.Until(start.Add(f.At)); d > 0 {
 			time.Sleep(d) // the schedule's own clock, not a wait for a condition
@@ -537,6 +574,56 @@ func (h *harness) note(format string, args ...any) {
 	h.notes = append(h.notes, fmt.Sprintf(format, args...))
 }
 
+// watchMaster polls the first sentinel for the master's address every
+// 100ms until stopped. Every change is a failover the schedule may not
+// have asked for (the sentinels decide): writes not yet replicated may be
+// lost, so it is a data-loss boundary, and commands may fail around it,
+// so it opens a 2s fault window either side.
+func (h *harness) watchMaster() (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	sentinel := h.sentinel.Sentinels()[0]
+	name := h.sentinel.MasterName()
+	go func() {
+		defer close(done)
+		last := ""
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			qctx, qcancel := context.WithTimeout(ctx, time.Second)
+			v, err := sentinel.DoContext(qctx, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", name)
+			qcancel()
+			if a, ok := v.([]any); err == nil && ok && len(a) == 2 {
+				addr := fmt.Sprint(a[0], ":", a[1])
+				if last != "" && addr != last {
+					now := time.Now()
+					h.mu.Lock()
+					h.dataLoss = append(h.dataLoss, now.UnixNano())
+					h.network = append(h.network, Window{Name: "failover", Start: now.Add(-2 * time.Second).UnixNano(), End: now.Add(2 * time.Second).UnixNano()})
+					h.notes = append(h.notes, fmt.Sprintf("the sentinels moved the master from %s to %s at %s", last, addr, ts(now.UnixNano())))
+					h.mu.Unlock()
+				}
+				last = addr
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+// masters returns the servers that take writes now: the single server,
+// every Cluster master, or the Sentinel group's master.
+func (h *harness) masters() []*redistest.Server {
+	if h.sentinel != nil {
+		return []*redistest.Server{h.sentinel.Master(h.t)}
+	}
+	return h.nodes
+}
+
 // apply injects one fault and returns when it is over.
 func (h *harness) apply(f Fault) {
 	t := h.t
@@ -584,25 +671,26 @@ func (h *harness) apply(f Fault) {
 			typ = "pubsub"
 		}
 		var killed []any
-		for _, n := range h.nodes {
+		for _, n := range h.masters() {
 			killed = append(killed, n.Do(t, "CLIENT", "KILL", "TYPE", typ))
 		}
 		h.note("%s at %s: connections closed per node: %v", f.Kind, ts(start.UnixNano()), killed)
 		h.window(f.Kind, start, true)
 	case FaultPauseWrites:
-		for _, n := range h.nodes {
+		for _, n := range h.masters() {
 			n.Do(t, "CLIENT", "PAUSE", strconv.FormatInt(f.Dur.Milliseconds(), 10), "WRITE")
 		}
 		time.Sleep(f.Dur)
 		h.window(f.Kind, start, true)
 	case FaultOOM:
-		for _, n := range h.nodes {
+		masters := h.masters()
+		for _, n := range masters {
 			info, _ := n.Do(t, "INFO", "memory").(string)
 			n.Do(t, "CONFIG", "SET", "maxmemory-policy", "noeviction")
 			n.Do(t, "CONFIG", "SET", "maxmemory", infoField(info, "used_memory"))
 		}
 		time.Sleep(f.Dur)
-		for _, n := range h.nodes {
+		for _, n := range masters {
 			n.Do(t, "CONFIG", "SET", "maxmemory", "0")
 		}
 		h.window(f.Kind, start, false)
@@ -622,6 +710,28 @@ func (h *harness) apply(f Fault) {
 			p.Blackhole(false)
 		}
 		h.window(f.Kind, start, false)
+	case FaultFailoverLagging:
+		g := h.sentinel
+		if g == nil {
+			t.Fatalf("%s needs a Sentinel group", f.Kind)
+		}
+		master := g.Master(t)
+		replica := h.nodes[0]
+		if replica == master {
+			replica = h.nodes[1]
+		}
+		replica.Pause(t)
+		time.Sleep(f.Dur) // the master takes writes the replica does not get
+		killed := time.Now()
+		master.Kill(t)
+		replica.Resume(t)
+		g.WaitForNewMaster(t, master)
+		master.Restart(t) // empty: it becomes the new master's replica
+		g.WaitHealthy(t)
+		h.mu.Lock()
+		h.dataLoss = append(h.dataLoss, killed.UnixNano())
+		h.mu.Unlock()
+		h.window(f.Kind, start, true)
 	default:
 		t.Fatalf("unknown fault %q", f.Kind)
 	}

@@ -158,6 +158,13 @@ func newClient(cfg robustness.WorkerConfig) goredis.UniversalClient {
 	}
 	sort.Strings(addrs)
 	name := fmt.Sprintf("robustness-w%d", cfg.ID)
+	if cfg.MasterName != "" {
+		return goredis.NewFailoverClient(&goredis.FailoverOptions{
+			MasterName: cfg.MasterName, SentinelAddrs: cfg.Sentinels, Dialer: dial, ClientName: name,
+			DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second,
+			MaxRetries: -1, DisableIdentity: true,
+		})
+	}
 	if cfg.Cluster {
 		return goredis.NewClusterClient(&goredis.ClusterOptions{
 			Addrs: addrs, Dialer: dial, ClientName: name,
