@@ -15,11 +15,17 @@
 // invariants after the workload stops (no lease outlives its holder's
 // release, session indexes agree with the sessions).
 //
-//	go test -race -count=1 ./reliability/robustness/
-//	go test -count=1 ./reliability/robustness/ -robustness.duration=5m   # random seed
-//	go test -count=1 ./reliability/robustness/ -robustness.seed=42
+//	go test -race -count=1 ./reliability/robustness/                   # CI: fixed seed, single server
+//	go test -count=1 -run TestRobustness ./reliability/robustness/ -robustness.duration=5m   # random seed
+//	go test -count=1 -run TestRobustness ./reliability/robustness/ -robustness.seed=42
+//	go test -count=1 -run TestRobustness ./reliability/robustness/ -robustness.deployment=cluster
+//	go test -count=1 -run TestRobustness ./reliability/robustness/ -robustness.deployment=sentinel -robustness.faults=failover-lagging
 //
-// COORD_ROBUSTNESS=off skips the fixed-seed test. COORD_ROBUSTNESS_CATCH=1
-// runs TestCatches, one single-fault schedule per known defect, each of
-// which must be caught by the named checker.
+// The flags have environment equivalents: COORD_ROBUSTNESS_DEPLOYMENT,
+// COORD_ROBUSTNESS_FAULTS, COORD_ROBUSTNESS_STALENESS (the near cache's
+// staleness bound, 3s by default). COORD_ROBUSTNESS=off skips
+// TestRobustness. COORD_ROBUSTNESS_CATCH=1 runs TestCatches, one
+// single-fault schedule per known defect, each of which must be caught by
+// the named checker. COORD_ROBUSTNESS_RECHECK=dir runs the checkers again
+// on the histories a failed run kept in dir.
 package robustness

@@ -15,6 +15,10 @@ const (
 	FaultRestore = "restore"
 	// FaultPauseServer stops redis-server with SIGSTOP for Dur.
 	FaultPauseServer = "pause-server"
+	// FaultStallServer stops redis-server with SIGSTOP for Dur, longer
+	// than a lease TTL: every lease lapses on the holders' clocks before
+	// the server can expire it.
+	FaultStallServer = "stall-server"
 	// FaultPauseWorker stops worker Target with SIGSTOP for Dur, longer
 	// than a lease TTL.
 	FaultPauseWorker = "pause-worker"
@@ -40,7 +44,7 @@ const (
 
 // AllFaults lists every fault kind of a single server or a Cluster.
 var AllFaults = []string{FaultRestore, FaultPauseServer, FaultPauseWorker, FaultKillNormal,
-	FaultKillPubSub, FaultPauseWrites, FaultOOM, FaultBlackhole}
+	FaultKillPubSub, FaultPauseWrites, FaultOOM, FaultBlackhole, FaultStallServer}
 
 // SentinelFaults lists the fault kinds of a Sentinel group. A restore or a
 // long pause of the master would make the sentinels fail over at a moment
@@ -66,7 +70,7 @@ func (f Fault) String() string {
 	switch f.Kind {
 	case FaultPauseWorker, FaultBlackhole:
 		s += fmt.Sprintf(" on worker %d", f.Target)
-	case FaultRestore, FaultPauseServer:
+	case FaultRestore, FaultPauseServer, FaultStallServer:
 		s += fmt.Sprintf(" on node %d", f.Node)
 	}
 	return s
@@ -90,7 +94,7 @@ func (tm Timing) duration(r *rand.Rand, kind string) time.Duration {
 		// Longer than the clients' 1s read timeout, shorter than a TTL:
 		// releases fail while renewals succeed after it.
 		return between(1500*time.Millisecond, tm.LeaseTTL*3/4)
-	case FaultPauseWorker:
+	case FaultPauseWorker, FaultStallServer:
 		return between(tm.LeaseTTL+500*time.Millisecond, tm.LeaseTTL+1500*time.Millisecond)
 	case FaultPauseWrites:
 		return between(1500*time.Millisecond, tm.LeaseTTL*3/4)
