@@ -302,15 +302,18 @@ func newHarness(t *testing.T, seed int64, deploy string) *harness {
 }
 
 // keptDir makes a directory for the run's histories and visualizations
-// that is removed at cleanup only when the test passed.
+// that is removed at cleanup only when the test passed (and neither
+// COORD_ROBUSTNESS_KEEP is set nor the test is a TestCatches case).
 func keptDir(t *testing.T) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "robustness-")
 	if err != nil {
 		t.Fatal(err)
 	}
+	// TestCatches passes when it finds a defect: keep what it found.
+	keep := os.Getenv("COORD_ROBUSTNESS_KEEP") != "" || strings.HasPrefix(t.Name(), "TestCatches/")
 	t.Cleanup(func() {
-		if t.Failed() {
+		if t.Failed() || keep {
 			t.Logf("histories, worker configs and visualizations kept in %s", dir)
 			return
 		}
