@@ -68,6 +68,16 @@ func TestCheckExclusion(t *testing.T) {
 	if fs := Check([]Op{a, within}, testConfig(t)); len(fs) != 0 {
 		t.Fatalf("an overlap within the slack counted: %v", fs)
 	}
+	// A holder stopped during its lease is left to the fence checks.
+	cfg := testConfig(t)
+	cfg.Paused = []Window{{Start: 50 * ms, End: 150 * ms, Worker: 0}}
+	if fs := Check([]Op{a, overlap}, cfg); len(fs) != 0 {
+		t.Fatalf("an overlap after the holder was stopped counted: %v", fs)
+	}
+	cfg.Paused[0].Worker = 1
+	if fired(Check([]Op{a, overlap}, cfg), CheckExclusion) == nil {
+		t.Fatal("an overlap was exempted by another worker's pause")
+	}
 	other := lease(1, "b", "q", 2, 100, 200, 300)
 	if fs := Check([]Op{a, other}, testConfig(t)); len(fs) != 0 {
 		t.Fatalf("leases on two resources counted: %v", fs)

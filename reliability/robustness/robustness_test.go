@@ -30,6 +30,7 @@ var (
 	flagDuration  = flag.Duration("robustness.duration", 0, "run the workload this long with a random seed (unless -robustness.seed is set) and every fault kind, repeated")
 	flagSeed      = flag.Int64("robustness.seed", 0, "seed of the fault schedule and workload (0: fixed in CI mode, random with -robustness.duration)")
 	flagDeploy    = flag.String("robustness.deployment", "", "single (default), cluster (three masters) or sentinel (master, replica, three sentinels), or COORD_ROBUSTNESS_DEPLOYMENT")
+	flagAOF       = flag.Bool("robustness.aof", false, "single server: run with appendonly yes (fsync every second), and restore from an older copy of the AOF instead of an RDB snapshot; or COORD_ROBUSTNESS_AOF=1")
 	flagFaults    = flag.String("robustness.faults", "", "comma-separated fault kinds to draw from (default: every kind of the deployment), or COORD_ROBUSTNESS_FAULTS")
 	flagStaleness = flag.Duration("robustness.staleness", 0, "how long after an invalidation a near cache may serve the older value (default 3s, or COORD_ROBUSTNESS_STALENESS)")
 )
@@ -187,6 +188,7 @@ type harness struct {
 	nodes    []*redistest.Server
 	cluster  *redistest.Cluster  // nil unless a Cluster
 	sentinel *redistest.Sentinel // nil unless a Sentinel group
+	aof      bool                // a single server with appendonly yes
 	store    *Store
 	proxies  [][]*Proxy // per worker, per node
 	workers  []*workerProc
@@ -225,7 +227,12 @@ func newHarness(t *testing.T, seed int64, deploy string) *harness {
 		o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.DisableIdentity = time.Second, 2*time.Second, 2*time.Second, true
 		client = goredis.NewFailoverClient(o)
 	} else {
-		srv := redistest.Start(t)
+		var opts []redistest.Option
+		if *flagAOF || os.Getenv("COORD_ROBUSTNESS_AOF") != "" {
+			h.aof = true
+			opts = append(opts, redistest.WithArgs("--appendonly", "yes", "--appendfsync", "everysec"))
+		}
+		srv := redistest.Start(t, opts...)
 		h.nodes = []*redistest.Server{srv}
 		client = goredis.NewClient(&goredis.Options{Addr: srv.Addr(), DialTimeout: time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second, DisableIdentity: true})
 	}
@@ -330,8 +337,8 @@ func (h *harness) timing() Timing {
 	return Timing{LeaseTTL: leaseTTL, Staleness: h.stale, Workers: numWorkers, Nodes: nodes}
 }
 
-// buildWorker builds the worker binary (without -race, to spare the
-// machine) into a temp dir.
+// buildWorker builds the worker binary into a temp dir, without -race to
+// spare the machine unless COORD_ROBUSTNESS_WORKER_RACE is set.
 func buildWorker(t *testing.T) string {
 	t.Helper()
 	// go test puts its own GOROOT/bin first on PATH.
@@ -340,7 +347,11 @@ func buildWorker(t *testing.T) string {
 		t.Fatalf("no go command to build the worker: %v", err)
 	}
 	out := filepath.Join(t.TempDir(), "worker")
-	cmd := exec.Command(goBin, "build", "-o", out, "github.com/cgn-bot/coord/reliability/robustness/worker")
+	args := []string{"build", "-o", out}
+	if os.Getenv("COORD_ROBUSTNESS_WORKER_RACE") != "" {
+		args = append(args, "-race") // a race report makes the worker exit 66: a "worker" finding
+	}
+	cmd := exec.Command(goBin, append(args, "github.com/cgn-bot/coord/reliability/robustness/worker")...)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("building the worker: %v\n%s", err, b)
 	}
@@ -635,15 +646,29 @@ func (h *harness) apply(f Fault) {
 	switch f.Kind {
 	case FaultRestore:
 		n := h.nodes[f.Node]
-		n.Do(t, "SAVE")
+		aofDir := filepath.Join(n.Dir(), "appendonlydir")
+		older := filepath.Join(h.dir, fmt.Sprintf("aof-%d", start.UnixNano()))
+		if h.aof {
+			// The AOF as it is now (its last command may be cut short,
+			// which aof-load-truncated accepts).
+			copyDir(t, aofDir, older)
+		} else {
+			n.Do(t, "SAVE")
+		}
 		time.Sleep(f.Dur)
 		killed := time.Now()
-		// Same dir: the server loads the snapshot taken Dur ago.
+		// Same dir: the server loads the snapshot (or AOF) of Dur ago.
 		if h.cluster != nil {
 			h.cluster.Kill(t, f.Node)
 			h.cluster.Restart(t, f.Node) // waits for cluster_state:ok
 		} else {
 			n.Kill(t)
+			if h.aof {
+				if err := os.RemoveAll(aofDir); err != nil {
+					t.Fatal(err)
+				}
+				copyDir(t, older, aofDir)
+			}
 			n.Restart(t)
 		}
 		h.mu.Lock()
@@ -738,6 +763,30 @@ func (h *harness) apply(f Fault) {
 		h.window(f.Kind, start, true)
 	default:
 		t.Fatalf("unknown fault %q", f.Kind)
+	}
+}
+
+// copyDir copies the regular files of dir src into a new dir dst.
+func copyDir(t *testing.T, src, dst string) {
+	t.Helper()
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(dst, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
