@@ -34,6 +34,12 @@ const (
 	// FaultBlackhole makes worker Target's proxy stop forwarding its
 	// subscriber connection (no RST) for Dur, then resume.
 	FaultBlackhole = "blackhole"
+	// FaultMigrateSlot (Cluster only) moves the hash slot of a lease's keys
+	// (its lease and fence counter) to another master: the slot is marked
+	// MIGRATING and IMPORTING for half of Dur (commands meet ASK and
+	// TRYAGAIN), then its keys are moved with MIGRATE and the slot is
+	// given to the new master.
+	FaultMigrateSlot = "migrate-slot"
 	// FaultFailoverLagging (Sentinel only) stops the replica with SIGSTOP
 	// for Dur while the master takes writes, kills the master with
 	// SIGKILL, resumes the replica and lets the sentinels promote it: the
@@ -45,6 +51,9 @@ const (
 // AllFaults lists every fault kind of a single server or a Cluster.
 var AllFaults = []string{FaultRestore, FaultPauseServer, FaultPauseWorker, FaultKillNormal,
 	FaultKillPubSub, FaultPauseWrites, FaultOOM, FaultBlackhole, FaultStallServer}
+
+// ClusterFaults lists the fault kinds of a Cluster.
+var ClusterFaults = append(append([]string(nil), AllFaults...), FaultMigrateSlot)
 
 // SentinelFaults lists the fault kinds of a Sentinel group. A restore or a
 // long pause of the master would make the sentinels fail over at a moment
@@ -72,6 +81,8 @@ func (f Fault) String() string {
 		s += fmt.Sprintf(" on worker %d", f.Target)
 	case FaultRestore, FaultPauseServer, FaultStallServer:
 		s += fmt.Sprintf(" on node %d", f.Node)
+	case FaultMigrateSlot:
+		s += fmt.Sprintf(" of resource %d to node +%d", f.Target, f.Node)
 	}
 	return s
 }
@@ -100,7 +111,7 @@ func (tm Timing) duration(r *rand.Rand, kind string) time.Duration {
 		return between(1500*time.Millisecond, tm.LeaseTTL*3/4)
 	case FaultOOM:
 		return between(2*time.Second, 3*time.Second)
-	case FaultFailoverLagging:
+	case FaultFailoverLagging, FaultMigrateSlot:
 		return between(2*time.Second, 3*time.Second)
 	case FaultBlackhole:
 		// Long enough that a subscriber outage noticed late leaves reads

@@ -79,13 +79,16 @@ func TestRobustness(t *testing.T) {
 	}
 	h := newHarness(t, seed, deployment(t))
 	kinds := AllFaults
-	if h.sentinel != nil {
+	switch {
+	case h.sentinel != nil:
 		kinds = SentinelFaults
+	case h.cluster != nil:
+		kinds = ClusterFaults
 	}
 	if only := cmp.Or(*flagFaults, os.Getenv("COORD_ROBUSTNESS_FAULTS")); only != "" {
 		kinds = strings.Split(only, ",")
 		for _, k := range kinds {
-			if !slices.Contains(AllFaults, k) && !slices.Contains(SentinelFaults, k) {
+			if !slices.Contains(ClusterFaults, k) && !slices.Contains(SentinelFaults, k) {
 				t.Fatalf("unknown fault kind %q", k)
 			}
 		}
@@ -739,6 +742,13 @@ func (h *harness) apply(f Fault) {
 			p.Blackhole(false)
 		}
 		h.window(f.Kind, start, false)
+	case FaultMigrateSlot:
+		if h.cluster == nil {
+			t.Fatalf("%s needs a Cluster", f.Kind)
+		}
+		res := h.cfg.Resources[f.Target%len(h.cfg.Resources)]
+		h.migrateSlot(h.cfg.Prefix+"lock:{"+res+"}:fence", f.Node, f.Dur/2)
+		h.window(f.Kind, start, true)
 	case FaultFailoverLagging:
 		g := h.sentinel
 		if g == nil {
@@ -764,6 +774,51 @@ func (h *harness) apply(f Fault) {
 	default:
 		t.Fatalf("unknown fault %q", f.Kind)
 	}
+}
+
+// migrateSlot moves the slot of key from its master to the master
+// offset places after it in node order, holding the slot half-migrated
+// for hold first.
+func (h *harness) migrateSlot(key string, offset int, hold time.Duration) {
+	t := h.t
+	ids := make([]string, len(h.nodes))
+	for i, n := range h.nodes {
+		ids[i], _ = n.Do(t, "CLUSTER", "MYID").(string)
+	}
+	slot, _ := h.nodes[0].Do(t, "CLUSTER", "KEYSLOT", key).(int64)
+	src := -1
+	for i, n := range h.nodes {
+		if c, _ := n.Do(t, "CLUSTER", "COUNTKEYSINSLOT", slot).(int64); c > 0 {
+			src = i
+		}
+	}
+	if src < 0 {
+		h.note("migrate-slot: slot %d of %s holds no key", slot, key)
+		return
+	}
+	dst := (src + 1 + offset%(len(h.nodes)-1)) % len(h.nodes)
+	from, to := h.nodes[src], h.nodes[dst]
+	to.Do(t, "CLUSTER", "SETSLOT", slot, "IMPORTING", ids[src])
+	from.Do(t, "CLUSTER", "SETSLOT", slot, "MIGRATING", ids[dst])
+	time.Sleep(hold) // the schedule's clock: commands meet ASK and TRYAGAIN meanwhile
+	moved := 0
+	for {
+		keys, _ := from.Do(t, "CLUSTER", "GETKEYSINSLOT", slot, 100).([]any)
+		if len(keys) == 0 {
+			break
+		}
+		args := []any{"MIGRATE", "127.0.0.1", to.Port(), "", 0, 5000, "KEYS"}
+		from.Do(t, append(args, keys...)...)
+		moved += len(keys)
+	}
+	to.Do(t, "CLUSTER", "SETSLOT", slot, "NODE", ids[dst])
+	from.Do(t, "CLUSTER", "SETSLOT", slot, "NODE", ids[dst])
+	for i, n := range h.nodes {
+		if i != src && i != dst {
+			n.Do(t, "CLUSTER", "SETSLOT", slot, "NODE", ids[dst])
+		}
+	}
+	h.note("migrate-slot: slot %d (%s) moved from node %d to node %d with %d keys", slot, key, src, dst, moved)
 }
 
 // copyDir copies the regular files of dir src into a new dir dst.
