@@ -201,3 +201,25 @@ func app(m *httpsession.Manager) http.Handler {
 	})
 	return m.LoadAndSave(mux)
 }
+
+// hidden returns a copy of c without its value, for failure messages:
+// session tokens stay out of test output too.
+func hidden(c *http.Cookie) string {
+	if c == nil {
+		return "no cookie"
+	}
+	k := *c
+	if k.Value != "" {
+		k.Value = "REDACTED"
+	}
+	return k.String()
+}
+
+// setCookies returns res's Set-Cookie headers without their values.
+func setCookies(res *http.Response) []string {
+	var out []string
+	for _, c := range res.Cookies() {
+		out = append(out, hidden(c))
+	}
+	return out
+}
