@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -21,9 +22,9 @@ import (
 var ErrNoSession = errors.New("httpsession: no session in the context")
 
 // ErrResponseStarted is wrapped (with [coord.ErrInvalid]) by the error of
-// a change that needs the cookie after the response's header has gone
-// out: a Put or Remove that would create a session, a Login or a
-// RenewToken. Make such changes before writing the response.
+// a Put, Remove, Login or RenewToken made after the response's header
+// went out under [Manager.LoadAndSave]: its commit or its cookie would
+// have nowhere to go. Make such changes before writing the response.
 var ErrResponseStarted = errors.New("httpsession: the response has started")
 
 // Session is one request's view of its session: the data loaded from the
@@ -257,9 +258,9 @@ func (s *Session) Keys() []string {
 // [json.RawMessage] goes as is; nil removes the field) for the next
 // commit. An anonymous session not yet stored is created by that commit.
 // The error wraps [coord.ErrInvalid] for a bad key or a value that
-// cannot be encoded or is over the store's limit, and
-// [ErrResponseStarted] when a new session would need a cookie the
-// response can no longer carry.
+// cannot be encoded or is over the store's limit, and (with ErrInvalid)
+// [ErrResponseStarted] once the response's header is out: nothing would
+// commit the change, so make it before writing the response.
 func (s *Session) Put(key string, v any) error {
 	if s == nil {
 		return ErrNoSession
@@ -276,8 +277,8 @@ func (s *Session) Put(key string, v any) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.token == "" && raw != nil && s.started {
-		return fmt.Errorf("%w: %w: a new session cannot be sent", coord.ErrInvalid, ErrResponseStarted)
+	if s.started {
+		return fmt.Errorf("%w: put %q: %w", coord.ErrInvalid, key, ErrResponseStarted)
 	}
 	if s.pending == nil {
 		s.pending = map[string]json.RawMessage{}
@@ -313,13 +314,10 @@ func (s *Session) commitLocked(ctx context.Context) error {
 	}
 	store := s.m.store
 	if s.token == "" {
-		data := s.setsLocked(nil)
+		data := s.setsLocked()
 		if len(data) == 0 {
 			s.pending = nil
 			return nil
-		}
-		if s.started {
-			return fmt.Errorf("%w: %w: a new session cannot be sent", coord.ErrInvalid, ErrResponseStarted)
 		}
 		snap, err := store.Create(ctx, s.m.anonymousID(), data, s.m.cfg.create...)
 		if err != nil {
@@ -356,17 +354,12 @@ func (s *Session) commitLocked(ctx context.Context) error {
 	return nil
 }
 
-// setsLocked returns base's fields with the staged changes applied, as
-// data for Create.
-func (s *Session) setsLocked(base map[string]json.RawMessage) map[string]any {
-	data := make(map[string]any, len(base)+len(s.pending))
-	for k, v := range base {
-		data[k] = v
-	}
+// setsLocked returns the staged fields (not the removals), as data for
+// Create.
+func (s *Session) setsLocked() map[string]any {
+	data := make(map[string]any, len(s.pending))
 	for k, v := range s.pending {
-		if v == nil {
-			delete(data, k)
-		} else {
+		if v != nil {
 			data[k] = v
 		}
 	}
@@ -386,13 +379,15 @@ func (m *Manager) anonymousID() string {
 //
 //   - A session of the same user is rotated ([coord.SessionStore.Rotate]):
 //     same data and deadlines, new token. Staged changes stay staged.
-//   - An anonymous session becomes a new session of userID with the
-//     anonymous session's data and the staged changes; the anonymous
-//     session is deleted.
+//   - An anonymous session is deleted and a new session of userID
+//     starts with its data and the staged changes.
 //   - A session of another user is deleted; the new session of userID
 //     starts with the staged changes only, never the other user's data.
 //
-// A new session gets fresh idle and absolute lifetimes. The cookie with
+// The previous session is deleted before the new one is created, so no
+// failure leaves two; if the creation fails, the request goes on with an
+// anonymous session not yet stored, with the data it would have carried
+// staged. A new session gets fresh idle and absolute lifetimes. The cookie with
 // the new token goes out with the response, so Login must come before
 // the response's header (else the error wraps [ErrResponseStarted] and
 // nothing changed). The error wraps [coord.ErrInvalid] for a bad user ID
@@ -421,21 +416,24 @@ func (s *Session) Login(ctx context.Context, userID string) error {
 		s.token, s.snap = snap.ID, snap
 		return nil
 	}
-	var base map[string]json.RawMessage
-	if s.snap != nil && s.anonymousLocked() {
-		base = s.snap.Data
-	}
-	snap, err := store.Create(ctx, userID, s.setsLocked(base), s.m.cfg.create...)
-	if err != nil {
-		return fmt.Errorf("httpsession: login: %w", err)
-	}
-	if s.token != "" {
+	// The previous session ends first, so its token is dead before a new
+	// one exists and a failure leaves no second session behind.
+	if s.snap != nil {
 		if err := store.Delete(ctx, s.token); err != nil {
-			// The old session lives on: undo, so that the browser keeps
-			// one session and the caller can retry.
-			_ = store.Delete(context.WithoutCancel(ctx), snap.ID)
 			return fmt.Errorf("httpsession: login: end the previous session: %w", err)
 		}
+		if s.anonymousLocked() {
+			// Its data moves to the new session: stage it.
+			merged := make(map[string]json.RawMessage, len(s.snap.Data)+len(s.pending))
+			maps.Copy(merged, s.snap.Data)
+			maps.Copy(merged, s.pending)
+			s.pending = merged
+		}
+		s.token, s.snap = "", nil
+	}
+	snap, err := store.Create(ctx, userID, s.setsLocked(), s.m.cfg.create...)
+	if err != nil {
+		return fmt.Errorf("httpsession: login: %w", err)
 	}
 	s.token, s.snap, s.pending = snap.ID, snap, nil
 	return nil
