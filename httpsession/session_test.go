@@ -149,7 +149,6 @@ func TestTypedGetters(t *testing.T) {
 	}
 }
 
-
 func TestNilSession(t *testing.T) {
 	s := httpsession.FromContext(t.Context())
 	if s != nil {
