@@ -16,6 +16,10 @@ import (
 // and its expiry suffix are well under it.
 const maxCookieValue = 256
 
+// maxExpiry bounds the expiry suffix of a cookie value: the last second
+// of year 9999, the last an Expires attribute can carry.
+const maxExpiry = 253402300799
+
 // expirySep separates the token from the expiry suffix in the cookie's
 // value. Tokens are base64url with a "s1." prefix, so they never hold it.
 const expirySep = "~"
@@ -55,15 +59,16 @@ func FromContext(ctx context.Context) *Session {
 }
 
 // parseCookie splits a cookie value into the token and the expiry (Unix
-// seconds) the cookie was sent with; 0 when the value has no suffix.
+// seconds) the cookie was sent with; 0 when the value has no suffix or
+// one that is not such a time.
 func parseCookie(v string) (token string, sentExp int64) {
 	i := strings.LastIndex(v, expirySep)
 	if i < 0 {
 		return v, 0
 	}
 	exp, err := strconv.ParseInt(v[i+1:], 10, 64)
-	if err != nil || exp <= 0 {
-		return v, 0
+	if err != nil || exp <= 0 || exp > maxExpiry {
+		return v[:i], 0 // a suffix of no use: the cookie is re-sent
 	}
 	return v[:i], exp
 }

@@ -378,7 +378,8 @@ func (m *Manager) anonymousID() string {
 // seen before login (session fixation) is worthless afterwards:
 //
 //   - A session of the same user is rotated ([coord.SessionStore.Rotate]):
-//     same data and deadlines, new token. Staged changes stay staged.
+//     same data and deadlines, new token. Staged changes stay staged. If
+//     the session ended meanwhile, a new one is created.
 //   - An anonymous session is deleted and a new session of userID
 //     starts with its data and the staged changes.
 //   - A session of another user is deleted; the new session of userID
@@ -410,11 +411,17 @@ func (s *Session) Login(ctx context.Context, userID string) error {
 	store := s.m.store
 	if s.snap != nil && s.snap.UserID == userID {
 		snap, err := store.Rotate(ctx, s.token)
-		if err != nil {
+		switch {
+		case err == nil:
+			s.token, s.snap = snap.ID, snap
+			return nil
+		case errors.Is(err, coord.ErrNotFound):
+			// The session ended meanwhile (revoked, expired): the user
+			// has just proved who they are, so start a new one.
+			s.token, s.snap = "", nil
+		default:
 			return fmt.Errorf("httpsession: login: rotate: %w", err)
 		}
-		s.token, s.snap = snap.ID, snap
-		return nil
 	}
 	// The previous session ends first, so its token is dead before a new
 	// one exists and a failure leaves no second session behind.

@@ -382,3 +382,45 @@ func TestAnonymousLogoutEverywhere(t *testing.T) {
 		t.Errorf("%d sessions left, want the other anonymous one", n)
 	}
 }
+
+// TestLoginAfterRevoke: logging in again as the user whose session was
+// revoked meanwhile starts a new session instead of failing.
+func TestLoginAfterRevoke(t *testing.T) {
+	node := newNode(t)
+	m := newManager(t, node.Sessions(), nil)
+	ctx, s := loaded(t, m)
+	if err := s.Login(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	old := s.Handle()
+	if _, err := node.Sessions().DeleteByUser(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Login(ctx, "alice"); err != nil {
+		t.Fatalf("login after the session was revoked: %v", err)
+	}
+	if s.Handle() == old || s.UserID() != "alice" {
+		t.Error("no new session")
+	}
+	if got, _ := node.Sessions().ByUser(ctx, "alice"); len(got) != 1 {
+		t.Errorf("alice has %d sessions, want 1", len(got))
+	}
+}
+
+// TestTamperedExpirySuffix: the expiry suffix only decides when the
+// cookie is re-sent; any value is safe.
+func TestTamperedExpirySuffix(t *testing.T) {
+	node := newNode(t)
+	m := newManager(t, node.Sessions(), nil)
+	c := newClient(t, serve(t, app(m)))
+	c.do("POST", "/login?user=alice")
+	tok := token(c.cookie(m.CookieName()))
+	for _, suffix := range []string{"", "~", "~0", "~-5", "~abc", "~9223372036854775807", "~253402300800"} {
+		c.setCookie(m.CookieName(), tok+suffix)
+		res, body := c.do("GET", "/me")
+		k := sessionCookie(res, m.CookieName())
+		if body != "alice" || k == nil || token(k.Value) != tok || k.MaxAge < 86000 {
+			t.Errorf("suffix %q: %q, cookie %s: want alice and the cookie re-sent with the session's expiry", suffix, body, hidden(k))
+		}
+	}
+}
