@@ -12,6 +12,28 @@ import (
 	"github.com/cgn-bot/coord/httpsession"
 )
 
+// New picks the cookie's name from its attributes and refuses options a
+// browser would silently drop.
+func ExampleNew() {
+	node := memory.NewHub(nil).NewNode(nil)
+	defer node.Close(context.Background())
+
+	m, _ := httpsession.New(node.Sessions(), nil)
+	fmt.Println(m.CookieName())
+	m, _ = httpsession.New(node.Sessions(), &httpsession.Options{Cookie: httpsession.CookieOptions{Domain: "example.com"}})
+	fmt.Println(m.CookieName())
+	m, _ = httpsession.New(node.Sessions(), &httpsession.Options{Cookie: httpsession.CookieOptions{Insecure: true}})
+	fmt.Println(m.CookieName())
+
+	_, err := httpsession.New(node.Sessions(), &httpsession.Options{Cookie: httpsession.CookieOptions{Name: "__Host-sid", Domain: "example.com"}})
+	fmt.Println(errors.Is(err, coord.ErrInvalid))
+	// Output:
+	// __Host-session
+	// __Secure-session
+	// session
+	// true
+}
+
 // A visit counter: the session is loaded for each request, and what the
 // handler puts is committed before the response goes out. The cookie is
 // sent when the session is created; later requests slide its expiry and
