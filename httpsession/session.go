@@ -388,10 +388,10 @@ func (m *Manager) anonymousID() string {
 // The previous session is deleted before the new one is created, so no
 // failure leaves two; if the creation fails, the request goes on with an
 // anonymous session not yet stored, with the data it would have carried
-// staged. A new session gets fresh idle and absolute lifetimes. The cookie with
-// the new token goes out with the response, so Login must come before
-// the response's header (else the error wraps [ErrResponseStarted] and
-// nothing changed). The error wraps [coord.ErrInvalid] for a bad user ID
+// staged. A new session gets fresh idle and absolute lifetimes. The
+// cookie with the new token goes out with the response, so Login must
+// come before the response's header (else the error wraps
+// [ErrResponseStarted] and nothing changed). The error wraps [coord.ErrInvalid] for a bad user ID
 // (or one with the anonymous prefix), or the store's error.
 func (s *Session) Login(ctx context.Context, userID string) error {
 	if s == nil {
