@@ -424,3 +424,27 @@ func TestTamperedExpirySuffix(t *testing.T) {
 		}
 	}
 }
+
+// TestRevokedDuringRequest: through LoadAndSave, a commit to a session
+// ended while the request ran gets the error handler and a cleared cookie.
+func TestRevokedDuringRequest(t *testing.T) {
+	node := newNode(t)
+	m := newManager(t, node.Sessions(), nil)
+	c := newClient(t, serve(t, app(m)))
+	c.do("POST", "/login?user=alice")
+	req := httptest.NewRequest("GET", "/", nil)
+	req.AddCookie(&http.Cookie{Name: m.CookieName(), Value: c.cookie(m.CookieName())})
+	rec := httptest.NewRecorder()
+	m.LoadAndSave(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = node.Sessions().DeleteByUser(r.Context(), "alice") // another device
+		_ = httpsession.FromContext(r.Context()).Put("k", 1)
+		_, _ = w.Write([]byte("saved"))
+	})).ServeHTTP(rec, req)
+	k := sessionCookie(rec.Result(), m.CookieName())
+	if rec.Code != http.StatusInternalServerError || strings.Contains(rec.Body.String(), "saved") || k == nil || k.MaxAge >= 0 {
+		t.Errorf("response %d %q, cookie %s: want the error handler's 500 and the cookie cleared", rec.Code, rec.Body.String(), hidden(k))
+	}
+	if n, _ := node.Sessions().Count(t.Context()); n != 0 {
+		t.Errorf("%d sessions: the revoked one came back", n)
+	}
+}
