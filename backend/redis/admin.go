@@ -88,7 +88,8 @@ func (b *Backend) Lease(ctx context.Context, resource string) (LeaseInfo, error)
 // Leases returns the leases held (or reserved for waiters) on resources
 // whose name starts with prefix ("" for all), sorted by resource. It
 // scans with SCAN, on every master of a Cluster. Keys that do not parse
-// as a lease key of this Backend's prefix are skipped.
+// as a lease key of this Backend's prefix, or name a resource that is not
+// a valid name (a foreign writer's), are skipped.
 func (b *Backend) Leases(ctx context.Context, prefix string) ([]LeaseInfo, error) {
 	if err := b.checkOpen(); err != nil {
 		return nil, err
@@ -111,7 +112,7 @@ func (b *Backend) Leases(ctx context.Context, prefix string) ([]LeaseInfo, error
 			continue
 		}
 		name, ok := unescapeName(body[:len(body)-1])
-		if !ok || !strings.HasPrefix(name, prefix) || seen[name] {
+		if !ok || !strings.HasPrefix(name, prefix) || seen[name] || coord.ValidateName("resource", name) != nil {
 			continue
 		}
 		seen[name] = true

@@ -152,7 +152,7 @@ func TestAdminLeaseForeignValues(t *testing.T) {
 		t.Fatalf("Leases with a malformed fence: %v, want ErrInvalid", err)
 	}
 	// Keys that escapeName cannot have written are skipped, not shown.
-	for _, k := range []string{"fv:lock:{a b}", "fv:lock:{%zz}", "fv:lock:{%61}"} {
+	for _, k := range []string{"fv:lock:{a b}", "fv:lock:{%zz}", "fv:lock:{%61}", "fv:lock:{%0A}", "fv:lock:{%1B[2J}"} {
 		if err := client.Set(ctx, k, "x", time.Minute).Err(); err != nil {
 			t.Fatal(err)
 		}
