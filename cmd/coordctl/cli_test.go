@@ -558,6 +558,15 @@ func TestUsage(t *testing.T) {
 			t.Errorf("coordctl %q: want exit 2 with a message, got %s", args, r)
 		}
 	}
+	// run, the entry main uses: the environment is the process's, stdin
+	// a reader that is no terminal.
+	var out, errb syncBuffer
+	if code := run(context.Background(), e.args("-o", "json", "session", "count"), strings.NewReader(""), &out, &errb); code != exitOK || strings.TrimSpace(out.String()) != `{"sessions":0}` {
+		t.Fatalf("run: exit %d, stdout %q, stderr %q", code, out.String(), errb.String())
+	}
+	if code := run(context.Background(), e.args("lock", "force-release", "x"), strings.NewReader("y\n"), &out, &errb); code != exitRefused {
+		t.Fatalf("run: force-release with a reader for stdin: exit %d, want 5 (not a terminal)", code)
+	}
 	// Help is not an error.
 	r := e.runCLI(context.Background(), nil, nil, []string{"help"})
 	if wantCode(t, r, exitOK); !strings.Contains(r.stdout, "Exit codes") {
