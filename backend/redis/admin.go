@@ -317,7 +317,7 @@ func (b *Backend) Tail(ctx context.Context, opts TailOptions, fn func(TailMessag
 		interval = DefaultHealthInterval
 	}
 	ps := b.client.Subscribe(ctx, chans...)
-	defer ps.Close()
+	defer func() { _ = ps.Close() }()
 	pending := make(map[string]bool, len(chans)) // confirmations awaited
 	for _, c := range chans {
 		pending[c] = true
@@ -330,16 +330,22 @@ func (b *Backend) Tail(ctx context.Context, opts TailOptions, fn func(TailMessag
 				return nil
 			}
 			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() && !pinged {
+			timeout := errors.As(err, &ne) && ne.Timeout()
+			switch {
+			case timeout && !pinged:
 				pinged = true
 				_ = ps.Ping(ctx) // an error shows at the next receive
-				continue
-			}
-			// The connection is gone (or a ping went unanswered): go-redis
-			// dials again and resubscribes at the next receive.
-			broken, pinged = true, false
-			if !errors.As(err, &ne) || !ne.Timeout() {
-				if err := sleepCtx(ctx, 100*time.Millisecond); err != nil {
+			case timeout:
+				// The ping went unanswered: go-redis keeps a connection
+				// that timed out, so replace it.
+				_ = ps.Close()
+				ps = b.client.Subscribe(ctx, chans...)
+				broken, pinged = true, false
+			default:
+				// The connection failed: go-redis dials again and
+				// resubscribes at the next receive.
+				broken, pinged = true, false
+				if sleepCtx(ctx, 100*time.Millisecond) != nil {
 					return nil
 				}
 			}

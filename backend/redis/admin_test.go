@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -334,5 +335,140 @@ func TestAdminLeasesCluster(t *testing.T) {
 		if li.Resource != fmt.Sprintf("r%02d", i) || li.State != coordredis.LeaseHeld || li.Fence <= 0 {
 			t.Fatalf("lease %d = %+v", i, li)
 		}
+	}
+}
+
+// stallProxy forwards TCP connections to a server until stall is called;
+// from then on the connections open at that moment stay open but carry
+// nothing either way (a half-open connection, as after a silent network
+// failure), while new connections are forwarded.
+type stallProxy struct {
+	ln     net.Listener
+	target string
+
+	mu      sync.Mutex
+	conns   []net.Conn
+	stalled map[net.Conn]bool
+	wg      sync.WaitGroup
+}
+
+func newStallProxy(t *testing.T, target string) *stallProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &stallProxy{ln: ln, target: target, stalled: map[net.Conn]bool{}}
+	p.wg.Add(1)
+	go p.accept()
+	t.Cleanup(func() {
+		_ = ln.Close()
+		p.mu.Lock()
+		for _, c := range p.conns {
+			_ = c.Close()
+		}
+		p.mu.Unlock()
+		p.wg.Wait()
+	})
+	return p
+}
+
+func (p *stallProxy) addr() string { return p.ln.Addr().String() }
+
+func (p *stallProxy) accept() {
+	defer p.wg.Done()
+	for {
+		in, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		out, err := net.Dial("tcp", p.target)
+		if err != nil {
+			_ = in.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns = append(p.conns, in, out)
+		p.mu.Unlock()
+		p.wg.Add(2)
+		go p.pipe(in, out)
+		go p.pipe(out, in)
+	}
+}
+
+// pipe copies from src to dst, dropping what src sends once src is
+// stalled.
+func (p *stallProxy) pipe(src, dst net.Conn) {
+	defer p.wg.Done()
+	buf := make([]byte, 4096)
+	for {
+		n, err := src.Read(buf)
+		if err != nil {
+			_ = dst.Close()
+			return
+		}
+		p.mu.Lock()
+		stalled := p.stalled[src]
+		p.mu.Unlock()
+		if !stalled {
+			if _, err := dst.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+	}
+}
+
+// stall makes every connection open now carry nothing.
+func (p *stallProxy) stall() {
+	p.mu.Lock()
+	for _, c := range p.conns {
+		p.stalled[c] = true
+	}
+	p.mu.Unlock()
+}
+
+func TestAdminTailReplacesSilentConnection(t *testing.T) {
+	srv := redistest.Start(t)
+	direct := srv.Client(t)
+	proxy := newStallProxy(t, srv.Addr())
+	viaProxy := goredis.NewClient(&goredis.Options{Addr: proxy.addr()})
+	t.Cleanup(func() { _ = viaProxy.Close() })
+	b := adminBackend(t, viaProxy, "sil:")
+	pub := adminBackend(t, direct, "sil:")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	var rec tailRec
+	ready := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- b.Tail(ctx, coordredis.TailOptions{
+			Events: true, Ready: func() { close(ready) }, PingInterval: 100 * time.Millisecond,
+		}, rec.add)
+	}()
+	select {
+	case <-ready:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Tail not ready within 5s")
+	}
+	// The connection goes silent without closing: a ping unanswered
+	// after 100ms must make Tail drop it for a new one, and say so.
+	proxy.stall()
+	adminWithin(t, 10*time.Second, "a gap and an event after the connection went silent", func() bool {
+		if err := pub.Events().Publish(ctx, "after", nil); err != nil {
+			t.Fatal(err)
+		}
+		gap := false
+		for _, m := range rec.all() {
+			gap = gap || m.Gap
+			if gap && m.Event != nil && m.Event.Topic == "after" {
+				return true
+			}
+		}
+		return false
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Tail: %v", err)
 	}
 }
