@@ -60,8 +60,16 @@ type globals struct {
 // run runs coordctl with args (without the program name) and returns its
 // exit code. ctx ends a wait, a tail or a command run under a lease.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	c := &cli{stdin: stdin, stdout: stdout, stderr: stderr, getenv: os.Getenv, isTerminal: fileIsTerminal}
-	return c.main(ctx, args)
+	return newCLI(stdin, stdout, stderr, os.Getenv).main(ctx, args)
+}
+
+// newCLI returns a cli on the given streams and environment, with the
+// global flags at their defaults.
+func newCLI(stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) *cli {
+	return &cli{
+		stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv, isTerminal: fileIsTerminal,
+		g: globals{output: defaultOutput, timeout: defaultTimeout},
+	}
 }
 
 // main dispatches args and maps the outcome to an exit code.
@@ -216,9 +224,6 @@ func (c *cli) flagSet(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
 	fs.Usage = func() { fmt.Fprint(c.stderr, usageText) }
-	if c.g.output == "" {
-		c.g = globals{output: defaultOutput, timeout: defaultTimeout}
-	}
 	fs.StringVar(&c.g.url, "url", c.g.url, "redis:// or rediss:// URL")
 	fs.StringVar(&c.g.prefix, "prefix", c.g.prefix, "key prefix (default: the URL's ?prefix=, else cgn:)")
 	fs.StringVar(&c.g.output, "o", c.g.output, "output: table or json")

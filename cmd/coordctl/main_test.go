@@ -80,7 +80,7 @@ func (e *env) cli(stdin io.Reader, stdout, stderr io.Writer) *cli {
 	if stdin == nil {
 		stdin = strings.NewReader("")
 	}
-	return &cli{stdin: stdin, stdout: stdout, stderr: stderr, getenv: func(string) string { return "" }, isTerminal: fileIsTerminal}
+	return newCLI(stdin, stdout, stderr, func(string) string { return "" })
 }
 
 // args prepends the connection flags to args.
