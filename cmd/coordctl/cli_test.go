@@ -558,6 +558,10 @@ func TestUsage(t *testing.T) {
 			t.Errorf("coordctl %q: want exit 2 with a message, got %s", args, r)
 		}
 	}
+	// An empty -o is refused as such; it does not reset the flags before it.
+	if r := e.run("-o", "", "health"); r.code != exitUsage || !strings.Contains(r.stderr, `-o ""`) {
+		t.Fatalf("-o \"\": want exit 2 naming -o, got %s", r)
+	}
 	// run, the entry main uses: the environment is the process's, stdin
 	// a reader that is no terminal.
 	var out, errb syncBuffer
