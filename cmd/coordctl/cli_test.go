@@ -680,6 +680,24 @@ func TestCluster(t *testing.T) {
 	if h.Mode != "cluster" || h.Status != "healthy" {
 		t.Fatalf("health on a Cluster = %+v", h)
 	}
+	// tail on a Cluster hears what is published through another node.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errb syncBuffer
+	done := make(chan int, 1)
+	go func() { done <- e.cli(nil, &out, &errb).main(ctx, e.args("tail", "invalidations")) }()
+	within(t, 10*time.Second, "tail subscribed", func() bool { return strings.Contains(errb.String(), "tailing") })
+	within(t, 10*time.Second, "an invalidation tailed on a Cluster", func() bool {
+		if err := b.Invalidator().Invalidate(ctx, "k1", nil); err != nil {
+			t.Fatal(err)
+		}
+		return strings.Contains(out.String(), "\tinvalidation\tk1\t")
+	})
+	cancel()
+	if code := <-done; code != exitOK {
+		t.Fatalf("tail on a Cluster ended with %d:\n%s", code, errb.String())
+	}
+
 	r = e.run("lock", "force-release", "--yes", "r07")
 	wantCode(t, r, exitOK)
 	wantCode(t, e.run("lock", "show", "r07"), exitNotFound)
