@@ -250,10 +250,10 @@ func flagErr(err error) error {
 }
 
 // parseArgs parses fs over args, flags and arguments in any order, and
-// returns the arguments. A "--" ends the flags. After max arguments
-// (max < 0: no limit), the rest of args is returned as it is, after the
+// returns the arguments. A "--" ends the flags. After most arguments
+// (most < 0: no limit), the rest of args is returned as it is, after the
 // arguments (for lock run's command), without a leading "--".
-func parseArgs(fs *flag.FlagSet, args []string, max int) ([]string, error) {
+func parseArgs(fs *flag.FlagSet, args []string, most int) ([]string, error) {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
@@ -266,7 +266,7 @@ func parseArgs(fs *flag.FlagSet, args []string, max int) ([]string, error) {
 		}
 		pos = append(pos, rest[0])
 		args = rest[1:]
-		if max >= 0 && len(pos) == max {
+		if most >= 0 && len(pos) == most {
 			if len(args) > 0 && args[0] == "--" {
 				args = args[1:]
 			}
@@ -289,8 +289,8 @@ func (c *cli) checkGlobals() error {
 }
 
 // wantArgs checks the number of arguments.
-func wantArgs(cmd string, args []string, min, max int, names string) error {
-	if len(args) < min || (max >= 0 && len(args) > max) {
+func wantArgs(cmd string, args []string, least, most int, names string) error {
+	if len(args) < least || (most >= 0 && len(args) > most) {
 		return usageErr("%s: want %s, got %d argument(s)", cmd, names, len(args))
 	}
 	return nil
