@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -701,4 +702,31 @@ func TestCluster(t *testing.T) {
 	r = e.run("lock", "force-release", "--yes", "r07")
 	wantCode(t, r, exitOK)
 	wantCode(t, e.run("lock", "show", "r07"), exitNotFound)
+}
+
+func TestTLS(t *testing.T) {
+	srv := redistest.Start(t, redistest.WithTLS(), redistest.WithPassword("tls-pass-321"))
+	e := &env{t: t, url: srv.URL(), prefix: "tls:"}
+	for name, tc := range map[string]struct {
+		args []string
+		vars map[string]string
+		code int
+	}{
+		"URL option":       {[]string{"--url", srv.URL() + "?tls_ca_file=" + url.QueryEscape(srv.CAFile())}, nil, exitOK},
+		"REDIS_URL":        {nil, map[string]string{"REDIS_URL": srv.URL(), "REDIS_TLS_CA_FILE": srv.CAFile()}, exitOK},
+		"REDIS_URL prefix": {nil, map[string]string{"REDIS_URL": srv.URL() + "?prefix=tls:", "REDIS_TLS_CA_FILE": srv.CAFile()}, exitOK},
+		"REDIS_HOST": {nil, map[string]string{"REDIS_HOST": "127.0.0.1", "REDIS_PORT": strconv.Itoa(srv.Port()),
+			"REDIS_PASSWORD": "tls-pass-321", "REDIS_TLS": "true", "REDIS_TLS_CA_FILE": srv.CAFile()}, exitOK},
+		"untrusted": {[]string{"--url", srv.URL()}, nil, exitError},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := e.cli(nil, nil, nil)
+			c.getenv = func(k string) string { return tc.vars[k] }
+			r := e.runCLI(context.Background(), c, nil, append(tc.args, "--timeout", "3s", "health", "-o", "json"))
+			wantCode(t, r, tc.code)
+			if strings.Contains(r.stdout+r.stderr, "tls-pass-321") {
+				t.Fatalf("the password was printed:\n%s", r)
+			}
+		})
+	}
 }
