@@ -299,6 +299,29 @@ func TestLockRun(t *testing.T) {
 		}
 	})
 
+	t.Run("kill after", func(t *testing.T) {
+		ictx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		dir := t.TempDir()
+		done := make(chan result, 1)
+		go func() {
+			// The shell ignores SIGTERM: SIGKILL must follow.
+			done <- e.runCLI(ictx, nil, nil, e.args("lock", "run", "--kill-after", "200ms", "stubborn", "--",
+				"sh", "-c", `trap "" TERM; touch "$0"; sleep 5`, dir+"/started"))
+		}()
+		within(t, 10*time.Second, "the command started", func() bool { _, err := os.Stat(dir + "/started"); return err == nil })
+		cancel()
+		select {
+		case r := <-done:
+			wantCode(t, r, 128+9) // SIGKILL
+		case <-time.After(20 * time.Second):
+			t.Fatal("lock run did not kill a command that ignores SIGTERM")
+		}
+		if locked("stubborn") {
+			t.Fatal("the lease is still held")
+		}
+	})
+
 	t.Run("usage", func(t *testing.T) {
 		for _, args := range [][]string{
 			{"lock", "run", "x"},
