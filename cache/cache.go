@@ -63,8 +63,34 @@ type Cache[V any] struct {
 	evictions   atomic.Uint64
 	expirations atomic.Uint64
 	remote      atomic.Uint64
-	purges      atomic.Uint64
+	purges      [numReasons]atomic.Uint64 // by reason
+	localPurges atomic.Uint64
 	gaps        atomic.Uint64
+}
+
+// Purge reasons, the indexes of Cache.purges.
+const (
+	reasonReconnect = iota
+	reasonOverflow
+	reasonMalformed
+	reasonOther
+	numReasons
+)
+
+// reasonIndex returns the index in Cache.purges of a PurgeAll's reason.
+func reasonIndex(inv coord.Invalidation) int {
+	if inv.Kind != coord.PurgeAll {
+		return reasonOther
+	}
+	switch inv.Reason {
+	case coord.ReasonReconnect:
+		return reasonReconnect
+	case coord.ReasonOverflow:
+		return reasonOverflow
+	case coord.ReasonMalformed:
+		return reasonMalformed
+	}
+	return reasonOther
 }
 
 // load is one call of a Loader that concurrent callers share.
@@ -80,30 +106,55 @@ type load[V any] struct {
 	waiters int
 }
 
-// Stats are a Cache's counters since it was created.
+// Stats are a Cache's counters since it was created. Their JSON names
+// (hits, misses, load_errors, ...) are part of the API: a service can
+// serve them as they are.
 type Stats struct {
-	Hits        uint64 // lookups (Get, GetOrLoad) that found a value
-	Misses      uint64 // lookups that found none
-	Loads       uint64 // Loader calls made by GetOrLoad
-	LoadErrors  uint64 // Loader calls that returned an error or panicked
-	Discarded   uint64 // loaded values not stored: an invalidation, write or purge came during the load
-	Evictions   uint64 // entries evicted for the size bound
-	Expirations uint64 // entries removed for MaxTTL
+	Hits        uint64 `json:"hits"`        // lookups (Get, GetOrLoad) that found a value
+	Misses      uint64 `json:"misses"`      // lookups that found none
+	Loads       uint64 `json:"loads"`       // Loader calls made by GetOrLoad
+	LoadErrors  uint64 `json:"load_errors"` // Loader calls that returned an error or panicked
+	Discarded   uint64 `json:"discarded"`   // loaded values not stored: an invalidation, write or purge came during the load
+	Evictions   uint64 `json:"evictions"`   // entries evicted for the size bound
+	Expirations uint64 `json:"expirations"` // entries removed for MaxTTL
 	// RemoteInvalidations counts key and pattern invalidations received
 	// from other instances.
-	RemoteInvalidations uint64
+	RemoteInvalidations uint64 `json:"remote_invalidations"`
 	// Purges counts PurgeAll signals received from the Invalidator (after
 	// a reconnect or an overflow of the subscription queue), each of which
 	// emptied the cache. Like RemoteInvalidations, it is raised after the
 	// eviction is done.
-	Purges uint64
+	Purges uint64 `json:"purges"`
+	// PurgeReasons splits Purges by the reason of the PurgeAll; its
+	// fields add up to Purges.
+	PurgeReasons PurgeReasons `json:"purge_reasons"`
+	// LocalPurges counts the calls of [Cache.Purge]. They are not in
+	// Purges.
+	LocalPurges uint64 `json:"local_purges"`
 	// Gaps counts GapStart notices: the times the cache was suspended
 	// because the Invalidator's subscription was known or suspected down.
-	Gaps uint64
+	Gaps uint64 `json:"gaps"`
 	// Suspended reports that the cache is suspended now (see [Cache]).
-	Suspended bool
+	Suspended bool `json:"suspended"`
 	// Entries is the approximate number of entries held now.
-	Entries int
+	Entries int `json:"entries"`
+}
+
+// PurgeReasons counts the PurgeAll signals a [Cache] received, by their
+// reason (see [coord.Invalidation].Reason).
+type PurgeReasons struct {
+	// Reconnect: the subscription is live again after a gap
+	// ([coord.ReasonReconnect]).
+	Reconnect uint64 `json:"reconnect"`
+	// Overflow: the subscription's queue overflowed
+	// ([coord.ReasonOverflow]).
+	Overflow uint64 `json:"overflow"`
+	// Malformed: an invalidation that could not be accepted was dropped
+	// ([coord.ReasonMalformed]).
+	Malformed uint64 `json:"malformed"`
+	// Other: any other reason, and invalidation kinds this version does
+	// not know (treated as a PurgeAll).
+	Other uint64 `json:"other"`
 }
 
 // New returns a near cache over inv and subscribes it to inv's remote
@@ -239,9 +290,12 @@ func (c *Cache[V]) DeletePattern(ctx context.Context, glob string) error {
 }
 
 // Purge empties the cache on this instance only. A load running meanwhile
-// does not store its value.
+// does not store its value. [Stats].LocalPurges counts the calls.
 func (c *Cache[V]) Purge() {
 	c.purge()
+	if c.ended.Load() == nil {
+		c.localPurges.Add(1)
+	}
 }
 
 // GetOrLoad returns the value cached for key or, on a miss, loads it with
@@ -261,30 +315,44 @@ func (c *Cache[V]) Purge() {
 // May return [coord.ErrInvalid], [coord.ErrClosed], ctx.Err() or the
 // loader's error.
 func (c *Cache[V]) GetOrLoad(ctx context.Context, key string, loader Loader[V]) (V, error) {
+	v, _, err := c.GetOrLoadHit(ctx, key, loader)
+	return v, err
+}
+
+// GetOrLoadHit is [Cache.GetOrLoad] that also reports whether the value
+// was a hit: found in the cache, with no loader call made or waited for.
+// hit is false when this call ran loader, when it shared the load another
+// caller ran, while the cache is suspended (it loads through), and with
+// an error.
+//
+// A lookup that misses and then finds the value a concurrent load stored
+// meanwhile is a hit here, but [Stats] counts it as a miss (its first
+// lookup missed).
+func (c *Cache[V]) GetOrLoadHit(ctx context.Context, key string, loader Loader[V]) (v V, hit bool, err error) {
 	var zero V
 	if err := coord.ValidateName("cache key", key); err != nil {
-		return zero, err
+		return zero, false, err
 	}
 	if loader == nil {
-		return zero, fmt.Errorf("%w: cache: nil loader", coord.ErrInvalid)
+		return zero, false, fmt.Errorf("%w: cache: nil loader", coord.ErrInvalid)
 	}
 	for {
 		if err := c.check(); err != nil {
-			return zero, err
+			return zero, false, err
 		}
 		if c.suspended.Load() {
 			// Load through: nothing is served, and runLoad stores nothing.
 		} else if v, ok := c.store.GetIfPresent(key); ok {
-			return v, nil
+			return v, true, nil
 		}
 		if err := ctx.Err(); err != nil {
-			return zero, err
+			return zero, false, err
 		}
 		c.mu.Lock()
 		// A load may have stored the value since the lookup above.
 		if e, ok := c.store.GetEntryQuietly(key); ok && !c.suspended.Load() {
 			c.mu.Unlock()
-			return e.Value, nil
+			return e.Value, true, nil
 		}
 		if l := c.loads[key]; l != nil {
 			l.waiters++
@@ -292,18 +360,19 @@ func (c *Cache[V]) GetOrLoad(ctx context.Context, key string, loader Loader[V]) 
 			select {
 			case <-l.done:
 			case <-ctx.Done():
-				return zero, ctx.Err()
+				return zero, false, ctx.Err()
 			}
 			if l.err != nil && l.ctxEnded && ctx.Err() == nil {
 				continue
 			}
-			return l.val, l.err
+			return l.val, false, l.err
 		}
 		l := &load[V]{done: make(chan struct{})}
 		c.loads[key] = l
 		c.loading.Add(1)
 		c.mu.Unlock()
-		return c.runLoad(ctx, key, l, loader)
+		v, err := c.runLoad(ctx, key, l, loader)
+		return v, false, err
 	}
 }
 
@@ -349,6 +418,12 @@ func (c *Cache[V]) Len() int {
 // Stats returns the cache's counters. They keep their values after Close.
 func (c *Cache[V]) Stats() Stats {
 	h := c.hits.Snapshot()
+	r := PurgeReasons{
+		Reconnect: c.purges[reasonReconnect].Load(),
+		Overflow:  c.purges[reasonOverflow].Load(),
+		Malformed: c.purges[reasonMalformed].Load(),
+		Other:     c.purges[reasonOther].Load(),
+	}
 	return Stats{
 		Hits:                h.Hits,
 		Misses:              h.Misses,
@@ -358,7 +433,9 @@ func (c *Cache[V]) Stats() Stats {
 		Evictions:           c.evictions.Load(),
 		Expirations:         c.expirations.Load(),
 		RemoteInvalidations: c.remote.Load(),
-		Purges:              c.purges.Load(),
+		Purges:              r.Reconnect + r.Overflow + r.Malformed + r.Other,
+		PurgeReasons:        r,
+		LocalPurges:         c.localPurges.Load(),
 		Gaps:                c.gaps.Load(),
 		Suspended:           c.suspended.Load(),
 		Entries:             c.store.EstimatedSize(),
@@ -444,7 +521,7 @@ func (c *Cache[V]) onInvalidation(inv coord.Invalidation) {
 			// Live again, and emptied of what it may have missed.
 			c.suspended.Store(false)
 		}
-		c.purges.Add(1)
+		c.purges[reasonIndex(inv)].Add(1)
 		c.logger.Warn("cache: purged after a gap in invalidations", slog.String("reason", inv.Reason))
 	}
 }
