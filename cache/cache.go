@@ -162,8 +162,9 @@ type PurgeReasons struct {
 // ending ctx later does not end the cache: [Cache.Close] does. The caller
 // keeps ownership of inv. opts may be nil.
 //
-// May return [coord.ErrInvalid] (bad options) or the error of
-// inv.Subscribe.
+// May return [coord.ErrInvalid] (bad options, or an Invalidator whose
+// Subscribe returned a nil Subscription or one whose Done is nil) or the
+// error of inv.Subscribe.
 func New[V any](ctx context.Context, inv coord.Invalidator, opts *Options) (*Cache[V], error) {
 	if inv == nil {
 		return nil, fmt.Errorf("%w: cache: nil Invalidator", coord.ErrInvalid)
@@ -205,7 +206,22 @@ func New[V any](ctx context.Context, inv coord.Invalidator, opts *Options) (*Cac
 		exec.stop()
 		return nil, fmt.Errorf("cache: subscribe to invalidations: %w", err)
 	}
-	c.sub, c.subDone = sub, sub.Done()
+	var subDone <-chan struct{}
+	if sub != nil {
+		subDone = sub.Done()
+	}
+	if subDone == nil {
+		// A nil Subscription would panic later, and a nil Done channel
+		// would block Close for ever: both are broken Invalidators (an
+		// unconfigured mock returns them; see coordmock.ReadySubscription).
+		if sub != nil {
+			sub.Unsubscribe()
+		}
+		c.store.StopAllGoroutines()
+		exec.stop()
+		return nil, fmt.Errorf("%w: cache: Invalidator.Subscribe returned no error but no subscription or a nil Done channel", coord.ErrInvalid)
+	}
+	c.sub, c.subDone = sub, subDone
 	return c, nil
 }
 

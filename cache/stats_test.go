@@ -180,3 +180,35 @@ func TestGetOrLoadHit(t *testing.T) {
 		t.Fatalf("after Close: %v, %v; want ErrClosed, no hit", hit, err)
 	}
 }
+
+// brokenInvalidator's Subscribe returns sub and no error.
+type brokenInvalidator struct {
+	fakeInvalidator
+	sub coord.Subscription
+}
+
+func (b *brokenInvalidator) Subscribe(context.Context, func(coord.Invalidation), ...coord.SubscribeOption) (coord.Subscription, error) {
+	return b.sub, nil
+}
+
+// nilDoneSub is a Subscription whose Done is nil, as an unconfigured mock's.
+type nilDoneSub struct{ unsubscribed bool }
+
+func (s *nilDoneSub) Unsubscribe()          { s.unsubscribed = true }
+func (s *nilDoneSub) Done() <-chan struct{} { return nil }
+
+// TestBrokenSubscription checks that New refuses an Invalidator whose
+// Subscribe returns a nil Subscription (which panicked) or one whose Done
+// is nil (whose Close then blocked for ever).
+func TestBrokenSubscription(t *testing.T) {
+	if _, err := New[int](t.Context(), &brokenInvalidator{}, nil); !errors.Is(err, coord.ErrInvalid) {
+		t.Fatalf("New over a nil Subscription: %v, want ErrInvalid", err)
+	}
+	s := &nilDoneSub{}
+	if _, err := New[int](t.Context(), &brokenInvalidator{sub: s}, nil); !errors.Is(err, coord.ErrInvalid) {
+		t.Fatalf("New over a Subscription with a nil Done: %v, want ErrInvalid", err)
+	}
+	if !s.unsubscribed {
+		t.Error("New did not unsubscribe the subscription it refused")
+	}
+}
