@@ -264,3 +264,20 @@ func TestGrantedLeaseMustBeReleased(t *testing.T) {
 		t.Fatalf("a released lease failed the controller: %v", r.failed)
 	}
 }
+
+// TestWithLockNilLease checks that WithLock over a mocked Acquire that
+// was told no Return (so it returns nil, nil) fails with ErrInvalid
+// instead of panicking on a goroutine, which ended the whole test binary.
+func TestWithLockNilLease(t *testing.T) {
+	ctrl := gomock.NewController(t)
+	locker := coordmock.NewMockLocker(ctrl)
+	locker.EXPECT().Acquire(gomock.Any(), "job", gomock.Any())
+
+	err := coord.WithLock(t.Context(), locker, "job", func(context.Context) error {
+		t.Error("fn ran without a lease")
+		return nil
+	})
+	if !errors.Is(err, coord.ErrInvalid) {
+		t.Fatalf("WithLock = %v, want ErrInvalid", err)
+	}
+}
