@@ -169,3 +169,50 @@ func TestCacheOverMemory(t *testing.T) {
 	expect(t, reg, 0, "coord_cache_entries", u...)
 	lint(t, reg)
 }
+
+// TestCacheStopDuringScrapes records and stops caches while the registry
+// is scraped: the hits counter of a name never goes down, and ends at
+// the sum of every cache recorded under it.
+func TestCacheStopDuringScrapes(t *testing.T) {
+	m, reg := newMiddleware(t, nil)
+	const caches = 50
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := range caches {
+			stop, err := m.Cache("c", &statsOf{s: cache.Stats{Hits: uint64(i + 1), Entries: 1}})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if i%2 == 0 {
+				stop()
+			}
+		}
+	})
+	finished := waitDone(&wg)
+	last := 0.0
+	for done := false; !done; {
+		select {
+		case <-finished:
+			done = true
+		default:
+		}
+		v, _ := value(t, reg, "coord_cache_hits_total", "cache", "c")
+		if v < last {
+			t.Fatalf("cache_hits_total went down from %v to %v", last, v)
+		}
+		last = v
+	}
+	expect(t, reg, caches*(caches+1)/2, "coord_cache_hits_total", "cache", "c")
+	expect(t, reg, caches/2, "coord_cache_entries", "cache", "c")
+}
+
+// waitDone returns a channel closed when wg's goroutines are done.
+func waitDone(wg *sync.WaitGroup) <-chan struct{} {
+	ch := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(ch)
+	}()
+	return ch
+}
