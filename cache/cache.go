@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/maypok86/otter/v2"
 	"github.com/maypok86/otter/v2/stats"
@@ -45,6 +46,9 @@ type Cache[V any] struct {
 	// longer serves: closed, or its subscription ended.
 	ended     atomic.Pointer[error]
 	closeOnce sync.Once
+	// slowClose is how long Close waits for the subscription to end
+	// before it logs a warning (and goes on waiting).
+	slowClose time.Duration
 
 	// suspended is set from a GapStart to the PurgeAll that ends the gap:
 	// nothing is served or stored meanwhile. It is set with mu held.
@@ -174,10 +178,11 @@ func New[V any](ctx context.Context, inv coord.Invalidator, opts *Options) (*Cac
 		return nil, err
 	}
 	c := &Cache[V]{
-		inv:    inv,
-		hits:   stats.NewCounter(),
-		logger: o.logger,
-		loads:  make(map[string]*load[V]),
+		inv:       inv,
+		hits:      stats.NewCounter(),
+		logger:    o.logger,
+		loads:     make(map[string]*load[V]),
+		slowClose: defaultSlowClose,
 	}
 	exec := newExecutor()
 	c.exec = exec
@@ -465,17 +470,43 @@ func (c *Cache[V]) Stats() Stats {
 // does nothing, Set, Delete, DeletePattern and GetOrLoad return
 // [coord.ErrClosed], and a load still running returns its value to its
 // callers without caching it. Close must not be called from a Loader.
+//
+// Close waits for the subscription's Done channel, which Unsubscribe must
+// close (coord's backends do). A mocked Subscription must close it too
+// (coordmock.ReadySubscription does); if it stays open for 5s, Close
+// logs a warning to [Options.Logger] and goes on waiting.
 func (c *Cache[V]) Close() error {
 	c.closeOnce.Do(func() {
 		err := fmt.Errorf("%w: cache closed", coord.ErrClosed)
 		c.ended.CompareAndSwap(nil, &err)
 		c.sub.Unsubscribe()
-		<-c.subDone
+		c.waitSubscriptionEnd()
 		c.purge()
 		c.store.StopAllGoroutines()
 		c.exec.stop()
 	})
 	return nil
+}
+
+// defaultSlowClose is Cache.slowClose: a subscription's handler here
+// only evicts, so a backend ends it within milliseconds of Unsubscribe.
+const defaultSlowClose = 5 * time.Second
+
+// waitSubscriptionEnd waits for the subscription's Done after
+// Unsubscribe. A Done that stays open is a broken Invalidator (often a
+// mocked Subscription whose Unsubscribe does not close it): the wait is
+// logged, so the hang it causes can be told apart.
+func (c *Cache[V]) waitSubscriptionEnd() {
+	t := time.NewTimer(c.slowClose)
+	defer t.Stop()
+	select {
+	case <-c.subDone:
+		return
+	case <-t.C:
+	}
+	c.logger.Warn("cache: Close is waiting for the invalidation subscription to end: its Done channel is still open after Unsubscribe (a mocked Subscription must close it; see coordmock.ReadySubscription)",
+		slog.Duration("waited", c.slowClose))
+	<-c.subDone
 }
 
 // check returns nil while the cache serves, and the error to return once

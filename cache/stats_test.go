@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/cgn-bot/coord"
 )
@@ -210,5 +213,62 @@ func TestBrokenSubscription(t *testing.T) {
 	}
 	if !s.unsubscribed {
 		t.Error("New did not unsubscribe the subscription it refused")
+	}
+}
+
+// stuckSub is a Subscription whose Unsubscribe does not close Done, as a
+// mock told no rule.
+type stuckSub struct{ done chan struct{} }
+
+func (s *stuckSub) Unsubscribe()          {}
+func (s *stuckSub) Done() <-chan struct{} { return s.done }
+
+// warnings is a slog.Handler that sends each record's message.
+type warnings struct{ ch chan string }
+
+func (w warnings) Enabled(context.Context, slog.Level) bool { return true }
+func (w warnings) Handle(_ context.Context, r slog.Record) error {
+	select {
+	case w.ch <- r.Message:
+	default:
+	}
+	return nil
+}
+func (w warnings) WithAttrs([]slog.Attr) slog.Handler { return w }
+func (w warnings) WithGroup(string) slog.Handler      { return w }
+
+// TestCloseWarnsOnStuckSubscription checks that Close, waiting for a
+// Done that Unsubscribe did not close, logs why it waits, and returns
+// once Done closes.
+func TestCloseWarnsOnStuckSubscription(t *testing.T) {
+	sub := &stuckSub{done: make(chan struct{})}
+	logs := warnings{ch: make(chan string, 16)}
+	c, err := New[int](t.Context(), &brokenInvalidator{sub: sub}, &Options{Logger: slog.New(logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.slowClose = time.Millisecond
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		_ = c.Close()
+	}()
+	deadline := time.After(5 * time.Second)
+	for warned := false; !warned; {
+		select {
+		case msg := <-logs.ch:
+			warned = strings.Contains(msg, "Done channel is still open after Unsubscribe")
+		case <-closed:
+			t.Fatal("Close returned while Done was open")
+		case <-deadline:
+			close(sub.done)
+			t.Fatal("Close logged no warning within 5s while waiting for Done")
+		}
+	}
+	close(sub.done)
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not return within 5s of Done closing")
 	}
 }
