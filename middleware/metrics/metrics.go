@@ -123,7 +123,8 @@ type Middleware struct {
 	leasesLost prometheus.Counter
 	purges     [numReasons]prometheus.Counter
 
-	state *stateCollector
+	state  *stateCollector
+	caches *cacheCollector // near caches, see Middleware.Cache
 }
 
 // Channels, the values of the channel label.
@@ -196,6 +197,8 @@ func reasonOf(s string) int {
 //     subscriber_panics_total{kind}: the Stats counters of the decorated
 //     invalidators (kind "invalidation") and event buses (kind "event"),
 //     read at each scrape.
+//   - cache_*{cache}: the Stats of the near caches recorded with
+//     [Middleware.Cache], read at each scrape.
 func New(reg prometheus.Registerer, opts *Options) (*Middleware, error) {
 	if reg == nil {
 		return nil, nil
@@ -255,6 +258,7 @@ func New(reg prometheus.Registerer, opts *Options) (*Middleware, error) {
 		Help: "Purge-all signals delivered to invalidation subscribers, by reason.",
 	}, []string{"reason"}))
 	state := register(&r, newStateCollector(ns, o.HealthTimeout))
+	caches := register(&r, newCacheCollector(ns))
 	if r.err != nil {
 		r.undo()
 		return nil, r.err
@@ -268,6 +272,7 @@ func New(reg prometheus.Registerer, opts *Options) (*Middleware, error) {
 		errs:        errs,
 		leasesLost:  leasesLost,
 		state:       state,
+		caches:      caches,
 	}
 	m.received, m.channelPfx = received, o.ChannelPrefix
 	for i := range m.purges {
