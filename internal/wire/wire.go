@@ -181,6 +181,10 @@ func DecodeInvalidation(msg string, pattern bool) (coord.Invalidation, error) {
 	if pattern {
 		kind = coord.PatternInvalidation
 	}
+	full, traceRaw := msg, ""
+	if head, raw, ok := cutTrace(msg); ok {
+		msg, traceRaw = head, raw
+	}
 	if id, key, raw, ts, ok := fastEnvelope(msg, sepCacheKey, sepMetadata); ok {
 		switch {
 		case pattern && coord.ValidateGlob(key) != nil:
@@ -192,14 +196,18 @@ func DecodeInvalidation(msg string, pattern bool) (coord.Invalidation, error) {
 			raw = ""
 		}
 		id, key, meta := own(id, key, raw)
-		return coord.Invalidation{Kind: kind, Key: key, Metadata: meta, InstanceID: id, Timestamp: time.UnixMilli(ts)}, nil
+		return coord.Invalidation{Kind: kind, Key: key, Metadata: meta, InstanceID: id, Timestamp: time.UnixMilli(ts), Trace: decodeTrace(json.RawMessage(traceRaw))}, nil
 	}
-	return decodeInvalidationSlow(msg, pattern)
+	return decodeInvalidationSlow(full, pattern)
 }
 
 // DecodeEvent decodes a message from the shard event channel. The error
 // wraps [ErrMalformed].
 func DecodeEvent(msg string) (coord.Event, error) {
+	full, traceRaw := msg, ""
+	if head, raw, ok := cutTrace(msg); ok {
+		msg, traceRaw = head, raw
+	}
 	if id, topic, raw, ts, ok := fastEnvelope(msg, sepEvent, sepPayload); ok {
 		if !plainName(topic) {
 			return coord.Event{}, errEvent
@@ -208,9 +216,9 @@ func DecodeEvent(msg string) (coord.Event, error) {
 			raw = "null"
 		}
 		id, topic, payload := own(id, topic, raw)
-		return coord.Event{Topic: topic, Payload: payload, InstanceID: id, Timestamp: time.UnixMilli(ts)}, nil
+		return coord.Event{Topic: topic, Payload: payload, InstanceID: id, Timestamp: time.UnixMilli(ts), Trace: decodeTrace(json.RawMessage(traceRaw))}, nil
 	}
-	return decodeEventSlow(msg)
+	return decodeEventSlow(full)
 }
 
 // The separators fastEnvelope looks for after the instance ID (sep1) and
@@ -386,6 +394,7 @@ func decodeInvalidationSlow(msg string, pattern bool) (coord.Invalidation, error
 		return coord.Invalidation{}, err
 	}
 	inv.Metadata = Metadata(meta)
+	inv.Trace = decodeTrace(f["trace"])
 	return inv, nil
 }
 
@@ -411,7 +420,7 @@ func decodeEventSlow(msg string) (coord.Event, error) {
 	if err != nil {
 		return coord.Event{}, err
 	}
-	return coord.Event{Topic: topic, Payload: Payload(payload), InstanceID: id, Timestamp: ts}, nil
+	return coord.Event{Topic: topic, Payload: Payload(payload), InstanceID: id, Timestamp: ts, Trace: decodeTrace(f["trace"])}, nil
 }
 
 // fields splits a message into its top-level fields, matched by exact
