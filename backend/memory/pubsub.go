@@ -245,7 +245,13 @@ type subscription struct {
 }
 
 // msgSize is what a queued message holds, in bytes.
-func msgSize(m *message) int { return len(m.key) + len(m.payload) + len(m.instance) }
+func msgSize(m *message) int {
+	n := len(m.key) + len(m.payload) + len(m.instance)
+	for k, v := range m.trace {
+		n += len(k) + len(v)
+	}
+	return n
+}
 
 // control makes the PurgeAll or GapStart of an invalidation queue.
 func control(c subq.Control, reason string) *message {

@@ -116,19 +116,64 @@ func decodeTrace(raw json.RawMessage) coord.TraceCarrier {
 	return c
 }
 
+// ownTrace is c, a carrier cutTrace returned, when it passes
+// [ValidTrace], with its strings copied (they slice the received
+// message); else nil.
+func ownTrace(c coord.TraceCarrier) coord.TraceCarrier {
+	if !ValidTrace(c) {
+		return nil
+	}
+	out := make(coord.TraceCarrier, len(c))
+	for k, v := range c {
+		out[strings.Clone(k)] = strings.Clone(v)
+	}
+	return out
+}
+
 // cutTrace splits a message that ends with a trace field, as
 // [AppendTrace] writes it, into the message without it and the field's
-// value; ok is false when msg does not end so, and the caller decodes msg
-// as it is. The field's value is a flat object of strings without
-// escapes, so the field found is the message's last top-level one.
-func cutTrace(msg string) (head, raw string, ok bool) {
+// carrier (its strings slice msg); ok is false when msg does not end so,
+// and the caller decodes msg as it is. The field's value is a flat
+// object of strings without escapes, so the field found is the
+// message's last top-level one.
+func cutTrace(msg string) (head string, c coord.TraceCarrier, ok bool) {
 	i := strings.LastIndex(msg, FieldTrace)
 	if i < 0 || !strings.HasSuffix(msg, "}}") {
-		return "", "", false
+		return "", nil, false
 	}
-	raw = msg[i+len(FieldTrace) : len(msg)-1]
-	if len(raw) < 2 || raw[0] != '{' || strings.ContainsAny(raw[1:len(raw)-1], "{}[]\\") || !json.Valid([]byte(raw)) {
-		return "", "", false
+	if c, ok = flatObject(msg[i+len(FieldTrace) : len(msg)-1]); !ok {
+		return "", nil, false
 	}
-	return msg[:i] + "}", raw, true
+	return msg[:i] + "}", c, true
+}
+
+// flatObject reads raw as AppendTrace writes a carrier: {"k":"v",…}, one
+// or more fields, strings without escapes or control bytes, no spaces.
+// ok is false for anything else, which encoding/json then reads. A
+// repeated key keeps its last value, as encoding/json does.
+func flatObject(raw string) (c coord.TraceCarrier, ok bool) {
+	rest, ok := strings.CutPrefix(raw, `{"`)
+	if !ok {
+		return nil, false
+	}
+	c = make(coord.TraceCarrier, 2)
+	for {
+		var k, v string
+		if k, rest, ok = cutPlain(rest); !ok {
+			return nil, false
+		}
+		if rest, ok = strings.CutPrefix(rest, `:"`); !ok {
+			return nil, false
+		}
+		if v, rest, ok = cutPlain(rest); !ok {
+			return nil, false
+		}
+		c[k] = v
+		if rest == "}" {
+			return c, true
+		}
+		if rest, ok = strings.CutPrefix(rest, `,"`); !ok || len(c) > coord.MaxTraceFields {
+			return nil, false
+		}
+	}
 }

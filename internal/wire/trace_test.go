@@ -97,3 +97,18 @@ func TestTraceFastSlowAgree(t *testing.T) {
 		t.Fatalf("node message: %+v, %v", inv, err)
 	}
 }
+
+func BenchmarkDecodeEvent(b *testing.B) {
+	plain := string(EncodeEvent("bot-1", "shard.rebalance", []byte(`{"shard":3}`), time.UnixMilli(1700000000000)))
+	traced := string(AppendTrace([]byte(plain), coord.TraceCarrier{"traceparent": testParent}))
+	for _, c := range []struct{ name, msg string }{{"plain", plain}, {"trace", traced}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := DecodeEvent(c.msg); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

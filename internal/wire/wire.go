@@ -12,6 +12,11 @@
 //
 // On the pattern channel cacheKey holds the glob.
 //
+// Either may end with an optional "trace" field, an object of strings
+// holding the publisher's trace context ([coord.TraceCarrier]); see
+// trace.go. A trace field that fails its rules is ignored, never the
+// message.
+//
 // Decoding rules (docs/WIRE.md lists them with the reasons):
 //   - the message is one JSON object; field names are matched exactly
 //     (case-sensitive), a repeated field counts once with its last value,
@@ -181,9 +186,9 @@ func DecodeInvalidation(msg string, pattern bool) (coord.Invalidation, error) {
 	if pattern {
 		kind = coord.PatternInvalidation
 	}
-	full, traceRaw := msg, ""
-	if head, raw, ok := cutTrace(msg); ok {
-		msg, traceRaw = head, raw
+	full, trace := msg, coord.TraceCarrier(nil)
+	if head, c, ok := cutTrace(msg); ok {
+		msg, trace = head, c
 	}
 	if id, key, raw, ts, ok := fastEnvelope(msg, sepCacheKey, sepMetadata); ok {
 		switch {
@@ -196,7 +201,7 @@ func DecodeInvalidation(msg string, pattern bool) (coord.Invalidation, error) {
 			raw = ""
 		}
 		id, key, meta := own(id, key, raw)
-		return coord.Invalidation{Kind: kind, Key: key, Metadata: meta, InstanceID: id, Timestamp: time.UnixMilli(ts), Trace: decodeTrace(json.RawMessage(traceRaw))}, nil
+		return coord.Invalidation{Kind: kind, Key: key, Metadata: meta, InstanceID: id, Timestamp: time.UnixMilli(ts), Trace: ownTrace(trace)}, nil
 	}
 	return decodeInvalidationSlow(full, pattern)
 }
@@ -204,9 +209,9 @@ func DecodeInvalidation(msg string, pattern bool) (coord.Invalidation, error) {
 // DecodeEvent decodes a message from the shard event channel. The error
 // wraps [ErrMalformed].
 func DecodeEvent(msg string) (coord.Event, error) {
-	full, traceRaw := msg, ""
-	if head, raw, ok := cutTrace(msg); ok {
-		msg, traceRaw = head, raw
+	full, trace := msg, coord.TraceCarrier(nil)
+	if head, c, ok := cutTrace(msg); ok {
+		msg, trace = head, c
 	}
 	if id, topic, raw, ts, ok := fastEnvelope(msg, sepEvent, sepPayload); ok {
 		if !plainName(topic) {
@@ -216,7 +221,7 @@ func DecodeEvent(msg string) (coord.Event, error) {
 			raw = "null"
 		}
 		id, topic, payload := own(id, topic, raw)
-		return coord.Event{Topic: topic, Payload: payload, InstanceID: id, Timestamp: time.UnixMilli(ts), Trace: decodeTrace(json.RawMessage(traceRaw))}, nil
+		return coord.Event{Topic: topic, Payload: payload, InstanceID: id, Timestamp: time.UnixMilli(ts), Trace: ownTrace(trace)}, nil
 	}
 	return decodeEventSlow(full)
 }
