@@ -294,9 +294,10 @@ func leaseLost(t *testing.T, s, acq tracetest.SpanStub) {
 }
 
 // TestLeaseLossFoundByExtend: an Extend that finds the lease gone records
-// the loss on its span, linked to the Acquire span, once.
+// the loss on its span, linked to the Acquire span, once. (Without the
+// watch of Done, which could otherwise see the loss first.)
 func TestLeaseLossFoundByExtend(t *testing.T) {
-	r := newRecorder(t)
+	r := newRecorder(t, tracing.WithoutLossWatch())
 	_, a, b := nodes(t, r)
 	ctx := t.Context()
 	l, err := a.Locker().Acquire(ctx, "job")
@@ -322,6 +323,47 @@ func TestLeaseLossFoundByExtend(t *testing.T) {
 	if s := r.spans("lock.lost"); len(s) != 0 {
 		t.Fatalf("the loss was recorded twice: %d lock.lost spans", len(s))
 	}
+}
+
+// TestLeaseLossRecordedOnce: with the watch of Done and calls that find
+// the loss racing, the loss is recorded exactly once, linked to the
+// Acquire span.
+func TestLeaseLossRecordedOnce(t *testing.T) {
+	r := newRecorder(t)
+	_, a, b := nodes(t, r)
+	ctx := t.Context()
+	l, err := a.Locker().Acquire(ctx, "job")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := b.Locker().ForceRelease(ctx, "job"); !ok || err != nil {
+		t.Fatalf("ForceRelease: %v, %v", ok, err)
+	}
+	if err := l.Extend(ctx, time.Minute); !errors.Is(err, coord.ErrNotHeld) {
+		t.Fatalf("Extend of a lost lease: %v", err)
+	}
+	_, _ = l.TTL(ctx)
+	_ = l.Release(ctx)
+	acq := r.one(t, "lock.acquire")
+	// The watch may have won and still be ending its span: wait for it.
+	var with []tracetest.SpanStub
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		with = with[:0]
+		for _, s := range r.exp.GetSpans() {
+			for _, e := range s.Events {
+				if e.Name == tracing.EventLeaseLost {
+					with = append(with, s)
+				}
+			}
+		}
+		if len(with) > 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(with) != 1 {
+		t.Fatalf("%d lease_lost events, want 1", len(with))
+	}
+	leaseLost(t, with[0], acq)
 }
 
 // TestLeaseLossWatched: a lease lost while auto-renewed, with no call to
