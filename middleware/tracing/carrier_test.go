@@ -98,3 +98,28 @@ func TestCarrierWithoutDecorator(t *testing.T) {
 		})
 	}
 }
+
+// TestForeignTracedMessageMemory: a traced message published raw on the
+// hub (as another coord instance on Redis would send it) is delivered
+// with its carrier, as the Redis backend delivers it.
+func TestForeignTracedMessageMemory(t *testing.T) {
+	hub := memory.NewHub(nil)
+	n := hub.NewNode(nil)
+	defer n.Close(context.Background())
+	got := make(chan coord.Event, 1)
+	if _, err := n.Events().Subscribe(t.Context(), "e", func(ev coord.Event) { got <- ev }); err != nil {
+		t.Fatal(err)
+	}
+	msg := `{"instanceId":"other","event":"e","payload":{},"timestamp":1,"trace":{"traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}}`
+	if err := hub.PublishRaw(memory.ChannelEvent, []byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ev := <-got:
+		if ev.Trace["traceparent"] != "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" {
+			t.Fatalf("delivered trace %v", ev.Trace)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("not delivered within 2s")
+	}
+}
