@@ -246,11 +246,7 @@ type subscription struct {
 
 // msgSize is what a queued message holds, in bytes.
 func msgSize(m *message) int {
-	n := len(m.key) + len(m.payload) + len(m.instance)
-	for k, v := range m.trace {
-		n += len(k) + len(v)
-	}
-	return n
+	return len(m.key) + len(m.payload) + len(m.instance) + wire.TraceSize(m.trace)
 }
 
 // control makes the PurgeAll or GapStart of an invalidation queue.

@@ -177,3 +177,13 @@ func flatObject(raw string) (c coord.TraceCarrier, ok bool) {
 		}
 	}
 }
+
+// TraceSize is what a carrier holds, in bytes: the lengths of its keys
+// and values (the queues charge it to their byte budget).
+func TraceSize(c coord.TraceCarrier) int {
+	n := 0
+	for k, v := range c {
+		n += len(k) + len(v)
+	}
+	return n
+}
