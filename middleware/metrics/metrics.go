@@ -139,11 +139,12 @@ const (
 const (
 	reasonReconnect = iota
 	reasonOverflow
+	reasonMalformed
 	reasonOther
 	numReasons
 )
 
-var reasonNames = [numReasons]string{"reconnect", "overflow", "other"}
+var reasonNames = [numReasons]string{"reconnect", "overflow", "malformed", "other"}
 
 func reasonOf(s string) int {
 	switch s {
@@ -151,6 +152,8 @@ func reasonOf(s string) int {
 		return reasonReconnect
 	case "overflow":
 		return reasonOverflow
+	case "malformed":
+		return reasonMalformed
 	}
 	return reasonOther
 }
@@ -192,7 +195,7 @@ func reasonOf(s string) int {
 //     [coord.ErrExpired] ([coord.WithLock] always calls Release).
 //   - near_cache_purges_total{reason}: counter of purge-all signals
 //     delivered to invalidation subscribers, reason "reconnect",
-//     "overflow" or "other".
+//     "overflow", "malformed" or "other".
 //   - subscriber_dropped_total{kind}, subscriber_malformed_total{kind},
 //     subscriber_panics_total{kind}: the Stats counters of the decorated
 //     invalidators (kind "invalidation") and event buses (kind "event"),
