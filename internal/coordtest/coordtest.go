@@ -1,6 +1,7 @@
 // Package coordtest holds the helpers the module's tests share: waiting
 // for a condition with a deadline, checking whether a channel is closed,
-// and recording what a handler receives.
+// recording what a handler receives, and a buffer that a logger or a
+// child process writes to while the test reads it.
 //
 // Only _test.go files import it (TestOnlyTestsImport checks this), and it
 // imports only the standard library, so the internal tests of any package
@@ -10,6 +11,7 @@
 package coordtest
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
 	"sync"
@@ -115,4 +117,33 @@ func (r *Recorder[T]) Count(f func(T) bool) int {
 		}
 	}
 	return n
+}
+
+// SyncBuffer is a bytes.Buffer safe for concurrent writers and readers:
+// the output of a logger or a process that a test reads while it runs.
+// Its zero value is an empty buffer ready to use.
+type SyncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+// Write appends p to the buffer.
+func (b *SyncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns what was written so far.
+func (b *SyncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// Bytes returns a copy of what was written so far.
+func (b *SyncBuffer) Bytes() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return bytes.Clone(b.buf.Bytes())
 }

@@ -160,6 +160,28 @@ func TestRecorder(t *testing.T) {
 	}
 }
 
+func TestSyncBuffer(t *testing.T) {
+	var b SyncBuffer
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 100 {
+				_, _ = b.Write([]byte("ab"))
+				_ = b.String() // a reader while the writers run
+			}
+		})
+	}
+	wg.Wait()
+	if got := b.String(); len(got) != 800 || strings.Count(got, "ab") != 400 {
+		t.Fatalf("after 400 writes of %q: %d bytes, %d of them", "ab", len(got), strings.Count(got, "ab"))
+	}
+	out := b.Bytes()
+	out[0] = 'x'
+	if b.String()[0] != 'a' {
+		t.Error("Bytes returned the buffer's own bytes, not a copy")
+	}
+}
+
 // TestOnlyTestsImport checks that no package of the module imports
 // coordtest from its non-test files, and that coordtest imports only the
 // standard library.
