@@ -9,22 +9,12 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
+
+	"github.com/cgn-bot/coord/internal/coordtest"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
-}
-
-// eventually polls cond every 10ms until it holds or within passes.
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, within)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func TestStartPing(t *testing.T) {
@@ -85,7 +75,7 @@ func TestKillRestart(t *testing.T) {
 		t.Fatalf("pid after restart = %d (was %d)", s.Pid(), pid)
 	}
 	// The client reconnects to the same address; the data set is empty.
-	eventually(t, 2*time.Second, "PING after restart", func() bool { return c.Ping(ctx).Err() == nil })
+	coordtest.Eventually(t, 2*time.Second, func() bool { return c.Ping(ctx).Err() == nil }, "PING after restart")
 	if err := c.Get(ctx, "k").Err(); !errors.Is(err, goredis.Nil) {
 		t.Fatalf("GET k after restart: %v, want redis.Nil", err)
 	}
