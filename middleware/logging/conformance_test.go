@@ -5,31 +5,13 @@ import (
 	"encoding/json"
 	"log/slog"
 	"regexp"
-	"sync"
 	"testing"
 
 	"github.com/cgn-bot/coord/conformance"
+	"github.com/cgn-bot/coord/internal/coordtest"
 	"github.com/cgn-bot/coord/internal/coordtest/memharness"
 	"github.com/cgn-bot/coord/middleware/logging"
 )
-
-// lockedBuffer is a bytes.Buffer safe for concurrent writers.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) Bytes() []byte {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return bytes.Clone(b.buf.Bytes())
-}
 
 // sessionToken matches a session token anywhere (see internal/secret).
 var sessionToken = regexp.MustCompile(`s1\.[A-Za-z0-9_-]{43}`)
@@ -43,7 +25,7 @@ var tag = regexp.MustCompile(`^[0-9a-f]{8}$`)
 // checked: no session token anywhere, and every token attribute a tag.
 func TestConformance(t *testing.T) {
 	conformance.Run(t, func(t *testing.T) conformance.Harness {
-		out := &lockedBuffer{}
+		out := &coordtest.SyncBuffer{}
 		logger := slog.New(slog.NewJSONHandler(out, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		l := logging.New(logger, nil)
 		t.Cleanup(func() { checkRecords(t, out.Bytes()) })
