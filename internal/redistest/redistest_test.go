@@ -147,6 +147,31 @@ func TestKillPubSubClients(t *testing.T) {
 	}
 }
 
+func TestKillPubSubClientsNamed(t *testing.T) {
+	s := Start(t)
+	ctx := t.Context()
+	for _, name := range []string{"cut-me", "keep-me"} {
+		opts := s.Options()
+		opts.ClientName = name
+		c := goredis.NewClient(opts)
+		t.Cleanup(func() { _ = c.Close() })
+		sub := c.Subscribe(ctx, "ch")
+		t.Cleanup(func() { _ = sub.Close() })
+		if _, err := sub.Receive(ctx); err != nil { // the subscription confirmation
+			t.Fatal(err)
+		}
+	}
+	if n := s.KillPubSubClientsNamed(t, "cut-me"); n != 1 {
+		t.Fatalf("KillPubSubClientsNamed(cut-me) = %d, want 1", n)
+	}
+	if n := s.KillPubSubClientsNamed(t, "cut-me"); n != 0 {
+		t.Fatalf("second KillPubSubClientsNamed(cut-me) = %d, want 0", n)
+	}
+	if n := s.KillPubSubClients(t); n != 1 {
+		t.Fatalf("KillPubSubClients after the named one was cut = %d, want 1 (keep-me)", n)
+	}
+}
+
 func TestPassword(t *testing.T) {
 	s := Start(t, WithPassword("s3cret"))
 	if err := s.Client(t).Ping(t.Context()).Err(); err != nil {
