@@ -1,10 +1,8 @@
 package redis_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -159,24 +157,7 @@ func (h *realHarness) CutSubscription(t *testing.T, instance coord.Backend) {
 	h.mu.Unlock()
 	killed := 0
 	for _, srv := range h.nodes {
-		list, _ := srv.Do(t, "CLIENT", "LIST", "TYPE", "pubsub").(string)
-		sc := bufio.NewScanner(strings.NewReader(list))
-		for sc.Scan() {
-			var id, cname string
-			for _, f := range strings.Fields(sc.Text()) {
-				k, v, _ := strings.Cut(f, "=")
-				switch k {
-				case "id":
-					id = v
-				case "name":
-					cname = v
-				}
-			}
-			if cname == name && id != "" {
-				srv.Do(t, "CLIENT", "KILL", "ID", id)
-				killed++
-			}
-		}
+		killed += srv.KillPubSubClientsNamed(t, name)
 	}
 	if killed == 0 {
 		t.Fatalf("no subscriber connection named %s to cut", name)
