@@ -1,13 +1,11 @@
 package backend_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +16,7 @@ import (
 	"github.com/cgn-bot/coord/backend"
 	"github.com/cgn-bot/coord/backend/memory"
 	coordredis "github.com/cgn-bot/coord/backend/redis"
+	"github.com/cgn-bot/coord/internal/coordtest"
 	"github.com/cgn-bot/coord/internal/redistest"
 )
 
@@ -174,24 +173,6 @@ func deadAddr(t *testing.T) string {
 	return addr
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestUnreachableRedis(t *testing.T) {
 	url := "redis://:hunter2secret@" + deadAddr(t) + "/0?dial_timeout=200ms"
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
@@ -210,7 +191,7 @@ func TestUnreachableRedis(t *testing.T) {
 }
 
 func TestUnreachableRedisFallback(t *testing.T) {
-	var logs syncBuffer
+	var logs coordtest.SyncBuffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelError}))
 	url := "redis://:hunter2secret@" + deadAddr(t) + "/0?dial_timeout=200ms"
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
@@ -300,7 +281,7 @@ func TestFromEnv(t *testing.T) {
 			}
 		})
 	}
-	var logs syncBuffer
+	var logs coordtest.SyncBuffer
 	b, err := backend.FromEnv(t.Context(), nil, backend.Config{Getenv: func(string) string { return "" }, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -316,7 +297,7 @@ func TestFromEnv(t *testing.T) {
 
 func TestMiddlewareWiring(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	var logs syncBuffer
+	var logs coordtest.SyncBuffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	b := open(t, nil, backend.Config{URL: "mem://m", Registerer: reg, Logger: logger})
 	l, err := b.Locker().Acquire(t.Context(), "job")

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/internal/coordtest"
 )
 
 func TestMain(m *testing.M) {
@@ -463,10 +464,10 @@ func TestMaxTTL(t *testing.T) {
 		t.Fatal(err)
 	}
 	// No invalidation comes; the entries expire by themselves.
-	eventually(t, 3*time.Second, "set entry expired", func() bool { _, ok := c.Get("k"); return !ok })
-	eventually(t, 3*time.Second, "loaded entry expired", func() bool { _, ok := c.Get("l"); return !ok })
+	coordtest.Eventually(t, 3*time.Second, func() bool { _, ok := c.Get("k"); return !ok }, "set entry expired")
+	coordtest.Eventually(t, 3*time.Second, func() bool { _, ok := c.Get("l"); return !ok }, "loaded entry expired")
 	// The store removes them at its next clean-up (at least once a second).
-	eventually(t, 5*time.Second, "expirations counted", func() bool { return c.Stats().Expirations == 2 })
+	coordtest.Eventually(t, 5*time.Second, func() bool { return c.Stats().Expirations == 2 }, "expirations counted")
 }
 
 func TestMaxSize(t *testing.T) {
@@ -477,7 +478,7 @@ func TestMaxSize(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 5*time.Second, "size within bound", func() bool { return c.Len() <= max })
+	coordtest.Eventually(t, 5*time.Second, func() bool { return c.Len() <= max }, "size within bound")
 	if st := c.Stats(); st.Evictions < 9*max {
 		t.Fatalf("evictions: got %d, want at least %d", st.Evictions, 9*max)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/internal/coordtest"
 )
 
 // fakeInvalidator is a coord.Invalidator that records what is published
@@ -133,18 +134,6 @@ func newFake[V any](t *testing.T, opts *Options) (*Cache[V], *fakeInvalidator) {
 	return c, f
 }
 
-// eventually polls cond every few milliseconds until it holds or d passes.
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not true within %v", what, d)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 // gate is a loader whose calls block until released; it counts calls and
 // reports each start.
 type gate struct {
@@ -197,10 +186,10 @@ func waitStarted(t *testing.T, g *gate) string {
 // waitJoined waits until n callers have joined the running load of key.
 func waitJoined[V any](t *testing.T, c *Cache[V], key string, n int) {
 	t.Helper()
-	eventually(t, 5*time.Second, fmt.Sprintf("%d callers joined the load of %s", n, key), func() bool {
+	coordtest.Eventually(t, 5*time.Second, func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		l := c.loads[key]
 		return l != nil && l.waiters >= n
-	})
+	}, "%d callers joined the load of %s", n, key)
 }

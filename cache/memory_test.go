@@ -9,6 +9,7 @@ import (
 
 	"github.com/cgn-bot/coord"
 	"github.com/cgn-bot/coord/backend/memory"
+	"github.com/cgn-bot/coord/internal/coordtest"
 )
 
 // cluster is n memory nodes on one hub, each with a near cache, all
@@ -72,8 +73,8 @@ func TestMemoryCoherence(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustMiss(t, a, "user:1")
-	eventually(t, deliveryDeadline, "B evicted user:1", missing(b, "user:1"))
-	eventually(t, deliveryDeadline, "C evicted user:1", missing(c, "user:1"))
+	coordtest.Eventually(t, deliveryDeadline, missing(b, "user:1"), "B evicted user:1")
+	coordtest.Eventually(t, deliveryDeadline, missing(c, "user:1"), "C evicted user:1")
 	for _, x := range cl.caches {
 		mustGet(t, x, "user:2", "user:2")
 	}
@@ -93,7 +94,7 @@ func TestMemoryPatternGlob(t *testing.T) {
 	if err := a.DeletePattern(t.Context(), "user:*"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, deliveryDeadline, "B evicted user:a/b", missing(b, "user:a/b"))
+	coordtest.Eventually(t, deliveryDeadline, missing(b, "user:a/b"), "B evicted user:a/b")
 	for _, x := range cl.caches {
 		mustMiss(t, x, "user:1")
 		mustMiss(t, x, "user:a/b")
@@ -128,7 +129,7 @@ func TestMemoryLoadRace(t *testing.T) {
 			if err := tc.send(a); err != nil {
 				t.Fatal(err)
 			}
-			eventually(t, deliveryDeadline, "B received the invalidation", func() bool { return b.Stats().RemoteInvalidations == 1 })
+			coordtest.Eventually(t, deliveryDeadline, func() bool { return b.Stats().RemoteInvalidations == 1 }, "B received the invalidation")
 			close(g.release)
 			if v := <-got; v != "user:1#1" {
 				t.Fatalf("B's caller got %q, want the loaded value", v)
@@ -152,7 +153,7 @@ func TestMemoryReconnectPurges(t *testing.T) {
 	if err := a.Delete(t.Context(), "user:1"); err != nil { // lost for B
 		t.Fatal(err)
 	}
-	eventually(t, deliveryDeadline, "B purged after the reconnect", func() bool { return b.Stats().Purges == 1 })
+	coordtest.Eventually(t, deliveryDeadline, func() bool { return b.Stats().Purges == 1 }, "B purged after the reconnect")
 	mustMiss(t, b, "user:1")
 	mustMiss(t, b, "user:2")
 	if n := b.Len(); n != 0 {
@@ -166,7 +167,7 @@ func TestMemoryReconnectPurges(t *testing.T) {
 	if err := a.Delete(t.Context(), "user:3"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, deliveryDeadline, "B evicted user:3 after the reconnect", missing(b, "user:3"))
+	coordtest.Eventually(t, deliveryDeadline, missing(b, "user:3"), "B evicted user:3 after the reconnect")
 }
 
 // A flood that overflows B's small subscription queue while B's handler
@@ -195,7 +196,7 @@ func TestMemoryFloodOverflowPurges(t *testing.T) {
 		}
 	}
 	b.mu.Unlock()
-	eventually(t, deliveryDeadline, "B purged after the overflow", func() bool { return b.Stats().Purges >= 1 })
+	coordtest.Eventually(t, deliveryDeadline, func() bool { return b.Stats().Purges >= 1 }, "B purged after the overflow")
 	mustMiss(t, b, "keep:1")
 	mustMiss(t, b, "keep:2")
 	if dropped := cl.nodes[1].Invalidator().Stats().Dropped; dropped == 0 {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cgn-bot/coord/backend/memory"
 	coordredis "github.com/cgn-bot/coord/backend/redis"
+	"github.com/cgn-bot/coord/internal/coordtest"
 	"github.com/cgn-bot/coord/internal/redistest"
 )
 
@@ -75,7 +76,7 @@ func TestSilentOutageStaleness(t *testing.T) {
 	// Warm: the value is cached, and an invalidation reaches the reader.
 	read()
 	write()
-	waitUntil(t, 3*time.Second, func() bool { v, b := read(); return v == b }, "the first invalidation delivered")
+	coordtest.Eventually(t, 3*time.Second, func() bool { v, b := read(); return v == b }, "the first invalidation delivered")
 	if _, ok := c.Get("v"); !ok {
 		t.Fatal("value not cached before the cut")
 	}
@@ -121,7 +122,7 @@ func TestSilentOutageStaleness(t *testing.T) {
 
 	healed := time.Now()
 	proxy.Heal()
-	waitUntil(t, 10*time.Second, func() bool { return !c.Stats().Suspended }, "the cache serves again after the heal")
+	coordtest.Eventually(t, 10*time.Second, func() bool { return !c.Stats().Suspended }, "the cache serves again after the heal")
 	t.Logf("serving again %v after the heal", time.Since(healed))
 	if got, before := read(); got != before {
 		t.Errorf("read after the heal = %d, want %d", got, before)
@@ -130,7 +131,7 @@ func TestSilentOutageStaleness(t *testing.T) {
 		t.Error("value not cached after the heal")
 	}
 	write()
-	waitUntil(t, 3*time.Second, func() bool { v, b := read(); return v == b }, "an invalidation after the heal delivered")
+	coordtest.Eventually(t, 3*time.Second, func() bool { v, b := read(); return v == b }, "an invalidation after the heal delivered")
 }
 
 // TestGapSuspendsCache: on the memory backend a cut subscription
@@ -149,7 +150,7 @@ func TestGapSuspendsCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	n.CutSubscription()
-	waitUntil(t, 2*time.Second, func() bool { return c.Stats().Suspended }, "suspended")
+	coordtest.Eventually(t, 2*time.Second, func() bool { return c.Stats().Suspended }, "suspended")
 	if _, ok := c.Get("k"); ok {
 		t.Error("Get served a value while suspended")
 	}
@@ -168,16 +169,5 @@ func TestGapSuspendsCache(t *testing.T) {
 	}
 	if c.Len() != 0 {
 		t.Errorf("%d entries stored while suspended", c.Len())
-	}
-}
-
-func waitUntil(t *testing.T, d time.Duration, cond func() bool, what string) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %s", d, what)
-		}
-		time.Sleep(2 * time.Millisecond)
 	}
 }

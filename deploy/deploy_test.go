@@ -1,7 +1,6 @@
 package deploy_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,7 +10,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -23,29 +21,12 @@ import (
 	"github.com/cgn-bot/coord"
 	"github.com/cgn-bot/coord/backend"
 	"github.com/cgn-bot/coord/cache"
+	"github.com/cgn-bot/coord/internal/coordtest"
 	"github.com/cgn-bot/coord/middleware/metrics"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
-}
-
-// lockedBuffer collects the server's output for error messages.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // freePort returns a loopback port that was free a moment ago.
@@ -75,7 +56,7 @@ func startWithConf(t *testing.T) *goredis.Client {
 	for attempt := 1; ; attempt++ {
 		port := freePort(t)
 		ctx, cancel := context.WithCancel(context.Background())
-		var out lockedBuffer
+		var out coordtest.SyncBuffer
 		cmd := exec.CommandContext(ctx, bin, "redis.conf",
 			"--port", strconv.Itoa(port), "--dir", t.TempDir(), "--bind", "127.0.0.1")
 		cmd.Stdout, cmd.Stderr = &out, &out

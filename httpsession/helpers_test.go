@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/cgn-bot/coord"
 	"github.com/cgn-bot/coord/backend/memory"
@@ -122,18 +121,6 @@ func sessionCookie(res *http.Response, name string) *http.Cookie {
 		}
 	}
 	return nil
-}
-
-// eventually polls cond every 50ms until it holds or d passes.
-func eventually(t *testing.T, d time.Duration, cond func() bool, what string) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %s", d, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // app is the handler the tests drive, behind m.LoadAndSave:

@@ -14,6 +14,7 @@ import (
 	"github.com/cgn-bot/coord"
 	"github.com/cgn-bot/coord/backend/memory"
 	"github.com/cgn-bot/coord/httpsession"
+	"github.com/cgn-bot/coord/internal/coordtest"
 )
 
 func TestDefaultCookie(t *testing.T) {
@@ -165,7 +166,7 @@ func TestBadCookieIsAnonymous(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 2*time.Second, func() bool {
+	coordtest.Eventually(t, 2*time.Second, func() bool {
 		ok, err := node.Sessions().Exists(t.Context(), expired.ID)
 		return err == nil && !ok
 	}, "the 1ms session expires")
@@ -344,7 +345,7 @@ func TestCookieFollowsIdleExpiry(t *testing.T) {
 	}
 	// Once the expiry has slid by a second, it is.
 	var next *http.Cookie
-	eventually(t, 5*time.Second, func() bool {
+	coordtest.Eventually(t, 5*time.Second, func() bool {
 		res, body := c.do("GET", "/me")
 		next = sessionCookie(res, m.CookieName())
 		return body == "alice" && next != nil

@@ -10,6 +10,7 @@ import (
 	"github.com/cgn-bot/coord"
 	coordredis "github.com/cgn-bot/coord/backend/redis"
 	"github.com/cgn-bot/coord/httpsession"
+	"github.com/cgn-bot/coord/internal/coordtest"
 	"github.com/cgn-bot/coord/internal/redistest"
 	goredis "github.com/redis/go-redis/v9"
 )
@@ -68,7 +69,7 @@ func TestRedisEndToEnd(t *testing.T) {
 
 	// The cookie slides with the idle expiry kept by Redis.
 	var next *http.Cookie
-	eventually(t, 5*time.Second, func() bool {
+	coordtest.Eventually(t, 5*time.Second, func() bool {
 		res, _ := onB.do("GET", "/me")
 		next = sessionCookie(res, name)
 		return next != nil

@@ -12,6 +12,7 @@ import (
 	"github.com/cgn-bot/coord"
 	coordredis "github.com/cgn-bot/coord/backend/redis"
 	"github.com/cgn-bot/coord/conformance"
+	"github.com/cgn-bot/coord/internal/coordtest"
 	"github.com/cgn-bot/coord/internal/redistest"
 )
 
@@ -76,7 +77,7 @@ func (h *clusterHarness) CutSubscription(t *testing.T, instance coord.Backend) {
 	h.mu.Unlock()
 	killed := 0
 	for _, s := range h.cl.Nodes() {
-		killed += killClientsNamed(t, s, name)
+		killed += s.KillPubSubClientsNamed(t, name)
 	}
 	if killed == 0 {
 		t.Fatalf("no subscriber connection named %s on any node", name)
@@ -168,21 +169,21 @@ func testClusterNodeKilled(t *testing.T, cl *redistest.Cluster) {
 	b := clusterFaultNode(t, cl, prefix)
 	ctx := t.Context()
 	topic := uniq("nk-topic-")
-	invs := &recorder[coord.Invalidation]{}
-	events := &recorder[coord.Event]{}
-	if _, err := a.Invalidator().Subscribe(ctx, invs.add); err != nil {
+	invs := &coordtest.Recorder[coord.Invalidation]{}
+	events := &coordtest.Recorder[coord.Event]{}
+	if _, err := a.Invalidator().Subscribe(ctx, invs.Add); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.Events().Subscribe(ctx, topic, events.add); err != nil {
+	if _, err := a.Events().Subscribe(ctx, topic, events.Add); err != nil {
 		t.Fatal(err)
 	}
 	deliver := func(marker string) bool {
 		pctx, cancel := context.WithTimeout(ctx, time.Second)
 		defer cancel()
 		_ = b.Events().Publish(pctx, topic, marker)
-		return events.count(func(e coord.Event) bool { return string(e.Payload) == `"`+marker+`"` }) > 0
+		return events.Count(func(e coord.Event) bool { return string(e.Payload) == `"`+marker+`"` }) > 0
 	}
-	if _, ok := within(5*time.Second, 50*time.Millisecond, func() bool { return deliver("before") }); !ok {
+	if _, ok := coordtest.Poll(5*time.Second, 50*time.Millisecond, func() bool { return deliver("before") }); !ok {
 		t.Fatal("events not delivered before the kill")
 	}
 	ld := startLoad(t, b, topic)
@@ -190,7 +191,7 @@ func testClusterNodeKilled(t *testing.T, cl *redistest.Cluster) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, func() bool { return ld.recovered(time.Now().Add(-time.Second)) }, "load running: %v", ld)
+	coordtest.Eventually(t, 5*time.Second, func() bool { return ld.recovered(time.Now().Add(-time.Second)) }, "load running: %v", ld)
 	cc := a.client.(*goredis.ClusterClient)
 	owner, err := cc.MasterForKey(ctx, a.prefixed("lock:{nk:held}"))
 	if err != nil {
@@ -208,14 +209,14 @@ func testClusterNodeKilled(t *testing.T, cl *redistest.Cluster) {
 
 	killAt := time.Now()
 	cl.Kill(t, victim)
-	if !closedWithin(held.Done(), lossBound) {
+	if !coordtest.ClosedWithin(held.Done(), lossBound) {
 		t.Fatalf("Done of a lease on the killed master not closed within %v", lossBound)
 	}
 	lostAfter := time.Since(killAt)
 	// The other masters stop serving once they mark the node failed
 	// (cluster-node-timeout 2s; cluster-require-full-coverage yes).
-	downHealth, _ := within(downBound+2*time.Second, pollEvery, healthIs(b, coord.Unhealthy))
-	purgesBefore := invs.count(isPurge("reconnect"))
+	downHealth, _ := coordtest.Poll(downBound+2*time.Second, coordtest.PollEvery, healthIs(b, coord.Unhealthy))
+	purgesBefore := invs.Count(isPurge("reconnect"))
 	cl.Restart(t, victim)
 	back := time.Now()
 	next, err := b.Locker().Acquire(ctx, "nk:held", coord.WithTTL(time.Second), coord.WithRetry(20, 100*time.Millisecond))
@@ -238,7 +239,7 @@ func testClusterNodeKilled(t *testing.T, cl *redistest.Cluster) {
 	t.Logf("master %d of 3 killed: lease Done %v after the kill; Health unhealthy after %v; after the cluster was ok again: next holder %v (fence %d > %d), load %v, events %v, healthy %v; reconnect purges: %d before the restart, %d after; load: %v",
 		victim, lostAfter.Round(time.Millisecond), downHealth.Round(time.Millisecond), acquireIn.Round(time.Millisecond),
 		next.Fence(), held.Fence(), loadIn.Round(time.Millisecond), deliverIn.Round(time.Millisecond), healthyIn.Round(time.Millisecond),
-		purgesBefore, invs.count(isPurge("reconnect")), ld)
+		purgesBefore, invs.Count(isPurge("reconnect")), ld)
 	if ld.bad.Load() != 0 {
 		t.Errorf("%d errors wrapped no coord sentinel", ld.bad.Load())
 	}

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/internal/coordtest"
 	"github.com/cgn-bot/coord/internal/redistest"
 )
 
@@ -38,8 +39,8 @@ type faultRig struct {
 	srv    *redistest.Server
 	a, b   *node
 	topic  string
-	invs   *recorder[coord.Invalidation]
-	events *recorder[coord.Event]
+	invs   *coordtest.Recorder[coord.Invalidation]
+	events *coordtest.Recorder[coord.Event]
 }
 
 func newFaultRig(t *testing.T, opts ...redistest.Option) *faultRig {
@@ -50,22 +51,22 @@ func newFaultRig(t *testing.T, opts ...redistest.Option) *faultRig {
 	r := &faultRig{
 		srv:    redistest.Start(t, opts...),
 		topic:  uniq("topic-"),
-		invs:   &recorder[coord.Invalidation]{},
-		events: &recorder[coord.Event]{},
+		invs:   &coordtest.Recorder[coord.Invalidation]{},
+		events: &coordtest.Recorder[coord.Event]{},
 	}
 	prefix := uniq("f") + ":"
 	r.a = faultNode(t, r.srv, prefix)
 	r.b = faultNode(t, r.srv, prefix)
 	ctx := t.Context()
-	if _, err := r.a.Invalidator().Subscribe(ctx, r.invs.add); err != nil {
+	if _, err := r.a.Invalidator().Subscribe(ctx, r.invs.Add); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.a.Events().Subscribe(ctx, r.topic, r.events.add); err != nil {
+	if _, err := r.a.Events().Subscribe(ctx, r.topic, r.events.Add); err != nil {
 		t.Fatal(err)
 	}
 	r.delivered(t, 5*time.Second, "before")
-	eventually(t, 5*time.Second, healthIs(r.a, coord.Healthy), "a healthy at start")
-	eventually(t, 5*time.Second, healthIs(r.b, coord.Healthy), "b healthy at start")
+	coordtest.Eventually(t, 5*time.Second, healthIs(r.a, coord.Healthy), "a healthy at start")
+	coordtest.Eventually(t, 5*time.Second, healthIs(r.b, coord.Healthy), "b healthy at start")
 	return r
 }
 
@@ -82,13 +83,13 @@ func (r *faultRig) deliveredBy(t *testing.T, since time.Time, marker string) tim
 func (r *faultRig) delivered(t *testing.T, d time.Duration, marker string) time.Duration {
 	t.Helper()
 	key := "marker:" + marker
-	took, ok := within(d, 50*time.Millisecond, func() bool {
+	took, ok := coordtest.Poll(d, 50*time.Millisecond, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		_ = r.b.Events().Publish(ctx, r.topic, marker)
 		_ = r.b.Invalidator().Invalidate(ctx, key, nil)
-		gotEv := r.events.count(func(e coord.Event) bool { return string(e.Payload) == `"`+marker+`"` }) > 0
-		gotInv := r.invs.count(func(i coord.Invalidation) bool { return i.Key == key }) > 0
+		gotEv := r.events.Count(func(e coord.Event) bool { return string(e.Payload) == `"`+marker+`"` }) > 0
+		gotInv := r.invs.Count(func(i coord.Invalidation) bool { return i.Key == key }) > 0
 		return gotEv && gotInv
 	})
 	if !ok {
@@ -281,7 +282,7 @@ func checkLeaseLost(t *testing.T, ch <-chan withLockResult, d time.Duration) wit
 // connections down during the outage and connected at the end.
 func checkHealthThroughout(t *testing.T, hw *healthWatch, n *node, faultAt, back time.Time) {
 	t.Helper()
-	eventually(t, recoveryBound, func() bool { return hw.between(back, time.Now())[coord.Healthy] > 0 },
+	coordtest.Eventually(t, recoveryBound, func() bool { return hw.between(back, time.Now())[coord.Healthy] > 0 },
 		"the health watch sees healthy after the server is back")
 	hw.stop()
 	during := hw.between(faultAt.Add(50*time.Millisecond), back.Add(-time.Second))
@@ -293,7 +294,7 @@ func checkHealthThroughout(t *testing.T, hw *healthWatch, n *node, faultAt, back
 		t.Errorf("Health calls started during the outage: %v; want at least one unhealthy", all)
 	}
 	var cmdDown, subDown bool
-	for _, c := range n.states.all() {
+	for _, c := range n.states.All() {
 		if c.To != coord.Connected {
 			if c.Subscriber {
 				subDown = true
@@ -303,12 +304,12 @@ func checkHealthThroughout(t *testing.T, hw *healthWatch, n *node, faultAt, back
 		}
 	}
 	if !cmdDown || !subDown {
-		t.Errorf("state changes %v: want the command and the subscriber connection reported down", n.states.all())
+		t.Errorf("state changes %v: want the command and the subscriber connection reported down", n.states.All())
 	}
 	if st, sub := n.State(), n.SubscriberState(); st != coord.Connected || sub != coord.Connected {
 		t.Errorf("after recovery: State %v, SubscriberState %v; want connected", st, sub)
 	}
-	t.Logf("Health calls started during the outage: %v; state changes reported: %d", all, len(n.states.all()))
+	t.Logf("Health calls started during the outage: %v; state changes reported: %d", all, len(n.states.All()))
 }
 
 // TestFaultKillRestart kills the server with SIGKILL under load, while
@@ -322,15 +323,15 @@ func TestFaultKillRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	wl := heldWithLock(t, r.a.Locker(), "kill:withlock")
-	eventually(t, 5*time.Second, func() bool { return ld.recovered(time.Now().Add(-time.Second)) }, "load running: %v", ld)
+	coordtest.Eventually(t, 5*time.Second, func() bool { return ld.recovered(time.Now().Add(-time.Second)) }, "load running: %v", ld)
 	hw := watchHealth(t, r.a)
-	eventually(t, 5*time.Second, func() bool { return hw.between(time.Now().Add(-time.Second), time.Now())[coord.Healthy] > 0 },
+	coordtest.Eventually(t, 5*time.Second, func() bool { return hw.between(time.Now().Add(-time.Second), time.Now())[coord.Healthy] > 0 },
 		"the health watch sees a healthy a")
 
 	killAt := time.Now()
 	r.srv.Kill(t)
-	down := eventually(t, downBound, healthIs(r.a, coord.Unhealthy), "a unhealthy after kill")
-	if !closedWithin(held.Done(), lossBound) {
+	down := coordtest.Eventually(t, downBound, healthIs(r.a, coord.Unhealthy), "a unhealthy after kill")
+	if !coordtest.ClosedWithin(held.Done(), lossBound) {
 		t.Fatalf("Done of a lease not closed within %v of the kill", lossBound)
 	}
 	lostAfter := time.Since(killAt)
@@ -343,7 +344,7 @@ func TestFaultKillRestart(t *testing.T) {
 	if hl := r.b.Health(ctx); hl.Status != coord.Unhealthy {
 		t.Errorf("b's Health while the server is down = %+v", hl)
 	}
-	purgesBefore := r.invs.count(isPurge("reconnect"))
+	purgesBefore := r.invs.Count(isPurge("reconnect"))
 
 	r.srv.Restart(t)
 	back := time.Now()
@@ -362,7 +363,7 @@ func TestFaultKillRestart(t *testing.T) {
 	if next.Fence() <= held.Fence() {
 		t.Errorf("fence after restart %d, not above the lost lease's %d", next.Fence(), held.Fence())
 	}
-	purgeIn := by(t, back, func() bool { return r.invs.count(isPurge("reconnect")) > purgesBefore },
+	purgeIn := by(t, back, func() bool { return r.invs.Count(isPurge("reconnect")) > purgesBefore },
 		"a's invalidation subscriber told to purge after the restart")
 	deliverIn := r.deliveredBy(t, back, "after-restart")
 	loadIn := by(t, back, func() bool { return ld.recovered(back) }, "load recovered: %v", ld)
@@ -423,12 +424,12 @@ func TestFaultPause(t *testing.T) {
 			r.srv.Resume(t)
 		}
 	})
-	if !closedWithin(held.Done(), lossBound) {
+	if !coordtest.ClosedWithin(held.Done(), lossBound) {
 		t.Fatalf("Done of a lease not closed within %v of SIGSTOP", lossBound)
 	}
 	lostAt := time.Now()
 	wlr := checkLeaseLost(t, wl, lossBound)
-	down := eventually(t, downBound, healthIs(r.a, coord.Unhealthy), "a unhealthy while the server is stopped")
+	down := coordtest.Eventually(t, downBound, healthIs(r.a, coord.Unhealthy), "a unhealthy while the server is stopped")
 	// Let the lease run out on the server too before it continues.
 	if d := faultTTL - time.Since(pauseAt); d > 0 {
 		time.Sleep(d + 100*time.Millisecond)
@@ -438,7 +439,7 @@ func TestFaultPause(t *testing.T) {
 		t.Fatalf("the waiter got %v, %v while the server was stopped", w.l, w.err)
 	default:
 	}
-	purgesBefore := r.invs.count(isPurge("reconnect"))
+	purgesBefore := r.invs.Count(isPurge("reconnect"))
 
 	r.srv.Resume(t)
 	resumed = true
@@ -466,7 +467,7 @@ func TestFaultPause(t *testing.T) {
 		return healthIs(r.a, coord.Healthy)() && healthIs(r.b, coord.Healthy)()
 	}, "both instances healthy after SIGCONT")
 	checkHealthThroughout(t, hw, r.a, pauseAt, back)
-	purgeIn := by(t, back, func() bool { return r.invs.count(isPurge("reconnect")) > purgesBefore },
+	purgeIn := by(t, back, func() bool { return r.invs.Count(isPurge("reconnect")) > purgesBefore },
 		"a's invalidation subscriber told to purge after SIGCONT")
 	deliverIn := r.deliveredBy(t, back, "after-resume")
 	loadIn := by(t, back, func() bool { return ld.recovered(back) }, "load recovered: %v", ld)
@@ -512,11 +513,11 @@ func TestFaultClientKill(t *testing.T) {
 		waiter <- acq{l, err, time.Now()}
 	})
 	// Cut only once the waiter listens on its wake channel.
-	eventually(t, 5*time.Second, func() bool {
+	coordtest.Eventually(t, 5*time.Second, func() bool {
 		chans, _ := r.srv.Do(t, "PUBSUB", "CHANNELS", "*:wake").([]any)
 		return len(chans) > 0
 	}, "the waiter subscribed to its wake channel")
-	purgesBefore := r.invs.count(isPurge("reconnect"))
+	purgesBefore := r.invs.Count(isPurge("reconnect"))
 
 	killAt := time.Now()
 	killed := r.srv.KillPubSubClients(t)
@@ -535,13 +536,13 @@ func TestFaultClientKill(t *testing.T) {
 	if w.l.Fence() <= held.Fence() {
 		t.Errorf("next holder's fence %d, not above %d", w.l.Fence(), held.Fence())
 	}
-	purgeIn := by(t, killAt, func() bool { return r.invs.count(isPurge("reconnect")) > purgesBefore },
+	purgeIn := by(t, killAt, func() bool { return r.invs.Count(isPurge("reconnect")) > purgesBefore },
 		"a's invalidation subscriber told to purge after CLIENT KILL")
 	deliverIn := r.deliveredBy(t, killAt, "after-kill")
 	healthyIn := by(t, killAt, func() bool {
 		return healthIs(r.a, coord.Healthy)() && healthIs(r.b, coord.Healthy)()
 	}, "both instances healthy after CLIENT KILL")
-	if isClosed(other.Done()) {
+	if coordtest.IsClosed(other.Done()) {
 		t.Errorf("a lease on the command connection was lost by a cut of the subscriber connection")
 	}
 	ld.stop()
@@ -576,16 +577,16 @@ func TestFaultFlood(t *testing.T) {
 	openGate := func() { gateOnce.Do(func() { close(gate) }) }
 	t.Cleanup(openGate)
 
-	slowInv := &recorder[coord.Invalidation]{}
-	slowEv := &recorder[coord.Event]{}
-	fastEv := &recorder[coord.Event]{}
-	if _, err := r.a.Invalidator().Subscribe(ctx, func(inv coord.Invalidation) { <-gate; slowInv.add(inv) }, coord.WithQueueSize(queue)); err != nil {
+	slowInv := &coordtest.Recorder[coord.Invalidation]{}
+	slowEv := &coordtest.Recorder[coord.Event]{}
+	fastEv := &coordtest.Recorder[coord.Event]{}
+	if _, err := r.a.Invalidator().Subscribe(ctx, func(inv coord.Invalidation) { <-gate; slowInv.Add(inv) }, coord.WithQueueSize(queue)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.a.Events().Subscribe(ctx, r.topic, func(e coord.Event) { <-gate; slowEv.add(e) }, coord.WithQueueSize(queue)); err != nil {
+	if _, err := r.a.Events().Subscribe(ctx, r.topic, func(e coord.Event) { <-gate; slowEv.Add(e) }, coord.WithQueueSize(queue)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.a.Events().Subscribe(ctx, r.topic, fastEv.add, coord.WithQueueSize(2*flood)); err != nil {
+	if _, err := r.a.Events().Subscribe(ctx, r.topic, fastEv.Add, coord.WithQueueSize(2*flood)); err != nil {
 		t.Fatal(err)
 	}
 	payload := strings.Repeat("x", 1024)
@@ -600,26 +601,26 @@ func TestFaultFlood(t *testing.T) {
 	}
 	published := time.Since(start)
 	isFlood := func(e coord.Event) bool { return strings.Contains(string(e.Payload), `"pad"`) }
-	fastIn := eventually(t, 20*time.Second, func() bool { return fastEv.count(isFlood) == flood },
+	fastIn := coordtest.Eventually(t, 20*time.Second, func() bool { return fastEv.Count(isFlood) == flood },
 		"the unblocked event subscriber got all %d events", flood)
 	floodInv := func(i coord.Invalidation) bool { return strings.HasPrefix(i.Key, "flood:") }
-	eventually(t, 20*time.Second, func() bool { return r.invs.count(floodInv) == flood },
+	coordtest.Eventually(t, 20*time.Second, func() bool { return r.invs.Count(floodInv) == flood },
 		"the unblocked invalidation subscriber got all %d invalidations", flood)
 	is, es := r.a.Invalidator().Stats(), r.a.Events().Stats()
 	if is.Dropped == 0 || es.Dropped == 0 {
 		t.Errorf("drops not counted: invalidations %+v, events %+v", is, es)
 	}
 	openGate()
-	eventually(t, 5*time.Second, func() bool { return slowInv.count(isPurge("overflow")) > 0 },
+	coordtest.Eventually(t, 5*time.Second, func() bool { return slowInv.Count(isPurge("overflow")) > 0 },
 		"the blocked invalidation subscriber told to purge after its overflow")
 	r.delivered(t, 5*time.Second, "after-flood")
-	eventually(t, 5*time.Second, func() bool {
-		return slowInv.count(func(i coord.Invalidation) bool { return i.Key == "marker:after-flood" }) > 0
+	coordtest.Eventually(t, 5*time.Second, func() bool {
+		return slowInv.Count(func(i coord.Invalidation) bool { return i.Key == "marker:after-flood" }) > 0
 	}, "the blocked invalidation subscriber receives again after the purge")
-	if n := slowEv.count(isFlood); n >= flood {
+	if n := slowEv.Count(isFlood); n >= flood {
 		t.Errorf("the blocked event subscriber got all %d events through a queue of %d", n, queue)
 	}
-	if n := r.invs.count(isPurge("reconnect")); n != 0 {
+	if n := r.invs.Count(isPurge("reconnect")); n != 0 {
 		t.Errorf("the subscriber connection was cut during the flood (%d reconnect purges)", n)
 	}
 	if st := r.a.SubscriberState(); st != coord.Connected {
@@ -630,5 +631,5 @@ func TestFaultFlood(t *testing.T) {
 	}
 	is, es = r.a.Invalidator().Stats(), r.a.Events().Stats()
 	t.Logf("flood of %d events (1 KiB) and %d invalidations published in %v; unblocked subscriber had them all after %v; blocked (queue %d): invalidations dropped %d then purged (%d purges), events dropped %d, delivered %d",
-		flood, flood, published.Round(time.Millisecond), fastIn.Round(time.Millisecond), queue, is.Dropped, is.Purges, es.Dropped, slowEv.count(isFlood))
+		flood, flood, published.Round(time.Millisecond), fastIn.Round(time.Millisecond), queue, is.Dropped, is.Purges, es.Dropped, slowEv.Count(isFlood))
 }

@@ -1,11 +1,9 @@
 package reliability
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,6 +13,7 @@ import (
 
 	"github.com/cgn-bot/coord"
 	coordredis "github.com/cgn-bot/coord/backend/redis"
+	"github.com/cgn-bot/coord/internal/coordtest"
 	"github.com/cgn-bot/coord/internal/redistest"
 )
 
@@ -33,7 +32,7 @@ type node struct {
 	client goredis.UniversalClient
 	name   string // the client's CLIENT SETNAME, to find its connections
 	prefix string
-	states *recorder[coordredis.StateChange] // when made by faultNode
+	states *coordtest.Recorder[coordredis.StateChange] // when made by faultNode
 }
 
 // prefixed returns key under the node's prefix.
@@ -105,8 +104,8 @@ func faultNode(tb testing.TB, srv *redistest.Server, prefix string) *node {
 	tb.Helper()
 	name := uniq("fault-")
 	c := goredis.NewClient(faultClientOptions(srv.Options(), name))
-	states := &recorder[coordredis.StateChange]{}
-	n := newNode(tb, c, name, &coordredis.Options{Prefix: prefix, HealthInterval: 200 * time.Millisecond, OnStateChange: states.add})
+	states := &coordtest.Recorder[coordredis.StateChange]{}
+	n := newNode(tb, c, name, &coordredis.Options{Prefix: prefix, HealthInterval: 200 * time.Millisecond, OnStateChange: states.Add})
 	n.states = states
 	return n
 }
@@ -121,7 +120,7 @@ type healthSample struct {
 // healthWatch polls a Backend's Health every 50ms until stopped, so a test
 // can check the status throughout a fault, not only at chosen moments.
 type healthWatch struct {
-	samples recorder[healthSample]
+	samples coordtest.Recorder[healthSample]
 	stop    func()
 }
 
@@ -140,7 +139,7 @@ func watchHealth(tb testing.TB, b coord.Backend) *healthWatch {
 			if ctx.Err() != nil {
 				return
 			}
-			w.samples.add(healthSample{start, st})
+			w.samples.Add(healthSample{start, st})
 			select {
 			case <-ctx.Done():
 				return
@@ -157,7 +156,7 @@ func watchHealth(tb testing.TB, b coord.Backend) *healthWatch {
 // to.
 func (w *healthWatch) between(from, to time.Time) map[coord.HealthStatus]int {
 	out := map[coord.HealthStatus]int{}
-	for _, s := range w.samples.all() {
+	for _, s := range w.samples.All() {
 		if !s.at.Before(from) && !s.at.After(to) {
 			out[s.status]++
 		}
@@ -178,122 +177,14 @@ func channelName(prefix, name string) string {
 	return prefix + name
 }
 
-// killClientsNamed closes every pubsub connection of srv whose client name
-// is name and returns how many it closed.
-func killClientsNamed(tb testing.TB, srv *redistest.Server, name string) int {
-	tb.Helper()
-	list, _ := srv.Do(tb, "CLIENT", "LIST", "TYPE", "pubsub").(string)
-	killed := 0
-	sc := bufio.NewScanner(strings.NewReader(list))
-	for sc.Scan() {
-		var id, cname string
-		for _, f := range strings.Fields(sc.Text()) {
-			k, v, _ := strings.Cut(f, "=")
-			switch k {
-			case "id":
-				id = v
-			case "name":
-				cname = v
-			}
-		}
-		if cname == name && id != "" {
-			srv.Do(tb, "CLIENT", "KILL", "ID", id)
-			killed++
-		}
-	}
-	return killed
-}
-
-// pollEvery is how often eventually checks its condition.
-const pollEvery = 5 * time.Millisecond
-
-// eventually fails t unless cond becomes true within d, and returns how
-// long it took. It must be called from the test's goroutine.
-func eventually(tb testing.TB, d time.Duration, cond func() bool, format string, args ...any) time.Duration {
-	tb.Helper()
-	took, ok := within(d, pollEvery, cond)
-	if !ok {
-		tb.Fatalf("not within %v: %s", d, fmt.Sprintf(format, args...))
-	}
-	return took
-}
-
 // by fails t unless cond is true by recoveryBound after since (polling
 // at least once), and returns how long after since it was seen true.
 func by(tb testing.TB, since time.Time, cond func() bool, format string, args ...any) time.Duration {
 	tb.Helper()
-	if _, ok := within(max(time.Until(since.Add(recoveryBound)), 0), pollEvery, cond); !ok {
+	if _, ok := coordtest.Poll(max(time.Until(since.Add(recoveryBound)), 0), coordtest.PollEvery, cond); !ok {
 		tb.Fatalf("not within %v: %s", recoveryBound, fmt.Sprintf(format, args...))
 	}
 	return time.Since(since)
-}
-
-// within reports whether cond becomes true within d, polling every
-// interval, and how long it took.
-func within(d, every time.Duration, cond func() bool) (time.Duration, bool) {
-	start := time.Now()
-	deadline := start.Add(d)
-	for {
-		if cond() {
-			return time.Since(start), true
-		}
-		if time.Now().After(deadline) {
-			return time.Since(start), false
-		}
-		time.Sleep(every)
-	}
-}
-
-// closedWithin reports whether ch is closed within d.
-func closedWithin(ch <-chan struct{}, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ch:
-		return true
-	case <-t.C:
-		return false
-	}
-}
-
-// isClosed reports whether ch is closed now.
-func isClosed(ch <-chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
-	}
-}
-
-// recorder collects what a handler receives.
-type recorder[T any] struct {
-	mu    sync.Mutex
-	items []T
-}
-
-func (r *recorder[T]) add(v T) {
-	r.mu.Lock()
-	r.items = append(r.items, v)
-	r.mu.Unlock()
-}
-
-func (r *recorder[T]) all() []T {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]T(nil), r.items...)
-}
-
-func (r *recorder[T]) count(f func(T) bool) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	n := 0
-	for _, v := range r.items {
-		if f(v) {
-			n++
-		}
-	}
-	return n
 }
 
 // isPurge reports whether inv is a PurgeAll with the given reason (any

@@ -1,7 +1,6 @@
 package reliability
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +16,7 @@ import (
 	"github.com/cgn-bot/coord"
 	"github.com/cgn-bot/coord/backend/memory"
 	coordredis "github.com/cgn-bot/coord/backend/redis"
+	"github.com/cgn-bot/coord/internal/coordtest"
 	"github.com/cgn-bot/coord/internal/redistest"
 	"github.com/cgn-bot/coord/middleware/logging"
 )
@@ -235,13 +235,13 @@ func TestTLS(t *testing.T) {
 		prefix := uniq("tls") + ":"
 		a, b := node(prefix), node(prefix)
 		_ = node(prefix) // the third way connects too
-		got := &recorder[coord.Event]{}
-		if _, err := a.Events().Subscribe(ctx, "tls-topic", got.add); err != nil {
+		got := &coordtest.Recorder[coord.Event]{}
+		if _, err := a.Events().Subscribe(ctx, "tls-topic", got.Add); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, 5*time.Second, func() bool {
+		coordtest.Eventually(t, 5*time.Second, func() bool {
 			_ = b.Events().Publish(ctx, "tls-topic", "over tls")
-			return got.count(func(coord.Event) bool { return true }) > 0
+			return got.Count(func(coord.Event) bool { return true }) > 0
 		}, "an event over TLS")
 		l, err := a.Locker().Acquire(ctx, "tls:res")
 		if err != nil {
@@ -498,17 +498,17 @@ func checkNames(t *testing.T, mk pair) {
 	})
 
 	t.Run("KeyIsNotAPattern", func(t *testing.T) {
-		all := &recorder[coord.Invalidation]{}
-		one := &recorder[coord.Invalidation]{}
-		if _, err := b.Invalidator().Subscribe(ctx, all.add); err != nil {
+		all := &coordtest.Recorder[coord.Invalidation]{}
+		one := &coordtest.Recorder[coord.Invalidation]{}
+		if _, err := b.Invalidator().Subscribe(ctx, all.Add); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := b.Invalidator().Subscribe(ctx, one.add, coord.OnlyKey("user:1")); err != nil {
+		if _, err := b.Invalidator().Subscribe(ctx, one.Add, coord.OnlyKey("user:1")); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, 5*time.Second, func() bool {
+		coordtest.Eventually(t, 5*time.Second, func() bool {
 			_ = a.Invalidator().Invalidate(ctx, "ready", nil)
-			return all.count(func(i coord.Invalidation) bool { return i.Key == "ready" }) > 0
+			return all.Count(func(i coord.Invalidation) bool { return i.Key == "ready" }) > 0
 		}, "subscriptions live")
 		for _, k := range []string{"user:*", "user:?", "user:[1]", "*"} {
 			if err := a.Invalidator().Invalidate(ctx, k, nil); err != nil {
@@ -518,44 +518,44 @@ func checkNames(t *testing.T, mk pair) {
 		if err := a.Invalidator().Invalidate(ctx, "end", nil); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, 5*time.Second, func() bool {
-			return all.count(func(i coord.Invalidation) bool { return i.Kind == coord.KeyInvalidation }) >= 6
+		coordtest.Eventually(t, 5*time.Second, func() bool {
+			return all.Count(func(i coord.Invalidation) bool { return i.Kind == coord.KeyInvalidation }) >= 6
 		}, "every invalidation delivered")
-		for _, inv := range all.all() {
+		for _, inv := range all.All() {
 			if inv.Kind == coord.KeyInvalidation && inv.Key != "ready" && inv.Key != "end" && inv.Matches("user:1") {
 				t.Errorf("key invalidation %q matches user:1", inv.Key)
 			}
 		}
-		if n := one.count(func(i coord.Invalidation) bool { return i.Kind != coord.PurgeAll }); n != 0 {
-			t.Errorf("OnlyKey(user:1) received %d key invalidations of glob-like keys: %+v", n, one.all())
+		if n := one.Count(func(i coord.Invalidation) bool { return i.Kind != coord.PurgeAll }); n != 0 {
+			t.Errorf("OnlyKey(user:1) received %d key invalidations of glob-like keys: %+v", n, one.All())
 		}
-		if n := all.count(func(i coord.Invalidation) bool { return i.Kind == coord.KeyInvalidation }); n < 6 {
+		if n := all.Count(func(i coord.Invalidation) bool { return i.Kind == coord.KeyInvalidation }); n < 6 {
 			t.Errorf("the catch-all subscriber got %d key invalidations, want 6", n)
 		}
 	})
 
 	t.Run("TopicsIndependent", func(t *testing.T) {
 		topics := []string{"t*", "tx", "t?", "{t}", "t}", "t%7D"}
-		recs := map[string]*recorder[coord.Event]{}
+		recs := map[string]*coordtest.Recorder[coord.Event]{}
 		for _, tp := range topics {
-			recs[tp] = &recorder[coord.Event]{}
-			if _, err := b.Events().Subscribe(ctx, tp, recs[tp].add); err != nil {
+			recs[tp] = &coordtest.Recorder[coord.Event]{}
+			if _, err := b.Events().Subscribe(ctx, tp, recs[tp].Add); err != nil {
 				t.Fatal(err)
 			}
 		}
-		eventually(t, 5*time.Second, func() bool {
+		coordtest.Eventually(t, 5*time.Second, func() bool {
 			for _, tp := range topics {
 				_ = a.Events().Publish(ctx, tp, tp)
 			}
 			for _, tp := range topics {
-				if recs[tp].count(func(coord.Event) bool { return true }) == 0 {
+				if recs[tp].Count(func(coord.Event) bool { return true }) == 0 {
 					return false
 				}
 			}
 			return true
 		}, "every topic delivered")
 		for _, tp := range topics {
-			for _, e := range recs[tp].all() {
+			for _, e := range recs[tp].All() {
 				if e.Topic != tp || string(e.Payload) != fmt.Sprintf("%q", tp) {
 					t.Errorf("subscriber of %q got an event of %q (%s)", tp, e.Topic, e.Payload)
 				}
@@ -595,26 +595,8 @@ func checkNames(t *testing.T, mk pair) {
 	})
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // bufLogger is a go-redis logger that writes to a buffer.
-type bufLogger struct{ out *syncBuffer }
+type bufLogger struct{ out *coordtest.SyncBuffer }
 
 func (l bufLogger) Printf(_ context.Context, format string, v ...any) {
 	fmt.Fprintf(l.out, "go-redis: "+format+"\n", v...)
@@ -627,7 +609,7 @@ func (l bufLogger) Printf(_ context.Context, format string, v ...any) {
 // rotated, forged), session data and the password.
 func TestNoSecretInLogs(t *testing.T) {
 	srv := redistest.Start(t, redistest.WithACLUser(aclUser, aclPass))
-	out := &syncBuffer{}
+	out := &coordtest.SyncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(out, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	mw := logging.New(logger, nil)
 	prefix := uniq("log") + ":"
@@ -750,18 +732,18 @@ func TestNoSecretInLogs(t *testing.T) {
 	_, _ = a.Sessions().Cleanup(ctx)
 
 	// Invalidation and events, a purge after a cut, health, close.
-	got := &recorder[coord.Invalidation]{}
-	if _, err := b.Invalidator().Subscribe(ctx, got.add); err != nil {
+	got := &coordtest.Recorder[coord.Invalidation]{}
+	if _, err := b.Invalidator().Subscribe(ctx, got.Add); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, func() bool {
+	coordtest.Eventually(t, 5*time.Second, func() bool {
 		_ = a.Invalidator().Invalidate(ctx, "log:key", map[string]string{"m": "meta"})
-		return got.count(func(i coord.Invalidation) bool { return i.Key == "log:key" }) > 0
+		return got.Count(func(i coord.Invalidation) bool { return i.Key == "log:key" }) > 0
 	}, "invalidation delivered")
 	_ = a.Invalidator().InvalidatePattern(ctx, "log:*", nil)
 	_ = a.Events().Publish(ctx, "log-topic", 1)
 	srv.KillPubSubClients(t)
-	eventually(t, 5*time.Second, func() bool { return got.count(isPurge("")) > 0 }, "purge after the cut")
+	coordtest.Eventually(t, 5*time.Second, func() bool { return got.Count(isPurge("")) > 0 }, "purge after the cut")
 	_ = a.Health(ctx)
 	if err := a.Close(ctx); err != nil {
 		t.Errorf("Close: %v", err)

@@ -14,6 +14,7 @@ import (
 	"github.com/cgn-bot/coord"
 	coordredis "github.com/cgn-bot/coord/backend/redis"
 	"github.com/cgn-bot/coord/conformance"
+	"github.com/cgn-bot/coord/internal/coordtest"
 	"github.com/cgn-bot/coord/internal/redistest"
 )
 
@@ -156,7 +157,7 @@ func testAsyncReplicationLoss(t *testing.T, g *redistest.Sentinel) {
 		t.Fatal(err)
 	}
 	fenceKey := a.prefixed("lock:{rl:res}:fence")
-	eventually(t, 5*time.Second, func() bool {
+	coordtest.Eventually(t, 5*time.Second, func() bool {
 		v, err := replica.DoContext(ctx, "GET", fenceKey)
 		return err == nil && v != nil
 	}, "the fence counter replicated")
@@ -166,7 +167,7 @@ func testAsyncReplicationLoss(t *testing.T, g *redistest.Sentinel) {
 	// replica before it dies.
 	master.Do(t, "ACL", "SETUSER", "default", "-psync", "-sync")
 	master.Do(t, "CLIENT", "KILL", "TYPE", "replica")
-	eventually(t, 5*time.Second, func() bool {
+	coordtest.Eventually(t, 5*time.Second, func() bool {
 		v, err := replica.DoContext(ctx, "INFO", "replication")
 		str, _ := v.(string)
 		return err == nil && strings.Contains(str, "master_link_status:down")
@@ -198,7 +199,7 @@ func testAsyncReplicationLoss(t *testing.T, g *redistest.Sentinel) {
 		t.Fatalf("Acquire on the promoted replica: %v", err)
 	}
 	t.Logf("lease acquired (fence %d) while the replica lagged, then the master died: the promoted replica granted the lease again with fence %d, while the first holder's lease still had ~30s to run; its Done closed: %v",
-		lost.Fence(), next.Fence(), isClosed(lost.Done()))
+		lost.Fence(), next.Fence(), coordtest.IsClosed(lost.Done()))
 	if next.Fence() <= lost.Fence() {
 		t.Errorf("fence %d after the failover is not above the lost lease's %d: the counter rolled back and repeated a fence", next.Fence(), lost.Fence())
 	}
@@ -218,25 +219,25 @@ func testMasterKilled(t *testing.T, g *redistest.Sentinel) {
 	b := sentinelNode(t, g, prefix, true)
 	ctx := t.Context()
 	topic := uniq("mk-topic-")
-	events := &recorder[coord.Event]{}
-	if _, err := a.Events().Subscribe(ctx, topic, events.add); err != nil {
+	events := &coordtest.Recorder[coord.Event]{}
+	if _, err := a.Events().Subscribe(ctx, topic, events.Add); err != nil {
 		t.Fatal(err)
 	}
 	ld := startLoad(t, b, topic)
-	eventually(t, 5*time.Second, func() bool { return ld.recovered(time.Now().Add(-time.Second)) }, "load running: %v", ld)
+	coordtest.Eventually(t, 5*time.Second, func() bool { return ld.recovered(time.Now().Add(-time.Second)) }, "load running: %v", ld)
 	old := g.Master(t)
 	killAt := time.Now()
 	old.Kill(t)
-	eventually(t, 3*time.Second, healthIs(b, coord.Unhealthy), "b unhealthy once the master is gone")
+	coordtest.Eventually(t, 3*time.Second, healthIs(b, coord.Unhealthy), "b unhealthy once the master is gone")
 	g.WaitForNewMaster(t, old)
 	promoted := time.Now()
-	recoverIn := eventually(t, failoverBound, func() bool { return ld.recovered(time.Now().Add(-100 * time.Millisecond)) },
+	recoverIn := coordtest.Eventually(t, failoverBound, func() bool { return ld.recovered(time.Now().Add(-100 * time.Millisecond)) },
 		"load succeeding on the new master: %v", ld)
-	deliverIn := eventually(t, failoverBound, func() bool {
+	deliverIn := coordtest.Eventually(t, failoverBound, func() bool {
 		pctx, cancel := context.WithTimeout(ctx, time.Second)
 		defer cancel()
 		_ = b.Events().Publish(pctx, topic, "after-kill")
-		return events.count(func(e coord.Event) bool { return string(e.Payload) == `"after-kill"` }) > 0
+		return events.Count(func(e coord.Event) bool { return string(e.Payload) == `"after-kill"` }) > 0
 	}, "events delivered after the master was killed")
 	ld.stop()
 	t.Logf("master killed: new master taking writes %v after the kill; load recovered %v and events %v after that; load: %v",
@@ -258,20 +259,20 @@ func testFailoverUnderLoad(t *testing.T, g *redistest.Sentinel) {
 	b := sentinelNode(t, g, prefix, true)
 	ctx := t.Context()
 	topic := uniq("fo-topic-")
-	invs := &recorder[coord.Invalidation]{}
-	events := &recorder[coord.Event]{}
-	if _, err := a.Invalidator().Subscribe(ctx, invs.add); err != nil {
+	invs := &coordtest.Recorder[coord.Invalidation]{}
+	events := &coordtest.Recorder[coord.Event]{}
+	if _, err := a.Invalidator().Subscribe(ctx, invs.Add); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.Events().Subscribe(ctx, topic, events.add); err != nil {
+	if _, err := a.Events().Subscribe(ctx, topic, events.Add); err != nil {
 		t.Fatal(err)
 	}
 	deliver := func(d time.Duration, marker string) (time.Duration, bool) {
-		return within(d, 50*time.Millisecond, func() bool {
+		return coordtest.Poll(d, 50*time.Millisecond, func() bool {
 			pctx, cancel := context.WithTimeout(ctx, time.Second)
 			defer cancel()
 			_ = b.Events().Publish(pctx, topic, marker)
-			return events.count(func(e coord.Event) bool { return string(e.Payload) == `"`+marker+`"` }) > 0
+			return events.Count(func(e coord.Event) bool { return string(e.Payload) == `"`+marker+`"` }) > 0
 		})
 	}
 	if _, ok := deliver(5*time.Second, "before"); !ok {
@@ -282,7 +283,7 @@ func testFailoverUnderLoad(t *testing.T, g *redistest.Sentinel) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, func() bool { return ld.recovered(time.Now().Add(-time.Second)) }, "load running: %v", ld)
+	coordtest.Eventually(t, 5*time.Second, func() bool { return ld.recovered(time.Now().Add(-time.Second)) }, "load running: %v", ld)
 	oldMaster := g.Master(t).Addr()
 	var failsBefore [numLoadKinds]int64
 	for k := range numLoadKinds {
@@ -296,19 +297,19 @@ func testFailoverUnderLoad(t *testing.T, g *redistest.Sentinel) {
 	if newMaster == oldMaster {
 		t.Fatalf("master still %s after SENTINEL FAILOVER", oldMaster)
 	}
-	recoverIn := eventually(t, failoverBound, func() bool { return ld.recovered(time.Now().Add(-100 * time.Millisecond)) },
+	recoverIn := coordtest.Eventually(t, failoverBound, func() bool { return ld.recovered(time.Now().Add(-100 * time.Millisecond)) },
 		"load succeeding again after the failover: %v", ld)
 	deliverIn, ok := deliver(failoverBound, "after-failover")
 	if !ok {
 		t.Fatalf("events not delivered within %v of the failover", failoverBound)
 	}
-	healthyIn := eventually(t, failoverBound, func() bool {
+	healthyIn := coordtest.Eventually(t, failoverBound, func() bool {
 		return healthIs(a, coord.Healthy)() && healthIs(b, coord.Healthy)()
 	}, "both instances healthy after the failover")
 
 	// The lease held across the failover: kept (replicated before the
 	// switch) or lost (Done closed). A new holder's fence must be higher.
-	leaseKept := !isClosed(held.Done())
+	leaseKept := !coordtest.IsClosed(held.Done())
 	if leaseKept {
 		if err := held.Release(ctx); err != nil && !errors.Is(err, coord.ErrNotHeld) {
 			t.Errorf("Release of the lease held across the failover: %v", err)
@@ -331,7 +332,7 @@ func testFailoverUnderLoad(t *testing.T, g *redistest.Sentinel) {
 		oldMaster, newMaster, foDone.Sub(foStart).Round(time.Millisecond), recoverIn.Round(time.Millisecond),
 		deliverIn.Round(time.Millisecond), healthyIn.Round(time.Millisecond))
 	t.Logf("failed during the failover: lock %d, session %d, publish %d; lease held across it kept: %v; reconnect purges on a: %d; load: %v",
-		failed[loadLock], failed[loadSession], failed[loadPublish], leaseKept, invs.count(isPurge("reconnect")), ld)
+		failed[loadLock], failed[loadSession], failed[loadPublish], leaseKept, invs.Count(isPurge("reconnect")), ld)
 	if ld.bad.Load() != 0 {
 		t.Errorf("%d errors wrapped no coord sentinel", ld.bad.Load())
 	}

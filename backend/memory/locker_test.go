@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/internal/coordtest"
 )
 
 // nodes returns n nodes on one new hub, closed at the end of the test.
@@ -24,27 +25,6 @@ func nodes(t *testing.T, n int) []*Node {
 		t.Cleanup(func() { _ = nd.Close(context.Background()) })
 	}
 	return out
-}
-
-// eventually fails t unless cond holds within d.
-func eventually(t *testing.T, d time.Duration, cond func() bool, what string) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %s", d, what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
-func closedWithin(ch <-chan struct{}, d time.Duration) bool {
-	select {
-	case <-ch:
-		return true
-	case <-time.After(d):
-		return false
-	}
 }
 
 func TestFenceNeverGoesBack(t *testing.T) {
@@ -74,7 +54,7 @@ func TestFenceNeverGoesBack(t *testing.T) {
 				t.Fatalf("ForceRelease = %v, %v", ok, err)
 			}
 		case 2:
-			if !closedWithin(l.Done(), time.Second) {
+			if !coordtest.ClosedWithin(l.Done(), time.Second) {
 				t.Fatal("lease did not expire")
 			}
 		}
@@ -106,7 +86,7 @@ func TestHandOffIsFIFO(t *testing.T) {
 			_ = l.Release(ctx)
 		})
 		// Let each waiter queue before the next.
-		eventually(t, 2*time.Second, func() bool { return queued(ns[0].hub, "fifo") == i+1 }, "waiter queued")
+		coordtest.Eventually(t, 2*time.Second, func() bool { return queued(ns[0].hub, "fifo") == i+1 }, "waiter queued")
 	}
 	if err := a.Release(ctx); err != nil {
 		t.Fatal(err)
@@ -162,7 +142,7 @@ func TestWaiterWokenAtOnce(t *testing.T) {
 				}
 				got <- time.Now()
 			}()
-			eventually(t, 2*time.Second, func() bool { return queued(ns[0].hub, "wake-"+end) == 1 }, "waiter queued")
+			coordtest.Eventually(t, 2*time.Second, func() bool { return queued(ns[0].hub, "wake-"+end) == 1 }, "waiter queued")
 			at := time.Now()
 			switch end {
 			case "release":
@@ -240,7 +220,7 @@ func TestCancelEndsWaitAtOnce(t *testing.T) {
 		_, err := ns[1].Locker().Acquire(wctx, "c", coord.WithWait(10*time.Second))
 		res <- err
 	}()
-	eventually(t, 2*time.Second, func() bool { return queued(ns[0].hub, "c") == 1 }, "waiter queued")
+	coordtest.Eventually(t, 2*time.Second, func() bool { return queued(ns[0].hub, "c") == 1 }, "waiter queued")
 	at := time.Now()
 	cancel()
 	err := <-res
@@ -286,7 +266,7 @@ func TestDoneClosesUnwatched(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := l.Done()
-	if !closedWithin(done, 2*time.Second) {
+	if !coordtest.ClosedWithin(done, 2*time.Second) {
 		t.Fatal("Done not closed after the TTL")
 	}
 	if _, err := l.TTL(t.Context()); !errors.Is(err, coord.ErrExpired) {
@@ -308,7 +288,7 @@ func TestAutoRenew(t *testing.T) {
 	}
 	end := time.Now().Add(1500 * time.Millisecond)
 	for time.Now().Before(end) {
-		if closedWithin(l.Done(), 10*time.Millisecond) {
+		if coordtest.ClosedWithin(l.Done(), 10*time.Millisecond) {
 			t.Fatal("auto-renewed lease lost")
 		}
 	}
@@ -318,7 +298,7 @@ func TestAutoRenew(t *testing.T) {
 	if _, err := ns[1].Locker().ForceRelease(ctx, "ar"); err != nil {
 		t.Fatal(err)
 	}
-	if !closedWithin(l.Done(), time.Second) {
+	if !coordtest.ClosedWithin(l.Done(), time.Second) {
 		t.Fatal("Done not closed by ForceRelease")
 	}
 	if err := l.Extend(ctx, time.Second); !errors.Is(err, coord.ErrExpired) {
@@ -333,7 +313,7 @@ func TestReleaseAndExtendOwnerChecked(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !closedWithin(a.Done(), time.Second) {
+	if !coordtest.ClosedWithin(a.Done(), time.Second) {
 		t.Fatal("no expiry")
 	}
 	b, err := ns[1].Locker().Acquire(ctx, "o")
@@ -408,7 +388,7 @@ func TestCloseEndsWaitsAndReleases(t *testing.T) {
 		_, err := ns[0].Locker().Acquire(ctx, "x", coord.WithWait(10*time.Second))
 		res <- err
 	}()
-	eventually(t, 2*time.Second, func() bool { return queued(ns[0].hub, "x") == 1 }, "waiter queued")
+	coordtest.Eventually(t, 2*time.Second, func() bool { return queued(ns[0].hub, "x") == 1 }, "waiter queued")
 	if err := ns[0].Close(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/internal/coordtest"
 )
 
 func TestAsAndHub(t *testing.T) {
@@ -55,14 +56,14 @@ func TestReconnectPurgeOnFullQueue(t *testing.T) {
 	ctx := t.Context()
 	gate := make(chan struct{})
 	entered := make(chan struct{}, 1)
-	var r rec[coord.Invalidation]
+	var r coordtest.Recorder[coord.Invalidation]
 	_, err := n.Invalidator().Subscribe(ctx, func(inv coord.Invalidation) {
 		select {
 		case entered <- struct{}{}:
 		default:
 		}
 		<-gate
-		r.add(inv)
+		r.Add(inv)
 	}, coord.WithQueueSize(1))
 	if err != nil {
 		t.Fatal(err)
@@ -71,10 +72,10 @@ func TestReconnectPurgeOnFullQueue(t *testing.T) {
 	<-entered
 	_ = pub.Invalidator().Invalidate(ctx, "b", nil) // fills the queue
 	n.CutSubscription()
-	eventually(t, 2*time.Second, func() bool { return n.Health(ctx).Subscriber == coord.Connected }, "reconnect")
+	coordtest.Eventually(t, 2*time.Second, func() bool { return n.Health(ctx).Subscriber == coord.Connected }, "reconnect")
 	close(gate)
-	eventually(t, 2*time.Second, func() bool { return len(r.all()) == 3 }, "three deliveries")
-	if got := fmt.Sprint(describe(r.all())); got != "[a b purge:reconnect]" {
+	coordtest.Eventually(t, 2*time.Second, func() bool { return len(r.All()) == 3 }, "three deliveries")
+	if got := fmt.Sprint(describe(r.All())); got != "[a b purge:reconnect]" {
 		t.Errorf("delivered %s", got)
 	}
 }
@@ -98,8 +99,8 @@ func TestHealthAfterClose(t *testing.T) {
 func TestHubRestart(t *testing.T) {
 	ns := nodes(t, 2)
 	ctx := t.Context()
-	var r rec[coord.Invalidation]
-	if _, err := ns[1].Invalidator().Subscribe(ctx, r.add); err != nil {
+	var r coordtest.Recorder[coord.Invalidation]
+	if _, err := ns[1].Invalidator().Subscribe(ctx, r.Add); err != nil {
 		t.Fatal(err)
 	}
 	l, err := ns[0].Locker().Acquire(ctx, "res", coord.WithTTL(time.Minute))
@@ -111,7 +112,7 @@ func TestHubRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	ns[0].Hub().Restart()
-	if !closedWithin(l.Done(), time.Second) {
+	if !coordtest.ClosedWithin(l.Done(), time.Second) {
 		t.Error("a lease survived the restart")
 	}
 	if _, err := ns[1].Sessions().Get(ctx, s.ID); !errors.Is(err, coord.ErrNotFound) {
@@ -120,8 +121,8 @@ func TestHubRestart(t *testing.T) {
 	if n, _ := ns[1].Sessions().Count(ctx); n != 0 {
 		t.Errorf("Count after restart = %d", n)
 	}
-	eventually(t, 2*time.Second, func() bool { return len(r.all()) > 0 }, "purge after restart")
-	if got := describe(r.all()); got[0] != "purge:reconnect" {
+	coordtest.Eventually(t, 2*time.Second, func() bool { return len(r.All()) > 0 }, "purge after restart")
+	if got := describe(r.All()); got[0] != "purge:reconnect" {
 		t.Errorf("after restart: %v", got)
 	}
 	l2, err := ns[1].Locker().Acquire(ctx, "res")

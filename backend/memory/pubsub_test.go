@@ -10,25 +10,8 @@ import (
 	"time"
 
 	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/internal/coordtest"
 )
-
-// rec records what a handler receives.
-type rec[T any] struct {
-	mu  sync.Mutex
-	got []T
-}
-
-func (r *rec[T]) add(v T) {
-	r.mu.Lock()
-	r.got = append(r.got, v)
-	r.mu.Unlock()
-}
-
-func (r *rec[T]) all() []T {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.got)
-}
 
 func describe(invs []coord.Invalidation) []string {
 	out := make([]string, len(invs))
@@ -49,14 +32,14 @@ func TestOverflowPurgeComesAfterQueued(t *testing.T) {
 	ctx := t.Context()
 	gate := make(chan struct{})
 	entered := make(chan struct{}, 1)
-	var r rec[coord.Invalidation]
+	var r coordtest.Recorder[coord.Invalidation]
 	_, err := ns[1].Invalidator().Subscribe(ctx, func(inv coord.Invalidation) {
 		select {
 		case entered <- struct{}{}:
 		default:
 		}
 		<-gate
-		r.add(inv)
+		r.Add(inv)
 	}, coord.WithQueueSize(2))
 	if err != nil {
 		t.Fatal(err)
@@ -68,8 +51,8 @@ func TestOverflowPurgeComesAfterQueued(t *testing.T) {
 		_ = iv.Invalidate(ctx, k, nil)
 	}
 	close(gate)
-	eventually(t, 2*time.Second, func() bool { return len(r.all()) == 4 }, "four deliveries")
-	if got := fmt.Sprint(describe(r.all())); got != "[k0 k1 k2 purge:overflow]" {
+	coordtest.Eventually(t, 2*time.Second, func() bool { return len(r.All()) == 4 }, "four deliveries")
+	if got := fmt.Sprint(describe(r.All())); got != "[k0 k1 k2 purge:overflow]" {
 		t.Errorf("delivered %s, want [k0 k1 k2 purge:overflow]", got)
 	}
 	st := ns[1].Invalidator().Stats()
@@ -84,12 +67,12 @@ func TestCutSubscriptionPurgesAfterGap(t *testing.T) {
 	cut := hub.NewNode(&NodeOptions{ReconnectDelay: 50 * time.Millisecond})
 	t.Cleanup(func() { _ = pub.Close(context.Background()); _ = cut.Close(context.Background()) })
 	ctx := t.Context()
-	var invs rec[coord.Invalidation]
-	var evs rec[coord.Event]
-	if _, err := cut.Invalidator().Subscribe(ctx, invs.add); err != nil {
+	var invs coordtest.Recorder[coord.Invalidation]
+	var evs coordtest.Recorder[coord.Event]
+	if _, err := cut.Invalidator().Subscribe(ctx, invs.Add); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cut.Events().Subscribe(ctx, "t", evs.add); err != nil {
+	if _, err := cut.Events().Subscribe(ctx, "t", evs.Add); err != nil {
 		t.Fatal(err)
 	}
 	cut.CutSubscription()
@@ -98,14 +81,14 @@ func TestCutSubscriptionPurgesAfterGap(t *testing.T) {
 	}
 	_ = pub.Invalidator().Invalidate(ctx, "lost", nil)
 	_ = pub.Events().Publish(ctx, "t", "lost")
-	eventually(t, 2*time.Second, func() bool { return len(invs.all()) == 1 }, "purge after reconnect")
-	if got := fmt.Sprint(describe(invs.all())); got != "[purge:reconnect]" {
+	coordtest.Eventually(t, 2*time.Second, func() bool { return len(invs.All()) == 1 }, "purge after reconnect")
+	if got := fmt.Sprint(describe(invs.All())); got != "[purge:reconnect]" {
 		t.Errorf("after the cut: %s", got)
 	}
 	_ = pub.Invalidator().Invalidate(ctx, "after", nil)
 	_ = pub.Events().Publish(ctx, "t", "after")
-	eventually(t, 2*time.Second, func() bool { return len(invs.all()) == 2 && len(evs.all()) == 1 }, "delivery resumes")
-	if e := evs.all()[0]; string(e.Payload) != `"after"` {
+	coordtest.Eventually(t, 2*time.Second, func() bool { return len(invs.All()) == 2 && len(evs.All()) == 1 }, "delivery resumes")
+	if e := evs.All()[0]; string(e.Payload) != `"after"` {
 		t.Errorf("event after the cut: %s", e.Payload)
 	}
 	if h := cut.Health(ctx); h.Subscriber != coord.Connected {
@@ -118,12 +101,12 @@ func TestPublishRaw(t *testing.T) {
 	n := hub.NewNode(&NodeOptions{InstanceID: "me"})
 	t.Cleanup(func() { _ = n.Close(context.Background()) })
 	ctx := t.Context()
-	var invs rec[coord.Invalidation]
-	var evs rec[coord.Event]
-	if _, err := n.Invalidator().Subscribe(ctx, invs.add); err != nil {
+	var invs coordtest.Recorder[coord.Invalidation]
+	var evs coordtest.Recorder[coord.Event]
+	if _, err := n.Invalidator().Subscribe(ctx, invs.Add); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := n.Events().Subscribe(ctx, "e", evs.add); err != nil {
+	if _, err := n.Events().Subscribe(ctx, "e", evs.Add); err != nil {
 		t.Fatal(err)
 	}
 	for _, m := range []struct{ ch, msg string }{
@@ -146,9 +129,9 @@ func TestPublishRaw(t *testing.T) {
 		t.Error("PublishRaw on an unknown channel succeeded")
 	}
 	notPurge := func() []coord.Invalidation {
-		return slices.DeleteFunc(invs.all(), func(i coord.Invalidation) bool { return i.Kind == coord.PurgeAll })
+		return slices.DeleteFunc(invs.All(), func(i coord.Invalidation) bool { return i.Kind == coord.PurgeAll })
 	}
-	eventually(t, 2*time.Second, func() bool { return len(notPurge()) == 2 && len(evs.all()) == 1 }, "well-formed messages delivered")
+	coordtest.Eventually(t, 2*time.Second, func() bool { return len(notPurge()) == 2 && len(evs.All()) == 1 }, "well-formed messages delivered")
 	if st := n.Invalidator().Stats(); st.Malformed != 5 {
 		t.Errorf("invalidation Malformed = %d, want 5", st.Malformed)
 	}
@@ -162,7 +145,7 @@ func TestPublishRaw(t *testing.T) {
 	if got[1].Kind != coord.PatternInvalidation || !got[1].Matches("user:1/x") {
 		t.Errorf("pattern invalidation = %+v", got[1])
 	}
-	if e := evs.all()[0]; string(e.Payload) != `[1,2]` || e.Topic != "e" {
+	if e := evs.All()[0]; string(e.Payload) != `[1,2]` || e.Topic != "e" {
 		t.Errorf("event = %+v", e)
 	}
 }
@@ -177,7 +160,7 @@ func TestSlowHandlerAndUnsubscribeInHandler(t *testing.T) {
 	if _, err := ns[1].Events().Subscribe(ctx, "t", func(coord.Event) { <-block }); err != nil {
 		t.Fatal(err)
 	}
-	var fast, other rec[coord.Event]
+	var fast, other coordtest.Recorder[coord.Event]
 	var self coord.Subscription
 	var selfMu sync.Mutex
 	selfMu.Lock()
@@ -186,23 +169,23 @@ func TestSlowHandlerAndUnsubscribeInHandler(t *testing.T) {
 		s := self
 		selfMu.Unlock()
 		s.Unsubscribe()
-		fast.add(e)
+		fast.Add(e)
 	})
 	selfMu.Unlock()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ns[2].Events().Subscribe(ctx, "t", other.add); err != nil {
+	if _, err := ns[2].Events().Subscribe(ctx, "t", other.Add); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 3 {
 		_ = ns[0].Events().Publish(ctx, "t", i)
 	}
-	eventually(t, 2*time.Second, func() bool { return len(other.all()) == 3 }, "other node unaffected")
-	if !closedWithin(self.Done(), 2*time.Second) {
+	coordtest.Eventually(t, 2*time.Second, func() bool { return len(other.All()) == 3 }, "other node unaffected")
+	if !coordtest.ClosedWithin(self.Done(), 2*time.Second) {
 		t.Fatal("Done of a subscription that unsubscribed in its handler")
 	}
-	if n := len(fast.all()); n != 1 {
+	if n := len(fast.All()); n != 1 {
 		t.Errorf("handler ran %d times after Unsubscribe in its first call", n)
 	}
 }
@@ -247,14 +230,14 @@ func TestCloseWaitsForHandler(t *testing.T) {
 func TestPanicCountedAndMetadataCopied(t *testing.T) {
 	ns := nodes(t, 2)
 	ctx := t.Context()
-	var r rec[coord.Invalidation]
+	var r coordtest.Recorder[coord.Invalidation]
 	calls := 0
 	_, err := ns[1].Invalidator().Subscribe(ctx, func(inv coord.Invalidation) {
 		calls++
 		if calls == 1 {
 			panic("boom")
 		}
-		r.add(inv)
+		r.Add(inv)
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -269,8 +252,8 @@ func TestPanicCountedAndMetadataCopied(t *testing.T) {
 	}
 	_ = ns[0].Invalidator().Invalidate(ctx, "a", nil)
 	_ = ns[0].Invalidator().Invalidate(ctx, "b", json.RawMessage(`{"v":1}`))
-	eventually(t, 2*time.Second, func() bool { return len(r.all()) == 1 }, "delivery after a panic")
-	if got := r.all()[0]; got.Key != "b" || string(got.Metadata) != `{"v":1}` {
+	coordtest.Eventually(t, 2*time.Second, func() bool { return len(r.All()) == 1 }, "delivery after a panic")
+	if got := r.All()[0]; got.Key != "b" || string(got.Metadata) != `{"v":1}` {
 		t.Errorf("got %+v", got)
 	}
 	if p := ns[1].Invalidator().Stats().Panics; p != 1 {

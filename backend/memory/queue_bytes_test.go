@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/internal/coordtest"
 )
 
 // TestBlockedSubscriberBoundedByBytes: invalidations and events of 900
@@ -73,11 +74,11 @@ func TestBlockedSubscriberBoundedByBytes(t *testing.T) {
 		t.Errorf("nothing dropped past the budget: invalidations %+v, events %+v", is, es)
 	}
 	open()
-	eventually(t, 5*time.Second, func() bool { return purges.Load() >= 1 }, "a PurgeAll after the dropped invalidations")
+	coordtest.Eventually(t, 5*time.Second, func() bool { return purges.Load() >= 1 }, "a PurgeAll after the dropped invalidations")
 	if r, _ := last.Load().(string); r != coord.ReasonOverflow {
 		t.Errorf("last PurgeAll reason %q, want %q", r, coord.ReasonOverflow)
 	}
-	eventually(t, 5*time.Second, func() bool { return sub.budget.Used() == 0 }, "the budget returned once drained")
+	coordtest.Eventually(t, 5*time.Second, func() bool { return sub.budget.Used() == 0 }, "the budget returned once drained")
 	_ = sub.Close(context.Background())
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/internal/coordtest"
 	"github.com/cgn-bot/coord/internal/secret"
 )
 
@@ -155,7 +156,7 @@ func TestSessionExpiryEverywhere(t *testing.T) {
 	if tc.ExpiresAt.After(capped.Deadline) {
 		t.Errorf("Touch set ExpiresAt %v past the deadline %v", tc.ExpiresAt, capped.Deadline)
 	}
-	eventually(t, 2*time.Second, func() bool { return time.Now().After(tc.ExpiresAt.Add(time.Millisecond)) }, "both expired")
+	coordtest.Eventually(t, 2*time.Second, func() bool { return time.Now().After(tc.ExpiresAt.Add(time.Millisecond)) }, "both expired")
 	for _, st := range []coord.SessionStore{a, b} {
 		if n, _ := st.Count(ctx); n != 1 {
 			t.Errorf("Count right after expiry = %d, want 1", n)

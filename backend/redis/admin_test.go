@@ -13,6 +13,7 @@ import (
 
 	"github.com/cgn-bot/coord"
 	coordredis "github.com/cgn-bot/coord/backend/redis"
+	"github.com/cgn-bot/coord/internal/coordtest"
 	"github.com/cgn-bot/coord/internal/redistest"
 )
 
@@ -25,19 +26,6 @@ func adminBackend(t *testing.T, client goredis.UniversalClient, prefix string) *
 	}
 	t.Cleanup(func() { _ = b.Close(context.Background()) })
 	return b
-}
-
-// adminWithin polls cond every few milliseconds and fails the test when it
-// is still false after d.
-func adminWithin(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func TestAdminLeases(t *testing.T) {
@@ -190,24 +178,6 @@ func TestAdminLeaseForeignValues(t *testing.T) {
 	}
 }
 
-// tailRec records the messages of a Tail.
-type tailRec struct {
-	mu   sync.Mutex
-	msgs []coordredis.TailMessage
-}
-
-func (r *tailRec) add(m coordredis.TailMessage) {
-	r.mu.Lock()
-	r.msgs = append(r.msgs, m)
-	r.mu.Unlock()
-}
-
-func (r *tailRec) all() []coordredis.TailMessage {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]coordredis.TailMessage(nil), r.msgs...)
-}
-
 func TestAdminTail(t *testing.T) {
 	srv := redistest.Start(t)
 	client := srv.Client(t)
@@ -216,7 +186,7 @@ func TestAdminTail(t *testing.T) {
 	b := adminBackend(t, client, "tl:")
 	pub := adminBackend(t, client, "tl:")
 
-	var rec tailRec
+	var rec coordtest.Recorder[coordredis.TailMessage]
 	ready := make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
@@ -224,7 +194,7 @@ func TestAdminTail(t *testing.T) {
 			Invalidations: true, Events: true,
 			Ready:        func() { close(ready) },
 			PingInterval: 200 * time.Millisecond,
-		}, rec.add)
+		}, rec.Add)
 	}()
 	select {
 	case <-ready:
@@ -247,8 +217,8 @@ func TestAdminTail(t *testing.T) {
 	if err := b.Events().Publish(ctx, "own", nil); err != nil {
 		t.Fatal(err)
 	}
-	adminWithin(t, 5*time.Second, "five messages tailed", func() bool { return len(rec.all()) >= 5 })
-	m := rec.all()
+	coordtest.Eventually(t, 5*time.Second, func() bool { return len(rec.All()) >= 5 }, "five messages tailed")
+	m := rec.All()
 	if inv := m[0].Invalidation; inv == nil || inv.Kind != coord.KeyInvalidation || inv.Key != "user:1" || string(inv.Metadata) != `{"reason":"x"}` || inv.InstanceID != pub.InstanceID() {
 		t.Errorf("message 0 = %+v, want the key invalidation", m[0])
 	}
@@ -266,27 +236,27 @@ func TestAdminTail(t *testing.T) {
 	}
 
 	// A lost connection is a gap, and the tail goes on.
-	n := len(rec.all())
-	adminWithin(t, 5*time.Second, "the tail's connection killed", func() bool { return srv.KillPubSubClients(t) > 0 })
-	adminWithin(t, 10*time.Second, "a gap after the connection was killed", func() bool {
-		for _, m := range rec.all()[n:] {
+	n := len(rec.All())
+	coordtest.Eventually(t, 5*time.Second, func() bool { return srv.KillPubSubClients(t) > 0 }, "the tail's connection killed")
+	coordtest.Eventually(t, 10*time.Second, func() bool {
+		for _, m := range rec.All()[n:] {
 			if m.Gap {
 				return true
 			}
 		}
 		return false
-	})
-	adminWithin(t, 10*time.Second, "an event after the gap", func() bool {
+	}, "a gap after the connection was killed")
+	coordtest.Eventually(t, 10*time.Second, func() bool {
 		if err := pub.Events().Publish(ctx, "after", nil); err != nil {
 			t.Fatal(err)
 		}
-		for _, m := range rec.all()[n:] {
+		for _, m := range rec.All()[n:] {
 			if m.Event != nil && m.Event.Topic == "after" {
 				return true
 			}
 		}
 		return false
-	})
+	}, "an event after the gap")
 
 	cancel()
 	select {
@@ -438,13 +408,13 @@ func TestAdminTailReplacesSilentConnection(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
-	var rec tailRec
+	var rec coordtest.Recorder[coordredis.TailMessage]
 	ready := make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
 		done <- b.Tail(ctx, coordredis.TailOptions{
 			Events: true, Ready: func() { close(ready) }, PingInterval: 100 * time.Millisecond,
-		}, rec.add)
+		}, rec.Add)
 	}()
 	select {
 	case <-ready:
@@ -454,19 +424,19 @@ func TestAdminTailReplacesSilentConnection(t *testing.T) {
 	// The connection goes silent without closing: a ping unanswered
 	// after 100ms must make Tail drop it for a new one, and say so.
 	proxy.stall()
-	adminWithin(t, 10*time.Second, "a gap and an event after the connection went silent", func() bool {
+	coordtest.Eventually(t, 10*time.Second, func() bool {
 		if err := pub.Events().Publish(ctx, "after", nil); err != nil {
 			t.Fatal(err)
 		}
 		gap := false
-		for _, m := range rec.all() {
+		for _, m := range rec.All() {
 			gap = gap || m.Gap
 			if gap && m.Event != nil && m.Event.Topic == "after" {
 				return true
 			}
 		}
 		return false
-	})
+	}, "a gap and an event after the connection went silent")
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("Tail: %v", err)

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/cgn-bot/coord/internal/coordtest"
 )
 
 // pipelineCounter counts the pipelines of more than one EVALSHA or ECHO
@@ -136,7 +138,7 @@ func TestBatcherQueuedCallerLeaves(t *testing.T) {
 
 	inFlight := make(chan error, 1)
 	go func() { inFlight <- bt.run(context.Background(), echoScript, []string{"k"}, "a").Err() }()
-	waitFor(t, 2*time.Second, func() bool {
+	coordtest.Eventually(t, 2*time.Second, func() bool {
 		bt.mu.Lock()
 		defer bt.mu.Unlock()
 		return bt.leaders == 1
@@ -147,7 +149,7 @@ func TestBatcherQueuedCallerLeaves(t *testing.T) {
 	go func() { queued <- bt.run(ctx, echoScript, []string{"k"}, "b").Err() }()
 	behind := make(chan error, 1)
 	go func() { behind <- bt.run(context.Background(), echoScript, []string{"k"}, "c").Err() }()
-	waitFor(t, 2*time.Second, func() bool {
+	coordtest.Eventually(t, 2*time.Second, func() bool {
 		bt.mu.Lock()
 		defer bt.mu.Unlock()
 		return len(bt.queue) == 2

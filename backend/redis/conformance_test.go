@@ -1,10 +1,8 @@
 package redis_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,6 +14,7 @@ import (
 	"github.com/cgn-bot/coord"
 	coordredis "github.com/cgn-bot/coord/backend/redis"
 	"github.com/cgn-bot/coord/conformance"
+	"github.com/cgn-bot/coord/internal/coordtest"
 	"github.com/cgn-bot/coord/internal/redistest"
 )
 
@@ -158,24 +157,7 @@ func (h *realHarness) CutSubscription(t *testing.T, instance coord.Backend) {
 	h.mu.Unlock()
 	killed := 0
 	for _, srv := range h.nodes {
-		list, _ := srv.Do(t, "CLIENT", "LIST", "TYPE", "pubsub").(string)
-		sc := bufio.NewScanner(strings.NewReader(list))
-		for sc.Scan() {
-			var id, cname string
-			for _, f := range strings.Fields(sc.Text()) {
-				k, v, _ := strings.Cut(f, "=")
-				switch k {
-				case "id":
-					id = v
-				case "name":
-					cname = v
-				}
-			}
-			if cname == name && id != "" {
-				srv.Do(t, "CLIENT", "KILL", "ID", id)
-				killed++
-			}
-		}
+		killed += srv.KillPubSubClientsNamed(t, name)
 	}
 	if killed == 0 {
 		t.Fatalf("no subscriber connection named %s to cut", name)
@@ -257,8 +239,8 @@ func TestSentinelFailover(t *testing.T) {
 	h := newSentinelHarness(g)
 	a, b := h.NewInstance(t), h.NewInstance(t)
 	ctx := t.Context()
-	var got rec[coord.Invalidation]
-	if _, err := b.Invalidator().Subscribe(ctx, got.add); err != nil {
+	var got coordtest.Recorder[coord.Invalidation]
+	if _, err := b.Invalidator().Subscribe(ctx, got.Add); err != nil {
 		t.Fatal(err)
 	}
 	l, err := a.Locker().Acquire(ctx, "before", coord.WithTTL(time.Minute))
@@ -266,14 +248,14 @@ func TestSentinelFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	g.Failover(t)
-	eventually(t, 20*time.Second, func() bool {
+	coordtest.Eventually(t, 20*time.Second, func() bool {
 		l2, err := a.Locker().Acquire(ctx, "after", coord.WithTTL(time.Second), coord.WithRetry(0, 0))
 		if err != nil {
 			return false
 		}
 		return l2.Fence() > 0 && l2.Release(ctx) == nil
 	}, "leases on the new master")
-	eventually(t, 10*time.Second, func() bool {
+	coordtest.Eventually(t, 10*time.Second, func() bool {
 		s, err := a.Sessions().Create(ctx, "u", map[string]any{"a": 1})
 		if err != nil {
 			return false
@@ -281,9 +263,9 @@ func TestSentinelFailover(t *testing.T) {
 		_, err = b.Sessions().Get(ctx, s.ID)
 		return err == nil
 	}, "sessions on the new master")
-	eventually(t, 10*time.Second, func() bool {
+	coordtest.Eventually(t, 10*time.Second, func() bool {
 		_ = a.Invalidator().Invalidate(ctx, "after-failover", nil)
-		for _, i := range got.all() {
+		for _, i := range got.All() {
 			if i.Key == "after-failover" {
 				return true
 			}

@@ -13,6 +13,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/internal/coordtest"
 	"github.com/cgn-bot/coord/internal/redistest"
 )
 
@@ -39,17 +40,6 @@ func newTestBackend(t *testing.T, opts func() *goredis.Options, o *Options) (*Ba
 		_ = c.Close()
 	})
 	return b, c
-}
-
-func waitFor(t *testing.T, d time.Duration, cond func() bool, what string) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %s", d, what)
-		}
-		time.Sleep(time.Millisecond)
-	}
 }
 
 // queued returns how many Acquires of this instance wait for resource.
@@ -94,7 +84,7 @@ func TestLocalHandoff(t *testing.T) {
 				// The retry delay is far above the bound below: only the
 				// release can hand the lease over in time.
 				got := acquireAsync(ctx, lk, res, coord.WithTTL(5*time.Second), coord.WithRetry(3, 30*time.Second))
-				waitFor(t, 2*time.Second, func() bool { return lk.queued(res) == 1 }, "the waiter queues")
+				coordtest.Eventually(t, 2*time.Second, func() bool { return lk.queued(res) == 1 }, "the waiter queues")
 				start := time.Now()
 				if err := held.Release(ctx); err != nil {
 					t.Fatal(err)
@@ -163,9 +153,9 @@ func TestLocalHandoffToLeavingWaiter(t *testing.T) {
 			}
 			ctx1, cancel1 := context.WithCancel(ctx)
 			first := acquireAsync(ctx1, lk, res, coord.WithWait(30*time.Second))
-			waitFor(t, 2*time.Second, func() bool { return lk.queued(res) == 1 }, "the first waiter queues")
+			coordtest.Eventually(t, 2*time.Second, func() bool { return lk.queued(res) == 1 }, "the first waiter queues")
 			second := acquireAsync(ctx, lk, res, coord.WithWait(30*time.Second))
-			waitFor(t, 2*time.Second, func() bool { return lk.queued(res) == 2 }, "the second waiter queues")
+			coordtest.Eventually(t, 2*time.Second, func() bool { return lk.queued(res) == 2 }, "the second waiter queues")
 
 			// Cancel the first waiter around the release, sometimes before,
 			// sometimes during, sometimes after.
@@ -273,7 +263,7 @@ func TestLocalHandoffYields(t *testing.T) {
 			close(stop)
 			wg.Wait()
 		}()
-		waitFor(t, 5*time.Second, func() bool { return rounds.Load() > 200 }, "the local goroutines hand the lease around")
+		coordtest.Eventually(t, 5*time.Second, func() bool { return rounds.Load() > 200 }, "the local goroutines hand the lease around")
 
 		start := time.Now()
 		got := acquireAsync(ctx, other.Locker().(*Locker), "busy", coord.WithTTL(10*time.Second), coord.WithWait(30*time.Second))

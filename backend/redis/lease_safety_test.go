@@ -13,6 +13,7 @@ import (
 
 	"github.com/cgn-bot/coord"
 	coordredis "github.com/cgn-bot/coord/backend/redis"
+	"github.com/cgn-bot/coord/internal/coordtest"
 	"github.com/cgn-bot/coord/internal/redistest"
 )
 
@@ -22,7 +23,7 @@ func acquireFence(t *testing.T, b *coordredis.Backend, resource string) int64 {
 	t.Helper()
 	ctx := t.Context()
 	var l coord.Lock
-	eventually(t, 10*time.Second, func() bool {
+	coordtest.Eventually(t, 10*time.Second, func() bool {
 		var err error
 		l, err = b.Locker().Acquire(ctx, resource, coord.WithRetry(0, 0))
 		return err == nil
@@ -191,7 +192,7 @@ func TestReleaseWhenMemoryFull(t *testing.T) {
 	}()
 	// Both waiters listen on their wake channels.
 	raw := srv.Client(t)
-	eventually(t, 5*time.Second, func() bool {
+	coordtest.Eventually(t, 5*time.Second, func() bool {
 		n, err := raw.PubSubNumSub(ctx, "cgn:lock:{remote}:wake", "cgn:lock:{local}:wake").Result()
 		return err == nil && n["cgn:lock:{remote}:wake"] == 1 && n["cgn:lock:{local}:wake"] == 1
 	}, "the waiters subscribed")
@@ -307,7 +308,7 @@ func TestFailedReleaseGivesUp(t *testing.T) {
 		if heldToken(b, l.Token()) {
 			t.Error("Held lists the lease after WithLock returned")
 		}
-		if !isClosedNow(l.Done()) {
+		if !coordtest.IsClosed(l.Done()) {
 			t.Error("Done not closed after WithLock returned")
 		}
 		srv.Resume(t)
@@ -336,7 +337,7 @@ func TestFailedReleaseGivesUp(t *testing.T) {
 		if err := l.Release(ended); err == nil {
 			t.Log("Release with an ended ctx succeeded")
 		}
-		if heldToken(b, l.Token()) || !isClosedNow(l.Done()) {
+		if heldToken(b, l.Token()) || !coordtest.IsClosed(l.Done()) {
 			t.Error("the lease is still held after Release returned")
 		}
 		// Only the background release can free it: this one never left.
@@ -351,13 +352,4 @@ func TestFailedReleaseGivesUp(t *testing.T) {
 			t.Errorf("a second Release of a lease given up = %v, want nil", err)
 		}
 	})
-}
-
-func isClosedNow(ch <-chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
-	}
 }

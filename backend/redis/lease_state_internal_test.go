@@ -10,6 +10,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/internal/coordtest"
 	"github.com/cgn-bot/coord/internal/redistest"
 )
 
@@ -45,7 +46,7 @@ func TestNoLockerStateLeftPerName(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := acquireAsync(ctx, waiterOn, res, coord.WithTTL(time.Minute), coord.WithAutoRenew(), coord.WithWait(time.Second))
-			waitFor(t, 5*time.Second, func() bool { return waiterOn.queued(res) == 1 }, "the waiter queues")
+			coordtest.Eventually(t, 5*time.Second, func() bool { return waiterOn.queued(res) == 1 }, "the waiter queues")
 			if err := held.Release(ctx); err != nil {
 				t.Fatal(err)
 			}
@@ -58,14 +59,14 @@ func TestNoLockerStateLeftPerName(t *testing.T) {
 			}
 		}
 		for name, lk := range map[string]*Locker{"holder": a.locker, "waiter": b.locker} {
-			waitFor(t, 2*time.Second, func() bool {
+			coordtest.Eventually(t, 2*time.Second, func() bool {
 				for _, n := range lk.bookSizes() {
 					if n != 0 {
 						return false
 					}
 				}
 				return true
-			}, fmt.Sprintf("the %s instance's books empty after %d names (%v)", name, names, lk.bookSizes()))
+			}, "the %s instance's books empty after %d names (%v)", name, names, lk.bookSizes())
 		}
 	})
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/cgn-bot/coord"
 	coordredis "github.com/cgn-bot/coord/backend/redis"
+	"github.com/cgn-bot/coord/internal/coordtest"
 	"github.com/cgn-bot/coord/internal/redistest"
 )
 
@@ -91,7 +92,7 @@ func TestBlockedSubscriberBoundedByBytes(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		eventually(t, 10*time.Second, func() bool {
+		coordtest.Eventually(t, 10*time.Second, func() bool {
 			is, es := sub.Invalidator().Stats(), sub.Events().Stats()
 			return is.Received+is.Dropped >= uint64(min(i+1, nInv)) && es.Received+es.Dropped >= uint64(min(i+1, nEv))
 		}, "the message received or dropped")
@@ -106,7 +107,7 @@ func TestBlockedSubscriberBoundedByBytes(t *testing.T) {
 		t.Errorf("nothing dropped past the budget: invalidations %+v, events %+v", is, es)
 	}
 	open()
-	eventually(t, 5*time.Second, func() bool { return purges.Load() >= 1 }, "a PurgeAll after the dropped invalidations")
+	coordtest.Eventually(t, 5*time.Second, func() bool { return purges.Load() >= 1 }, "a PurgeAll after the dropped invalidations")
 	if r, _ := last.Load().(string); r != coord.ReasonOverflow {
 		t.Errorf("last PurgeAll reason %q, want %q", r, coord.ReasonOverflow)
 	}

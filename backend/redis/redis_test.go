@@ -15,6 +15,7 @@ import (
 
 	"github.com/cgn-bot/coord"
 	coordredis "github.com/cgn-bot/coord/backend/redis"
+	"github.com/cgn-bot/coord/internal/coordtest"
 	"github.com/cgn-bot/coord/internal/redistest"
 	"github.com/cgn-bot/coord/internal/secret"
 )
@@ -64,29 +65,6 @@ func backendOn(t *testing.T, s server, opts *coordredis.Options) *coordredis.Bac
 		_ = c.Close()
 	})
 	return b
-}
-
-func eventually(t *testing.T, d time.Duration, cond func() bool, what string) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %s", d, what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
-type rec[T any] struct {
-	mu    sync.Mutex
-	items []T
-}
-
-func (r *rec[T]) add(v T) { r.mu.Lock(); r.items = append(r.items, v); r.mu.Unlock() }
-func (r *rec[T]) all() []T {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]T(nil), r.items...)
 }
 
 // TestWireToNode: what the backend publishes is the Node design's JSON,
@@ -155,12 +133,12 @@ func TestWireFromNode(t *testing.T) {
 	forEachServer(t, func(t *testing.T, s server) {
 		ctx := t.Context()
 		b := backendOn(t, s, &coordredis.Options{InstanceID: "go-1"})
-		var invs rec[coord.Invalidation]
-		var evs rec[coord.Event]
-		if _, err := b.Invalidator().Subscribe(ctx, invs.add); err != nil {
+		var invs coordtest.Recorder[coord.Invalidation]
+		var evs coordtest.Recorder[coord.Event]
+		if _, err := b.Invalidator().Subscribe(ctx, invs.Add); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := b.Events().Subscribe(ctx, "cache.warm", evs.add); err != nil {
+		if _, err := b.Events().Subscribe(ctx, "cache.warm", evs.Add); err != nil {
 			t.Fatal(err)
 		}
 		pub := rawClient(t, s)
@@ -176,8 +154,8 @@ func TestWireFromNode(t *testing.T) {
 		send("cgn:shard:event", `{"instanceId":"bot-12345-1234567890-abc","event":"cache.warm","payload":{"shard":2},"timestamp":1703174400002}`)
 		send("cgn:shard:event", `{"instanceId":"bot-12345-1234567890-abc","event":"other","payload":1,"timestamp":1703174400002}`)
 		send("cgn:cache:invalidate", `{"instanceId":"bot-12345-1234567890-abc","cacheKey":"last","timestamp":1703174400003}`)
-		eventually(t, 3*time.Second, func() bool { return len(invs.all()) == 3 && len(evs.all()) == 1 }, "deliveries")
-		got := invs.all()
+		coordtest.Eventually(t, 3*time.Second, func() bool { return len(invs.All()) == 3 && len(evs.All()) == 1 }, "deliveries")
+		got := invs.All()
 		if got[0].Kind != coord.KeyInvalidation || got[0].Key != "user:123:profile" || got[0].InstanceID != "bot-12345-1234567890-abc" ||
 			string(got[0].Metadata) != `{"reason":"update"}` || !got[0].Timestamp.Equal(time.UnixMilli(1703174400000)) {
 			t.Errorf("key invalidation = %+v", got[0])
@@ -188,14 +166,14 @@ func TestWireFromNode(t *testing.T) {
 		if got[2].Key != "last" {
 			t.Errorf("third invalidation = %+v (own message delivered?)", got[2])
 		}
-		e := evs.all()[0]
+		e := evs.All()[0]
 		if e.Topic != "cache.warm" || string(e.Payload) != `{"shard":2}` || !e.Timestamp.Equal(time.UnixMilli(1703174400002)) {
 			t.Errorf("event = %+v", e)
 		}
 		send("cgn:shard:event", `{"event":"cache.warm","payload":1}`)
 		send("cgn:cache:invalidate", `{"instanceId":"x","cacheKey":"a\u0000b","timestamp":1}`)
 		send("cgn:cache:invalidate", `{"instanceId":"x","cacheKey":"k","timestamp":"soon"}`)
-		eventually(t, 3*time.Second, func() bool {
+		coordtest.Eventually(t, 3*time.Second, func() bool {
 			return b.Events().Stats().Malformed == 1 && b.Invalidator().Stats().Malformed == 2
 		}, "malformed messages counted")
 	})
@@ -645,19 +623,19 @@ func TestStateChanges(t *testing.T) {
 	if h := b.Health(ctx); h.Status != coord.Healthy || b.State() != coord.Connected {
 		t.Fatalf("Health = %+v", h)
 	}
-	var purges rec[coord.Invalidation]
-	if _, err := b.Invalidator().Subscribe(ctx, purges.add); err != nil {
+	var purges coordtest.Recorder[coord.Invalidation]
+	if _, err := b.Invalidator().Subscribe(ctx, purges.Add); err != nil {
 		t.Fatal(err)
 	}
 	srv.Kill(t)
 	if h := b.Health(ctx); h.Status != coord.Unhealthy || b.State() != coord.Reconnecting {
 		t.Errorf("Health with the server down = %+v, state %v", h, b.State())
 	}
-	eventually(t, 5*time.Second, func() bool { return b.SubscriberState() == coord.Reconnecting }, "subscriber reconnecting")
+	coordtest.Eventually(t, 5*time.Second, func() bool { return b.SubscriberState() == coord.Reconnecting }, "subscriber reconnecting")
 	srv.Restart(t)
-	eventually(t, 10*time.Second, func() bool { return b.Health(ctx).Status == coord.Healthy }, "healthy again")
-	eventually(t, 5*time.Second, func() bool { return len(purges.all()) > 0 }, "a purge after the restart")
-	if p := purges.all()[0]; p.Kind != coord.PurgeAll || p.Reason != "reconnect" {
+	coordtest.Eventually(t, 10*time.Second, func() bool { return b.Health(ctx).Status == coord.Healthy }, "healthy again")
+	coordtest.Eventually(t, 5*time.Second, func() bool { return len(purges.All()) > 0 }, "a purge after the restart")
+	if p := purges.All()[0]; p.Kind != coord.PurgeAll || p.Reason != "reconnect" {
 		t.Errorf("after a restart got %+v", p)
 	}
 	mu.Lock()
@@ -690,22 +668,22 @@ func TestPausedServerSubscriber(t *testing.T) {
 	}
 	defer b.Close(context.Background())
 	ctx := t.Context()
-	var got rec[coord.Invalidation]
-	if _, err := b.Invalidator().Subscribe(ctx, got.add); err != nil {
+	var got coordtest.Recorder[coord.Invalidation]
+	if _, err := b.Invalidator().Subscribe(ctx, got.Add); err != nil {
 		t.Fatal(err)
 	}
 	srv.Pause(t)
-	eventually(t, 5*time.Second, func() bool { return b.SubscriberState() == coord.Reconnecting }, "a silent subscriber is noticed")
+	coordtest.Eventually(t, 5*time.Second, func() bool { return b.SubscriberState() == coord.Reconnecting }, "a silent subscriber is noticed")
 	srv.Resume(t)
-	eventually(t, 10*time.Second, func() bool {
-		for _, i := range got.all() {
+	coordtest.Eventually(t, 10*time.Second, func() bool {
+		for _, i := range got.All() {
 			if i.Kind == coord.PurgeAll {
 				return true
 			}
 		}
 		return false
 	}, "a purge after the pause")
-	eventually(t, 5*time.Second, func() bool { return b.SubscriberState() == coord.Connected }, "subscriber connected")
+	coordtest.Eventually(t, 5*time.Second, func() bool { return b.SubscriberState() == coord.Connected }, "subscriber connected")
 }
 
 // TestLeaseLostWhileServerPaused: when renewals cannot reach the server,
@@ -751,7 +729,7 @@ func TestLeaseLostWhileServerPaused(t *testing.T) {
 	srv.Resume(t)
 	resumed = true
 	// The lease expired in Redis and is not renewed again.
-	eventually(t, 5*time.Second, func() bool {
+	coordtest.Eventually(t, 5*time.Second, func() bool {
 		locked, err := b.Locker().Locked(ctx, "paused")
 		return err == nil && !locked
 	}, "the lost lease expires and stays expired")
@@ -783,7 +761,7 @@ func TestHandoffToWaiter(t *testing.T) {
 				l2, err := b.Locker().Acquire(ctx, res, coord.WithTTL(10*time.Second), coord.WithRetry(5, 5*time.Second))
 				got <- result{l2, err}
 			}()
-			eventually(t, 2*time.Second, func() bool {
+			coordtest.Eventually(t, 2*time.Second, func() bool {
 				// The waiter has tried once and subscribed when a raw
 				// PUBLISH on its wake channel reaches a subscriber.
 				n, _ := raw.Publish(ctx, "ho:lock:{"+res+"}:wake", "probe").Result()
@@ -882,7 +860,7 @@ func TestOrphanLeaseReleased(t *testing.T) {
 	if !errors.Is(err, coord.ErrUnavailable) {
 		t.Fatalf("Acquire on a stalled server = %v, want ErrUnavailable", err)
 	}
-	eventually(t, 5*time.Second, func() bool {
+	coordtest.Eventually(t, 5*time.Second, func() bool {
 		locked, err := b.Locker().Locked(ctx, "orphan")
 		return err == nil && !locked
 	}, "the lease of the lost reply is released (TTL 30s)")

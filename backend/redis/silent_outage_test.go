@@ -10,6 +10,7 @@ import (
 
 	"github.com/cgn-bot/coord"
 	coordredis "github.com/cgn-bot/coord/backend/redis"
+	"github.com/cgn-bot/coord/internal/coordtest"
 	"github.com/cgn-bot/coord/internal/redistest"
 )
 
@@ -72,15 +73,15 @@ func TestSilentSubscriberOutageDetected(t *testing.T) {
 	if err := pub.Invalidator().Invalidate(ctx, "before", nil); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 3*time.Second, func() bool { return has(func(i coord.Invalidation) bool { return i.Key == "before" }) }, "delivery before the cut")
+	coordtest.Eventually(t, 3*time.Second, func() bool { return has(func(i coord.Invalidation) bool { return i.Key == "before" }) }, "delivery before the cut")
 
 	proxy.Stall()
 	cut := time.Now()
-	eventually(t, 10*time.Second, func() bool { return b.SubscriberState() != coord.Connected }, "the subscriber reported down")
+	coordtest.Eventually(t, 10*time.Second, func() bool { return b.SubscriberState() != coord.Connected }, "the subscriber reported down")
 	if d := time.Since(cut); d > detectBound {
 		t.Errorf("the silent outage was noticed %v after the cut, want within %v", d, detectBound)
 	}
-	eventually(t, 5*time.Second, func() bool { return has(func(i coord.Invalidation) bool { return i.Kind == coord.GapStart }) }, "a GapStart")
+	coordtest.Eventually(t, 5*time.Second, func() bool { return has(func(i coord.Invalidation) bool { return i.Kind == coord.GapStart }) }, "a GapStart")
 	mu.Lock()
 	d := gapAt.Sub(cut)
 	mu.Unlock()
@@ -92,7 +93,7 @@ func TestSilentSubscriberOutageDetected(t *testing.T) {
 		t.Fatal(err)
 	}
 	proxy.Heal()
-	eventually(t, 10*time.Second, func() bool {
+	coordtest.Eventually(t, 10*time.Second, func() bool {
 		return has(func(i coord.Invalidation) bool { return i.Kind == coord.PurgeAll && i.Reason == coord.ReasonReconnect })
 	}, "the PurgeAll reconnect after the heal")
 	deadline := time.Now().Add(5 * time.Second)

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cgn-bot/coord/internal/coordtest"
 	"github.com/cgn-bot/coord/internal/redistest"
 )
 
@@ -61,7 +62,7 @@ func TestSubscriberForgetsReleasedChannels(t *testing.T) {
 		for _, n := range names {
 			s.release(n)
 		}
-		waitFor(t, 5*time.Second, func() bool { return s.entries() == 0 }, "every UNSUBSCRIBE confirmed and the channels forgotten")
+		coordtest.Eventually(t, 5*time.Second, func() bool { return s.entries() == 0 }, "every UNSUBSCRIBE confirmed and the channels forgotten")
 	}
 	round(-1) // the maps reach their working size
 	base := liveHeap()

@@ -15,6 +15,7 @@ import (
 
 	"github.com/cgn-bot/coord"
 	coordredis "github.com/cgn-bot/coord/backend/redis"
+	"github.com/cgn-bot/coord/internal/coordtest"
 	"github.com/cgn-bot/coord/internal/redistest"
 )
 
@@ -213,7 +214,7 @@ func TestLockRun(t *testing.T) {
 		go func() {
 			done <- e.run("lock", "run", "busy", "--", "sh", "-c", `touch "$0"; while [ -e "$0" ]; do sleep 0.01; done`, mark)
 		}()
-		within(t, 10*time.Second, "the command started", func() bool { _, err := os.Stat(mark); return err == nil })
+		coordtest.Eventually(t, 10*time.Second, func() bool { _, err := os.Stat(mark); return err == nil }, "the command started")
 		if !locked("busy") {
 			t.Fatal("the lease is not held while the command runs")
 		}
@@ -264,7 +265,7 @@ func TestLockRun(t *testing.T) {
 		go func() {
 			done <- e.run("lock", "run", "--ttl", "300ms", "--kill-after", "5s", "lost", "--", "sleep", "60")
 		}()
-		within(t, 10*time.Second, "the lease taken", func() bool { return locked("lost") })
+		coordtest.Eventually(t, 10*time.Second, func() bool { return locked("lost") }, "the lease taken")
 		if ok, err := e.b.Locker().ForceRelease(ctx, "lost"); err != nil || !ok {
 			t.Fatalf("ForceRelease = %v, %v", ok, err)
 		}
@@ -286,7 +287,7 @@ func TestLockRun(t *testing.T) {
 		go func() {
 			done <- e.runCLI(ictx, nil, nil, e.args("lock", "run", "intr", "--", "sleep", "60"))
 		}()
-		within(t, 10*time.Second, "the lease taken", func() bool { return locked("intr") })
+		coordtest.Eventually(t, 10*time.Second, func() bool { return locked("intr") }, "the lease taken")
 		cancel()
 		select {
 		case r := <-done:
@@ -309,7 +310,7 @@ func TestLockRun(t *testing.T) {
 			done <- e.runCLI(ictx, nil, nil, e.args("lock", "run", "--kill-after", "200ms", "stubborn", "--",
 				"sh", "-c", `trap "" TERM; touch "$0"; sleep 5`, dir+"/started"))
 		}()
-		within(t, 10*time.Second, "the command started", func() bool { _, err := os.Stat(dir + "/started"); return err == nil })
+		coordtest.Eventually(t, 10*time.Second, func() bool { _, err := os.Stat(dir + "/started"); return err == nil }, "the command started")
 		cancel()
 		select {
 		case r := <-done:
@@ -447,12 +448,12 @@ func TestTail(t *testing.T) {
 	e := newEnv(t, redistest.Start(t))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out, errb syncBuffer
+	var out, errb coordtest.SyncBuffer
 	done := make(chan int, 1)
 	go func() {
 		done <- e.cli(nil, &out, &errb).main(ctx, e.args("tail", "-o", "json"))
 	}()
-	within(t, 10*time.Second, "tail subscribed", func() bool { return strings.Contains(errb.String(), "tailing invalidations and events") })
+	coordtest.Eventually(t, 10*time.Second, func() bool { return strings.Contains(errb.String(), "tailing invalidations and events") }, "tail subscribed")
 
 	if err := e.b.Invalidator().Invalidate(ctx, "user:1", map[string]string{"reason": "update"}); err != nil {
 		t.Fatal(err)
@@ -466,7 +467,7 @@ func TestTail(t *testing.T) {
 	if err := e.client.Publish(ctx, e.prefix+"shard:event", "not json").Err(); err != nil {
 		t.Fatal(err)
 	}
-	within(t, 10*time.Second, "four lines tailed", func() bool { return strings.Count(out.String(), "\n") >= 4 })
+	coordtest.Eventually(t, 10*time.Second, func() bool { return strings.Count(out.String(), "\n") >= 4 }, "four lines tailed")
 	cancel()
 	select {
 	case code := <-done:
@@ -506,12 +507,12 @@ func TestTailEventsTopic(t *testing.T) {
 	e := newEnv(t, redistest.Start(t))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out, errb syncBuffer
+	var out, errb coordtest.SyncBuffer
 	done := make(chan int, 1)
 	go func() {
 		done <- e.cli(nil, &out, &errb).main(ctx, e.args("tail", "events", "--topic", "wanted"))
 	}()
-	within(t, 10*time.Second, "tail subscribed", func() bool { return strings.Contains(errb.String(), "tailing events on") })
+	coordtest.Eventually(t, 10*time.Second, func() bool { return strings.Contains(errb.String(), "tailing events on") }, "tail subscribed")
 	// From one publisher, in order: the unwanted ones first.
 	if err := e.b.Invalidator().Invalidate(ctx, "k", nil); err != nil {
 		t.Fatal(err)
@@ -522,7 +523,7 @@ func TestTailEventsTopic(t *testing.T) {
 	if err := e.b.Events().Publish(ctx, "wanted", 2); err != nil {
 		t.Fatal(err)
 	}
-	within(t, 10*time.Second, "the wanted event tailed", func() bool { return strings.Contains(out.String(), "wanted") })
+	coordtest.Eventually(t, 10*time.Second, func() bool { return strings.Contains(out.String(), "wanted") }, "the wanted event tailed")
 	cancel()
 	if code := <-done; code != exitOK {
 		t.Fatalf("tail ended with %d", code)
@@ -588,7 +589,7 @@ func TestUsage(t *testing.T) {
 	}
 	// run, the entry main uses: the environment is the process's, stdin
 	// a reader that is no terminal.
-	var out, errb syncBuffer
+	var out, errb coordtest.SyncBuffer
 	if code := run(context.Background(), e.args("-o", "json", "session", "count"), strings.NewReader(""), &out, &errb); code != exitOK || strings.TrimSpace(out.String()) != `{"sessions":0}` {
 		t.Fatalf("run: exit %d, stdout %q, stderr %q", code, out.String(), errb.String())
 	}
@@ -707,16 +708,16 @@ func TestCluster(t *testing.T) {
 	// tail on a Cluster hears what is published through another node.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out, errb syncBuffer
+	var out, errb coordtest.SyncBuffer
 	done := make(chan int, 1)
 	go func() { done <- e.cli(nil, &out, &errb).main(ctx, e.args("tail", "invalidations")) }()
-	within(t, 10*time.Second, "tail subscribed", func() bool { return strings.Contains(errb.String(), "tailing") })
-	within(t, 10*time.Second, "an invalidation tailed on a Cluster", func() bool {
+	coordtest.Eventually(t, 10*time.Second, func() bool { return strings.Contains(errb.String(), "tailing") }, "tail subscribed")
+	coordtest.Eventually(t, 10*time.Second, func() bool {
 		if err := b.Invalidator().Invalidate(ctx, "k1", nil); err != nil {
 			t.Fatal(err)
 		}
 		return strings.Contains(out.String(), "\tinvalidation\tk1\t")
-	})
+	}, "an invalidation tailed on a Cluster")
 	cancel()
 	if code := <-done; code != exitOK {
 		t.Fatalf("tail on a Cluster ended with %d:\n%s", code, errb.String())

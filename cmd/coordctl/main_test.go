@@ -1,43 +1,23 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
 	coordredis "github.com/cgn-bot/coord/backend/redis"
+	"github.com/cgn-bot/coord/internal/coordtest"
 	"github.com/cgn-bot/coord/internal/redistest"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m, redistest.GoleakOptions()...)
-}
-
-// syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // result is the outcome of one run of coordctl.
@@ -98,7 +78,7 @@ func (e *env) run(args ...string) result {
 // returns its outcome.
 func (e *env) runCLI(ctx context.Context, c *cli, stdin io.Reader, args []string) result {
 	e.t.Helper()
-	var out, errb syncBuffer
+	var out, errb coordtest.SyncBuffer
 	if c == nil {
 		c = e.cli(stdin, &out, &errb)
 	} else {
@@ -106,17 +86,4 @@ func (e *env) runCLI(ctx context.Context, c *cli, stdin io.Reader, args []string
 	}
 	code := c.main(ctx, args)
 	return result{code: code, stdout: out.String(), stderr: errb.String()}
-}
-
-// within polls cond every few milliseconds and fails the test when it is
-// still false after d.
-func within(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }

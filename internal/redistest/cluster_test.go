@@ -6,6 +6,8 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/cgn-bot/coord/internal/coordtest"
 )
 
 func TestCluster(t *testing.T) {
@@ -64,9 +66,9 @@ func TestCluster(t *testing.T) {
 	}
 	c.Kill(t, idx)
 	c.Restart(t, idx)
-	eventually(t, 5*time.Second, "SET after node restart", func() bool {
+	coordtest.Eventually(t, 5*time.Second, func() bool {
 		return cc.Set(ctx, "key-0", "again", 0).Err() == nil
-	})
+	}, "SET after node restart")
 }
 
 func TestClusterACLUser(t *testing.T) {

@@ -1,6 +1,7 @@
 package redistest
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -607,4 +608,31 @@ func (s *Server) KillPubSubClients(tb testing.TB) int {
 		tb.Fatalf("redistest: CLIENT KILL TYPE pubsub on %s: unexpected reply", s.Addr())
 	}
 	return int(n)
+}
+
+// KillPubSubClientsNamed closes the pubsub connections whose client name
+// is name (CLIENT LIST TYPE pubsub, then CLIENT KILL ID of each), leaving
+// every other client alone, and returns how many it closed.
+func (s *Server) KillPubSubClientsNamed(tb testing.TB, name string) int {
+	tb.Helper()
+	list, _ := s.Do(tb, "CLIENT", "LIST", "TYPE", "pubsub").(string)
+	killed := 0
+	sc := bufio.NewScanner(strings.NewReader(list))
+	for sc.Scan() {
+		var id, cname string
+		for _, f := range strings.Fields(sc.Text()) {
+			k, v, _ := strings.Cut(f, "=")
+			switch k {
+			case "id":
+				id = v
+			case "name":
+				cname = v
+			}
+		}
+		if cname == name && id != "" {
+			s.Do(tb, "CLIENT", "KILL", "ID", id)
+			killed++
+		}
+	}
+	return killed
 }

@@ -9,22 +9,12 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
+
+	"github.com/cgn-bot/coord/internal/coordtest"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
-}
-
-// eventually polls cond every 10ms until it holds or within passes.
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, within)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func TestStartPing(t *testing.T) {
@@ -85,7 +75,7 @@ func TestKillRestart(t *testing.T) {
 		t.Fatalf("pid after restart = %d (was %d)", s.Pid(), pid)
 	}
 	// The client reconnects to the same address; the data set is empty.
-	eventually(t, 2*time.Second, "PING after restart", func() bool { return c.Ping(ctx).Err() == nil })
+	coordtest.Eventually(t, 2*time.Second, func() bool { return c.Ping(ctx).Err() == nil }, "PING after restart")
 	if err := c.Get(ctx, "k").Err(); !errors.Is(err, goredis.Nil) {
 		t.Fatalf("GET k after restart: %v, want redis.Nil", err)
 	}
@@ -154,6 +144,31 @@ func TestKillPubSubClients(t *testing.T) {
 	}
 	if n := s.KillPubSubClients(t); n != 0 {
 		t.Fatalf("second KillPubSubClients = %d, want 0", n)
+	}
+}
+
+func TestKillPubSubClientsNamed(t *testing.T) {
+	s := Start(t)
+	ctx := t.Context()
+	for _, name := range []string{"cut-me", "keep-me"} {
+		opts := s.Options()
+		opts.ClientName = name
+		c := goredis.NewClient(opts)
+		t.Cleanup(func() { _ = c.Close() })
+		sub := c.Subscribe(ctx, "ch")
+		t.Cleanup(func() { _ = sub.Close() })
+		if _, err := sub.Receive(ctx); err != nil { // the subscription confirmation
+			t.Fatal(err)
+		}
+	}
+	if n := s.KillPubSubClientsNamed(t, "cut-me"); n != 1 {
+		t.Fatalf("KillPubSubClientsNamed(cut-me) = %d, want 1", n)
+	}
+	if n := s.KillPubSubClientsNamed(t, "cut-me"); n != 0 {
+		t.Fatalf("second KillPubSubClientsNamed(cut-me) = %d, want 0", n)
+	}
+	if n := s.KillPubSubClients(t); n != 1 {
+		t.Fatalf("KillPubSubClients after the named one was cut = %d, want 1 (keep-me)", n)
 	}
 }
 

@@ -3,6 +3,8 @@ package redistest
 import (
 	"testing"
 	"time"
+
+	"github.com/cgn-bot/coord/internal/coordtest"
 )
 
 func TestSentinelFailover(t *testing.T) {
@@ -30,9 +32,9 @@ func TestSentinelFailover(t *testing.T) {
 		t.Fatalf("master still %s after failover", first.Addr())
 	}
 	// The client follows the switch; the replicated key survived.
-	eventually(t, 5*time.Second, "failover client writes to the new master", func() bool {
+	coordtest.Eventually(t, 5*time.Second, func() bool {
 		return c.Set(ctx, "k2", "after", 0).Err() == nil
-	})
+	}, "failover client writes to the new master")
 	if got, err := c.Get(ctx, "k").Result(); err != nil || got != "before" {
 		d := g.DataNodes()
 		t.Fatalf("GET k after failover = %q, %v (node 0 has %v, node 1 has %v; client at %s)",
@@ -47,9 +49,9 @@ func TestSentinelFailover(t *testing.T) {
 	if g.Master(t) != first {
 		t.Fatalf("master after the second failover is %s, want %s", g.Master(t).Addr(), first.Addr())
 	}
-	eventually(t, 5*time.Second, "failover client writes after the second failover", func() bool {
+	coordtest.Eventually(t, 5*time.Second, func() bool {
 		return c.Set(ctx, "k3", "back", 0).Err() == nil
-	})
+	}, "failover client writes after the second failover")
 
 }
 
@@ -66,9 +68,9 @@ func TestSentinelKillMaster(t *testing.T) {
 	if newMaster == old || g.Master(t) != newMaster {
 		t.Fatalf("new master %s, sentinel reports %s", newMaster.Addr(), g.Master(t).Addr())
 	}
-	eventually(t, 5*time.Second, "failover client writes after the automatic failover", func() bool {
+	coordtest.Eventually(t, 5*time.Second, func() bool {
 		return c.Set(ctx, "k", "v", 0).Err() == nil
-	})
+	}, "failover client writes after the automatic failover")
 	old.Restart(t)
 	g.WaitHealthy(t) // the old master rejoins as a replica
 	if got := old.Do(t, "GET", "k"); got != "v" {
@@ -87,7 +89,7 @@ func TestSentinelACLUser(t *testing.T) {
 		t.Fatalf("SET as ACL user: %v", err)
 	}
 	g.Failover(t)
-	eventually(t, 5*time.Second, "write after failover", func() bool {
+	coordtest.Eventually(t, 5*time.Second, func() bool {
 		return c.Set(ctx, "k", "v2", 0).Err() == nil
-	})
+	}, "write after failover")
 }

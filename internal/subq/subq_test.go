@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/cgn-bot/coord/internal/coordtest"
 )
 
 func TestMain(m *testing.M) {
@@ -93,18 +95,6 @@ func waitIn(t *testing.T, tq *testQueue) {
 	}
 }
 
-// waitFor polls cond until it holds, failing the test after d.
-func waitFor(t *testing.T, d time.Duration, cond func() bool, what string) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, d)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 // TestOverflowKeepsQueued: on overflow the new items are dropped and
 // counted, what was queued is still delivered, and one PurgeAll
 // "overflow" follows it; items pushed once there is room again come
@@ -128,11 +118,11 @@ func TestOverflowKeepsQueued(t *testing.T) {
 		t.Fatalf("dropped = %d, want 3", got)
 	}
 	tq.open()
-	waitFor(t, 2*time.Second, func() bool { return len(tq.delivered()) == limit+2 }, "queued items and the PurgeAll delivered")
+	coordtest.Eventually(t, 2*time.Second, func() bool { return len(tq.delivered()) == limit+2 }, "queued items and the PurgeAll delivered")
 	if !tq.Push(key(99)) {
 		t.Fatal("push refused after the queue drained")
 	}
-	waitFor(t, 2*time.Second, func() bool { return len(tq.delivered()) == limit+3 }, "the item after the PurgeAll delivered")
+	coordtest.Eventually(t, 2*time.Second, func() bool { return len(tq.delivered()) == limit+3 }, "the item after the PurgeAll delivered")
 	got := tq.delivered()
 	for i := 0; i <= limit; i++ {
 		if got[i].ctl != 0 || got[i].key != "k"+strconv.Itoa(i) {
@@ -170,7 +160,7 @@ func TestOverflowOnePurge(t *testing.T) {
 		t.Fatalf("dropped = %d, want %d", got, 50-limit)
 	}
 	tq.open()
-	waitFor(t, 2*time.Second, func() bool { return len(tq.delivered()) == limit+2 }, "queue drained")
+	coordtest.Eventually(t, 2*time.Second, func() bool { return len(tq.delivered()) == limit+2 }, "queue drained")
 	if got := tq.delivered(); got[limit+1].ctl != Purge || got[limit+1].reason != ReasonReconnect {
 		t.Fatalf("deliveries %+v, want the PurgeAll reconnect last", got)
 	}
@@ -215,12 +205,12 @@ func TestBudgetBoundsBytes(t *testing.T) {
 		t.Fatalf("dropped = %d, want the ~%d items past the budget", a.dropped.Load(), 400-queued)
 	}
 	a.open()
-	waitFor(t, 2*time.Second, func() bool {
+	coordtest.Eventually(t, 2*time.Second, func() bool {
 		got := a.delivered()
 		return len(got) > 0 && got[len(got)-1].ctl == Purge && got[len(got)-1].reason == "overflow"
 	}, "the PurgeAll overflow delivered last")
 	ev.Unsubscribe()
-	waitFor(t, 2*time.Second, func() bool { return budget.Used() == 0 }, "budget returned")
+	coordtest.Eventually(t, 2*time.Second, func() bool { return budget.Used() == 0 }, "budget returned")
 }
 
 // TestGapAhead: a Gap notice goes ahead of queued items but behind a
@@ -239,7 +229,7 @@ func TestGapAhead(t *testing.T) {
 	tq.Gap("disconnected") // a new gap: after the reconnect
 	tq.open()
 	want := []msg{key(0), {ctl: Gap, reason: "silent"}, key(1), key(2), {ctl: Purge, reason: ReasonReconnect}, {ctl: Gap, reason: "disconnected"}, key(3)}
-	waitFor(t, 2*time.Second, func() bool { return len(tq.delivered()) == len(want) }, "all delivered")
+	coordtest.Eventually(t, 2*time.Second, func() bool { return len(tq.delivered()) == len(want) }, "all delivered")
 	got := tq.delivered()
 	for i := range want {
 		if got[i].key != want[i].key || got[i].ctl != want[i].ctl || got[i].reason != want[i].reason {
@@ -251,7 +241,7 @@ func TestGapAhead(t *testing.T) {
 	plain.open()
 	plain.Gap("silent")
 	plain.Push(key(1))
-	waitFor(t, 2*time.Second, func() bool { return len(plain.delivered()) == 1 }, "delivered")
+	coordtest.Eventually(t, 2*time.Second, func() bool { return len(plain.delivered()) == 1 }, "delivered")
 	if got := plain.delivered(); got[0].ctl != 0 {
 		t.Fatalf("a queue without Gaps got %+v", got)
 	}
@@ -263,8 +253,8 @@ func TestUnsubscribeParked(t *testing.T) {
 	tq := newTestQueue(t, 8, nil, false)
 	tq.open()
 	tq.Push(key(1))
-	waitFor(t, 2*time.Second, func() bool { return len(tq.delivered()) == 1 }, "first item delivered")
-	waitFor(t, 2*time.Second, tq.Idle, "goroutine parked")
+	coordtest.Eventually(t, 2*time.Second, func() bool { return len(tq.delivered()) == 1 }, "first item delivered")
+	coordtest.Eventually(t, 2*time.Second, tq.Idle, "goroutine parked")
 	tq.Unsubscribe()
 	select {
 	case <-tq.Done():
@@ -319,10 +309,10 @@ func TestHandOff(t *testing.T) {
 			t.Fatalf("push %d refused", i)
 		}
 		if i%64 == 0 {
-			waitFor(t, 2*time.Second, func() bool { return len(tq.delivered()) == i+1 }, "caught up")
+			coordtest.Eventually(t, 2*time.Second, func() bool { return len(tq.delivered()) == i+1 }, "caught up")
 		}
 	}
-	waitFor(t, 5*time.Second, func() bool { return len(tq.delivered()) == n }, "all delivered")
+	coordtest.Eventually(t, 5*time.Second, func() bool { return len(tq.delivered()) == n }, "all delivered")
 	for i, v := range tq.delivered() {
 		if v.key != "k"+strconv.Itoa(i) {
 			t.Fatalf("delivery %d = %q", i, v.key)
@@ -377,7 +367,7 @@ func TestLimiter(t *testing.T) {
 	if fired.Load() != 1 {
 		t.Fatalf("fired %d within the interval, want 1", fired.Load())
 	}
-	waitFor(t, 2*time.Second, func() bool { return fired.Load() == 2 }, "trailing fire")
+	coordtest.Eventually(t, 2*time.Second, func() bool { return fired.Load() == 2 }, "trailing fire")
 	l.Hit() // within the interval of the trailing fire: pending
 	l.Stop()
 	time.Sleep(300 * time.Millisecond) // longer than the interval: a fire would have come

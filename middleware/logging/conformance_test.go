@@ -2,74 +2,16 @@ package logging_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"log/slog"
 	"regexp"
-	"sync"
 	"testing"
 
-	"github.com/cgn-bot/coord"
-	"github.com/cgn-bot/coord/backend/memory"
 	"github.com/cgn-bot/coord/conformance"
+	"github.com/cgn-bot/coord/internal/coordtest"
+	"github.com/cgn-bot/coord/internal/coordtest/memharness"
 	"github.com/cgn-bot/coord/middleware/logging"
 )
-
-// harness gives the suite memory nodes of one hub, each decorated by wrap.
-type harness struct {
-	hub  *memory.Hub
-	wrap func(coord.Backend) coord.Backend
-}
-
-var (
-	_ conformance.SubscriptionCutter = (*harness)(nil)
-	_ conformance.ForeignPublisher   = (*harness)(nil)
-)
-
-func (h *harness) NewInstance(t *testing.T) coord.Backend {
-	b := h.wrap(h.hub.NewNode(nil))
-	t.Cleanup(func() { _ = b.Close(context.WithoutCancel(t.Context())) })
-	return b
-}
-
-func (h *harness) Capabilities() conformance.Capabilities {
-	return conformance.Capabilities{CutSubscription: true, ForeignPublish: true}
-}
-
-// PublishRaw publishes raw bytes on one of the hub's wire channels, as
-// another program would.
-func (h *harness) PublishRaw(t *testing.T, channel string, payload []byte) {
-	if err := h.hub.PublishRaw(channel, payload); err != nil {
-		t.Fatalf("PublishRaw(%q): %v", channel, err)
-	}
-}
-
-// CutSubscription reaches the memory node through the decorator.
-func (h *harness) CutSubscription(t *testing.T, instance coord.Backend) {
-	var n *memory.Node
-	if !coord.As(instance, &n) {
-		t.Fatalf("coord.As found no *memory.Node in %T", instance)
-	}
-	n.CutSubscription()
-}
-
-// lockedBuffer is a bytes.Buffer safe for concurrent writers.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) Bytes() []byte {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return bytes.Clone(b.buf.Bytes())
-}
 
 // sessionToken matches a session token anywhere (see internal/secret).
 var sessionToken = regexp.MustCompile(`s1\.[A-Za-z0-9_-]{43}`)
@@ -83,11 +25,11 @@ var tag = regexp.MustCompile(`^[0-9a-f]{8}$`)
 // checked: no session token anywhere, and every token attribute a tag.
 func TestConformance(t *testing.T) {
 	conformance.Run(t, func(t *testing.T) conformance.Harness {
-		out := &lockedBuffer{}
+		out := &coordtest.SyncBuffer{}
 		logger := slog.New(slog.NewJSONHandler(out, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		l := logging.New(logger, nil)
 		t.Cleanup(func() { checkRecords(t, out.Bytes()) })
-		return &harness{hub: memory.NewHub(nil), wrap: l.Backend}
+		return memharness.New(l.Backend)
 	})
 }
 

@@ -8,22 +8,11 @@ import (
 
 	"github.com/cgn-bot/coord"
 	"github.com/cgn-bot/coord/backend/memory"
+	"github.com/cgn-bot/coord/internal/coordtest"
 	"github.com/cgn-bot/coord/middleware/metrics"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
-
-// eventually polls cond every 5ms until it holds or within passes.
-func eventually(t *testing.T, within time.Duration, cond func() bool, what string) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %s", within, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 // TestMemoryLeases follows the lock series over a real memory backend: a
 // lease taken, a failed try, a lease lost to a forced release while its
@@ -56,7 +45,7 @@ func TestMemoryLeases(t *testing.T) {
 	case <-time.After(2 * time.Second):
 		t.Fatal("the watchdog did not find the lease lost within 2s (renewal every 100ms)")
 	}
-	eventually(t, 2*time.Second, func() bool {
+	coordtest.Eventually(t, 2*time.Second, func() bool {
 		v, _ := value(t, reg, "skynetbot_distributed_locks_active")
 		return v == 0
 	}, "distributed_locks_active falls to 0 once the lease is lost")

@@ -2,7 +2,6 @@ package robustness
 
 import (
 	"bufio"
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -23,6 +22,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	coordredis "github.com/cgn-bot/coord/backend/redis"
+	"github.com/cgn-bot/coord/internal/coordtest"
 	"github.com/cgn-bot/coord/internal/redistest"
 )
 
@@ -367,27 +367,10 @@ type workerProc struct {
 	cmd     *exec.Cmd
 	stdin   io.WriteCloser
 	lines   chan string
-	stderr  *syncBuffer
+	stderr  *coordtest.SyncBuffer
 	history string
 	exited  chan struct{}
 	waitErr error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func startWorker(t *testing.T, bin, dir string, id int, cfg WorkerConfig) *workerProc {
@@ -398,7 +381,7 @@ func startWorker(t *testing.T, bin, dir string, id int, cfg WorkerConfig) *worke
 	if err := WriteConfig(path, cfg); err != nil {
 		t.Fatal(err)
 	}
-	w := &workerProc{id: id, lines: make(chan string, 16), stderr: &syncBuffer{}, history: cfg.History, exited: make(chan struct{})}
+	w := &workerProc{id: id, lines: make(chan string, 16), stderr: &coordtest.SyncBuffer{}, history: cfg.History, exited: make(chan struct{})}
 	w.cmd = exec.Command(bin, "-config", path)
 	w.cmd.Stderr = w.stderr
 	var err error
