@@ -19,6 +19,7 @@ import (
 	"github.com/cgn-bot/coord"
 	"github.com/cgn-bot/coord/backend/memory"
 	coordredis "github.com/cgn-bot/coord/backend/redis"
+	"github.com/cgn-bot/coord/driver"
 	"github.com/cgn-bot/coord/middleware/logging"
 	"github.com/cgn-bot/coord/middleware/metrics"
 )
@@ -282,7 +283,7 @@ func parseMemory(u *url.URL) (*target, error) {
 		switch k {
 		case "instance":
 			t.node.InstanceID = vs[len(vs)-1]
-			if err := coord.ValidateName("instance ID", t.node.InstanceID); err != nil {
+			if err := driver.ValidateName("instance ID", t.node.InstanceID); err != nil {
 				return nil, err
 			}
 		default:
@@ -434,11 +435,13 @@ func (o *Opened) Unwrap() coord.Backend { return o.Backend }
 // **memory.Hub or a **memory.Node.
 func (o *Opened) As(target any) bool { return coord.As(o.Backend, target) }
 
+var _ driver.StateReporter = (*Opened)(nil)
+
 // State returns the state of the backend's command connection, for the
 // metrics middleware and health checks: after a fallback to memory,
 // [coord.Disconnected], the state of the configured Redis.
 func (o *Opened) State() coord.ConnState {
-	if s, ok := o.base.(interface{ State() coord.ConnState }); ok {
+	if s, ok := o.base.(driver.StateReporter); ok {
 		return s.State()
 	}
 	return o.base.Health(context.Background()).Connection
@@ -453,10 +456,13 @@ type fellBack struct {
 	reason string
 }
 
-// As forwards to the memory backend. fellBack has no Unwrap on purpose:
-// the metrics middleware follows Unwrap to the innermost backend and
-// would read the memory node's state (connected) instead of State.
+var _ driver.StateReporter = (*fellBack)(nil)
+
+// As forwards to the memory backend.
 func (f *fellBack) As(target any) bool { return coord.As(f.Backend, target) }
+
+// Unwrap returns the memory backend.
+func (f *fellBack) Unwrap() coord.Backend { return f.Backend }
 
 // State reports the configured Redis as disconnected.
 func (f *fellBack) State() coord.ConnState { return coord.Disconnected }

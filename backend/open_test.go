@@ -239,6 +239,18 @@ func TestUnreachableRedisFallback(t *testing.T) {
 	if !coord.As(b, &node) {
 		t.Error("As(**memory.Node) fails through the fallback")
 	}
+	// Unwrap, like As, leads through the fallback to the memory backend.
+	var inner coord.Backend = b
+	for {
+		u, ok := inner.(interface{ Unwrap() coord.Backend })
+		if !ok {
+			break
+		}
+		inner = u.Unwrap()
+	}
+	if inner != coord.Backend(node) {
+		t.Errorf("Unwrap ends at %T, want the memory backend", inner)
+	}
 	if v, ok := gauge(t, reg, "coord_redis_connection_state"); !ok || v != 0 {
 		t.Errorf("coord_redis_connection_state = %v (found %v), want 0 (disconnected)", v, ok)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/maypok86/otter/v2/stats"
 
 	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/driver"
 )
 
 // Loader loads the value of key from the source of truth for
@@ -177,7 +178,7 @@ func (c *Cache[V]) Get(key string) (V, bool) {
 //
 // May return [coord.ErrInvalid] or [coord.ErrClosed].
 func (c *Cache[V]) Set(key string, v V) error {
-	if err := coord.ValidateName("cache key", key); err != nil {
+	if err := driver.ValidateName("cache key", key); err != nil {
 		return err
 	}
 	if err := c.check(); err != nil {
@@ -201,7 +202,7 @@ func (c *Cache[V]) Set(key string, v V) error {
 // May return [coord.ErrInvalid], [coord.ErrClosed] or the error of
 // [coord.Invalidator.Invalidate].
 func (c *Cache[V]) Delete(ctx context.Context, key string) error {
-	if err := coord.ValidateName("cache key", key); err != nil {
+	if err := driver.ValidateName("cache key", key); err != nil {
 		return err
 	}
 	if err := c.check(); err != nil {
@@ -228,7 +229,7 @@ func (c *Cache[V]) Delete(ctx context.Context, key string) error {
 // May return [coord.ErrInvalid], [coord.ErrClosed] or the error of
 // [coord.Invalidator.InvalidatePattern].
 func (c *Cache[V]) DeletePattern(ctx context.Context, glob string) error {
-	if err := coord.ValidateGlob(glob); err != nil {
+	if err := driver.ValidateGlob(glob); err != nil {
 		return err
 	}
 	if err := c.check(); err != nil {
@@ -262,7 +263,7 @@ func (c *Cache[V]) Purge() {
 // loader's error.
 func (c *Cache[V]) GetOrLoad(ctx context.Context, key string, loader Loader[V]) (V, error) {
 	var zero V
-	if err := coord.ValidateName("cache key", key); err != nil {
+	if err := driver.ValidateName("cache key", key); err != nil {
 		return zero, err
 	}
 	if loader == nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/driver"
 	"github.com/cgn-bot/coord/internal/subq"
 )
 
@@ -18,7 +19,7 @@ import (
 type HubOptions struct {
 	// MaxPayload is the limit, in bytes, on an encoded event payload, an
 	// invalidation's metadata and a session's encoded data.
-	// Default: [coord.DefaultMaxPayload].
+	// Default: [driver.DefaultMaxPayload].
 	MaxPayload int
 	// SessionIdleTTL is a session's idle TTL when Create is not given
 	// [coord.WithIdleTTL]. Default: [coord.DefaultSessionTTL].
@@ -58,7 +59,7 @@ type Hub struct {
 // NewHub returns an empty Hub. opts may be nil.
 func NewHub(opts *HubOptions) *Hub {
 	h := &Hub{
-		maxPayload: coord.DefaultMaxPayload,
+		maxPayload: driver.DefaultMaxPayload,
 		closedCh:   make(chan struct{}),
 		resources:  make(map[string]*resource),
 	}

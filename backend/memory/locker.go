@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/driver"
 	"github.com/cgn-bot/coord/internal/secret"
 )
 
@@ -89,10 +90,10 @@ type Lock struct {
 // ctx ended the wait), [coord.ErrInvalid] or [coord.ErrClosed].
 func (lk *Locker) Acquire(ctx context.Context, name string, opts ...coord.LockOption) (coord.Lock, error) {
 	n := lk.n
-	if err := coord.ValidateName("resource", name); err != nil {
+	if err := driver.ValidateName("resource", name); err != nil {
 		return nil, err
 	}
-	o, err := coord.NewLockOptions(opts...)
+	o, err := driver.NewLockOptions(opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -219,7 +220,7 @@ func (lk *Locker) wait(ctx context.Context, w *waiter, delay time.Duration) (coo
 
 // Locked reports whether anyone holds resource now.
 func (lk *Locker) Locked(ctx context.Context, resource string) (bool, error) {
-	if err := coord.ValidateName("resource", resource); err != nil {
+	if err := driver.ValidateName("resource", resource); err != nil {
 		return false, err
 	}
 	if lk.n.closed.Load() {
@@ -240,7 +241,7 @@ func (lk *Locker) Locked(ctx context.Context, resource string) (bool, error) {
 // holder's Done at once and hands the resource to the next waiter. It
 // reports whether there was a lease.
 func (lk *Locker) ForceRelease(ctx context.Context, resource string) (bool, error) {
-	if err := coord.ValidateName("resource", resource); err != nil {
+	if err := driver.ValidateName("resource", resource); err != nil {
 		return false, err
 	}
 	if lk.n.closed.Load() {
@@ -443,7 +444,7 @@ func (l *Lock) TTL(ctx context.Context) (time.Duration, error) {
 // Extend sets the lease to end ttl from now if it is still held. May
 // return [coord.ErrNotHeld], [coord.ErrExpired] or [coord.ErrInvalid].
 func (l *Lock) Extend(ctx context.Context, ttl time.Duration) error {
-	if err := coord.ValidateTTL("lock TTL", ttl); err != nil {
+	if err := driver.ValidateTTL("lock TTL", ttl); err != nil {
 		return err
 	}
 	h := l.node.hub

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/driver"
 	"github.com/cgn-bot/coord/internal/subq"
 )
 
@@ -70,7 +71,7 @@ func nowMilli() time.Time { return time.UnixMilli(time.Now().UnixMilli()) }
 // Invalidate tells the other nodes that key changed. A nil meta arrives
 // as empty Metadata.
 func (iv *Invalidator) Invalidate(ctx context.Context, key string, meta any) error {
-	if err := coord.ValidateName("key", key); err != nil {
+	if err := driver.ValidateName("key", key); err != nil {
 		return err
 	}
 	return iv.publish(coord.KeyInvalidation, key, meta)
@@ -79,7 +80,7 @@ func (iv *Invalidator) Invalidate(ctx context.Context, key string, meta any) err
 // InvalidatePattern tells the other nodes that every key matching glob
 // (see [coord.MatchGlob]) changed.
 func (iv *Invalidator) InvalidatePattern(ctx context.Context, glob string, meta any) error {
-	if err := coord.ValidateGlob(glob); err != nil {
+	if err := driver.ValidateGlob(glob); err != nil {
 		return err
 	}
 	return iv.publish(coord.PatternInvalidation, glob, meta)
@@ -178,7 +179,7 @@ func (iv *Invalidator) Stats() coord.InvalidatorStats {
 // Publish sends payload on topic to the other nodes.
 func (eb *EventBus) Publish(ctx context.Context, topic string, payload any) error {
 	n := eb.n
-	if err := coord.ValidateName("topic", topic); err != nil {
+	if err := driver.ValidateName("topic", topic); err != nil {
 		return err
 	}
 	raw, err := encodeEventPayload(payload, n.hub.maxPayload)
@@ -197,7 +198,7 @@ func (eb *EventBus) Publish(ctx context.Context, topic string, payload any) erro
 // Subscribe calls fn for each event on topic from the other nodes (and
 // this one's with [coord.IncludeOwn]); see [coord.EventBus.Subscribe].
 func (eb *EventBus) Subscribe(ctx context.Context, topic string, fn func(coord.Event), opts ...coord.SubscribeOption) (coord.Subscription, error) {
-	if err := coord.ValidateName("topic", topic); err != nil {
+	if err := driver.ValidateName("topic", topic); err != nil {
 		return nil, err
 	}
 	if fn == nil {
@@ -255,7 +256,7 @@ func (n *Node) subscribe(ctx context.Context, topic string, inv func(coord.Inval
 	}
 	all = append(all, coord.WithQueueSize(size))
 	all = append(all, opts...)
-	o, err := coord.NewSubscribeOptions(all...)
+	o, err := driver.NewSubscribeOptions(all...)
 	if err != nil {
 		return nil, err
 	}

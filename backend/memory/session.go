@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/driver"
 	"github.com/cgn-bot/coord/internal/secret"
 )
 
@@ -299,14 +300,14 @@ func (rec *sessionRec) snapshot(token string) *coord.Session {
 // Create starts a session for userID. See [coord.SessionStore.Create].
 func (ss *SessionStore) Create(ctx context.Context, userID string, data map[string]any, opts ...coord.SessionOption) (*coord.Session, error) {
 	h := ss.n.hub
-	if err := coord.ValidateName("user ID", userID); err != nil {
+	if err := driver.ValidateName("user ID", userID); err != nil {
 		return nil, err
 	}
-	o, err := coord.NewSessionOptions(h.sessDef, opts...)
+	o, err := driver.NewSessionOptions(h.sessDef, opts...)
 	if err != nil {
 		return nil, err
 	}
-	sets, _, err := coord.EncodeData(data, false, h.maxPayload)
+	sets, _, err := driver.EncodeData(data, false, h.maxPayload)
 	if err != nil {
 		return nil, err
 	}
@@ -426,7 +427,7 @@ func (ss *SessionStore) Update(ctx context.Context, id string, data map[string]a
 		return err
 	}
 	h := ss.n.hub
-	sets, dels, err := coord.EncodeData(data, true, h.maxPayload)
+	sets, dels, err := driver.EncodeData(data, true, h.maxPayload)
 	if err != nil {
 		return err
 	}
@@ -508,7 +509,7 @@ func (ss *SessionStore) Extend(ctx context.Context, id string, ttl time.Duration
 	if err != nil {
 		return err
 	}
-	if err := coord.ValidateTTL("session TTL", ttl); err != nil {
+	if err := driver.ValidateTTL("session TTL", ttl); err != nil {
 		return err
 	}
 	if err := ss.check("Extend"); err != nil {
@@ -558,7 +559,7 @@ func (ss *SessionStore) Rotate(ctx context.Context, id string) (*coord.Session, 
 // ByUser returns the live sessions of userID, oldest first, with an
 // empty ID and their Handle set.
 func (ss *SessionStore) ByUser(ctx context.Context, userID string) ([]*coord.Session, error) {
-	if err := coord.ValidateName("user ID", userID); err != nil {
+	if err := driver.ValidateName("user ID", userID); err != nil {
 		return nil, err
 	}
 	if err := ss.check("ByUser"); err != nil {
@@ -591,7 +592,7 @@ func (ss *SessionStore) ByUser(ctx context.Context, userID string) ([]*coord.Ses
 // another user's session or of no session gives [coord.ErrNotFound]; a
 // malformed one [coord.ErrInvalid].
 func (ss *SessionStore) Revoke(ctx context.Context, userID, handle string) error {
-	if err := coord.ValidateName("user ID", userID); err != nil {
+	if err := driver.ValidateName("user ID", userID); err != nil {
 		return err
 	}
 	if !secret.ValidHandle(handle) {
@@ -619,7 +620,7 @@ func (ss *SessionStore) Revoke(ctx context.Context, userID, handle string) error
 // DeleteByUser ends every session of userID and returns how many live
 // sessions it ended.
 func (ss *SessionStore) DeleteByUser(ctx context.Context, userID string) (int, error) {
-	if err := coord.ValidateName("user ID", userID); err != nil {
+	if err := driver.ValidateName("user ID", userID); err != nil {
 		return 0, err
 	}
 	if err := ss.check("DeleteByUser"); err != nil {

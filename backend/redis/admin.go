@@ -13,6 +13,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/driver"
 	"github.com/cgn-bot/coord/internal/secret"
 	"github.com/cgn-bot/coord/internal/wire"
 )
@@ -74,7 +75,7 @@ func (b *Backend) Lease(ctx context.Context, resource string) (LeaseInfo, error)
 	if err := b.checkOpen(); err != nil {
 		return LeaseInfo{}, err
 	}
-	if err := coord.ValidateName("resource", resource); err != nil {
+	if err := driver.ValidateName("resource", resource); err != nil {
 		return LeaseInfo{}, err
 	}
 	key, fence := b.keys.lockKeys(resource)
@@ -95,7 +96,7 @@ func (b *Backend) Leases(ctx context.Context, prefix string) ([]LeaseInfo, error
 		return nil, err
 	}
 	if prefix != "" {
-		if err := coord.ValidateName("resource prefix", prefix); err != nil {
+		if err := driver.ValidateName("resource prefix", prefix); err != nil {
 			return nil, err
 		}
 	}
@@ -112,7 +113,7 @@ func (b *Backend) Leases(ctx context.Context, prefix string) ([]LeaseInfo, error
 			continue
 		}
 		name, ok := unescapeName(body[:len(body)-1])
-		if !ok || !strings.HasPrefix(name, prefix) || seen[name] || coord.ValidateName("resource", name) != nil {
+		if !ok || !strings.HasPrefix(name, prefix) || seen[name] || driver.ValidateName("resource", name) != nil {
 			continue
 		}
 		seen[name] = true

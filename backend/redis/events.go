@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/driver"
 	"github.com/cgn-bot/coord/internal/subq"
 )
 
@@ -65,7 +66,7 @@ func (e *Events) Publish(ctx context.Context, topic string, payload any) error {
 	if err := b.checkOpen(); err != nil {
 		return err
 	}
-	if err := coord.ValidateName("topic", topic); err != nil {
+	if err := driver.ValidateName("topic", topic); err != nil {
 		return err
 	}
 	raw, err := encodePayload(payload, b.opts.MaxPayload)
@@ -91,7 +92,7 @@ func (e *Events) Subscribe(ctx context.Context, topic string, fn func(coord.Even
 	if err := b.checkOpen(); err != nil {
 		return nil, err
 	}
-	if err := coord.ValidateName("topic", topic); err != nil {
+	if err := driver.ValidateName("topic", topic); err != nil {
 		return nil, err
 	}
 	if fn == nil {
@@ -101,7 +102,7 @@ func (e *Events) Subscribe(ctx context.Context, topic string, fn func(coord.Even
 	if size == 0 {
 		size = coord.DefaultQueueSize
 	}
-	o, err := coord.NewSubscribeOptions(append([]coord.SubscribeOption{coord.WithQueueSize(size)}, opts...)...)
+	o, err := driver.NewSubscribeOptions(append([]coord.SubscribeOption{coord.WithQueueSize(size)}, opts...)...)
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/driver"
 	"github.com/cgn-bot/coord/internal/subq"
 )
 
@@ -98,11 +99,11 @@ func (i *Invalidator) publish(ctx context.Context, key string, meta any, pattern
 	}
 	ch := b.keys.chInvalidate
 	if pattern {
-		if err := coord.ValidateGlob(key); err != nil {
+		if err := driver.ValidateGlob(key); err != nil {
 			return err
 		}
 		ch = b.keys.chPattern
-	} else if err := coord.ValidateName("key", key); err != nil {
+	} else if err := driver.ValidateName("key", key); err != nil {
 		return err
 	}
 	raw, err := encodePayload(meta, b.opts.MaxPayload)
@@ -140,7 +141,7 @@ func (i *Invalidator) Subscribe(ctx context.Context, fn func(coord.Invalidation)
 	if size == 0 {
 		size = coord.DefaultInvalidationQueueSize
 	}
-	o, err := coord.NewSubscribeOptions(append([]coord.SubscribeOption{coord.WithQueueSize(size)}, opts...)...)
+	o, err := driver.NewSubscribeOptions(append([]coord.SubscribeOption{coord.WithQueueSize(size)}, opts...)...)
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/driver"
 	"github.com/cgn-bot/coord/internal/secret"
 )
 
@@ -162,7 +163,7 @@ func (l *lock) isReleased() bool {
 
 // Extend sets the lease to end ttl from now, if it is still held.
 func (l *lock) Extend(ctx context.Context, ttl time.Duration) error {
-	if err := coord.ValidateTTL("lock TTL", ttl); err != nil {
+	if err := driver.ValidateTTL("lock TTL", ttl); err != nil {
 		return err
 	}
 	l.opMu.Lock()

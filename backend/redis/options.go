@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/driver"
 )
 
 // Defaults of [Options].
@@ -73,7 +74,7 @@ type Options struct {
 	QueueBytes int64
 
 	// MaxPayload limits an event payload, invalidation metadata, or a
-	// session's encoded data, in bytes. Default: [coord.DefaultMaxPayload].
+	// session's encoded data, in bytes. Default: [driver.DefaultMaxPayload].
 	MaxPayload int
 
 	// HealthInterval is how often the subscriber connection is pinged.
@@ -158,25 +159,25 @@ func resolve(o *Options) (resolved, error) {
 	if strings.ContainsAny(r.Prefix, "{}") {
 		return r, fmt.Errorf("%w: coord/redis: prefix %q contains '{' or '}'", coord.ErrInvalid, r.Prefix)
 	}
-	if err := coord.ValidateName("prefix", r.Prefix); err != nil {
+	if err := driver.ValidateName("prefix", r.Prefix); err != nil {
 		return r, err
 	}
 	if r.InstanceID == "" {
 		r.InstanceID = newInstanceID()
-	} else if err := coord.ValidateName("instance ID", r.InstanceID); err != nil {
+	} else if err := driver.ValidateName("instance ID", r.InstanceID); err != nil {
 		return r, err
 	}
-	if _, err := coord.NewLockOptions(r.LockDefaults...); err != nil {
+	if _, err := driver.NewLockOptions(r.LockDefaults...); err != nil {
 		return r, err
 	}
-	if _, err := coord.NewSessionOptions(r.Session); err != nil {
+	if _, err := driver.NewSessionOptions(r.Session); err != nil {
 		return r, err
 	}
 	if r.QueueSize < 0 {
 		return r, fmt.Errorf("%w: coord/redis: queue size %d is negative", coord.ErrInvalid, r.QueueSize)
 	}
 	if r.MaxPayload <= 0 {
-		r.MaxPayload = coord.DefaultMaxPayload
+		r.MaxPayload = driver.DefaultMaxPayload
 	}
 	if r.HealthInterval <= 0 {
 		r.HealthInterval = DefaultHealthInterval

@@ -40,9 +40,10 @@
 //
 // # Connection state
 //
-// redis_connection_state comes from a method State() coord.ConnState of
-// the decorated backend or of what it wraps (found through Unwrap), else
-// from its Health.
+// redis_connection_state comes from the outermost
+// [github.com/cgn-bot/coord/driver.StateReporter] among the decorated backend and what it wraps
+// (found through Unwrap), else from its Health: 0 disconnected,
+// 1 connected, 2 reconnecting.
 //
 // # As
 //
