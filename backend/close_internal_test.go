@@ -17,10 +17,10 @@ var (
 )
 
 // failingBackend is a memory node whose Close fails after closing.
-type failingBackend struct{ *memory.Node }
+type failingBackend struct{ *memory.Backend }
 
 func (f failingBackend) Close(ctx context.Context) error {
-	_ = f.Node.Close(ctx)
+	_ = f.Backend.Close(ctx)
 	return errBackendClose
 }
 
@@ -29,7 +29,7 @@ type failingClient struct{ closed *bool }
 func (c failingClient) Close() error { *c.closed = true; return errClientClose }
 
 func TestCloseReturnsEveryError(t *testing.T) {
-	node := memory.NewHub(nil).NewNode(nil)
+	node := memory.NewHub(nil).New(nil)
 	closed := false
 	op, err := wrap(Config{}, failingBackend{node}, "redis", "", failingClient{&closed})
 	if err != nil {

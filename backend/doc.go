@@ -45,7 +45,7 @@
 //
 // [Opened] forwards As through its middleware: a Redis backend fills a
 // *goredis.UniversalClient or a **coordredis.Backend, a memory backend a
-// **memory.Hub or a **memory.Node.
+// **memory.Hub or a **memory.Backend.
 //
 // # Errors
 //

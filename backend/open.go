@@ -213,7 +213,7 @@ func logChoice(ctx context.Context, cfg Config, why string) {
 type target struct {
 	memory bool
 	name   string // memory: the hub's name
-	node   memory.NodeOptions
+	node   memory.Options
 
 	gopts *goredis.Options   // redis: the client's options
 	ropts coordredis.Options // redis: the backend's options
@@ -332,8 +332,8 @@ func (o *Opener) open(ctx context.Context, cfg Config, t *target) (*Opened, erro
 
 // openMemory opens a node on the hub called name. reason, when set, is
 // why a Redis backend fell back to memory.
-func (o *Opener) openMemory(cfg Config, name string, node *memory.NodeOptions, reason string) (*Opened, error) {
-	return wrap(cfg, o.Hub(name, cfg.Memory).NewNode(node), "memory", reason, nil)
+func (o *Opener) openMemory(cfg Config, name string, node *memory.Options, reason string) (*Opened, error) {
+	return wrap(cfg, o.Hub(name, cfg.Memory).New(node), "memory", reason, nil)
 }
 
 // connectRedis makes a client for t, opens the backend on it (which
@@ -432,7 +432,7 @@ func (o *Opened) Unwrap() coord.Backend { return o.Backend }
 
 // As forwards to the backend (see [coord.As]): a Redis backend fills a
 // *goredis.UniversalClient or a **coordredis.Backend, a memory backend a
-// **memory.Hub or a **memory.Node.
+// **memory.Hub or a **memory.Backend.
 func (o *Opened) As(target any) bool { return coord.As(o.Backend, target) }
 
 var _ driver.StateReporter = (*Opened)(nil)

@@ -235,9 +235,9 @@ func TestUnreachableRedisFallback(t *testing.T) {
 	if h.Connection != coord.Disconnected || b.State() != coord.Disconnected {
 		t.Errorf("Connection %q, State %q: want the Redis reported disconnected", h.Connection, b.State())
 	}
-	var node *memory.Node
+	var node *memory.Backend
 	if !coord.As(b, &node) {
-		t.Error("As(**memory.Node) fails through the fallback")
+		t.Error("As(**memory.Backend) fails through the fallback")
 	}
 	// Unwrap, like As, leads through the fallback to the memory backend.
 	var inner coord.Backend = b

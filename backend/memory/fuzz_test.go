@@ -49,7 +49,7 @@ func FuzzPublishRaw(f *testing.F) {
 		// Through a hub: no panic, and the message is either delivered
 		// or counted.
 		hub := NewHub(nil)
-		n := hub.NewNode(nil)
+		n := hub.New(nil)
 		defer n.Close(context.Background())
 		_ = hub.PublishRaw(ChannelInvalidate, []byte(payload))
 	})

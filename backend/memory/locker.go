@@ -19,7 +19,7 @@ import (
 // strictly increasing per resource as well.
 type resource struct {
 	name    string
-	holder  *Lock
+	holder  *lock
 	waiters []*waiter // FIFO, across all nodes
 }
 
@@ -31,13 +31,13 @@ func (r *resource) removeWaiter(w *waiter) {
 
 // waiter is one Acquire waiting in a resource's queue.
 type waiter struct {
-	node *Node
+	node *Backend
 	res  *resource
 	opts coord.LockOptions
 	wake chan struct{} // buffered 1
 
 	// Guarded by hub.lmu.
-	granted *Lock
+	granted *lock
 	closed  bool
 }
 
@@ -56,18 +56,18 @@ const (
 	lockLost
 )
 
-// Locker is a [Node]'s [coord.Locker]. Leases on one resource are handed
+// Locker is a [Backend]'s [coord.Locker]. Leases on one resource are handed
 // to waiters first come, first served across all nodes of the hub: a
 // release gives the lease at once to the longest waiting Acquire, so a
 // holder that releases and acquires again queues behind it.
 //
 // A Locker is safe for concurrent use by multiple goroutines.
-type Locker struct{ n *Node }
+type Locker struct{ n *Backend }
 
-// Lock is one lease from [Locker.Acquire]. It is safe for concurrent use
+// lock is one lease from [Locker.Acquire]. It is safe for concurrent use
 // by multiple goroutines.
-type Lock struct {
-	node      *Node
+type lock struct {
+	node      *Backend
 	res       *resource
 	token     string
 	fence     int64
@@ -300,9 +300,9 @@ func (h *Hub) dropIdleLocked(r *resource) {
 
 // grantLocked makes n the holder of r with a new fence (from the hub's
 // one counter) and token.
-func (h *Hub) grantLocked(r *resource, n *Node, o coord.LockOptions, now time.Time, token string) *Lock {
+func (h *Hub) grantLocked(r *resource, n *Backend, o coord.LockOptions, now time.Time, token string) *lock {
 	h.fence++
-	l := &Lock{
+	l := &lock{
 		node:      n,
 		res:       r,
 		token:     token,
@@ -319,7 +319,7 @@ func (h *Hub) grantLocked(r *resource, n *Node, o coord.LockOptions, now time.Ti
 
 // scheduleLocked sets l's next timer event: its renewal with auto-renew,
 // else its deadline.
-func (n *Node) scheduleLocked(l *Lock, now time.Time) {
+func (n *Backend) scheduleLocked(l *lock, now time.Time) {
 	at := l.deadline
 	if l.autoRenew {
 		at = now.Add(l.ttl / 3)
@@ -337,7 +337,7 @@ func (n *Node) scheduleLocked(l *Lock, now time.Time) {
 }
 
 // endLocked ends l's lease (if it is still held) with state st.
-func (h *Hub) endLocked(l *Lock, st lockState) {
+func (h *Hub) endLocked(l *lock, st lockState) {
 	if l.state != lockHeld {
 		return
 	}
@@ -381,7 +381,7 @@ func (h *Hub) promoteLocked(r *resource, now time.Time) {
 
 // runDueLocked handles n's timer events due by now and returns the time
 // of the next one (zero when there is none).
-func (h *Hub) runDueLocked(n *Node, now time.Time) time.Time {
+func (h *Hub) runDueLocked(n *Backend, now time.Time) time.Time {
 	for len(n.timers) > 0 {
 		l := n.timers[0]
 		if now.Before(l.timerAt) {
@@ -407,17 +407,17 @@ func (h *Hub) runDueLocked(n *Node, now time.Time) time.Time {
 }
 
 // Resource returns the name the lease is on.
-func (l *Lock) Resource() string { return l.res.name }
+func (l *lock) Resource() string { return l.res.name }
 
 // Token returns the lease's secret token.
-func (l *Lock) Token() string { return l.token }
+func (l *lock) Token() string { return l.token }
 
 // Fence returns the lease's fencing token.
-func (l *Lock) Fence() int64 { return l.fence }
+func (l *lock) Fence() int64 { return l.fence }
 
 // notHeldLocked explains why l is not held: [coord.ErrNotHeld] when
 // someone else holds the resource, [coord.ErrExpired] when nobody does.
-func (l *Lock) notHeldLocked() error {
+func (l *lock) notHeldLocked() error {
 	if r := l.node.hub.resources[l.res.name]; r != nil && r.holder != nil {
 		return fmt.Errorf("%w: %q has another holder", coord.ErrNotHeld, l.res.name)
 	}
@@ -426,7 +426,7 @@ func (l *Lock) notHeldLocked() error {
 
 // TTL returns the time left on the lease. May return [coord.ErrNotHeld]
 // or [coord.ErrExpired].
-func (l *Lock) TTL(ctx context.Context) (time.Duration, error) {
+func (l *lock) TTL(ctx context.Context) (time.Duration, error) {
 	h := l.node.hub
 	h.lmu.Lock()
 	defer h.lmu.Unlock()
@@ -443,7 +443,7 @@ func (l *Lock) TTL(ctx context.Context) (time.Duration, error) {
 
 // Extend sets the lease to end ttl from now if it is still held. May
 // return [coord.ErrNotHeld], [coord.ErrExpired] or [coord.ErrInvalid].
-func (l *Lock) Extend(ctx context.Context, ttl time.Duration) error {
+func (l *lock) Extend(ctx context.Context, ttl time.Duration) error {
 	if err := driver.ValidateTTL("lock TTL", ttl); err != nil {
 		return err
 	}
@@ -468,7 +468,7 @@ func (l *Lock) Extend(ctx context.Context, ttl time.Duration) error {
 // Release ends the lease and hands the resource to the next waiter at
 // once. Releasing a lease this Lock already released returns nil. May
 // return [coord.ErrNotHeld] or [coord.ErrExpired] when the lease was lost.
-func (l *Lock) Release(ctx context.Context) error {
+func (l *lock) Release(ctx context.Context) error {
 	h := l.node.hub
 	h.lmu.Lock()
 	defer h.lmu.Unlock()
@@ -488,7 +488,7 @@ func (l *Lock) Release(ctx context.Context) error {
 // Done returns a channel closed when the lease ends: released, force
 // released, or expired without renewal. The node's timer goroutine closes
 // it at the deadline, whether or not anyone looks at the lease.
-func (l *Lock) Done() <-chan struct{} {
+func (l *lock) Done() <-chan struct{} {
 	h := l.node.hub
 	h.lmu.Lock()
 	defer h.lmu.Unlock()
@@ -502,6 +502,6 @@ func (l *Lock) Done() <-chan struct{} {
 }
 
 // String describes the lease without its token.
-func (l *Lock) String() string {
+func (l *lock) String() string {
 	return fmt.Sprintf("memory.Lock{resource: %q, fence: %d, token: %s}", l.res.name, l.fence, secret.Redact(l.token))
 }

@@ -14,12 +14,12 @@ import (
 )
 
 // nodes returns n nodes on one new hub, closed at the end of the test.
-func nodes(t *testing.T, n int) []*Node {
+func nodes(t *testing.T, n int) []*Backend {
 	t.Helper()
 	hub := NewHub(nil)
-	out := make([]*Node, n)
+	out := make([]*Backend, n)
 	for i := range out {
-		out[i] = hub.NewNode(&NodeOptions{InstanceID: fmt.Sprintf("node-%d", i)})
+		out[i] = hub.New(&Options{InstanceID: fmt.Sprintf("node-%d", i)})
 		nd := out[i]
 		t.Cleanup(func() { _ = nd.Close(context.Background()) })
 	}
@@ -141,7 +141,7 @@ func TestWaiterWokenAtOnce(t *testing.T) {
 		t.Run(end, func(t *testing.T) {
 			holder := ns[0]
 			if end == "close" {
-				holder = ns[0].hub.NewNode(nil)
+				holder = ns[0].hub.New(nil)
 				t.Cleanup(func() { _ = holder.Close(context.Background()) })
 			}
 			ttl := 10 * time.Second
@@ -182,7 +182,7 @@ func TestWaiterWokenAtOnce(t *testing.T) {
 }
 
 func leaseDeadline(l coord.Lock) time.Time {
-	lk := l.(*Lock)
+	lk := l.(*lock)
 	h := lk.node.hub
 	h.lmu.Lock()
 	defer h.lmu.Unlock()

@@ -14,7 +14,7 @@ import (
 func TestAsAndHub(t *testing.T) {
 	ns := nodes(t, 1)
 	var h *Hub
-	var n *Node
+	var n *Backend
 	if !coord.As(ns[0], &h) || h != ns[0].Hub() || !coord.As(ns[0], &n) || n != ns[0] {
 		t.Fatal("As does not find the hub and node")
 	}
@@ -49,8 +49,8 @@ func TestNilHandlerInvalid(t *testing.T) {
 // until there is room.
 func TestReconnectPurgeOnFullQueue(t *testing.T) {
 	hub := NewHub(nil)
-	pub := hub.NewNode(nil)
-	n := hub.NewNode(&NodeOptions{ReconnectDelay: time.Millisecond})
+	pub := hub.New(nil)
+	n := hub.New(&Options{ReconnectDelay: time.Millisecond})
 	t.Cleanup(func() { _ = pub.Close(context.Background()); _ = n.Close(context.Background()) })
 	ctx := t.Context()
 	gate := make(chan struct{})
@@ -80,7 +80,7 @@ func TestReconnectPurgeOnFullQueue(t *testing.T) {
 }
 
 func TestHealthAfterClose(t *testing.T) {
-	n := NewHub(nil).NewNode(nil)
+	n := NewHub(nil).New(nil)
 	ctx := t.Context()
 	if _, err := n.Sessions().Create(ctx, "u", nil); err != nil {
 		t.Fatal(err)

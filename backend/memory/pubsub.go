@@ -51,19 +51,19 @@ type evCounters struct {
 	published, received, dropped, malformed, panics atomic.Uint64
 }
 
-// Invalidator is a [Node]'s [coord.Invalidator]. Invalidations reach the
+// Invalidator is a [Backend]'s [coord.Invalidator]. Invalidations reach the
 // other nodes of the hub at once, each subscription through its own
 // bounded queue and goroutine.
 //
 // An Invalidator is safe for concurrent use by multiple goroutines.
-type Invalidator struct{ n *Node }
+type Invalidator struct{ n *Backend }
 
-// EventBus is a [Node]'s [coord.EventBus]. Events reach the other nodes
+// Events is a [Backend]'s [coord.EventBus]. Events reach the other nodes
 // of the hub at once, each subscription through its own bounded queue and
 // goroutine.
 //
-// An EventBus is safe for concurrent use by multiple goroutines.
-type EventBus struct{ n *Node }
+// An Events is safe for concurrent use by multiple goroutines.
+type Events struct{ n *Backend }
 
 // now returns the time with the millisecond resolution of the wire.
 func nowMilli() time.Time { return time.UnixMilli(time.Now().UnixMilli()) }
@@ -119,7 +119,7 @@ func (h *Hub) fanOut(m *message) {
 	}
 }
 
-func (n *Node) receiveInvalidation(m *message) {
+func (n *Backend) receiveInvalidation(m *message) {
 	own := m.instance == n.id
 	accepted := false
 	for _, s := range *n.invSubs.Load() {
@@ -138,7 +138,7 @@ func (n *Node) receiveInvalidation(m *message) {
 	}
 }
 
-func (n *Node) receiveEvent(m *message) {
+func (n *Backend) receiveEvent(m *message) {
 	own := m.instance == n.id
 	accepted := false
 	for _, s := range (*n.evSubs.Load())[m.key] {
@@ -177,7 +177,7 @@ func (iv *Invalidator) Stats() coord.InvalidatorStats {
 }
 
 // Publish sends payload on topic to the other nodes.
-func (eb *EventBus) Publish(ctx context.Context, topic string, payload any) error {
+func (eb *Events) Publish(ctx context.Context, topic string, payload any) error {
 	n := eb.n
 	if err := driver.ValidateName("topic", topic); err != nil {
 		return err
@@ -197,7 +197,7 @@ func (eb *EventBus) Publish(ctx context.Context, topic string, payload any) erro
 
 // Subscribe calls fn for each event on topic from the other nodes (and
 // this one's with [coord.IncludeOwn]); see [coord.EventBus.Subscribe].
-func (eb *EventBus) Subscribe(ctx context.Context, topic string, fn func(coord.Event), opts ...coord.SubscribeOption) (coord.Subscription, error) {
+func (eb *Events) Subscribe(ctx context.Context, topic string, fn func(coord.Event), opts ...coord.SubscribeOption) (coord.Subscription, error) {
 	if err := driver.ValidateName("topic", topic); err != nil {
 		return nil, err
 	}
@@ -208,7 +208,7 @@ func (eb *EventBus) Subscribe(ctx context.Context, topic string, fn func(coord.E
 }
 
 // Stats returns the node's event counters.
-func (eb *EventBus) Stats() coord.EventStats {
+func (eb *Events) Stats() coord.EventStats {
 	c := &eb.n.evStats
 	return coord.EventStats{
 		Published: c.published.Load(),
@@ -222,10 +222,10 @@ func (eb *EventBus) Stats() coord.EventStats {
 // subscription is one Subscribe: a queue of the subscription engine
 // (internal/subq, shared with the Redis backend), drained by its own
 // goroutine, which calls the handler one message at a time. Its queued
-// bytes count against the node's budget ([NodeOptions].QueueBytes).
+// bytes count against the node's budget ([Options].QueueBytes).
 type subscription struct {
 	*subq.Queue[*message]
-	n       *Node
+	n       *Backend
 	inv     func(coord.Invalidation) // for an invalidation subscription
 	ev      func(coord.Event)        // for an event subscription
 	topic   string
@@ -244,7 +244,7 @@ func control(c subq.Control, reason string) *message {
 	return &message{kind: coord.PurgeAll, reason: reason}
 }
 
-func (n *Node) subscribe(ctx context.Context, topic string, inv func(coord.Invalidation), ev func(coord.Event), opts []coord.SubscribeOption) (coord.Subscription, error) {
+func (n *Backend) subscribe(ctx context.Context, topic string, inv func(coord.Invalidation), ev func(coord.Event), opts []coord.SubscribeOption) (coord.Subscription, error) {
 	all := make([]coord.SubscribeOption, 0, len(opts)+1)
 	size := n.queueSize
 	switch {
@@ -322,7 +322,7 @@ func (n *Node) subscribe(ctx context.Context, topic string, inv func(coord.Inval
 }
 
 // removeSub takes s out of the node's snapshots.
-func (n *Node) removeSub(s *subscription) {
+func (n *Backend) removeSub(s *subscription) {
 	n.subMu.Lock()
 	defer n.subMu.Unlock()
 	delete(n.subsLive, s)

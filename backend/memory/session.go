@@ -152,13 +152,13 @@ func (st *sessionStore) count(now time.Time) int64 {
 	return int64(len(st.byKey))
 }
 
-// SessionStore is a [Node]'s view of its hub's sessions, a
+// Sessions is a [Backend]'s view of its hub's sessions, a
 // [coord.SessionStore]. Sessions are keyed by their handle (a SHA-256 of
 // the token); tokens are never kept. Data is copied in and out, so no
 // caller can change stored state through a value it passed or got.
 //
-// A SessionStore is safe for concurrent use by multiple goroutines.
-type SessionStore struct{ n *Node }
+// A Sessions is safe for concurrent use by multiple goroutines.
+type Sessions struct{ n *Backend }
 
 // keyOf checks the shape of a session token and returns its key.
 func keyOf(token string) (handleKey, error) {
@@ -254,7 +254,7 @@ func errNoSession() error {
 	return fmt.Errorf("%w: no such session", coord.ErrNotFound)
 }
 
-func (ss *SessionStore) check(what string) error {
+func (ss *Sessions) check(what string) error {
 	if ss.n.closed.Load() {
 		return errClosed(what)
 	}
@@ -298,7 +298,7 @@ func (rec *sessionRec) snapshot(token string) *coord.Session {
 }
 
 // Create starts a session for userID. See [coord.SessionStore.Create].
-func (ss *SessionStore) Create(ctx context.Context, userID string, data map[string]any, opts ...coord.SessionOption) (*coord.Session, error) {
+func (ss *Sessions) Create(ctx context.Context, userID string, data map[string]any, opts ...coord.SessionOption) (*coord.Session, error) {
 	h := ss.n.hub
 	if err := driver.ValidateName("user ID", userID); err != nil {
 		return nil, err
@@ -365,7 +365,7 @@ func (st *sessionStore) lookupRLocked(k handleKey, now time.Time) *sessionRec {
 
 // Get returns the session with token id without touching it. It checks
 // the token's shape only when the lookup finds nothing (see lookupKey).
-func (ss *SessionStore) Get(ctx context.Context, id string) (*coord.Session, error) {
+func (ss *Sessions) Get(ctx context.Context, id string) (*coord.Session, error) {
 	k, ok := lookupKey(id)
 	if !ok {
 		return nil, errMalformed()
@@ -389,7 +389,7 @@ func (ss *SessionStore) Get(ctx context.Context, id string) (*coord.Session, err
 
 // Touch slides the session's idle expiry, sets LastAccessedAt to now and
 // returns the session.
-func (ss *SessionStore) Touch(ctx context.Context, id string) (*coord.Session, error) {
+func (ss *Sessions) Touch(ctx context.Context, id string) (*coord.Session, error) {
 	k, err := keyOf(id)
 	if err != nil {
 		return nil, err
@@ -421,7 +421,7 @@ func (st *sessionStore) setExpiresLocked(rec *sessionRec, at time.Time) {
 
 // Update merges data into the session's data atomically; a nil value
 // deletes its key. The merged data may not exceed the hub's MaxPayload.
-func (ss *SessionStore) Update(ctx context.Context, id string, data map[string]any) error {
+func (ss *Sessions) Update(ctx context.Context, id string, data map[string]any) error {
 	k, err := keyOf(id)
 	if err != nil {
 		return err
@@ -469,7 +469,7 @@ func (ss *SessionStore) Update(ctx context.Context, id string, data map[string]a
 }
 
 // Delete ends the session with token id; a missing one is not an error.
-func (ss *SessionStore) Delete(ctx context.Context, id string) error {
+func (ss *Sessions) Delete(ctx context.Context, id string) error {
 	k, err := keyOf(id)
 	if err != nil {
 		return err
@@ -487,7 +487,7 @@ func (ss *SessionStore) Delete(ctx context.Context, id string) error {
 }
 
 // Exists reports whether the session with token id is live.
-func (ss *SessionStore) Exists(ctx context.Context, id string) (bool, error) {
+func (ss *Sessions) Exists(ctx context.Context, id string) (bool, error) {
 	k, err := keyOf(id)
 	if err != nil {
 		return false, err
@@ -504,7 +504,7 @@ func (ss *SessionStore) Exists(ctx context.Context, id string) (bool, error) {
 
 // Extend sets the session's idle expiry to ttl from now, capped by its
 // deadline. It does not change the idle TTL later touches use.
-func (ss *SessionStore) Extend(ctx context.Context, id string, ttl time.Duration) error {
+func (ss *Sessions) Extend(ctx context.Context, id string, ttl time.Duration) error {
 	k, err := keyOf(id)
 	if err != nil {
 		return err
@@ -530,7 +530,7 @@ func (ss *SessionStore) Extend(ctx context.Context, id string, ttl time.Duration
 // Rotate gives the session a new token; the old one is dead at once.
 // User, data, creation time, expiry and deadline are kept;
 // LastAccessedAt becomes now.
-func (ss *SessionStore) Rotate(ctx context.Context, id string) (*coord.Session, error) {
+func (ss *Sessions) Rotate(ctx context.Context, id string) (*coord.Session, error) {
 	k, err := keyOf(id)
 	if err != nil {
 		return nil, err
@@ -558,7 +558,7 @@ func (ss *SessionStore) Rotate(ctx context.Context, id string) (*coord.Session, 
 
 // ByUser returns the live sessions of userID, oldest first, with an
 // empty ID and their Handle set.
-func (ss *SessionStore) ByUser(ctx context.Context, userID string) ([]*coord.Session, error) {
+func (ss *Sessions) ByUser(ctx context.Context, userID string) ([]*coord.Session, error) {
 	if err := driver.ValidateName("user ID", userID); err != nil {
 		return nil, err
 	}
@@ -591,7 +591,7 @@ func (ss *SessionStore) ByUser(ctx context.Context, userID string) ([]*coord.Ses
 // Revoke ends the live session of userID named by handle. A handle of
 // another user's session or of no session gives [coord.ErrNotFound]; a
 // malformed one [coord.ErrInvalid].
-func (ss *SessionStore) Revoke(ctx context.Context, userID, handle string) error {
+func (ss *Sessions) Revoke(ctx context.Context, userID, handle string) error {
 	if err := driver.ValidateName("user ID", userID); err != nil {
 		return err
 	}
@@ -619,7 +619,7 @@ func (ss *SessionStore) Revoke(ctx context.Context, userID, handle string) error
 
 // DeleteByUser ends every session of userID and returns how many live
 // sessions it ended.
-func (ss *SessionStore) DeleteByUser(ctx context.Context, userID string) (int, error) {
+func (ss *Sessions) DeleteByUser(ctx context.Context, userID string) (int, error) {
 	if err := driver.ValidateName("user ID", userID); err != nil {
 		return 0, err
 	}
@@ -641,7 +641,7 @@ func (ss *SessionStore) DeleteByUser(ctx context.Context, userID string) (int, e
 }
 
 // Count returns the number of live sessions.
-func (ss *SessionStore) Count(ctx context.Context) (int64, error) {
+func (ss *Sessions) Count(ctx context.Context) (int64, error) {
 	if err := ss.check("Count"); err != nil {
 		return 0, err
 	}
@@ -649,7 +649,7 @@ func (ss *SessionStore) Count(ctx context.Context) (int64, error) {
 }
 
 // Stats returns counts over the live sessions.
-func (ss *SessionStore) Stats(ctx context.Context) (coord.SessionStats, error) {
+func (ss *Sessions) Stats(ctx context.Context) (coord.SessionStats, error) {
 	if err := ss.check("Stats"); err != nil {
 		return coord.SessionStats{}, err
 	}
@@ -669,7 +669,7 @@ func (ss *SessionStore) Stats(ctx context.Context) (coord.SessionStats, error) {
 // removed. Lookups, listings and counts honour expiry without it; Count,
 // Stats and Create also remove what expired as they go, so Cleanup may
 // find nothing left to do.
-func (ss *SessionStore) Cleanup(ctx context.Context) (int, error) {
+func (ss *Sessions) Cleanup(ctx context.Context) (int, error) {
 	if err := ss.check("Cleanup"); err != nil {
 		return 0, err
 	}

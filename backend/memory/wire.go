@@ -17,7 +17,7 @@ const (
 
 // PublishRaw is a fault hook for tests: it hands payload to every
 // connected node as if another program had published it on a wire
-// channel of the Redis backend, in the Node fleet's JSON formats:
+// channel of the Redis backend, in the Backend fleet's JSON formats:
 // {"instanceId","cacheKey","metadata","timestamp"} on [ChannelInvalidate]
 // and [ChannelPattern], {"instanceId","event","payload","timestamp"} on
 // [ChannelEvent]. Each node decodes it as its subscriber would, with the
