@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"net"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -104,7 +106,7 @@ func (b *Backend) Leases(ctx context.Context, prefix string) ([]LeaseInfo, error
 	match := globQuote(head) + globQuote(escapeName(prefix)) + "*}"
 	seen := make(map[string]bool)
 	var names []string
-	for key, err := range b.Scan(ctx, match) {
+	for key, err := range b.scan(ctx, match) {
 		if err != nil {
 			return nil, err
 		}
@@ -407,5 +409,52 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// scan iterates over the keys matching the glob match, with SCAN (never
+// KEYS): on every master of a Cluster, else on the one server. As SCAN
+// does, it may yield a key more than once. An error ends the iteration
+// and is yielded with an empty key.
+func (b *Backend) scan(ctx context.Context, match string) iter.Seq2[string, error] {
+	return func(yield func(string, error) bool) {
+		if err := b.checkOpen(); err != nil {
+			yield("", err)
+			return
+		}
+		nodes := []goredis.Cmdable{b.client}
+		if cc, ok := b.client.(*goredis.ClusterClient); ok {
+			nodes = nodes[:0]
+			var mu sync.Mutex
+			err := cc.ForEachMaster(ctx, func(_ context.Context, c *goredis.Client) error {
+				mu.Lock()
+				nodes = append(nodes, c)
+				mu.Unlock()
+				return nil
+			})
+			if err := b.fail(ctx, "scan", err); err != nil {
+				yield("", err)
+				return
+			}
+		}
+		for _, n := range nodes {
+			var cursor uint64
+			for {
+				keys, next, err := n.Scan(ctx, cursor, match, 100).Result()
+				if err := b.fail(ctx, "scan", err); err != nil {
+					yield("", err)
+					return
+				}
+				for _, k := range keys {
+					if !yield(k, nil) {
+						return
+					}
+				}
+				if next == 0 {
+					break
+				}
+				cursor = next
+			}
+		}
 	}
 }
