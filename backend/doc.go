@@ -6,10 +6,27 @@
 // logged at error level and reported as degraded by Health, because leases
 // that silently stop being shared are worse than a failed start.
 //
-//	var opener backend.Opener
-//	b, err := opener.FromEnv(ctx, backend.Config{Registerer: prometheus.DefaultRegisterer, Logger: logger})
+//	b, err := backend.FromEnv(ctx, backend.Config{Registerer: prometheus.DefaultRegisterer, Logger: logger})
 //	if err != nil { ... }
 //	defer b.Close(context.WithoutCancel(ctx))
+//
+// # Entry points
+//
+// [Open] (a URL) and [FromEnv] (the environment) are the common case: one
+// backend per process, a memory backend on a hub of its own. The methods
+// of an [Opener] do the same and keep the memory hubs they create by name,
+// so that several backends opened from "mem://name" (tests, or several
+// instances in one process) share one hub.
+//
+// # Memory only
+//
+// This package links go-redis, Prometheus and the middleware, since any
+// URL or environment may name Redis. A program that only ever runs as a
+// single instance imports [github.com/cgn-bot/coord/backend/memory]
+// directly instead, which links neither:
+//
+//	b := memory.NewHub(nil).New(nil)
+//	defer b.Close(context.Background())
 //
 // # URLs
 //
@@ -29,7 +46,7 @@
 //
 // # Environment
 //
-// [Opener.FromEnv] reads what the Node design reads: REDIS_URL, else
+// [FromEnv] reads REDIS_URL, else
 // REDIS_HOST, REDIS_PORT (default 6379), REDIS_PASSWORD and REDIS_DB
 // (default 0). ENABLE_DISTRIBUTED_CACHE=false selects memory even when
 // Redis is configured; true, or unset, uses Redis when it is configured.
@@ -38,8 +55,8 @@
 // # Lifetime
 //
 // [Opened.Close] closes the backend and the go-redis client opened for
-// it, and returns every error (a [*multierror.Error]), never stopping at
-// the first. The memory hubs an Opener keeps need no closing.
+// it, and returns every error joined with [errors.Join], never stopping
+// at the first. The memory hubs an Opener keeps need no closing.
 //
 // # As
 //

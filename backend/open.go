@@ -12,7 +12,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/hashicorp/go-multierror"
 	"github.com/prometheus/client_golang/prometheus"
 	goredis "github.com/redis/go-redis/v9"
 
@@ -124,17 +123,18 @@ func (o *Opener) Hub(name string, opts *memory.HubOptions) *memory.Hub {
 	return h
 }
 
-// Open opens the backend that cfg names with o (see [Opener.Open]).
-// A nil o opens each memory backend on a hub of its own.
-func Open(ctx context.Context, o *Opener, cfg Config) (*Opened, error) {
-	return o.Open(ctx, cfg)
+// Open opens the backend that cfg names, as [Opener.Open] does, with each
+// memory backend on a hub of its own: the common case of one backend per
+// process. Use an [Opener] when several memory backends must share a hub.
+func Open(ctx context.Context, cfg Config) (*Opened, error) {
+	return (*Opener)(nil).Open(ctx, cfg)
 }
 
-// FromEnv opens the backend the environment names with o (see
-// [Opener.FromEnv]). A nil o opens each memory backend on a hub of its
-// own.
-func FromEnv(ctx context.Context, o *Opener, cfg Config) (*Opened, error) {
-	return o.FromEnv(ctx, cfg)
+// FromEnv opens the backend the environment names, as [Opener.FromEnv]
+// does, with a memory backend on a hub of its own. Use an [Opener] when
+// several memory backends must share a hub.
+func FromEnv(ctx context.Context, cfg Config) (*Opened, error) {
+	return (*Opener)(nil).FromEnv(ctx, cfg)
 }
 
 // Open opens the backend cfg.URL names, waits for Redis to answer (see
@@ -347,24 +347,12 @@ func (o *Opener) connectRedis(ctx context.Context, cfg Config, t *target) (*Open
 	client := goredis.NewClient(&gopts)
 	b, err := coordredis.New(client, &t.ropts)
 	if err != nil {
-		if cerr := client.Close(); cerr != nil {
-			err = multierror.Append(err, cerr)
-		}
-		return nil, err
+		return nil, errors.Join(err, client.Close())
 	}
 	if err := coordredis.Connect(ctx, client); err != nil {
-		var errs *multierror.Error
-		if cerr := b.Close(context.WithoutCancel(ctx)); cerr != nil {
-			errs = multierror.Append(errs, cerr)
-		}
-		if cerr := client.Close(); cerr != nil {
-			errs = multierror.Append(errs, cerr)
-		}
+		cerr := errors.Join(b.Close(context.WithoutCancel(ctx)), client.Close())
 		if !cfg.FallbackToMemory {
-			if errs != nil {
-				err = multierror.Append(err, errs.Errors...)
-			}
-			return nil, fmt.Errorf("backend: Redis at %s: %w", t.where, err)
+			return nil, fmt.Errorf("backend: Redis at %s: %w", t.where, errors.Join(err, cerr))
 		}
 		reason := fmt.Sprintf("Redis at %s unreachable, running on memory: locks, sessions and invalidations are NOT shared with other instances: %v", t.where, err)
 		logger := cfg.Logger
@@ -392,7 +380,7 @@ func wrap(cfg Config, base coord.Backend, kind, reason string, client interface{
 		m, err := metrics.New(cfg.Registerer, cfg.Metrics)
 		if err != nil {
 			op.Backend = base
-			return nil, multierror.Append(fmt.Errorf("backend: metrics: %w", err), op.Close(context.Background())).ErrorOrNil()
+			return nil, errors.Join(fmt.Errorf("backend: metrics: %w", err), op.Close(context.Background()))
 		}
 		b = m.Backend(b)
 	}
@@ -480,21 +468,21 @@ func (f *fellBack) Health(ctx context.Context) coord.Health {
 
 // Close closes the backend (releasing its leases and ending its
 // subscriptions) and then the go-redis client opened for it, and returns
-// every error joined in a [*multierror.Error]; a failure of one step does
+// the errors of both joined with [errors.Join]; a failure of one step does
 // not stop the next. Close is idempotent: later calls return the first
 // call's result.
 func (o *Opened) Close(ctx context.Context) error {
 	o.closeOnce.Do(func() {
-		var errs *multierror.Error
+		var errs []error
 		if err := o.Backend.Close(ctx); err != nil {
-			errs = multierror.Append(errs, fmt.Errorf("backend: close %s backend: %w", o.kind, err))
+			errs = append(errs, fmt.Errorf("backend: close %s backend: %w", o.kind, err))
 		}
 		if o.client != nil {
 			if err := o.client.Close(); err != nil {
-				errs = multierror.Append(errs, fmt.Errorf("backend: close Redis client: %w", err))
+				errs = append(errs, fmt.Errorf("backend: close Redis client: %w", err))
 			}
 		}
-		o.closeErr = errs.ErrorOrNil()
+		o.closeErr = errors.Join(errs...)
 	})
 	return o.closeErr
 }

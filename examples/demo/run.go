@@ -163,7 +163,7 @@ func (d *demo) open(ctx context.Context, redisURL string) error {
 		// do not take each other's messages for their own.
 		q.Set("instance", name+"-"+d.truthKey[len(d.truthKey)-8:])
 		u.RawQuery = q.Encode()
-		b, err := backend.Open(ctx, nil, backend.Config{URL: u.String(), Registerer: d.reg, Metrics: mopts})
+		b, err := backend.Open(ctx, backend.Config{URL: u.String(), Registerer: d.reg, Metrics: mopts})
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
