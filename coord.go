@@ -356,7 +356,8 @@ type EventBus interface {
 
 // Event is one event delivered to a subscriber.
 type Event struct {
-	// Topic is the event's name (the Node design's "event").
+	// Topic is the event's name (the message's "event" field; see
+	// docs/WIRE.md).
 	Topic string
 	// Payload is the JSON the publisher sent.
 	Payload json.RawMessage

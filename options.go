@@ -2,7 +2,7 @@ package coord
 
 import "time"
 
-// Defaults, as the Node design fixes them.
+// Defaults, the Node fleet's (docs/WIRE.md).
 const (
 	// DefaultLockTTL is the lease length when [WithTTL] is not given.
 	DefaultLockTTL = 10 * time.Second

@@ -152,8 +152,8 @@ func (o *Opener) Open(ctx context.Context, cfg Config) (*Opened, error) {
 	return o.open(ctx, cfg, t)
 }
 
-// FromEnv opens the backend the environment names, as the Node design
-// reads it: Redis from REDIS_URL, else from REDIS_HOST, REDIS_PORT,
+// FromEnv opens the backend the environment names, read as the Node
+// fleet reads it (docs/WIRE.md): Redis from REDIS_URL, else from REDIS_HOST, REDIS_PORT,
 // REDIS_PASSWORD and REDIS_DB (see [coordredis.FromLookup]); memory when
 // none is set, or when ENABLE_DISTRIBUTED_CACHE is false. cfg.URL must be
 // empty. The rest of cfg applies as in [Opener.Open].

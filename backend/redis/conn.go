@@ -30,7 +30,7 @@ var (
 	ErrAuth = errors.New("coord/redis: authentication failed")
 )
 
-// Connection defaults, as the Node design's RedisClient.
+// Connection defaults, the Node fleet's (docs/WIRE.md).
 const (
 	// ConnectAttempts is how many times [Connect] tries the server.
 	ConnectAttempts = 10

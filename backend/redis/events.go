@@ -14,8 +14,8 @@ import (
 )
 
 // Events is the Backend's [coord.EventBus]: every topic travels on the
-// Node design's one channel (prefix + "shard:event"), the topic in the
-// message's "event" field. It is safe for concurrent use by multiple
+// one channel prefix + "shard:event", the topic in the message's "event"
+// field (docs/WIRE.md). It is safe for concurrent use by multiple
 // goroutines.
 type Events struct {
 	b    *Backend

@@ -19,8 +19,8 @@ import (
 const subscribeWait = 5 * time.Second
 
 // Invalidator is the Backend's [coord.Invalidator]: invalidations go out
-// with PUBLISH on the Node design's channels (prefix + "cache:invalidate"
-// and prefix + "cache:invalidate:pattern") and come in through the
+// with PUBLISH on the channels prefix + "cache:invalidate" and prefix +
+// "cache:invalidate:pattern" (docs/WIRE.md) and come in through the
 // Backend's subscriber connection. It is safe for concurrent use by
 // multiple goroutines.
 type Invalidator struct {

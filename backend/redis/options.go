@@ -15,7 +15,8 @@ import (
 
 // Defaults of [Options].
 const (
-	// DefaultPrefix starts every key and channel, as in the Node design.
+	// DefaultPrefix starts every key and channel, the Node fleet's
+	// (docs/WIRE.md).
 	DefaultPrefix = "cgn:"
 	// DefaultHealthInterval is how often the subscriber connection is
 	// pinged.
@@ -48,7 +49,7 @@ type Options struct {
 
 	// InstanceID names this instance in the messages it publishes, so it
 	// can ignore its own. Default: "bot-<pid>-<unix ms>-<9 random
-	// characters>", as the Node design makes it.
+	// characters>", the Node fleet's form (docs/WIRE.md).
 	InstanceID string
 
 	// LockDefaults are applied before the options of each Acquire.

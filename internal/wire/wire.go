@@ -27,7 +27,7 @@
 //     another type or a number out of range is refused.
 //
 // Encoding writes the fields in that order, compact, and sends {} for a
-// nil (or null) metadata or payload: the Node design's handlers read
+// nil (or null) metadata or payload: the Node fleet's handlers read
 // metadata.reason and fail on null.
 //
 // A decoded message owns its memory: no field refers to the received

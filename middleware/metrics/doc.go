@@ -9,8 +9,8 @@
 //
 // # Series
 //
-// With Namespace "skynetbot" the six series of the Node design have its
-// names, types and label names:
+// With Namespace "skynetbot" the six series shared with the Node fleet
+// (docs/METRICS.md) have its names, types and label names:
 // skynetbot_distributed_cache_messages_received_total{channel},
 // skynetbot_distributed_cache_invalidations_sent_total{type},
 // skynetbot_distributed_shard_events_sent_total{event},

@@ -44,7 +44,8 @@ const maxCachedLabels = 256
 // and so does each zero field.
 type Options struct {
 	// Namespace starts every metric name. With "skynetbot" the six series
-	// of the Node design have exactly its names and label names.
+	// shared with the Node fleet (docs/METRICS.md) have exactly its names
+	// and label names.
 	// Default: [DefaultNamespace].
 	Namespace string
 
