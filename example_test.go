@@ -62,7 +62,7 @@ func ExampleLocker() {
 	fmt.Println("fence went up:", second.Fence() > first.Fence())
 	_ = second.Release(ctx)
 	// Output:
-	// b without waiting: coord: lock not acquired: "invoice:17" is held
+	// b without waiting: coord: lock not acquired: coord/memory: "invoice:17" is held
 	// fence went up: true
 }
 
@@ -112,7 +112,7 @@ func ExampleSessionStore() {
 	// Output:
 	// user: user-42 discordId: 1234567890123456789
 	// fields: [3,5] 2
-	// old token: coord: not found: no such session
+	// old token: coord: not found: coord/memory: no such session
 	// same creation time: true
 	// listed: 1 with token: false
 	// logged out: 1 left: 0

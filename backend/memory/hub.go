@@ -282,7 +282,7 @@ func (n *Backend) Close(ctx context.Context) error {
 		case <-n.closeDone:
 			return nil
 		case <-ctx.Done():
-			return fmt.Errorf("memory: waiting for Close: %w", ctx.Err())
+			return fmt.Errorf("coord/memory: waiting for Close: %w", ctx.Err())
 		}
 	}
 	h := n.hub
@@ -337,7 +337,7 @@ func (n *Backend) Close(ctx context.Context) error {
 	case <-waited:
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("memory: waiting for handlers to return: %w", ctx.Err())
+		return fmt.Errorf("coord/memory: waiting for handlers to return: %w", ctx.Err())
 	}
 }
 
@@ -430,7 +430,7 @@ func (n *Backend) timerLoop() {
 }
 
 func errClosed(what string) error {
-	return fmt.Errorf("%w: memory node closed (%s)", coord.ErrClosed, what)
+	return fmt.Errorf("%w: coord/memory: %s", coord.ErrClosed, what)
 }
 
 // Restart is a fault hook for tests: it simulates a restart, without

@@ -127,7 +127,7 @@ func (lk *Locker) Acquire(ctx context.Context, name string, opts ...coord.LockOp
 	}
 	if o.Retries == 0 {
 		h.lmu.Unlock()
-		return nil, fmt.Errorf("%w: %q is held", coord.ErrNotAcquired, name)
+		return nil, fmt.Errorf("%w: coord/memory: %q is held", coord.ErrNotAcquired, name)
 	}
 	w := &waiter{node: n, res: r, opts: o, wake: make(chan struct{}, 1)}
 	r.waiters = append(r.waiters, w)
@@ -211,7 +211,7 @@ func (lk *Locker) wait(ctx context.Context, w *waiter, delay time.Duration) (coo
 		if left == 0 {
 			h.removeWaiterLocked(w)
 			h.lmu.Unlock()
-			return nil, fmt.Errorf("%w: %q is held", coord.ErrNotAcquired, r.name)
+			return nil, fmt.Errorf("%w: coord/memory: %q is held", coord.ErrNotAcquired, r.name)
 		}
 		t.Reset(waitDelay(w.opts, r, now))
 		h.lmu.Unlock()
@@ -419,9 +419,9 @@ func (l *lock) Fence() int64 { return l.fence }
 // someone else holds the resource, [coord.ErrExpired] when nobody does.
 func (l *lock) notHeldLocked() error {
 	if r := l.node.hub.resources[l.res.name]; r != nil && r.holder != nil {
-		return fmt.Errorf("%w: %q has another holder", coord.ErrNotHeld, l.res.name)
+		return fmt.Errorf("%w: coord/memory: %q has another holder", coord.ErrNotHeld, l.res.name)
 	}
-	return fmt.Errorf("%w: lease on %q ended", coord.ErrExpired, l.res.name)
+	return fmt.Errorf("%w: coord/memory: lease on %q ended", coord.ErrExpired, l.res.name)
 }
 
 // TTL returns the time left on the lease. May return [coord.ErrNotHeld]

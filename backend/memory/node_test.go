@@ -135,3 +135,26 @@ func TestHubRestart(t *testing.T) {
 		t.Errorf("Create after restart: %v", err)
 	}
 }
+
+// TestErrorShape: errors name the sentinel first, then the package, as
+// the Redis backend's do.
+func TestErrorShape(t *testing.T) {
+	ns := nodes(t, 2)
+	ctx := t.Context()
+	l, err := ns[0].Locker().Acquire(ctx, "res")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = l.Release(context.Background()) }()
+	_, err = ns[1].Locker().Acquire(ctx, "res", coord.WithRetry(0, 0))
+	if !errors.Is(err, coord.ErrNotAcquired) || !strings.HasPrefix(err.Error(), "coord: lock not acquired: coord/memory: ") {
+		t.Errorf("Acquire of a held resource: %q, want it to start with %q", err, "coord: lock not acquired: coord/memory: ")
+	}
+	if err := ns[1].Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	err = ns[1].Events().Publish(ctx, "t", nil)
+	if !errors.Is(err, coord.ErrClosed) || !strings.HasPrefix(err.Error(), "coord: closed: coord/memory") {
+		t.Errorf("Publish after Close: %q, want it to start with %q", err, "coord: closed: coord/memory")
+	}
+}

@@ -158,7 +158,7 @@ func (n *Backend) receiveEvent(m *message) {
 // one's with [coord.IncludeOwn]); see [coord.Invalidator.Subscribe].
 func (iv *Invalidator) Subscribe(ctx context.Context, fn func(coord.Invalidation), opts ...coord.SubscribeOption) (coord.Subscription, error) {
 	if fn == nil {
-		return nil, fmt.Errorf("%w: nil handler", coord.ErrInvalid)
+		return nil, fmt.Errorf("%w: coord/memory: nil handler", coord.ErrInvalid)
 	}
 	return iv.n.subscribe(ctx, "", fn, nil, opts)
 }
@@ -202,7 +202,7 @@ func (eb *Events) Subscribe(ctx context.Context, topic string, fn func(coord.Eve
 		return nil, err
 	}
 	if fn == nil {
-		return nil, fmt.Errorf("%w: nil handler", coord.ErrInvalid)
+		return nil, fmt.Errorf("%w: coord/memory: nil handler", coord.ErrInvalid)
 	}
 	return eb.n.subscribe(ctx, topic, nil, fn, opts)
 }
@@ -264,7 +264,7 @@ func (n *Backend) subscribe(ctx context.Context, topic string, inv func(coord.In
 		return nil, errClosed("Subscribe")
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("memory: subscribe: %w", err)
+		return nil, fmt.Errorf("coord/memory: subscribe: %w", err)
 	}
 	s := &subscription{
 		n:     n,

@@ -199,7 +199,7 @@ func notFound(token string) error {
 }
 
 func errMalformed() error {
-	return fmt.Errorf("%w: malformed session token", coord.ErrInvalid)
+	return fmt.Errorf("%w: coord/memory: malformed session token", coord.ErrInvalid)
 }
 
 // validToken is [secret.ValidSessionToken] without its allocation: the
@@ -251,7 +251,7 @@ func b64val(c byte) int {
 }
 
 func errNoSession() error {
-	return fmt.Errorf("%w: no such session", coord.ErrNotFound)
+	return fmt.Errorf("%w: coord/memory: no such session", coord.ErrNotFound)
 }
 
 func (ss *Sessions) check(what string) error {
@@ -455,7 +455,7 @@ func (ss *Sessions) Update(ctx context.Context, id string, data map[string]any) 
 		}
 	}
 	if size > h.maxPayload {
-		return fmt.Errorf("%w: session data would be %d bytes, over the limit of %d", coord.ErrInvalid, size, h.maxPayload)
+		return fmt.Errorf("%w: coord/memory: session data would be %d bytes, over the limit of %d", coord.ErrInvalid, size, h.maxPayload)
 	}
 	for key, v := range sets {
 		rec.data[key] = v
@@ -596,14 +596,14 @@ func (ss *Sessions) Revoke(ctx context.Context, userID, handle string) error {
 		return err
 	}
 	if !secret.ValidHandle(handle) {
-		return fmt.Errorf("%w: malformed session handle", coord.ErrInvalid)
+		return fmt.Errorf("%w: coord/memory: malformed session handle", coord.ErrInvalid)
 	}
 	if err := ss.check("Revoke"); err != nil {
 		return err
 	}
 	var k handleKey
 	if _, err := hex.Decode(k[:], []byte(handle)); err != nil {
-		return fmt.Errorf("%w: malformed session handle", coord.ErrInvalid)
+		return fmt.Errorf("%w: coord/memory: malformed session handle", coord.ErrInvalid)
 	}
 	st := &ss.n.hub.sessions
 	now := time.Now()

@@ -37,7 +37,7 @@ func (h *Hub) PublishRaw(channel string, payload []byte) error {
 	case ChannelEvent:
 		m, err = decodeEvent(payload)
 	default:
-		return fmt.Errorf("%w: unknown channel %q", coord.ErrInvalid, channel)
+		return fmt.Errorf("%w: coord/memory: unknown channel %q", coord.ErrInvalid, channel)
 	}
 	if err != nil {
 		for _, o := range *h.nodes.Load() {

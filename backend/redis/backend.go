@@ -187,7 +187,7 @@ func (b *Backend) setSubState(s coord.ConnState) {
 // checkOpen returns an error wrapping coord.ErrClosed after Close.
 func (b *Backend) checkOpen() error {
 	if b.closed.Load() {
-		return fmt.Errorf("coord/redis: %w", coord.ErrClosed)
+		return fmt.Errorf("%w: coord/redis", coord.ErrClosed)
 	}
 	return nil
 }

@@ -131,7 +131,7 @@ func (lk *Locker) Acquire(ctx context.Context, resource string, opts ...coord.Lo
 const minWait = time.Millisecond
 
 func notAcquired(resource string) error {
-	return fmt.Errorf("coord/redis: %q is held: %w", resource, coord.ErrNotAcquired)
+	return fmt.Errorf("%w: coord/redis: %q is held", coord.ErrNotAcquired, resource)
 }
 
 // try runs the acquire script once. It returns the lease, or the

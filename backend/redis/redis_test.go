@@ -380,6 +380,40 @@ func TestLeasesScanEveryPage(t *testing.T) {
 	})
 }
 
+// TestErrorShape: errors name the sentinel first, then the package, as
+// the memory backend's do.
+func TestErrorShape(t *testing.T) {
+	m := miniredis.RunT(t)
+	ctx := t.Context()
+	newBackend := func() *coordredis.Backend {
+		c := goredis.NewClient(&goredis.Options{Addr: m.Addr()})
+		t.Cleanup(func() { _ = c.Close() })
+		b, err := coordredis.New(c, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = b.Close(context.Background()) })
+		return b
+	}
+	a, b := newBackend(), newBackend()
+	l, err := a.Locker().Acquire(ctx, "res")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = l.Release(context.Background()) }()
+	_, err = b.Locker().Acquire(ctx, "res", coord.WithRetry(0, 0))
+	if !errors.Is(err, coord.ErrNotAcquired) || !strings.HasPrefix(err.Error(), "coord: lock not acquired: coord/redis: ") {
+		t.Errorf("Acquire of a held resource: %q, want it to start with %q", err, "coord: lock not acquired: coord/redis: ")
+	}
+	if err := b.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	err = b.Events().Publish(ctx, "t", nil)
+	if !errors.Is(err, coord.ErrClosed) || !strings.HasPrefix(err.Error(), "coord: closed: coord/redis") {
+		t.Errorf("Publish after Close: %q, want it to start with %q", err, "coord: closed: coord/redis")
+	}
+}
+
 func TestAs(t *testing.T) {
 	m := miniredis.RunT(t)
 	c := goredis.NewClient(&goredis.Options{Addr: m.Addr()})

@@ -56,7 +56,7 @@ func (s *Sessions) handleOf(token string) (string, error) {
 	return secret.Handle(token), nil
 }
 
-func notFound() error { return fmt.Errorf("coord/redis: session: %w", coord.ErrNotFound) }
+func notFound() error { return fmt.Errorf("%w: coord/redis: no such session", coord.ErrNotFound) }
 
 func malformedSession(why string) error {
 	return fmt.Errorf("%w: coord/redis: stored session is malformed: %s", coord.ErrInvalid, why)
