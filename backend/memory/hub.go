@@ -21,12 +21,11 @@ type HubOptions struct {
 	// invalidation's metadata and a session's encoded data.
 	// Default: [driver.DefaultMaxPayload].
 	MaxPayload int
-	// SessionIdleTTL is a session's idle TTL when Create is not given
-	// [coord.WithIdleTTL]. Default: [coord.DefaultSessionTTL].
-	SessionIdleTTL time.Duration
-	// SessionLifetime is a session's absolute lifetime when Create is not
-	// given [coord.WithLifetime]. Default: 0 (none).
-	SessionLifetime time.Duration
+	// SessionDefaults holds the session defaults (idle TTL, absolute
+	// lifetime) of Create without [coord.WithIdleTTL] or
+	// [coord.WithLifetime]; a negative duration counts as zero.
+	// Default: idle TTL [coord.DefaultSessionTTL], no lifetime.
+	SessionDefaults coord.SessionOptions
 }
 
 // Hub is the state several [Backend]s share, as several processes share one
@@ -68,8 +67,8 @@ func NewHub(opts *HubOptions) *Hub {
 		if opts.MaxPayload > 0 {
 			h.maxPayload = opts.MaxPayload
 		}
-		h.sessDef.IdleTTL = max(opts.SessionIdleTTL, 0)
-		h.sessDef.Lifetime = max(opts.SessionLifetime, 0)
+		h.sessDef.IdleTTL = max(opts.SessionDefaults.IdleTTL, 0)
+		h.sessDef.Lifetime = max(opts.SessionDefaults.Lifetime, 0)
 	}
 	h.sessions.init()
 	h.nodes.Store(&[]*Backend{})
@@ -82,6 +81,10 @@ type Options struct {
 	// InstanceID is the node's instance ID. Default: "mem-" and 16 random
 	// hex digits.
 	InstanceID string
+	// LockDefaults are applied before the options of each Acquire; an
+	// invalid one makes every Acquire fail with [coord.ErrInvalid].
+	// Default: none (coord's defaults: TTL 10s, 3 retries 100ms apart).
+	LockDefaults []coord.LockOption
 	// QueueSize is the queue length of a subscription made without
 	// [coord.WithQueueSize], for invalidations and events alike. Default:
 	// [coord.DefaultInvalidationQueueSize] for invalidations,
@@ -111,6 +114,7 @@ type Backend struct {
 	hub            *Hub
 	id             string
 	queueSize      int
+	lockDefaults   []coord.LockOption // Options.LockDefaults, capped so append copies
 	reconnectDelay time.Duration
 	budget         *subq.Budget // bytes queued for the subscriptions
 
@@ -173,6 +177,7 @@ func (h *Hub) New(opts *Options) *Backend {
 			queueBytes = opts.QueueBytes
 		}
 		n.id = opts.InstanceID
+		n.lockDefaults = opts.LockDefaults[:len(opts.LockDefaults):len(opts.LockDefaults)]
 		if opts.QueueSize > 0 {
 			n.queueSize = opts.QueueSize
 		}

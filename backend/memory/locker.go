@@ -93,6 +93,9 @@ func (lk *Locker) Acquire(ctx context.Context, name string, opts ...coord.LockOp
 	if err := driver.ValidateName("resource", name); err != nil {
 		return nil, err
 	}
+	if d := n.lockDefaults; len(d) > 0 {
+		opts = append(d, opts...)
+	}
 	o, err := driver.NewLockOptions(opts...)
 	if err != nil {
 		return nil, err

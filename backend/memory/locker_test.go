@@ -425,3 +425,30 @@ func TestCloseEndsWaitsAndReleases(t *testing.T) {
 		t.Errorf("second Close: %v", err)
 	}
 }
+
+// TestLockDefaults: Options.LockDefaults apply before each Acquire's own
+// options, as the Redis backend's do.
+func TestLockDefaults(t *testing.T) {
+	n := NewHub(nil).New(&Options{LockDefaults: []coord.LockOption{coord.WithTTL(time.Hour)}})
+	t.Cleanup(func() { _ = n.Close(context.Background()) })
+	ctx := t.Context()
+	l, err := n.Locker().Acquire(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ttl, err := l.TTL(ctx); err != nil || ttl <= coord.DefaultLockTTL {
+		t.Errorf("TTL with a default of 1h: %v, %v", ttl, err)
+	}
+	l2, err := n.Locker().Acquire(ctx, "b", coord.WithTTL(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ttl, err := l2.TTL(ctx); err != nil || ttl > time.Second {
+		t.Errorf("TTL given to Acquire after the default: %v, %v", ttl, err)
+	}
+	bad := NewHub(nil).New(&Options{LockDefaults: []coord.LockOption{coord.WithTTL(0)}})
+	t.Cleanup(func() { _ = bad.Close(context.Background()) })
+	if _, err := bad.Locker().Acquire(ctx, "c"); !errors.Is(err, coord.ErrInvalid) {
+		t.Errorf("Acquire with an invalid default: %v, want ErrInvalid", err)
+	}
+}

@@ -54,7 +54,7 @@ func TestSessionsKeyedByHandleOnly(t *testing.T) {
 }
 
 func TestSessionDefaultsFromHub(t *testing.T) {
-	hub := NewHub(&HubOptions{SessionIdleTTL: time.Minute, SessionLifetime: 30 * time.Second})
+	hub := NewHub(&HubOptions{SessionDefaults: coord.SessionOptions{IdleTTL: time.Minute, Lifetime: 30 * time.Second}})
 	n := hub.New(nil)
 	t.Cleanup(func() { _ = n.Close(t.Context()) })
 	s, err := n.Sessions().Create(t.Context(), "u", nil)

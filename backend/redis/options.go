@@ -56,9 +56,11 @@ type Options struct {
 	// Default: none (coord's defaults: TTL 10s, 3 retries 100ms apart).
 	LockDefaults []coord.LockOption
 
-	// Session holds the session defaults (idle TTL, absolute lifetime).
-	// Default: idle TTL [coord.DefaultSessionTTL], no lifetime.
-	Session coord.SessionOptions
+	// SessionDefaults holds the session defaults (idle TTL, absolute
+	// lifetime) of Create without [coord.WithIdleTTL] or
+	// [coord.WithLifetime]. Default: idle TTL [coord.DefaultSessionTTL],
+	// no lifetime.
+	SessionDefaults coord.SessionOptions
 
 	// QueueSize is the length of a subscription's queue when
 	// [coord.WithQueueSize] does not set one, for invalidations and
@@ -171,7 +173,7 @@ func resolve(o *Options) (resolved, error) {
 	if _, err := driver.NewLockOptions(r.LockDefaults...); err != nil {
 		return r, err
 	}
-	if _, err := driver.NewSessionOptions(r.Session); err != nil {
+	if _, err := driver.NewSessionOptions(r.SessionDefaults); err != nil {
 		return r, err
 	}
 	if r.QueueSize < 0 {

@@ -450,7 +450,7 @@ func TestOptions(t *testing.T) {
 	for _, o := range []*coordredis.Options{
 		{Prefix: "a{b"}, {Prefix: "a}"}, {Prefix: "a\nb"}, {InstanceID: "a\x00"},
 		{QueueSize: -1}, {LockDefaults: []coord.LockOption{coord.WithTTL(0)}},
-		{Session: coord.SessionOptions{IdleTTL: -time.Second}},
+		{SessionDefaults: coord.SessionOptions{IdleTTL: -time.Second}},
 	} {
 		if _, err := coordredis.New(c, o); !errors.Is(err, coord.ErrInvalid) {
 			t.Errorf("New(%+v) = %v, want ErrInvalid", o, err)

@@ -71,7 +71,7 @@ func (s *Sessions) Create(ctx context.Context, userID string, data map[string]an
 	if err := driver.ValidateName("user ID", userID); err != nil {
 		return nil, err
 	}
-	o, err := driver.NewSessionOptions(b.opts.Session, opts...)
+	o, err := driver.NewSessionOptions(b.opts.SessionDefaults, opts...)
 	if err != nil {
 		return nil, err
 	}
