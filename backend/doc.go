@@ -48,7 +48,10 @@
 //
 // [FromEnv] reads REDIS_URL, else
 // REDIS_HOST, REDIS_PORT (default 6379), REDIS_PASSWORD and REDIS_DB
-// (default 0). ENABLE_DISTRIBUTED_CACHE=false selects memory even when
+// (default 0), with REDIS_TLS and REDIS_TLS_CA_FILE in both cases; the
+// Redis variables are all read by [coordredis.FromLookup], the one place
+// that parses them, and this package adds only the prefix and instance
+// parameters of a URL and ENABLE_DISTRIBUTED_CACHE. ENABLE_DISTRIBUTED_CACHE=false selects memory even when
 // Redis is configured; true, or unset, uses Redis when it is configured.
 // The choice of memory is logged at info level on [Config].Logger.
 //

@@ -184,6 +184,18 @@ func (o *Opener) FromEnv(ctx context.Context, cfg Config) (*Opened, error) {
 		if t.memory {
 			return nil, fmt.Errorf("%w: backend: REDIS_URL is not a redis:// or rediss:// URL", coord.ErrInvalid)
 		}
+		// The rest of the environment (REDIS_TLS_CA_FILE) is read where
+		// every other Redis variable is, with coord's own parameters
+		// taken out of the URL.
+		t.gopts, err = coordredis.FromLookup(func(k string) string {
+			if k == "REDIS_URL" {
+				return t.clientURL
+			}
+			return getenv(k)
+		})
+		if err != nil {
+			return nil, err
+		}
 		return o.open(ctx, cfg, t)
 	}
 	gopts, err := coordredis.FromLookup(getenv)
@@ -218,6 +230,8 @@ type target struct {
 	gopts *goredis.Options   // redis: the client's options
 	ropts coordredis.Options // redis: the backend's options
 	where string             // redis: the server, for messages (no password)
+	// clientURL is the Redis URL without coord's own parameters.
+	clientURL string
 }
 
 // ownParams are the query parameters of a Redis URL that coord reads;
@@ -315,7 +329,8 @@ func parseRedis(u *url.URL, base *coordredis.Options) (*target, error) {
 	}
 	clean := *u
 	clean.RawQuery = q.Encode()
-	t.gopts, err = coordredis.ParseURL(clean.String())
+	t.clientURL = clean.String()
+	t.gopts, err = coordredis.ParseURL(t.clientURL)
 	if err != nil {
 		return nil, err
 	}

@@ -288,6 +288,8 @@ func TestFromEnv(t *testing.T) {
 		{"bad db", map[string]string{"REDIS_HOST": host, "REDIS_PORT": port, "REDIS_DB": "-1"}, "", true},
 		{"bad URL scheme", map[string]string{"REDIS_URL": "mem://x"}, "", true},
 		{"bad URL parameter", map[string]string{"REDIS_URL": "redis://" + m.Addr() + "?nope=1"}, "", true},
+		{"URL with coord's parameters", map[string]string{"REDIS_URL": "redis://" + m.Addr() + "?prefix=env:&instance=i1"}, "redis", false},
+		{"CA file for a URL without TLS", map[string]string{"REDIS_URL": "redis://" + m.Addr() + "?prefix=env:", "REDIS_TLS_CA_FILE": "/nonexistent/ca.pem"}, "", true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
