@@ -27,7 +27,7 @@ const (
 )
 
 // LockOptions are the resolved options of one Acquire. Backends resolve them
-// with the driver package's NewLockOptions.
+// with [github.com/cgn-bot/coord/driver.NewLockOptions].
 type LockOptions struct {
 	// TTL is the lease length. Default: [DefaultLockTTL].
 	TTL time.Duration
