@@ -102,8 +102,8 @@ type Lock interface {
 // Unless a method says otherwise it may return [ErrInvalid] (a malformed
 // token, name or data), [ErrClosed] or [ErrUnavailable].
 type SessionStore interface {
-	// Create starts a session for userID with data (see [EncodeData]; nil
-	// values are dropped) and returns it with its new token in ID.
+	// Create starts a session for userID with data (each value encoded
+	// as JSON, at most 1 MiB in all by default; nil values are dropped) and returns it with its new token in ID.
 	// See [WithIdleTTL] and [WithLifetime].
 	Create(ctx context.Context, userID string, data map[string]any, opts ...SessionOption) (*Session, error)
 	// Get returns the session with token id without touching it.
@@ -211,7 +211,8 @@ type SessionStats struct {
 // Invalidator is safe for concurrent use by multiple goroutines.
 type Invalidator interface {
 	// Invalidate tells the other instances that key changed. meta is
-	// carried as JSON (see [EncodePayload]). May return [ErrInvalid],
+	// carried as JSON (a [json.RawMessage] as is, anything else
+	// marshalled; at most 1 MiB by default). May return [ErrInvalid],
 	// [ErrClosed] or [ErrUnavailable].
 	Invalidate(ctx context.Context, key string, meta any) error
 	// InvalidatePattern tells the other instances that every key matching
@@ -342,8 +343,8 @@ type InvalidatorStats struct {
 // in publish order from one publisher. An EventBus is safe for concurrent
 // use by multiple goroutines.
 type EventBus interface {
-	// Publish sends payload (see [EncodePayload]) on topic to the other
-	// instances. May return [ErrInvalid], [ErrClosed] or [ErrUnavailable].
+	// Publish sends payload (encoded as for [Invalidator.Invalidate]'s
+	// meta) on topic to the other instances. May return [ErrInvalid], [ErrClosed] or [ErrUnavailable].
 	Publish(ctx context.Context, topic string, payload any) error
 	// Subscribe calls fn for each event on topic from other instances
 	// (and this one's with [IncludeOwn]). fn runs on the subscription's
@@ -358,7 +359,8 @@ type EventBus interface {
 
 // Event is one event delivered to a subscriber.
 type Event struct {
-	// Topic is the event's name (the Node design's "event").
+	// Topic is the event's name (the message's "event" field; see
+	// docs/WIRE.md).
 	Topic string
 	// Payload is the JSON the publisher sent.
 	Payload json.RawMessage
@@ -404,25 +406,12 @@ const (
 // ConnState is the state of a backend's connection.
 type ConnState string
 
-// Connection states. The numbers the Node design's
-// redis_connection_state gauge uses are given by [ConnState.Gauge].
+// Connection states.
 const (
 	Connected    ConnState = "connected"
 	Reconnecting ConnState = "reconnecting"
 	Disconnected ConnState = "disconnected"
 )
-
-// Gauge returns the value of the redis_connection_state metric:
-// 0 disconnected, 1 connected, 2 reconnecting.
-func (s ConnState) Gauge() float64 {
-	switch s {
-	case Connected:
-		return 1
-	case Reconnecting:
-		return 2
-	}
-	return 0
-}
 
 // Health is a backend's state at one moment.
 type Health struct {

@@ -30,7 +30,7 @@
 //
 // Names (resources, keys, topics, user IDs) are 1 to [MaxNameLen] bytes of
 // UTF-8 without control characters; payloads are JSON of at most
-// [DefaultMaxPayload] bytes unless a backend sets another limit; TTLs are
+// 1 MiB unless a backend sets another limit; TTLs are
 // at least a millisecond. Anything else is refused with an error wrapping
 // [ErrInvalid] before it reaches the store.
 //

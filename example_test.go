@@ -13,7 +13,7 @@ import (
 // while the function runs and released when it returns.
 func ExampleWithLock() {
 	ctx := context.Background()
-	node := memory.NewHub(nil).NewNode(&memory.NodeOptions{InstanceID: "node-1"})
+	node := memory.NewHub(nil).New(&memory.Options{InstanceID: "node-1"})
 	defer node.Close(ctx)
 
 	err := coord.WithLock(ctx, node.Locker(), "nightly-report", func(ctx context.Context) error {
@@ -35,8 +35,8 @@ func ExampleWithLock() {
 func ExampleLocker() {
 	ctx := context.Background()
 	hub := memory.NewHub(nil)
-	a := hub.NewNode(&memory.NodeOptions{InstanceID: "node-a"})
-	b := hub.NewNode(&memory.NodeOptions{InstanceID: "node-b"})
+	a := hub.New(&memory.Options{InstanceID: "node-a"})
+	b := hub.New(&memory.Options{InstanceID: "node-b"})
 	defer a.Close(ctx)
 	defer b.Close(ctx)
 
@@ -62,7 +62,7 @@ func ExampleLocker() {
 	fmt.Println("fence went up:", second.Fence() > first.Fence())
 	_ = second.Release(ctx)
 	// Output:
-	// b without waiting: coord: lock not acquired: "invoice:17" is held
+	// b without waiting: coord: lock not acquired: coord/memory: "invoice:17" is held
 	// fence went up: true
 }
 
@@ -72,8 +72,8 @@ func ExampleLocker() {
 func ExampleSessionStore() {
 	ctx := context.Background()
 	hub := memory.NewHub(nil)
-	web := hub.NewNode(&memory.NodeOptions{InstanceID: "web-1"})
-	api := hub.NewNode(&memory.NodeOptions{InstanceID: "api-1"})
+	web := hub.New(&memory.Options{InstanceID: "web-1"})
+	api := hub.New(&memory.Options{InstanceID: "api-1"})
 	defer web.Close(ctx)
 	defer api.Close(ctx)
 
@@ -112,7 +112,7 @@ func ExampleSessionStore() {
 	// Output:
 	// user: user-42 discordId: 1234567890123456789
 	// fields: [3,5] 2
-	// old token: coord: not found: no such session
+	// old token: coord: not found: coord/memory: no such session
 	// same creation time: true
 	// listed: 1 with token: false
 	// logged out: 1 left: 0
@@ -124,8 +124,8 @@ func ExampleSessionStore() {
 func ExampleInvalidator() {
 	ctx := context.Background()
 	hub := memory.NewHub(nil)
-	a := hub.NewNode(&memory.NodeOptions{InstanceID: "node-a"})
-	b := hub.NewNode(&memory.NodeOptions{InstanceID: "node-b"})
+	a := hub.New(&memory.Options{InstanceID: "node-a"})
+	b := hub.New(&memory.Options{InstanceID: "node-b"})
 	defer a.Close(ctx)
 	defer b.Close(ctx)
 
@@ -154,8 +154,8 @@ func ExampleInvalidator() {
 func ExampleEventBus() {
 	ctx := context.Background()
 	hub := memory.NewHub(nil)
-	a := hub.NewNode(&memory.NodeOptions{InstanceID: "shard-0"})
-	b := hub.NewNode(&memory.NodeOptions{InstanceID: "shard-1"})
+	a := hub.New(&memory.Options{InstanceID: "shard-0"})
+	b := hub.New(&memory.Options{InstanceID: "shard-1"})
 	defer a.Close(ctx)
 	defer b.Close(ctx)
 

@@ -1,11 +1,8 @@
 package coord
 
-import (
-	"fmt"
-	"time"
-)
+import "time"
 
-// Defaults, as the Node design fixes them.
+// Defaults, the Node fleet's (docs/WIRE.md).
 const (
 	// DefaultLockTTL is the lease length when [WithTTL] is not given.
 	DefaultLockTTL = 10 * time.Second
@@ -29,8 +26,8 @@ const (
 	DefaultInvalidationQueueSize = 8 * DefaultQueueSize
 )
 
-// LockOptions are the resolved options of one Acquire. Backends get them
-// from [NewLockOptions].
+// LockOptions are the resolved options of one Acquire. Backends resolve them
+// with [github.com/cgn-bot/coord/driver.NewLockOptions].
 type LockOptions struct {
 	// TTL is the lease length. Default: [DefaultLockTTL].
 	TTL time.Duration
@@ -47,9 +44,10 @@ type LockOptions struct {
 	// Default: false.
 	AutoRenew bool
 
-	// wait records that [WithWait] set Retries to -1: a negative count
+	// Wait records that [WithWait] set Retries to -1: a negative count
 	// given to [WithRetry] is refused, not read as "wait".
-	wait bool
+	// Default: false.
+	Wait bool
 }
 
 // LockOption sets an option of [Locker.Acquire].
@@ -65,7 +63,7 @@ func WithTTL(ttl time.Duration) LockOption {
 // waiting Acquire at once. WithRetry(0, 0) tries once. Both must be 0 or
 // more (use [WithWait] to wait until ctx ends).
 func WithRetry(retries int, delay time.Duration) LockOption {
-	return func(o *LockOptions) { o.Retries, o.RetryDelay, o.wait = retries, delay, false }
+	return func(o *LockOptions) { o.Retries, o.RetryDelay, o.Wait = retries, delay, false }
 }
 
 // WithWait makes Acquire wait until it gets the lease or ctx ends, however
@@ -75,7 +73,7 @@ func WithRetry(retries int, delay time.Duration) LockOption {
 // refused.
 func WithWait(maxDelay time.Duration) LockOption {
 	return func(o *LockOptions) {
-		o.Retries, o.wait = -1, true
+		o.Retries, o.Wait = -1, true
 		if maxDelay != 0 {
 			o.RetryDelay = maxDelay
 		}
@@ -88,27 +86,6 @@ func WithAutoRenew() LockOption {
 	return func(o *LockOptions) { o.AutoRenew = true }
 }
 
-// NewLockOptions applies opts over the defaults and validates the result.
-// The error wraps [ErrInvalid].
-func NewLockOptions(opts ...LockOption) (LockOptions, error) {
-	o := LockOptions{TTL: DefaultLockTTL, Retries: DefaultRetries, RetryDelay: DefaultRetryDelay}
-	for _, opt := range opts {
-		if opt != nil {
-			opt(&o)
-		}
-	}
-	if err := ValidateTTL("lock TTL", o.TTL); err != nil {
-		return o, err
-	}
-	if o.Retries < 0 && !(o.wait && o.Retries == -1) {
-		return o, fmt.Errorf("%w: lock retries %d is negative (use WithWait to wait)", ErrInvalid, o.Retries)
-	}
-	if o.RetryDelay < 0 {
-		return o, fmt.Errorf("%w: lock retry delay %v is negative", ErrInvalid, o.RetryDelay)
-	}
-	return o, nil
-}
-
 // SessionOptions are the resolved options of one [SessionStore.Create].
 type SessionOptions struct {
 	// IdleTTL is how long the session lives without a Touch or Extend.
@@ -119,9 +96,10 @@ type SessionOptions struct {
 	// Default: the store's, else 0.
 	Lifetime time.Duration
 
-	// idleSet and lifeSet record that an option set IdleTTL or
+	// IdleTTLSet and LifetimeSet record that an option set IdleTTL or
 	// Lifetime, so that no value a caller can pass stands for "not set".
-	idleSet, lifeSet bool
+	// Default: false.
+	IdleTTLSet, LifetimeSet bool
 }
 
 // SessionOption sets an option of [SessionStore.Create].
@@ -129,52 +107,13 @@ type SessionOption func(*SessionOptions)
 
 // WithIdleTTL sets the session's idle TTL. It must be at least 1ms.
 func WithIdleTTL(ttl time.Duration) SessionOption {
-	return func(o *SessionOptions) { o.IdleTTL, o.idleSet = ttl, true }
+	return func(o *SessionOptions) { o.IdleTTL, o.IdleTTLSet = ttl, true }
 }
 
 // WithLifetime sets the session's absolute lifetime. It must be at least
 // 1ms.
 func WithLifetime(d time.Duration) SessionOption {
-	return func(o *SessionOptions) { o.Lifetime, o.lifeSet = d, true }
-}
-
-// NewSessionOptions applies opts over defaults (whose zero fields mean
-// [DefaultSessionTTL] and no lifetime) and validates the result: every
-// duration an option sets must be at least 1ms, and a default may not be
-// negative. The error wraps [ErrInvalid].
-func NewSessionOptions(defaults SessionOptions, opts ...SessionOption) (SessionOptions, error) {
-	var o SessionOptions
-	for _, opt := range opts {
-		if opt != nil {
-			opt(&o)
-		}
-	}
-	switch {
-	case o.idleSet:
-		if err := ValidateTTL("session idle TTL", o.IdleTTL); err != nil {
-			return o, err
-		}
-	case defaults.IdleTTL == 0:
-		o.IdleTTL = DefaultSessionTTL
-	default:
-		if err := ValidateTTL("default session idle TTL", defaults.IdleTTL); err != nil {
-			return o, err
-		}
-		o.IdleTTL = defaults.IdleTTL
-	}
-	switch {
-	case o.lifeSet:
-		if err := ValidateTTL("session lifetime", o.Lifetime); err != nil {
-			return o, err
-		}
-	case defaults.Lifetime == 0:
-	default:
-		if err := ValidateTTL("default session lifetime", defaults.Lifetime); err != nil {
-			return o, err
-		}
-		o.Lifetime = defaults.Lifetime
-	}
-	return o, nil
+	return func(o *SessionOptions) { o.Lifetime, o.LifetimeSet = d, true }
 }
 
 // SubscribeOptions are the resolved options of one Subscribe.
@@ -196,9 +135,9 @@ type SubscribeOptions struct {
 	// Gaps asks for [GapStart] notices (see [NotifyGaps]). Default: false.
 	Gaps bool
 
-	// keySet records that [OnlyKey] was given, so that OnlyKey("") is
-	// refused rather than read as "no filter".
-	keySet bool
+	// KeySet records that [OnlyKey] was given, so that OnlyKey("") is
+	// refused rather than read as "no filter". Default: false.
+	KeySet bool
 }
 
 // SubscribeOption sets an option of Subscribe.
@@ -212,32 +151,12 @@ func IncludeOwn() SubscribeOption {
 // OnlyKey limits an invalidation subscription to the invalidations that
 // cover key: the key itself, patterns matching it, and PurgeAll. It is
 // ignored by event subscriptions. The key must be a valid name (see
-// [ValidateName]): OnlyKey("") is refused, not read as "all keys".
+// [MaxNameLen]): OnlyKey("") is refused, not read as "all keys".
 func OnlyKey(key string) SubscribeOption {
-	return func(o *SubscribeOptions) { o.Key, o.keySet = key, true }
+	return func(o *SubscribeOptions) { o.Key, o.KeySet = key, true }
 }
 
 // WithQueueSize sets the subscription's queue length (at least 1).
 func WithQueueSize(n int) SubscribeOption {
 	return func(o *SubscribeOptions) { o.QueueSize = n }
-}
-
-// NewSubscribeOptions applies opts over the defaults and validates the
-// result. The error wraps [ErrInvalid].
-func NewSubscribeOptions(opts ...SubscribeOption) (SubscribeOptions, error) {
-	o := SubscribeOptions{QueueSize: DefaultQueueSize}
-	for _, opt := range opts {
-		if opt != nil {
-			opt(&o)
-		}
-	}
-	if o.QueueSize < 1 {
-		return o, fmt.Errorf("%w: queue size %d must be at least 1", ErrInvalid, o.QueueSize)
-	}
-	if o.keySet || o.Key != "" {
-		if err := ValidateName("key", o.Key); err != nil {
-			return o, err
-		}
-	}
-	return o, nil
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/driver"
 	"go.uber.org/goleak"
 )
 
@@ -21,7 +22,7 @@ type fakeLocker struct {
 }
 
 func (f *fakeLocker) Acquire(ctx context.Context, resource string, opts ...coord.LockOption) (coord.Lock, error) {
-	o, err := coord.NewLockOptions(opts...)
+	o, err := driver.NewLockOptions(opts...)
 	if err != nil {
 		return nil, err
 	}

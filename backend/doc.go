@@ -6,10 +6,27 @@
 // logged at error level and reported as degraded by Health, because leases
 // that silently stop being shared are worse than a failed start.
 //
-//	var opener backend.Opener
-//	b, err := opener.FromEnv(ctx, backend.Config{Registerer: prometheus.DefaultRegisterer, Logger: logger})
+//	b, err := backend.FromEnv(ctx, backend.Config{Registerer: prometheus.DefaultRegisterer, Logger: logger})
 //	if err != nil { ... }
 //	defer b.Close(context.WithoutCancel(ctx))
+//
+// # Entry points
+//
+// [Open] (a URL) and [FromEnv] (the environment) are the common case: one
+// backend per process, a memory backend on a hub of its own. The methods
+// of an [Opener] do the same and keep the memory hubs they create by name,
+// so that several backends opened from "mem://name" (tests, or several
+// instances in one process) share one hub.
+//
+// # Memory only
+//
+// This package links go-redis, Prometheus and the middleware, since any
+// URL or environment may name Redis. A program that only ever runs as a
+// single instance imports [github.com/cgn-bot/coord/backend/memory]
+// directly instead, which links neither:
+//
+//	b := memory.NewHub(nil).New(nil)
+//	defer b.Close(context.Background())
 //
 // # URLs
 //
@@ -29,23 +46,26 @@
 //
 // # Environment
 //
-// [Opener.FromEnv] reads what the Node design reads: REDIS_URL, else
+// [FromEnv] reads REDIS_URL, else
 // REDIS_HOST, REDIS_PORT (default 6379), REDIS_PASSWORD and REDIS_DB
-// (default 0). ENABLE_DISTRIBUTED_CACHE=false selects memory even when
+// (default 0), with REDIS_TLS and REDIS_TLS_CA_FILE in both cases; the
+// Redis variables are all read by [coordredis.FromLookup], the one place
+// that parses them, and this package adds only the prefix and instance
+// parameters of a URL and ENABLE_DISTRIBUTED_CACHE. ENABLE_DISTRIBUTED_CACHE=false selects memory even when
 // Redis is configured; true, or unset, uses Redis when it is configured.
 // The choice of memory is logged at info level on [Config].Logger.
 //
 // # Lifetime
 //
 // [Opened.Close] closes the backend and the go-redis client opened for
-// it, and returns every error (a [*multierror.Error]), never stopping at
-// the first. The memory hubs an Opener keeps need no closing.
+// it, and returns every error joined with [errors.Join], never stopping
+// at the first. The memory hubs an Opener keeps need no closing.
 //
 // # As
 //
 // [Opened] forwards As through its middleware: a Redis backend fills a
 // *goredis.UniversalClient or a **coordredis.Backend, a memory backend a
-// **memory.Hub or a **memory.Node.
+// **memory.Hub or a **memory.Backend.
 //
 // # Errors
 //

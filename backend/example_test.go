@@ -14,12 +14,12 @@ func ExampleOpen() {
 	ctx := context.Background()
 	var opener backend.Opener
 
-	a, err := backend.Open(ctx, &opener, backend.Config{URL: "mem://orders?instance=a"})
+	a, err := opener.Open(ctx, backend.Config{URL: "mem://orders?instance=a"})
 	if err != nil {
 		panic(err)
 	}
 	defer a.Close(ctx)
-	b, err := backend.Open(ctx, &opener, backend.Config{URL: "mem://orders?instance=b"})
+	b, err := opener.Open(ctx, backend.Config{URL: "mem://orders?instance=b"})
 	if err != nil {
 		panic(err)
 	}
@@ -44,7 +44,7 @@ func ExampleOpen() {
 func ExampleFromEnv() {
 	ctx := context.Background()
 	noEnv := func(string) string { return "" }
-	b, err := backend.FromEnv(ctx, nil, backend.Config{Getenv: noEnv})
+	b, err := backend.FromEnv(ctx, backend.Config{Getenv: noEnv})
 	if err != nil {
 		panic(err)
 	}

@@ -12,13 +12,13 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/hashicorp/go-multierror"
 	"github.com/prometheus/client_golang/prometheus"
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/cgn-bot/coord"
 	"github.com/cgn-bot/coord/backend/memory"
 	coordredis "github.com/cgn-bot/coord/backend/redis"
+	"github.com/cgn-bot/coord/driver"
 	"github.com/cgn-bot/coord/middleware/logging"
 	"github.com/cgn-bot/coord/middleware/metrics"
 )
@@ -123,17 +123,18 @@ func (o *Opener) Hub(name string, opts *memory.HubOptions) *memory.Hub {
 	return h
 }
 
-// Open opens the backend that cfg names with o (see [Opener.Open]).
-// A nil o opens each memory backend on a hub of its own.
-func Open(ctx context.Context, o *Opener, cfg Config) (*Opened, error) {
-	return o.Open(ctx, cfg)
+// Open opens the backend that cfg names, as [Opener.Open] does, with each
+// memory backend on a hub of its own: the common case of one backend per
+// process. Use an [Opener] when several memory backends must share a hub.
+func Open(ctx context.Context, cfg Config) (*Opened, error) {
+	return (*Opener)(nil).Open(ctx, cfg)
 }
 
-// FromEnv opens the backend the environment names with o (see
-// [Opener.FromEnv]). A nil o opens each memory backend on a hub of its
-// own.
-func FromEnv(ctx context.Context, o *Opener, cfg Config) (*Opened, error) {
-	return o.FromEnv(ctx, cfg)
+// FromEnv opens the backend the environment names, as [Opener.FromEnv]
+// does, with a memory backend on a hub of its own. Use an [Opener] when
+// several memory backends must share a hub.
+func FromEnv(ctx context.Context, cfg Config) (*Opened, error) {
+	return (*Opener)(nil).FromEnv(ctx, cfg)
 }
 
 // Open opens the backend cfg.URL names, waits for Redis to answer (see
@@ -151,8 +152,8 @@ func (o *Opener) Open(ctx context.Context, cfg Config) (*Opened, error) {
 	return o.open(ctx, cfg, t)
 }
 
-// FromEnv opens the backend the environment names, as the Node design
-// reads it: Redis from REDIS_URL, else from REDIS_HOST, REDIS_PORT,
+// FromEnv opens the backend the environment names, read as the Node
+// fleet reads it (docs/WIRE.md): Redis from REDIS_URL, else from REDIS_HOST, REDIS_PORT,
 // REDIS_PASSWORD and REDIS_DB (see [coordredis.FromLookup]); memory when
 // none is set, or when ENABLE_DISTRIBUTED_CACHE is false. cfg.URL must be
 // empty. The rest of cfg applies as in [Opener.Open].
@@ -183,6 +184,18 @@ func (o *Opener) FromEnv(ctx context.Context, cfg Config) (*Opened, error) {
 		if t.memory {
 			return nil, fmt.Errorf("%w: backend: REDIS_URL is not a redis:// or rediss:// URL", coord.ErrInvalid)
 		}
+		// The rest of the environment (REDIS_TLS_CA_FILE) is read where
+		// every other Redis variable is, with coord's own parameters
+		// taken out of the URL.
+		t.gopts, err = coordredis.FromLookup(func(k string) string {
+			if k == "REDIS_URL" {
+				return t.clientURL
+			}
+			return getenv(k)
+		})
+		if err != nil {
+			return nil, err
+		}
 		return o.open(ctx, cfg, t)
 	}
 	gopts, err := coordredis.FromLookup(getenv)
@@ -212,11 +225,13 @@ func logChoice(ctx context.Context, cfg Config, why string) {
 type target struct {
 	memory bool
 	name   string // memory: the hub's name
-	node   memory.NodeOptions
+	node   memory.Options
 
 	gopts *goredis.Options   // redis: the client's options
 	ropts coordredis.Options // redis: the backend's options
 	where string             // redis: the server, for messages (no password)
+	// clientURL is the Redis URL without coord's own parameters.
+	clientURL string
 }
 
 // ownParams are the query parameters of a Redis URL that coord reads;
@@ -282,7 +297,7 @@ func parseMemory(u *url.URL) (*target, error) {
 		switch k {
 		case "instance":
 			t.node.InstanceID = vs[len(vs)-1]
-			if err := coord.ValidateName("instance ID", t.node.InstanceID); err != nil {
+			if err := driver.ValidateName("instance ID", t.node.InstanceID); err != nil {
 				return nil, err
 			}
 		default:
@@ -314,7 +329,8 @@ func parseRedis(u *url.URL, base *coordredis.Options) (*target, error) {
 	}
 	clean := *u
 	clean.RawQuery = q.Encode()
-	t.gopts, err = coordredis.ParseURL(clean.String())
+	t.clientURL = clean.String()
+	t.gopts, err = coordredis.ParseURL(t.clientURL)
 	if err != nil {
 		return nil, err
 	}
@@ -331,8 +347,8 @@ func (o *Opener) open(ctx context.Context, cfg Config, t *target) (*Opened, erro
 
 // openMemory opens a node on the hub called name. reason, when set, is
 // why a Redis backend fell back to memory.
-func (o *Opener) openMemory(cfg Config, name string, node *memory.NodeOptions, reason string) (*Opened, error) {
-	return wrap(cfg, o.Hub(name, cfg.Memory).NewNode(node), "memory", reason, nil)
+func (o *Opener) openMemory(cfg Config, name string, node *memory.Options, reason string) (*Opened, error) {
+	return wrap(cfg, o.Hub(name, cfg.Memory).New(node), "memory", reason, nil)
 }
 
 // connectRedis makes a client for t, opens the backend on it (which
@@ -346,24 +362,12 @@ func (o *Opener) connectRedis(ctx context.Context, cfg Config, t *target) (*Open
 	client := goredis.NewClient(&gopts)
 	b, err := coordredis.New(client, &t.ropts)
 	if err != nil {
-		if cerr := client.Close(); cerr != nil {
-			err = multierror.Append(err, cerr)
-		}
-		return nil, err
+		return nil, errors.Join(err, client.Close())
 	}
 	if err := coordredis.Connect(ctx, client); err != nil {
-		var errs *multierror.Error
-		if cerr := b.Close(context.WithoutCancel(ctx)); cerr != nil {
-			errs = multierror.Append(errs, cerr)
-		}
-		if cerr := client.Close(); cerr != nil {
-			errs = multierror.Append(errs, cerr)
-		}
+		cerr := errors.Join(b.Close(context.WithoutCancel(ctx)), client.Close())
 		if !cfg.FallbackToMemory {
-			if errs != nil {
-				err = multierror.Append(err, errs.Errors...)
-			}
-			return nil, fmt.Errorf("backend: Redis at %s: %w", t.where, err)
+			return nil, fmt.Errorf("backend: Redis at %s: %w", t.where, errors.Join(err, cerr))
 		}
 		reason := fmt.Sprintf("Redis at %s unreachable, running on memory: locks, sessions and invalidations are NOT shared with other instances: %v", t.where, err)
 		logger := cfg.Logger
@@ -391,7 +395,7 @@ func wrap(cfg Config, base coord.Backend, kind, reason string, client interface{
 		m, err := metrics.New(cfg.Registerer, cfg.Metrics)
 		if err != nil {
 			op.Backend = base
-			return nil, multierror.Append(fmt.Errorf("backend: metrics: %w", err), op.Close(context.Background())).ErrorOrNil()
+			return nil, errors.Join(fmt.Errorf("backend: metrics: %w", err), op.Close(context.Background()))
 		}
 		b = m.Backend(b)
 	}
@@ -431,14 +435,16 @@ func (o *Opened) Unwrap() coord.Backend { return o.Backend }
 
 // As forwards to the backend (see [coord.As]): a Redis backend fills a
 // *goredis.UniversalClient or a **coordredis.Backend, a memory backend a
-// **memory.Hub or a **memory.Node.
+// **memory.Hub or a **memory.Backend.
 func (o *Opened) As(target any) bool { return coord.As(o.Backend, target) }
+
+var _ driver.StateReporter = (*Opened)(nil)
 
 // State returns the state of the backend's command connection, for the
 // metrics middleware and health checks: after a fallback to memory,
 // [coord.Disconnected], the state of the configured Redis.
 func (o *Opened) State() coord.ConnState {
-	if s, ok := o.base.(interface{ State() coord.ConnState }); ok {
+	if s, ok := o.base.(driver.StateReporter); ok {
 		return s.State()
 	}
 	return o.base.Health(context.Background()).Connection
@@ -453,10 +459,13 @@ type fellBack struct {
 	reason string
 }
 
-// As forwards to the memory backend. fellBack has no Unwrap on purpose:
-// the metrics middleware follows Unwrap to the innermost backend and
-// would read the memory node's state (connected) instead of State.
+var _ driver.StateReporter = (*fellBack)(nil)
+
+// As forwards to the memory backend.
 func (f *fellBack) As(target any) bool { return coord.As(f.Backend, target) }
+
+// Unwrap returns the memory backend.
+func (f *fellBack) Unwrap() coord.Backend { return f.Backend }
 
 // State reports the configured Redis as disconnected.
 func (f *fellBack) State() coord.ConnState { return coord.Disconnected }
@@ -474,21 +483,21 @@ func (f *fellBack) Health(ctx context.Context) coord.Health {
 
 // Close closes the backend (releasing its leases and ending its
 // subscriptions) and then the go-redis client opened for it, and returns
-// every error joined in a [*multierror.Error]; a failure of one step does
+// the errors of both joined with [errors.Join]; a failure of one step does
 // not stop the next. Close is idempotent: later calls return the first
 // call's result.
 func (o *Opened) Close(ctx context.Context) error {
 	o.closeOnce.Do(func() {
-		var errs *multierror.Error
+		var errs []error
 		if err := o.Backend.Close(ctx); err != nil {
-			errs = multierror.Append(errs, fmt.Errorf("backend: close %s backend: %w", o.kind, err))
+			errs = append(errs, fmt.Errorf("backend: close %s backend: %w", o.kind, err))
 		}
 		if o.client != nil {
 			if err := o.client.Close(); err != nil {
-				errs = multierror.Append(errs, fmt.Errorf("backend: close Redis client: %w", err))
+				errs = append(errs, fmt.Errorf("backend: close Redis client: %w", err))
 			}
 		}
-		o.closeErr = errs.ErrorOrNil()
+		o.closeErr = errors.Join(errs...)
 	})
 	return o.closeErr
 }

@@ -177,7 +177,7 @@ func TestUnreachableRedis(t *testing.T) {
 	url := "redis://:hunter2secret@" + deadAddr(t) + "/0?dial_timeout=200ms"
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
 	defer cancel()
-	b, err := backend.Open(ctx, nil, backend.Config{URL: url})
+	b, err := backend.Open(ctx, backend.Config{URL: url})
 	if err == nil {
 		_ = b.Close(context.Background())
 		t.Fatal("Open on an unreachable Redis: no error")
@@ -197,7 +197,7 @@ func TestUnreachableRedisFallback(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
 	defer cancel()
 	reg := prometheus.NewRegistry()
-	b, err := backend.Open(ctx, nil, backend.Config{URL: url, FallbackToMemory: true, Logger: logger, Registerer: reg})
+	b, err := backend.Open(ctx, backend.Config{URL: url, FallbackToMemory: true, Logger: logger, Registerer: reg})
 	if err != nil {
 		t.Fatalf("Open with FallbackToMemory: %v", err)
 	}
@@ -216,9 +216,21 @@ func TestUnreachableRedisFallback(t *testing.T) {
 	if h.Connection != coord.Disconnected || b.State() != coord.Disconnected {
 		t.Errorf("Connection %q, State %q: want the Redis reported disconnected", h.Connection, b.State())
 	}
-	var node *memory.Node
+	var node *memory.Backend
 	if !coord.As(b, &node) {
-		t.Error("As(**memory.Node) fails through the fallback")
+		t.Error("As(**memory.Backend) fails through the fallback")
+	}
+	// Unwrap, like As, leads through the fallback to the memory backend.
+	var inner coord.Backend = b
+	for {
+		u, ok := inner.(interface{ Unwrap() coord.Backend })
+		if !ok {
+			break
+		}
+		inner = u.Unwrap()
+	}
+	if inner != coord.Backend(node) {
+		t.Errorf("Unwrap ends at %T, want the memory backend", inner)
 	}
 	if v, ok := gauge(t, reg, "coord_redis_connection_state"); !ok || v != 0 {
 		t.Errorf("coord_redis_connection_state = %v (found %v), want 0 (disconnected)", v, ok)
@@ -257,11 +269,13 @@ func TestFromEnv(t *testing.T) {
 		{"bad db", map[string]string{"REDIS_HOST": host, "REDIS_PORT": port, "REDIS_DB": "-1"}, "", true},
 		{"bad URL scheme", map[string]string{"REDIS_URL": "mem://x"}, "", true},
 		{"bad URL parameter", map[string]string{"REDIS_URL": "redis://" + m.Addr() + "?nope=1"}, "", true},
+		{"URL with coord's parameters", map[string]string{"REDIS_URL": "redis://" + m.Addr() + "?prefix=env:&instance=i1"}, "redis", false},
+		{"CA file for a URL without TLS", map[string]string{"REDIS_URL": "redis://" + m.Addr() + "?prefix=env:", "REDIS_TLS_CA_FILE": "/nonexistent/ca.pem"}, "", true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			getenv := func(k string) string { return c.env[k] }
-			b, err := backend.FromEnv(t.Context(), nil, backend.Config{Getenv: getenv})
+			b, err := backend.FromEnv(t.Context(), backend.Config{Getenv: getenv})
 			if c.invalid {
 				if err == nil {
 					_ = b.Close(context.Background())
@@ -282,7 +296,7 @@ func TestFromEnv(t *testing.T) {
 		})
 	}
 	var logs coordtest.SyncBuffer
-	b, err := backend.FromEnv(t.Context(), nil, backend.Config{Getenv: func(string) string { return "" }, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	b, err := backend.FromEnv(t.Context(), backend.Config{Getenv: func(string) string { return "" }, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -290,7 +304,7 @@ func TestFromEnv(t *testing.T) {
 	if !strings.Contains(logs.String(), "single-instance mode") || !strings.Contains(logs.String(), "REDIS_HOST") {
 		t.Errorf("the choice of memory was not logged with its reason:\n%s", logs.String())
 	}
-	if _, err := backend.FromEnv(t.Context(), nil, backend.Config{URL: "mem://x"}); !errors.Is(err, coord.ErrInvalid) {
+	if _, err := backend.FromEnv(t.Context(), backend.Config{URL: "mem://x"}); !errors.Is(err, coord.ErrInvalid) {
 		t.Errorf("FromEnv with a URL: %v, want ErrInvalid", err)
 	}
 }
@@ -336,7 +350,7 @@ func TestMiddlewareWiring(t *testing.T) {
 
 func TestCloseIdempotent(t *testing.T) {
 	m := miniredis.RunT(t)
-	b, err := backend.Open(t.Context(), nil, backend.Config{URL: "redis://" + m.Addr()})
+	b, err := backend.Open(t.Context(), backend.Config{URL: "redis://" + m.Addr()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -363,7 +377,7 @@ func TestRealRedis(t *testing.T) {
 
 	// A wrong password ends the start-up at once, without the password.
 	bad := strings.Replace(srv.URL(), "s3cret-pass", "wrong-pass", 1)
-	if _, err := backend.Open(t.Context(), nil, backend.Config{URL: bad}); err == nil || !errors.Is(err, coordredis.ErrAuth) || strings.Contains(err.Error(), "wrong-pass") {
+	if _, err := backend.Open(t.Context(), backend.Config{URL: bad}); err == nil || !errors.Is(err, coordredis.ErrAuth) || strings.Contains(err.Error(), "wrong-pass") {
 		t.Errorf("Open with a wrong password: %v, want ErrAuth without the password", err)
 	}
 
@@ -371,10 +385,10 @@ func TestRealRedis(t *testing.T) {
 	srv.Stop(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
 	defer cancel()
-	if _, err := backend.Open(ctx, nil, backend.Config{URL: srv.URL()}); !errors.Is(err, coord.ErrUnavailable) {
+	if _, err := backend.Open(ctx, backend.Config{URL: srv.URL()}); !errors.Is(err, coord.ErrUnavailable) {
 		t.Errorf("Open on a stopped server: %v, want ErrUnavailable", err)
 	}
-	fb, err := backend.Open(ctx, nil, backend.Config{URL: srv.URL(), FallbackToMemory: true, Logger: slog.New(slog.DiscardHandler)})
+	fb, err := backend.Open(ctx, backend.Config{URL: srv.URL(), FallbackToMemory: true, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatalf("Open with fallback on a stopped server: %v", err)
 	}
@@ -411,7 +425,7 @@ func gauge(t *testing.T, reg *prometheus.Registry, name string) (float64, bool) 
 // Redis is down, and never a reason to fall back.
 func TestInvalidBeforeConnect(t *testing.T) {
 	url := "redis://" + deadAddr(t) + "/0?prefix=a{b}"
-	b, err := backend.Open(t.Context(), nil, backend.Config{URL: url, FallbackToMemory: true, Logger: slog.New(slog.DiscardHandler)})
+	b, err := backend.Open(t.Context(), backend.Config{URL: url, FallbackToMemory: true, Logger: slog.New(slog.DiscardHandler)})
 	if err == nil {
 		_ = b.Close(context.Background())
 		t.Fatal("no error")

@@ -12,6 +12,7 @@ import (
 	"github.com/maypok86/otter/v2/stats"
 
 	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/driver"
 )
 
 // Loader loads the value of key from the source of truth for
@@ -249,7 +250,7 @@ func (c *Cache[V]) Get(key string) (V, bool) {
 //
 // May return [coord.ErrInvalid] or [coord.ErrClosed].
 func (c *Cache[V]) Set(key string, v V) error {
-	if err := coord.ValidateName("cache key", key); err != nil {
+	if err := driver.ValidateName("cache key", key); err != nil {
 		return err
 	}
 	if err := c.check(); err != nil {
@@ -273,7 +274,7 @@ func (c *Cache[V]) Set(key string, v V) error {
 // May return [coord.ErrInvalid], [coord.ErrClosed] or the error of
 // [coord.Invalidator.Invalidate].
 func (c *Cache[V]) Delete(ctx context.Context, key string) error {
-	if err := coord.ValidateName("cache key", key); err != nil {
+	if err := driver.ValidateName("cache key", key); err != nil {
 		return err
 	}
 	if err := c.check(); err != nil {
@@ -300,7 +301,7 @@ func (c *Cache[V]) Delete(ctx context.Context, key string) error {
 // May return [coord.ErrInvalid], [coord.ErrClosed] or the error of
 // [coord.Invalidator.InvalidatePattern].
 func (c *Cache[V]) DeletePattern(ctx context.Context, glob string) error {
-	if err := coord.ValidateGlob(glob); err != nil {
+	if err := driver.ValidateGlob(glob); err != nil {
 		return err
 	}
 	if err := c.check(); err != nil {
@@ -351,7 +352,7 @@ func (c *Cache[V]) GetOrLoad(ctx context.Context, key string, loader Loader[V]) 
 // lookup missed).
 func (c *Cache[V]) GetOrLoadHit(ctx context.Context, key string, loader Loader[V]) (v V, hit bool, err error) {
 	var zero V
-	if err := coord.ValidateName("cache key", key); err != nil {
+	if err := driver.ValidateName("cache key", key); err != nil {
 		return zero, false, err
 	}
 	if loader == nil {

@@ -16,7 +16,7 @@ import (
 func Example() {
 	ctx := context.Background()
 	hub := memory.NewHub(nil)
-	nodeA, nodeB := hub.NewNode(nil), hub.NewNode(nil)
+	nodeA, nodeB := hub.New(nil), hub.New(nil)
 	defer nodeA.Close(ctx)
 	defer nodeB.Close(ctx)
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/driver"
 	"github.com/cgn-bot/coord/internal/coordtest"
 )
 
@@ -41,7 +42,7 @@ func (s *fakeSub) Unsubscribe() {
 func (s *fakeSub) Done() <-chan struct{} { return s.done }
 
 func (f *fakeInvalidator) Invalidate(_ context.Context, key string, _ any) error {
-	if err := coord.ValidateName("key", key); err != nil {
+	if err := driver.ValidateName("key", key); err != nil {
 		return err
 	}
 	f.mu.Lock()
@@ -51,7 +52,7 @@ func (f *fakeInvalidator) Invalidate(_ context.Context, key string, _ any) error
 }
 
 func (f *fakeInvalidator) InvalidatePattern(_ context.Context, glob string, _ any) error {
-	if err := coord.ValidateGlob(glob); err != nil {
+	if err := driver.ValidateGlob(glob); err != nil {
 		return err
 	}
 	f.mu.Lock()
@@ -61,7 +62,7 @@ func (f *fakeInvalidator) InvalidatePattern(_ context.Context, glob string, _ an
 }
 
 func (f *fakeInvalidator) Subscribe(_ context.Context, fn func(coord.Invalidation), opts ...coord.SubscribeOption) (coord.Subscription, error) {
-	o, err := coord.NewSubscribeOptions(opts...)
+	o, err := driver.NewSubscribeOptions(opts...)
 	if err != nil {
 		return nil, err
 	}

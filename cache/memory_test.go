@@ -15,20 +15,20 @@ import (
 // cluster is n memory nodes on one hub, each with a near cache, all
 // closed at the end of the test.
 type cluster struct {
-	nodes  []*memory.Node
+	nodes  []*memory.Backend
 	caches []*Cache[string]
 }
 
-func newCluster(t *testing.T, n int, opts *Options, nopts *memory.NodeOptions) *cluster {
+func newCluster(t *testing.T, n int, opts *Options, nopts *memory.Options) *cluster {
 	t.Helper()
 	hub := memory.NewHub(nil)
 	cl := &cluster{}
 	for i := range n {
-		o := memory.NodeOptions{InstanceID: fmt.Sprintf("node-%c", 'a'+i)}
+		o := memory.Options{InstanceID: fmt.Sprintf("node-%c", 'a'+i)}
 		if nopts != nil {
 			o.QueueSize, o.ReconnectDelay = nopts.QueueSize, nopts.ReconnectDelay
 		}
-		node := hub.NewNode(&o)
+		node := hub.New(&o)
 		t.Cleanup(func() {
 			if err := node.Close(context.WithoutCancel(t.Context())); err != nil {
 				t.Errorf("closing %s: %v", node.InstanceID(), err)
@@ -146,7 +146,7 @@ func TestMemoryLoadRace(t *testing.T) {
 // cache and is counted; an invalidation sent during the cut is not served
 // stale afterwards.
 func TestMemoryReconnectPurges(t *testing.T) {
-	cl := newCluster(t, 2, nil, &memory.NodeOptions{ReconnectDelay: 20 * time.Millisecond})
+	cl := newCluster(t, 2, nil, &memory.Options{ReconnectDelay: 20 * time.Millisecond})
 	a, b := cl.caches[0], cl.caches[1]
 	cl.fill(t, "user:1", "user:2")
 	cl.nodes[1].CutSubscription()

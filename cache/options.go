@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/driver"
 )
 
 // Defaults of [Options].
@@ -66,7 +67,7 @@ func (o *Options) resolve() (resolved, error) {
 		r.maxSize = o.MaxSize
 	}
 	if o.MaxTTL != 0 {
-		if err := coord.ValidateTTL("cache max TTL", o.MaxTTL); err != nil {
+		if err := driver.ValidateTTL("cache max TTL", o.MaxTTL); err != nil {
 			return r, err
 		}
 		r.maxTTL = o.MaxTTL

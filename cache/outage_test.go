@@ -139,7 +139,7 @@ func TestSilentOutageStaleness(t *testing.T) {
 // through) until the reconnect's PurgeAll.
 func TestGapSuspendsCache(t *testing.T) {
 	hub := memory.NewHub(nil)
-	n := hub.NewNode(&memory.NodeOptions{ReconnectDelay: time.Hour})
+	n := hub.New(&memory.Options{ReconnectDelay: time.Hour})
 	t.Cleanup(func() { _ = n.Close(context.Background()) })
 	c, err := New[int](t.Context(), n.Invalidator(), nil)
 	if err != nil {

@@ -23,7 +23,7 @@ type BenchInstances func(b *testing.B) coord.Backend
 //		conformance.Benchmark(b, func(b *testing.B) conformance.BenchInstances {
 //			hub := memory.NewHub(nil)
 //			return func(b *testing.B) coord.Backend {
-//				n := hub.NewNode(nil)
+//				n := hub.New(nil)
 //				b.Cleanup(func() { _ = n.Close(context.Background()) })
 //				return n
 //			}

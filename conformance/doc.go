@@ -19,7 +19,7 @@
 //	type harness struct{ hub *memory.Hub }
 //
 //	func (h harness) NewInstance(t *testing.T) coord.Backend {
-//		n := h.hub.NewNode(nil)
+//		n := h.hub.New(nil)
 //		t.Cleanup(func() { _ = n.Close(context.Background()) })
 //		return n
 //	}

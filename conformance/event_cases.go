@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/driver"
 )
 
 func eventCases() []testCase {
@@ -180,7 +181,7 @@ func testEvPayload(t *testing.T, h Harness) {
 		must(t, ins[0].Events().Publish(ctx, "p", p), "Publish")
 	}
 	must(t, ins[0].Events().Publish(ctx, "p", nil), "Publish nil")
-	big := make([]byte, coord.DefaultMaxPayload-2)
+	big := make([]byte, driver.DefaultMaxPayload-2)
 	for i := range big {
 		big[i] = 'a' + byte(i%26)
 	}
@@ -188,7 +189,7 @@ func testEvPayload(t *testing.T, h Harness) {
 	eventually(t, deliveryBound, func() bool { return rec.len() >= len(samples)+2 }, "all events")
 	got := rec.all()
 	for i, p := range samples {
-		want, err := coord.EncodePayload(p, 0)
+		want, err := driver.EncodePayload(p, 0)
 		must(t, err, "EncodePayload")
 		if string(got[i].Payload) != string(want) {
 			t.Errorf("payload %d = %.200s, want %.200s", i, got[i].Payload, want)
@@ -197,7 +198,7 @@ func testEvPayload(t *testing.T, h Harness) {
 	if string(got[len(samples)].Payload) != "null" {
 		t.Errorf("nil payload arrived as %s, want null", got[len(samples)].Payload)
 	}
-	if p := got[len(samples)+1].Payload; len(p) != coord.DefaultMaxPayload || string(p[1:len(p)-1]) != string(big) {
+	if p := got[len(samples)+1].Payload; len(p) != driver.DefaultMaxPayload || string(p[1:len(p)-1]) != string(big) {
 		t.Errorf("a payload of exactly the limit arrived with %d bytes", len(p))
 	}
 }

@@ -16,7 +16,7 @@ type memHarness struct{ hub *memory.Hub }
 
 // NewInstance returns a new Node of the Hub, closed when the test ends.
 func (h memHarness) NewInstance(t *testing.T) coord.Backend {
-	n := h.hub.NewNode(nil)
+	n := h.hub.New(nil)
 	t.Cleanup(func() { _ = n.Close(context.Background()) })
 	return n
 }
@@ -28,7 +28,7 @@ func (memHarness) Capabilities() conformance.Capabilities {
 
 // CutSubscription simulates the loss of a Node's subscriber connection.
 func (memHarness) CutSubscription(_ *testing.T, instance coord.Backend) {
-	instance.(*memory.Node).CutSubscription()
+	instance.(*memory.Backend).CutSubscription()
 }
 
 // A backend's tests run the suite with a HarnessMaker that builds a fresh

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/driver"
 )
 
 // TestGlobTable checks the suite's expectations against coord.MatchGlob,
@@ -14,7 +15,7 @@ import (
 func TestGlobTable(t *testing.T) {
 	differs := false
 	for _, c := range globCases {
-		if err := coord.ValidateGlob(c.pattern); err != nil {
+		if err := driver.ValidateGlob(c.pattern); err != nil {
 			t.Errorf("pattern %q: %v", c.pattern, err)
 		}
 		for _, k := range globKeys {

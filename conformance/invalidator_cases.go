@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/driver"
 )
 
 // deliveryBound is how long a message may take to reach a subscriber.
@@ -189,7 +190,7 @@ func testInvMetadataRoundTrip(t *testing.T, h Harness) {
 	eventually(t, deliveryBound, func() bool { return rec.len() >= len(metas)+1 }, "all invalidations")
 	got := rec.all()
 	for i, m := range metas {
-		want, err := coord.EncodePayload(m, 0)
+		want, err := driver.EncodePayload(m, 0)
 		must(t, err, "EncodePayload")
 		if string(got[i].Metadata) != string(want) {
 			t.Errorf("metadata %d = %s, want %s", i, got[i].Metadata, want)
@@ -649,7 +650,7 @@ func badPayloads() map[string]any {
 		"-Inf":             math.Inf(-1),
 		"invalid raw JSON": json.RawMessage(`{"a":1`),
 		"raw not JSON":     json.RawMessage(`hello`),
-		"over 1MiB":        strings.Repeat("x", coord.DefaultMaxPayload),
+		"over 1MiB":        strings.Repeat("x", driver.DefaultMaxPayload),
 		"map with NaN":     map[string]any{"ok": 1, "bad": math.NaN()},
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/driver"
 	"github.com/cgn-bot/coord/internal/secret"
 )
 
@@ -554,7 +555,7 @@ func testUpdateLimitsTotal(t *testing.T, h Harness) {
 	ins := instances(t, h, 2)
 	ctx := ctxOf(t)
 	st := ins[0].Sessions()
-	const limit = coord.DefaultMaxPayload
+	const limit = driver.DefaultMaxPayload
 	big := jsonString(900 << 10)
 	invalid := func(what string, err error) {
 		t.Helper()
@@ -672,7 +673,7 @@ func testValuesRoundTrip(t *testing.T, h Harness) {
 	check := func(what string, got *coord.Session) {
 		t.Helper()
 		for k, v := range values {
-			want, err := coord.EncodePayload(v, 0)
+			want, err := driver.EncodePayload(v, 0)
 			must(t, err, "EncodePayload")
 			if string(got.Data[k]) != string(want) {
 				t.Errorf("%s: field %q = %s, want %s", what, k, got.Data[k], want)
@@ -1058,7 +1059,7 @@ func testSessionBadInput(t *testing.T, h Harness) {
 		invalid("DeleteByUser with user ID "+label, err)
 		invalid("Revoke with user ID "+label, st.Revoke(ctx, n, s.Handle))
 	}
-	huge := strings.Repeat("x", coord.DefaultMaxPayload)
+	huge := strings.Repeat("x", driver.DefaultMaxPayload)
 	badData := map[string]map[string]any{
 		"a channel":         {"c": make(chan int)},
 		"a function":        {"f": func() {}},
@@ -1066,7 +1067,7 @@ func testSessionBadInput(t *testing.T, h Harness) {
 		"+Inf":              {"n": math.Inf(1)},
 		"invalid raw JSON":  {"r": json.RawMessage(`{"a":`)},
 		"a value over 1MiB": {"h": huge},
-		"data over 1MiB":    {"h1": huge[:coord.DefaultMaxPayload/2], "h2": huge[:coord.DefaultMaxPayload/2], "h3": "x"},
+		"data over 1MiB":    {"h1": huge[:driver.DefaultMaxPayload/2], "h2": huge[:driver.DefaultMaxPayload/2], "h3": "x"},
 	}
 	for label, d := range badData {
 		_, err := st.Create(ctx, "u", d)

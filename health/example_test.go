@@ -13,7 +13,7 @@ import (
 // Serve a backend's health at /healthz; a load balancer takes the
 // instance out on 503.
 func ExampleHandler() {
-	node := memory.NewHub(nil).NewNode(nil)
+	node := memory.NewHub(nil).New(nil)
 	defer node.Close(context.Background())
 
 	h := health.Handler(node, nil) // mux.Handle("GET /healthz", h)

@@ -1,5 +1,5 @@
 // Package health serves a coord backend's [coord.Health] over HTTP as the
-// JSON document of the Node design's health check:
+// JSON document of the Node fleet's health check (docs/WIRE.md):
 //
 //	{
 //	  "redis":    {"connected": true, "state": "connected", "latency": 2},
@@ -11,7 +11,7 @@
 // latency is the PING round trip in milliseconds (fractional; 0 for the
 // memory backend). cache.initialized reports whether the invalidation
 // subscriber is connected; sessions.count is null when the backend could
-// not count. Two fields are added to the Node design's shape: "backend"
+// not count. Two fields are added to the Node document: "backend"
 // ("redis" or "memory") and, when overall is not healthy, "error" with the
 // reason. Consumers of the Node document ignore them.
 //
@@ -81,7 +81,7 @@ type SessionsReport struct {
 	Count *int64 `json:"count"`
 }
 
-// NewReport converts a [coord.Health] to the Node design's document.
+// NewReport converts a [coord.Health] to the health document.
 func NewReport(h coord.Health) Report {
 	r := Report{
 		Redis: RedisReport{

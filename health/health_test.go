@@ -107,7 +107,7 @@ func TestTimeoutBoundsHealth(t *testing.T) {
 func TestMemoryBackend(t *testing.T) {
 	ctx := t.Context()
 	hub := memory.NewHub(nil)
-	a, b := hub.NewNode(nil), hub.NewNode(nil)
+	a, b := hub.New(nil), hub.New(nil)
 	defer b.Close(context.Background())
 	if _, err := a.Sessions().Create(ctx, "u1", nil); err != nil {
 		t.Fatal(err)

@@ -14,7 +14,7 @@ import (
 // memory backend: a request with a session cookie that reads a field
 // (load and slide), and one that also writes a field (load, merge).
 func BenchmarkLoadAndSave(b *testing.B) {
-	node := memory.NewHub(nil).NewNode(nil)
+	node := memory.NewHub(nil).New(nil)
 	defer node.Close(context.Background())
 	m, err := httpsession.New(node.Sessions(), nil)
 	if err != nil {

@@ -15,7 +15,7 @@ import (
 // New picks the cookie's name from its attributes and refuses options a
 // browser would silently drop.
 func ExampleNew() {
-	node := memory.NewHub(nil).NewNode(nil)
+	node := memory.NewHub(nil).New(nil)
 	defer node.Close(context.Background())
 
 	m, _ := httpsession.New(node.Sessions(), nil)
@@ -39,7 +39,7 @@ func ExampleNew() {
 // sent when the session is created; later requests slide its expiry and
 // get it again only once that moved by CookieRefresh.
 func ExampleManager_LoadAndSave() {
-	node := memory.NewHub(nil).NewNode(nil) // backend.Open in a service
+	node := memory.NewHub(nil).New(nil) // backend.Open in a service
 	defer node.Close(context.Background())
 	m, err := httpsession.New(node.Sessions(), nil)
 	if err != nil {
@@ -85,7 +85,7 @@ func ExampleManager_LoadAndSave() {
 // into it before (a cart, the page to return to). Load gives a handler's
 // test or any other entry point a session without cookies.
 func ExampleSession_Login() {
-	node := memory.NewHub(nil).NewNode(nil)
+	node := memory.NewHub(nil).New(nil)
 	defer node.Close(context.Background())
 	m, err := httpsession.New(node.Sessions(), nil)
 	if err != nil {
@@ -116,7 +116,7 @@ func ExampleSession_Login() {
 // A handler under test gets its session from Load; Commit saves what it
 // put.
 func ExampleManager_Load() {
-	node := memory.NewHub(nil).NewNode(nil)
+	node := memory.NewHub(nil).New(nil)
 	defer node.Close(context.Background())
 	m, err := httpsession.New(node.Sessions(), nil)
 	if err != nil {
@@ -152,7 +152,7 @@ func ExampleManager_Load() {
 // Typed getters read a field exactly (a 64-bit snowflake survives) and
 // say clearly when it is missing or of another type.
 func ExampleSession_GetInt64() {
-	node := memory.NewHub(nil).NewNode(nil)
+	node := memory.NewHub(nil).New(nil)
 	defer node.Close(context.Background())
 	m, _ := httpsession.New(node.Sessions(), nil)
 	ctx, _ := m.Load(context.Background(), "")
@@ -176,7 +176,7 @@ func ExampleSession_GetInt64() {
 // every instance sharing the store.
 func ExampleSession_LogoutEverywhere() {
 	hub := memory.NewHub(nil)
-	a, b := hub.NewNode(nil), hub.NewNode(nil) // two instances
+	a, b := hub.New(nil), hub.New(nil) // two instances
 	defer a.Close(context.Background())
 	defer b.Close(context.Background())
 	ma, _ := httpsession.New(a.Sessions(), nil)

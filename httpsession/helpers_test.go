@@ -17,9 +17,9 @@ import (
 )
 
 // newNode returns a memory backend node of a new hub, closed at cleanup.
-func newNode(t *testing.T) *memory.Node {
+func newNode(t *testing.T) *memory.Backend {
 	t.Helper()
-	n := memory.NewHub(nil).NewNode(nil)
+	n := memory.NewHub(nil).New(nil)
 	t.Cleanup(func() { _ = n.Close(context.Background()) })
 	return n
 }

@@ -477,7 +477,7 @@ func TestLogout(t *testing.T) {
 // field into one session at the same time, lose neither.
 func TestTwoInstances(t *testing.T) {
 	hub := memory.NewHub(nil)
-	nodeA, nodeB := hub.NewNode(nil), hub.NewNode(nil)
+	nodeA, nodeB := hub.New(nil), hub.New(nil)
 	defer nodeA.Close(context.Background())
 	defer nodeB.Close(context.Background())
 	m1 := newManager(t, nodeA.Sessions(), nil)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/driver"
 )
 
 // Cookie names chosen when [CookieOptions.Name] is empty.
@@ -143,12 +144,12 @@ func resolve(o *Options) (config, error) {
 	if cfg.idle == 0 {
 		cfg.idle = coord.DefaultSessionTTL
 	}
-	if err := coord.ValidateTTL("idle TTL", cfg.idle); err != nil {
+	if err := driver.ValidateTTL("idle TTL", cfg.idle); err != nil {
 		return cfg, fmt.Errorf("httpsession: %w", err)
 	}
 	cfg.create = append(cfg.create, coord.WithIdleTTL(cfg.idle))
 	if o.Lifetime != 0 {
-		if err := coord.ValidateTTL("lifetime", o.Lifetime); err != nil {
+		if err := driver.ValidateTTL("lifetime", o.Lifetime); err != nil {
 			return cfg, fmt.Errorf("httpsession: %w", err)
 		}
 		cfg.create = append(cfg.create, coord.WithLifetime(o.Lifetime))
@@ -160,7 +161,7 @@ func resolve(o *Options) (config, error) {
 	if cfg.anonPrefix == "" {
 		cfg.anonPrefix = DefaultAnonymousPrefix
 	}
-	if err := coord.ValidateName("anonymous prefix", cfg.anonPrefix); err != nil {
+	if err := driver.ValidateName("anonymous prefix", cfg.anonPrefix); err != nil {
 		return cfg, fmt.Errorf("httpsession: %w", err)
 	}
 	if cfg.onError == nil {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/driver"
 )
 
 // ErrNoSession is wrapped by the errors of a nil *[Session]: the context
@@ -265,10 +266,10 @@ func (s *Session) Put(key string, v any) error {
 	if s == nil {
 		return ErrNoSession
 	}
-	if err := coord.ValidateName("session data key", key); err != nil {
+	if err := driver.ValidateName("session data key", key); err != nil {
 		return fmt.Errorf("httpsession: put: %w", err)
 	}
-	raw, err := coord.EncodePayload(v, 0)
+	raw, err := driver.EncodePayload(v, 0)
 	if err != nil {
 		return fmt.Errorf("httpsession: put %q: %w", key, err)
 	}
@@ -397,7 +398,7 @@ func (s *Session) Login(ctx context.Context, userID string) error {
 	if s == nil {
 		return ErrNoSession
 	}
-	if err := coord.ValidateName("user ID", userID); err != nil {
+	if err := driver.ValidateName("user ID", userID); err != nil {
 		return fmt.Errorf("httpsession: login: %w", err)
 	}
 	if strings.HasPrefix(userID, s.m.cfg.anonPrefix) {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/driver"
 	"github.com/cgn-bot/coord/httpsession"
 )
 
@@ -184,7 +185,7 @@ func TestBadPut(t *testing.T) {
 		"empty key":      s.Put("", 1),
 		"control in key": s.Put("a\x00b", 1),
 		"unencodable":    s.Put("k", func() {}),
-		"over the limit": s.Put("k", strings.Repeat("x", coord.DefaultMaxPayload+1)),
+		"over the limit": s.Put("k", strings.Repeat("x", driver.DefaultMaxPayload+1)),
 		"invalid raw":    s.Put("k", json.RawMessage("{")),
 	} {
 		if !errors.Is(err, coord.ErrInvalid) {

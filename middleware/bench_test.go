@@ -51,7 +51,7 @@ var decorations = []struct {
 func benchEach(b *testing.B, body func(b *testing.B, be coord.Backend)) {
 	for _, d := range decorations {
 		b.Run(d.name, func(b *testing.B) {
-			node := memory.NewHub(nil).NewNode(nil)
+			node := memory.NewHub(nil).New(nil)
 			defer func() { _ = node.Close(context.Background()) }()
 			body(b, d.wrap(b, node))
 		})

@@ -5,7 +5,8 @@
 // does not import Prometheus:
 //
 //   - [github.com/cgn-bot/coord/middleware/metrics] exports Prometheus
-//     metrics (the Node design's six series and per-operation latency).
+//     metrics (the six series of docs/METRICS.md and per-operation
+//     latency).
 //   - [github.com/cgn-bot/coord/middleware/logging] logs each operation
 //     with [log/slog].
 //

@@ -120,9 +120,21 @@ func TestCluster(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var key string
-			for k := range n.Scan(ctx, "*lock:{"+res+"}") {
-				key = k
+			var (
+				mu  sync.Mutex
+				key string
+			)
+			err = cc.ForEachMaster(ctx, func(ctx context.Context, c *goredis.Client) error {
+				ks, err := c.Keys(ctx, "*lock:{"+res+"}").Result()
+				mu.Lock()
+				defer mu.Unlock()
+				if len(ks) > 0 {
+					key = ks[0]
+				}
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
 			}
 			if key == "" {
 				t.Fatalf("no lease key found for %s", res)

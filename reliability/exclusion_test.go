@@ -118,7 +118,7 @@ func runExclusion(t *testing.T, newInstance func(t *testing.T, i int) coord.Back
 func TestExclusionMemory(t *testing.T) {
 	hub := memory.NewHub(nil)
 	checkExclusion(t, "memory", func(t *testing.T, i int) coord.Backend {
-		n := hub.NewNode(nil)
+		n := hub.New(nil)
 		t.Cleanup(func() { _ = n.Close(context.Background()) })
 		return n
 	})
@@ -180,16 +180,16 @@ func (b brokenLocker) Acquire(ctx context.Context, resource string, opts ...coor
 }
 
 // brokenBackend is a memory node whose Locker is broken.
-type brokenBackend struct{ *memory.Node }
+type brokenBackend struct{ *memory.Backend }
 
-func (b brokenBackend) Locker() coord.Locker { return brokenLocker{b.Node.Locker()} }
+func (b brokenBackend) Locker() coord.Locker { return brokenLocker{b.Backend.Locker()} }
 
 // TestExclusionCheckerCatchesOverlap proves the checker can fail: on a
 // locker that excludes nothing it sees overlaps.
 func TestExclusionCheckerCatchesOverlap(t *testing.T) {
 	hub := memory.NewHub(nil)
 	rep := runExclusion(t, func(t *testing.T, i int) coord.Backend {
-		n := hub.NewNode(nil)
+		n := hub.New(nil)
 		t.Cleanup(func() { _ = n.Close(context.Background()) })
 		return brokenBackend{n}
 	}, 300*time.Millisecond)

@@ -275,7 +275,7 @@ func securityBackendsOn(t *testing.T) (map[string]pair, *redistest.Server) {
 	return map[string]pair{
 		"memory": func(t *testing.T) (coord.Backend, coord.Backend) {
 			hub := memory.NewHub(nil)
-			a, b := hub.NewNode(nil), hub.NewNode(nil)
+			a, b := hub.New(nil), hub.New(nil)
 			t.Cleanup(func() { _ = a.Close(context.Background()); _ = b.Close(context.Background()) })
 			return a, b
 		},

@@ -12,9 +12,9 @@ import (
 	"github.com/cgn-bot/coord"
 )
 
-func benchNode(b *testing.B) *Node {
+func benchNode(b *testing.B) *Backend {
 	b.Helper()
-	n := NewHub(nil).NewNode(nil)
+	n := NewHub(nil).New(nil)
 	b.Cleanup(func() { _ = n.Close(context.Background()) })
 	return n
 }
@@ -60,7 +60,7 @@ func BenchmarkAcquireReleaseAutoRenew(b *testing.B) {
 // resource; each Acquire that finds it held waits for the hand-off.
 func BenchmarkAcquireContended(b *testing.B) {
 	hub := NewHub(nil)
-	nodes := []*Node{hub.NewNode(nil), hub.NewNode(nil)}
+	nodes := []*Backend{hub.New(nil), hub.New(nil)}
 	b.Cleanup(func() {
 		for _, n := range nodes {
 			_ = n.Close(context.Background())
@@ -162,13 +162,13 @@ func BenchmarkSessionCreate(b *testing.B) {
 
 // threeNodes returns a publisher and three other nodes, each with one
 // subscriber that counts on got.
-func threeNodes(b *testing.B, sub func(n *Node, got *atomic.Int64)) (*Node, *atomic.Int64) {
+func threeNodes(b *testing.B, sub func(n *Backend, got *atomic.Int64)) (*Backend, *atomic.Int64) {
 	hub := NewHub(nil)
-	pub := hub.NewNode(nil)
-	nodes := []*Node{pub}
+	pub := hub.New(nil)
+	nodes := []*Backend{pub}
 	got := new(atomic.Int64)
 	for range 3 {
-		n := hub.NewNode(nil)
+		n := hub.New(nil)
 		nodes = append(nodes, n)
 		sub(n, got)
 	}
@@ -185,7 +185,7 @@ func threeNodes(b *testing.B, sub func(n *Node, got *atomic.Int64)) (*Node, *ato
 func BenchmarkPublishDeliver3Nodes(b *testing.B) {
 	var mu sync.Mutex
 	cond := sync.NewCond(&mu)
-	pub, got := threeNodes(b, func(n *Node, got *atomic.Int64) {
+	pub, got := threeNodes(b, func(n *Backend, got *atomic.Int64) {
 		_, err := n.Events().Subscribe(context.Background(), "t", func(coord.Event) {
 			if got.Add(1)%3 == 0 {
 				mu.Lock()
@@ -216,7 +216,7 @@ func BenchmarkPublishDeliver3Nodes(b *testing.B) {
 // BenchmarkPublishThroughput3Nodes publishes events back to back to three
 // other nodes and waits for every delivery at the end.
 func BenchmarkPublishThroughput3Nodes(b *testing.B) {
-	pub, got := threeNodes(b, func(n *Node, got *atomic.Int64) {
+	pub, got := threeNodes(b, func(n *Backend, got *atomic.Int64) {
 		_, err := n.Events().Subscribe(context.Background(), "t", func(coord.Event) { got.Add(1) }, coord.WithQueueSize(1<<20))
 		if err != nil {
 			b.Fatal(err)
@@ -239,7 +239,7 @@ func BenchmarkPublishThroughput3Nodes(b *testing.B) {
 // BenchmarkInvalidate publishes key invalidations to three other nodes
 // (subscribed with OnlyKey on another key, so they are filtered out).
 func BenchmarkInvalidate(b *testing.B) {
-	pub, _ := threeNodes(b, func(n *Node, got *atomic.Int64) {
+	pub, _ := threeNodes(b, func(n *Backend, got *atomic.Int64) {
 		_, err := n.Invalidator().Subscribe(context.Background(), func(coord.Invalidation) { got.Add(1) }, coord.OnlyKey("other"))
 		if err != nil {
 			b.Fatal(err)

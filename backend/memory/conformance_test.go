@@ -11,7 +11,7 @@ import (
 )
 
 // harness runs the conformance suite on one memory Hub: each instance is
-// a Node of it.
+// a Backend of it.
 type harness struct{ hub *memory.Hub }
 
 var (
@@ -22,7 +22,7 @@ var (
 
 func (h *harness) NewInstance(t *testing.T) coord.Backend {
 	t.Helper()
-	n := h.hub.NewNode(nil)
+	n := h.hub.New(nil)
 	t.Cleanup(func() {
 		if err := n.Close(context.Background()); err != nil && !errors.Is(err, coord.ErrClosed) {
 			t.Errorf("Close: %v", err)
@@ -35,12 +35,12 @@ func (h *harness) Capabilities() conformance.Capabilities {
 	return conformance.Capabilities{CutSubscription: true, ForeignPublish: true, Restart: true}
 }
 
-// CutSubscription simulates a lost subscriber connection on the Node.
+// CutSubscription simulates a lost subscriber connection on the Backend.
 func (h *harness) CutSubscription(t *testing.T, instance coord.Backend) {
 	t.Helper()
-	n, ok := instance.(*memory.Node)
+	n, ok := instance.(*memory.Backend)
 	if !ok {
-		t.Fatalf("instance %T is not a *memory.Node", instance)
+		t.Fatalf("instance %T is not a *memory.Backend", instance)
 	}
 	n.CutSubscription()
 }

@@ -3,12 +3,12 @@
 // [Hub] as several processes share one Redis server.
 //
 //	hub := memory.NewHub(nil)
-//	a := hub.NewNode(nil) // one instance
-//	b := hub.NewNode(nil) // another; it sees a's locks, sessions and messages
+//	a := hub.New(nil) // one instance
+//	b := hub.New(nil) // another; it sees a's locks, sessions and messages
 //	defer a.Close(context.Background())
 //	defer b.Close(context.Background())
 //
-// Each [Node] implements [coord.Backend] with the semantics of package
+// Each [Backend] implements [coord.Backend] with the semantics of package
 // coord:
 //
 //   - Leases: fencing tokens strictly increase per resource, for ever
@@ -30,7 +30,7 @@
 //     (and to the sender's own subscriptions only with
 //     [coord.IncludeOwn]). Each subscription has a bounded queue and its
 //     own goroutine, so a slow handler delays no other subscriber; the
-//     node's queues share a byte budget ([NodeOptions].QueueBytes). An
+//     node's queues share a byte budget ([Options].QueueBytes). An
 //     overflow is counted and, for an invalidation subscription, followed
 //     by a [coord.PurgeAll] with Reason "overflow" behind what is queued;
 //     a malformed invalidation from [Hub.PublishRaw] by one with Reason
@@ -41,21 +41,21 @@
 //
 // # Fault hooks
 //
-// [Node.CutSubscription] simulates a lost subscriber connection: what is
+// [Backend.CutSubscription] simulates a lost subscriber connection: what is
 // published while it is cut never reaches the node, subscribers made with
 // [coord.NotifyGaps] get a [coord.GapStart] at once, and after
-// [NodeOptions].ReconnectDelay every invalidation subscriber of the node
+// [Options].ReconnectDelay every invalidation subscriber of the node
 // gets a PurgeAll with Reason "reconnect". [Hub.PublishRaw] injects a
 // message in the Redis backend's wire format, as another program would.
 //
 // # As
 //
-// [Node.As] fills a **Hub or a **Node, so [coord.As] finds them through
+// [Backend.As] fills a **Hub or a **Backend, so [coord.As] finds them through
 // decorators.
 //
 // # Errors
 //
 // Bad input is refused with an error wrapping [coord.ErrInvalid] before
-// anything changes; calls on a closed Node return [coord.ErrClosed]. The
+// anything changes; calls on a closed Backend return [coord.ErrClosed]. The
 // backend never returns [coord.ErrUnavailable].
 package memory

@@ -13,8 +13,8 @@ import (
 func ExampleHub() {
 	ctx := context.Background()
 	hub := memory.NewHub(nil)
-	a := hub.NewNode(&memory.NodeOptions{InstanceID: "a"})
-	b := hub.NewNode(&memory.NodeOptions{InstanceID: "b"})
+	a := hub.New(&memory.Options{InstanceID: "a"})
+	b := hub.New(&memory.Options{InstanceID: "b"})
 	defer a.Close(ctx)
 	defer b.Close(ctx)
 
@@ -33,11 +33,11 @@ func ExampleHub() {
 // CutSubscription simulates a lost subscriber connection: when the node
 // reconnects, its invalidation subscribers are told to purge everything,
 // since they may have missed invalidations.
-func ExampleNode_CutSubscription() {
+func ExampleBackend_CutSubscription() {
 	ctx := context.Background()
 	hub := memory.NewHub(nil)
-	a := hub.NewNode(nil)
-	b := hub.NewNode(nil)
+	a := hub.New(nil)
+	b := hub.New(nil)
 	defer a.Close(ctx)
 	defer b.Close(ctx)
 

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/driver"
 )
 
 // FuzzPublishRaw feeds foreign wire messages to a node: each is either
@@ -35,12 +36,12 @@ func FuzzPublishRaw(f *testing.F) {
 				continue
 			}
 			switch {
-			case ch == ChannelPattern && coord.ValidateGlob(m.key) != nil,
-				ch != ChannelPattern && coord.ValidateName("key", m.key) != nil:
+			case ch == ChannelPattern && driver.ValidateGlob(m.key) != nil,
+				ch != ChannelPattern && driver.ValidateName("key", m.key) != nil:
 				t.Fatalf("%s: decoded an invalid key %q", ch, m.key)
 			}
 			if len(m.payload) > 0 {
-				if _, err := coord.EncodePayload(m.payload, 0); err != nil && len(m.payload) <= coord.DefaultMaxPayload {
+				if _, err := driver.EncodePayload(m.payload, 0); err != nil && len(m.payload) <= driver.DefaultMaxPayload {
 					t.Fatalf("%s: decoded payload %q is not valid JSON", ch, m.payload)
 				}
 			}
@@ -48,7 +49,7 @@ func FuzzPublishRaw(f *testing.F) {
 		// Through a hub: no panic, and the message is either delivered
 		// or counted.
 		hub := NewHub(nil)
-		n := hub.NewNode(nil)
+		n := hub.New(nil)
 		defer n.Close(context.Background())
 		_ = hub.PublishRaw(ChannelInvalidate, []byte(payload))
 	})

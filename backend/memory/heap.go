@@ -80,7 +80,7 @@ func (hp timeHeap[T]) down(i0 int) bool {
 	return i > i0
 }
 
-func (l *Lock) heapTime() time.Time       { return l.timerAt }
-func (l *Lock) setHeapIdx(i int)          { l.heapIdx = i }
+func (l *lock) heapTime() time.Time       { return l.timerAt }
+func (l *lock) setHeapIdx(i int)          { l.heapIdx = i }
 func (s *sessionRec) heapTime() time.Time { return s.expires }
 func (s *sessionRec) setHeapIdx(i int)    { s.heapIdx = i }

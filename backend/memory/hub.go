@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/driver"
 	"github.com/cgn-bot/coord/internal/subq"
 )
 
@@ -18,20 +19,19 @@ import (
 type HubOptions struct {
 	// MaxPayload is the limit, in bytes, on an encoded event payload, an
 	// invalidation's metadata and a session's encoded data.
-	// Default: [coord.DefaultMaxPayload].
+	// Default: [driver.DefaultMaxPayload].
 	MaxPayload int
-	// SessionIdleTTL is a session's idle TTL when Create is not given
-	// [coord.WithIdleTTL]. Default: [coord.DefaultSessionTTL].
-	SessionIdleTTL time.Duration
-	// SessionLifetime is a session's absolute lifetime when Create is not
-	// given [coord.WithLifetime]. Default: 0 (none).
-	SessionLifetime time.Duration
+	// SessionDefaults holds the session defaults (idle TTL, absolute
+	// lifetime) of Create without [coord.WithIdleTTL] or
+	// [coord.WithLifetime]; a negative duration counts as zero.
+	// Default: idle TTL [coord.DefaultSessionTTL], no lifetime.
+	SessionDefaults coord.SessionOptions
 }
 
-// Hub is the state several [Node]s share, as several processes share one
+// Hub is the state several [Backend]s share, as several processes share one
 // Redis server: leases and their fencing counters, sessions, and the
 // fan-out of invalidations and events. A Hub has no goroutine of its own
-// and needs no closing; each Node is closed by itself.
+// and needs no closing; each Backend is closed by itself.
 //
 // A Hub is safe for concurrent use by multiple goroutines.
 type Hub struct {
@@ -52,13 +52,13 @@ type Hub struct {
 
 	// nmu guards changes of nodes; readers load the snapshot.
 	nmu   sync.Mutex
-	nodes atomic.Pointer[[]*Node]
+	nodes atomic.Pointer[[]*Backend]
 }
 
 // NewHub returns an empty Hub. opts may be nil.
 func NewHub(opts *HubOptions) *Hub {
 	h := &Hub{
-		maxPayload: coord.DefaultMaxPayload,
+		maxPayload: driver.DefaultMaxPayload,
 		closedCh:   make(chan struct{}),
 		resources:  make(map[string]*resource),
 	}
@@ -67,27 +67,31 @@ func NewHub(opts *HubOptions) *Hub {
 		if opts.MaxPayload > 0 {
 			h.maxPayload = opts.MaxPayload
 		}
-		h.sessDef.IdleTTL = max(opts.SessionIdleTTL, 0)
-		h.sessDef.Lifetime = max(opts.SessionLifetime, 0)
+		h.sessDef.IdleTTL = max(opts.SessionDefaults.IdleTTL, 0)
+		h.sessDef.Lifetime = max(opts.SessionDefaults.Lifetime, 0)
 	}
 	h.sessions.init()
-	h.nodes.Store(&[]*Node{})
+	h.nodes.Store(&[]*Backend{})
 	return h
 }
 
-// NodeOptions configure a [Node]. A nil *NodeOptions, or a zero field,
+// Options configure a [Backend]. A nil *Options, or a zero field,
 // means the default.
-type NodeOptions struct {
+type Options struct {
 	// InstanceID is the node's instance ID. Default: "mem-" and 16 random
 	// hex digits.
 	InstanceID string
+	// LockDefaults are applied before the options of each Acquire; an
+	// invalid one makes every Acquire fail with [coord.ErrInvalid].
+	// Default: none (coord's defaults: TTL 10s, 3 retries 100ms apart).
+	LockDefaults []coord.LockOption
 	// QueueSize is the queue length of a subscription made without
 	// [coord.WithQueueSize], for invalidations and events alike. Default:
 	// [coord.DefaultInvalidationQueueSize] for invalidations,
 	// [coord.DefaultQueueSize] for events.
 	QueueSize int
 	// ReconnectDelay is how long a subscription cut by
-	// [Node.CutSubscription] stays cut before the node reconnects.
+	// [Backend.CutSubscription] stays cut before the node reconnects.
 	// Default: 10ms.
 	ReconnectDelay time.Duration
 	// QueueBytes bounds the bytes of messages queued for the node's
@@ -99,24 +103,25 @@ type NodeOptions struct {
 	QueueBytes int64
 }
 
-// Node is one instance on a [Hub]: it implements [coord.Backend] with its
-// own instance ID, held leases, subscriptions and counters. Each Node runs
+// Backend is one instance on a [Hub]: it implements [coord.Backend] with its
+// own instance ID, held leases, subscriptions and counters. Each Backend runs
 // one goroutine for lease renewals and expiry (whatever the number of
-// leases) and one per subscription; [Node.Close] stops and waits for all
+// leases) and one per subscription; [Backend.Close] stops and waits for all
 // of them.
 //
-// A Node is safe for concurrent use by multiple goroutines.
-type Node struct {
+// A Backend is safe for concurrent use by multiple goroutines.
+type Backend struct {
 	hub            *Hub
 	id             string
 	queueSize      int
+	lockDefaults   []coord.LockOption // Options.LockDefaults, capped so append copies
 	reconnectDelay time.Duration
 	budget         *subq.Budget // bytes queued for the subscriptions
 
 	locker   Locker
-	sessions SessionStore
+	sessions Sessions
 	inv      Invalidator
-	events   EventBus
+	events   Events
 
 	closed    atomic.Bool
 	closeDone chan struct{} // closed when the first Close has finished
@@ -126,7 +131,7 @@ type Node struct {
 	// Guarded by hub.lmu. timers holds exactly the leases the node
 	// holds, ordered by their next timer event.
 	waiters     map[*waiter]struct{}
-	timers      timeHeap[*Lock]
+	timers      timeHeap[*lock]
 	reconnectAt time.Time
 	timerNext   time.Time // when the timer goroutine wakes next
 	timerWake   chan struct{}
@@ -146,18 +151,18 @@ type Node struct {
 }
 
 var (
-	_ coord.Backend      = (*Node)(nil)
+	_ coord.Backend      = (*Backend)(nil)
 	_ coord.Locker       = (*Locker)(nil)
-	_ coord.Lock         = (*Lock)(nil)
-	_ coord.SessionStore = (*SessionStore)(nil)
+	_ coord.Lock         = (*lock)(nil)
+	_ coord.SessionStore = (*Sessions)(nil)
 	_ coord.Invalidator  = (*Invalidator)(nil)
-	_ coord.EventBus     = (*EventBus)(nil)
+	_ coord.EventBus     = (*Events)(nil)
 	_ coord.Subscription = (*subscription)(nil)
 )
 
-// NewNode starts a new instance on h. opts may be nil.
-func (h *Hub) NewNode(opts *NodeOptions) *Node {
-	n := &Node{
+// New starts a new instance on h. opts may be nil.
+func (h *Hub) New(opts *Options) *Backend {
+	n := &Backend{
 		hub:            h,
 		reconnectDelay: 10 * time.Millisecond,
 		closeDone:      make(chan struct{}),
@@ -172,6 +177,7 @@ func (h *Hub) NewNode(opts *NodeOptions) *Node {
 			queueBytes = opts.QueueBytes
 		}
 		n.id = opts.InstanceID
+		n.lockDefaults = opts.LockDefaults[:len(opts.LockDefaults):len(opts.LockDefaults)]
 		if opts.QueueSize > 0 {
 			n.queueSize = opts.QueueSize
 		}
@@ -199,7 +205,7 @@ func (h *Hub) NewNode(opts *NodeOptions) *Node {
 
 	h.nmu.Lock()
 	old := *h.nodes.Load()
-	nodes := make([]*Node, len(old), len(old)+1)
+	nodes := make([]*Backend, len(old), len(old)+1)
 	copy(nodes, old)
 	nodes = append(nodes, n)
 	h.nodes.Store(&nodes)
@@ -211,31 +217,31 @@ func (h *Hub) NewNode(opts *NodeOptions) *Node {
 }
 
 // Locker returns the node's leases.
-func (n *Node) Locker() coord.Locker { return &n.locker }
+func (n *Backend) Locker() coord.Locker { return &n.locker }
 
 // Sessions returns the hub's session store as seen by this node.
-func (n *Node) Sessions() coord.SessionStore { return &n.sessions }
+func (n *Backend) Sessions() coord.SessionStore { return &n.sessions }
 
 // Invalidator returns the node's cache invalidation.
-func (n *Node) Invalidator() coord.Invalidator { return &n.inv }
+func (n *Backend) Invalidator() coord.Invalidator { return &n.inv }
 
 // Events returns the node's event bus.
-func (n *Node) Events() coord.EventBus { return &n.events }
+func (n *Backend) Events() coord.EventBus { return &n.events }
 
 // InstanceID returns the node's instance ID.
-func (n *Node) InstanceID() string { return n.id }
+func (n *Backend) InstanceID() string { return n.id }
 
 // Hub returns the hub the node is on.
-func (n *Node) Hub() *Hub { return n.hub }
+func (n *Backend) Hub() *Hub { return n.hub }
 
-// As sets target when it is a **Hub (to the node's hub) or a **Node (to
+// As sets target when it is a **Hub (to the node's hub) or a **Backend (to
 // the node itself), and reports whether it did.
-func (n *Node) As(target any) bool {
+func (n *Backend) As(target any) bool {
 	switch t := target.(type) {
 	case **Hub:
 		*t = n.hub
 		return true
-	case **Node:
+	case **Backend:
 		*t = n
 		return true
 	}
@@ -244,7 +250,7 @@ func (n *Node) As(target any) bool {
 
 // Health reports the node's state: Healthy and Connected until Close;
 // the subscriber state is Reconnecting while the subscription is cut.
-func (n *Node) Health(ctx context.Context) coord.Health {
+func (n *Backend) Health(ctx context.Context) coord.Health {
 	hl := coord.Health{
 		Backend:          "memory",
 		MessagesReceived: n.invStats.received.Load() + n.evStats.received.Load(),
@@ -275,20 +281,20 @@ func (n *Node) Health(ctx context.Context) coord.Health {
 // Close returns ctx's error; the node is closed all the same, and a
 // goroutine Close started waits for the handlers to return. Close must
 // not be called from a subscription's handler of the same node.
-func (n *Node) Close(ctx context.Context) error {
+func (n *Backend) Close(ctx context.Context) error {
 	if !n.closed.CompareAndSwap(false, true) {
 		select {
 		case <-n.closeDone:
 			return nil
 		case <-ctx.Done():
-			return fmt.Errorf("memory: waiting for Close: %w", ctx.Err())
+			return fmt.Errorf("coord/memory: waiting for Close: %w", ctx.Err())
 		}
 	}
 	h := n.hub
 
 	h.nmu.Lock()
 	old := *h.nodes.Load()
-	nodes := make([]*Node, 0, len(old))
+	nodes := make([]*Backend, 0, len(old))
 	for _, o := range old {
 		if o != n {
 			nodes = append(nodes, o)
@@ -336,7 +342,7 @@ func (n *Node) Close(ctx context.Context) error {
 	case <-waited:
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("memory: waiting for handlers to return: %w", ctx.Err())
+		return fmt.Errorf("coord/memory: waiting for handlers to return: %w", ctx.Err())
 	}
 }
 
@@ -344,11 +350,11 @@ func (n *Node) Close(ctx context.Context) error {
 // node's subscriber connection. Invalidations and events published while
 // the subscription is cut never reach this node. Invalidation subscribers
 // made with [coord.NotifyGaps] receive a [coord.GapStart] at once. After
-// the node's ReconnectDelay (see [NodeOptions]) the node reconnects by
+// the node's ReconnectDelay (see [Options]) the node reconnects by
 // itself and every invalidation subscriber of the node receives a
 // [coord.PurgeAll] with Reason "reconnect"; event subscribers just resume. Cutting an
 // already cut or closed node does nothing more.
-func (n *Node) CutSubscription() {
+func (n *Backend) CutSubscription() {
 	if n.closed.Load() {
 		return
 	}
@@ -369,7 +375,7 @@ func (n *Node) CutSubscription() {
 
 // reconnect ends a cut: delivery resumes first, then every invalidation
 // subscriber is told to purge, so nothing lost in the gap goes unpurged.
-func (n *Node) reconnect() {
+func (n *Backend) reconnect() {
 	n.subMu.Lock() // a Subscribe that saw the cut has queued its GapStart
 	defer n.subMu.Unlock()
 	n.cut.Store(false)
@@ -379,7 +385,7 @@ func (n *Node) reconnect() {
 }
 
 // wakeTimer makes the timer goroutine look at its heap again.
-func (n *Node) wakeTimer() {
+func (n *Backend) wakeTimer() {
 	select {
 	case n.timerWake <- struct{}{}:
 	default:
@@ -390,7 +396,7 @@ func (n *Node) wakeTimer() {
 // auto-renew at TTL/3, ends leases whose deadline passed (closing their
 // Done and handing the resource to the next waiter), and ends a simulated
 // subscription cut.
-func (n *Node) timerLoop() {
+func (n *Backend) timerLoop() {
 	defer n.wg.Done()
 	h := n.hub
 	t := time.NewTimer(time.Hour)
@@ -429,14 +435,14 @@ func (n *Node) timerLoop() {
 }
 
 func errClosed(what string) error {
-	return fmt.Errorf("%w: memory node closed (%s)", coord.ErrClosed, what)
+	return fmt.Errorf("%w: coord/memory: %s", coord.ErrClosed, what)
 }
 
 // Restart is a fault hook for tests: it simulates a restart, without
 // persistence, of the server under every node of the hub. Every lease
 // ends (its Done closes, and its first waiter, if any, gets the resource),
 // every session is lost, and every node's subscription is cut as by
-// [Node.CutSubscription], so each node reconnects after its
+// [Backend.CutSubscription], so each node reconnects after its
 // ReconnectDelay and tells its invalidation subscribers to purge. The fence
 // counter survives: a lease after the restart still gets a higher fence.
 func (h *Hub) Restart() {

@@ -23,7 +23,7 @@ func heapInUse() uint64 {
 // waitOnNames runs, for each of count names from first, an acquire by a,
 // a waiter from b queued behind it, the release that hands the lease to
 // the waiter, and the waiter's release; workers goroutines share the work.
-func waitOnNames(t *testing.T, a, b *Node, first, count, workers int) {
+func waitOnNames(t *testing.T, a, b *Backend, first, count, workers int) {
 	t.Helper()
 	ctx := t.Context()
 	var wg sync.WaitGroup
@@ -47,7 +47,7 @@ func waitOnNames(t *testing.T, a, b *Node, first, count, workers int) {
 	}
 }
 
-func waitOnce(ctx context.Context, a, b *Node, name string) error {
+func waitOnce(ctx context.Context, a, b *Backend, name string) error {
 	l, err := a.Locker().Acquire(ctx, name, coord.WithTTL(time.Minute))
 	if err != nil {
 		return err

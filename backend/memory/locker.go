@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/driver"
 	"github.com/cgn-bot/coord/internal/secret"
 )
 
@@ -18,7 +19,7 @@ import (
 // strictly increasing per resource as well.
 type resource struct {
 	name    string
-	holder  *Lock
+	holder  *lock
 	waiters []*waiter // FIFO, across all nodes
 }
 
@@ -30,13 +31,13 @@ func (r *resource) removeWaiter(w *waiter) {
 
 // waiter is one Acquire waiting in a resource's queue.
 type waiter struct {
-	node *Node
+	node *Backend
 	res  *resource
 	opts coord.LockOptions
 	wake chan struct{} // buffered 1
 
 	// Guarded by hub.lmu.
-	granted *Lock
+	granted *lock
 	closed  bool
 }
 
@@ -55,18 +56,18 @@ const (
 	lockLost
 )
 
-// Locker is a [Node]'s [coord.Locker]. Leases on one resource are handed
+// Locker is a [Backend]'s [coord.Locker]. Leases on one resource are handed
 // to waiters first come, first served across all nodes of the hub: a
 // release gives the lease at once to the longest waiting Acquire, so a
 // holder that releases and acquires again queues behind it.
 //
 // A Locker is safe for concurrent use by multiple goroutines.
-type Locker struct{ n *Node }
+type Locker struct{ n *Backend }
 
-// Lock is one lease from [Locker.Acquire]. It is safe for concurrent use
+// lock is one lease from [Locker.Acquire]. It is safe for concurrent use
 // by multiple goroutines.
-type Lock struct {
-	node      *Node
+type lock struct {
+	node      *Backend
 	res       *resource
 	token     string
 	fence     int64
@@ -89,10 +90,13 @@ type Lock struct {
 // ctx ended the wait), [coord.ErrInvalid] or [coord.ErrClosed].
 func (lk *Locker) Acquire(ctx context.Context, name string, opts ...coord.LockOption) (coord.Lock, error) {
 	n := lk.n
-	if err := coord.ValidateName("resource", name); err != nil {
+	if err := driver.ValidateName("resource", name); err != nil {
 		return nil, err
 	}
-	o, err := coord.NewLockOptions(opts...)
+	if d := n.lockDefaults; len(d) > 0 {
+		opts = append(d, opts...)
+	}
+	o, err := driver.NewLockOptions(opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -126,7 +130,7 @@ func (lk *Locker) Acquire(ctx context.Context, name string, opts ...coord.LockOp
 	}
 	if o.Retries == 0 {
 		h.lmu.Unlock()
-		return nil, fmt.Errorf("%w: %q is held", coord.ErrNotAcquired, name)
+		return nil, fmt.Errorf("%w: coord/memory: %q is held", coord.ErrNotAcquired, name)
 	}
 	w := &waiter{node: n, res: r, opts: o, wake: make(chan struct{}, 1)}
 	r.waiters = append(r.waiters, w)
@@ -210,7 +214,7 @@ func (lk *Locker) wait(ctx context.Context, w *waiter, delay time.Duration) (coo
 		if left == 0 {
 			h.removeWaiterLocked(w)
 			h.lmu.Unlock()
-			return nil, fmt.Errorf("%w: %q is held", coord.ErrNotAcquired, r.name)
+			return nil, fmt.Errorf("%w: coord/memory: %q is held", coord.ErrNotAcquired, r.name)
 		}
 		t.Reset(waitDelay(w.opts, r, now))
 		h.lmu.Unlock()
@@ -219,7 +223,7 @@ func (lk *Locker) wait(ctx context.Context, w *waiter, delay time.Duration) (coo
 
 // Locked reports whether anyone holds resource now.
 func (lk *Locker) Locked(ctx context.Context, resource string) (bool, error) {
-	if err := coord.ValidateName("resource", resource); err != nil {
+	if err := driver.ValidateName("resource", resource); err != nil {
 		return false, err
 	}
 	if lk.n.closed.Load() {
@@ -240,7 +244,7 @@ func (lk *Locker) Locked(ctx context.Context, resource string) (bool, error) {
 // holder's Done at once and hands the resource to the next waiter. It
 // reports whether there was a lease.
 func (lk *Locker) ForceRelease(ctx context.Context, resource string) (bool, error) {
-	if err := coord.ValidateName("resource", resource); err != nil {
+	if err := driver.ValidateName("resource", resource); err != nil {
 		return false, err
 	}
 	if lk.n.closed.Load() {
@@ -299,9 +303,9 @@ func (h *Hub) dropIdleLocked(r *resource) {
 
 // grantLocked makes n the holder of r with a new fence (from the hub's
 // one counter) and token.
-func (h *Hub) grantLocked(r *resource, n *Node, o coord.LockOptions, now time.Time, token string) *Lock {
+func (h *Hub) grantLocked(r *resource, n *Backend, o coord.LockOptions, now time.Time, token string) *lock {
 	h.fence++
-	l := &Lock{
+	l := &lock{
 		node:      n,
 		res:       r,
 		token:     token,
@@ -318,7 +322,7 @@ func (h *Hub) grantLocked(r *resource, n *Node, o coord.LockOptions, now time.Ti
 
 // scheduleLocked sets l's next timer event: its renewal with auto-renew,
 // else its deadline.
-func (n *Node) scheduleLocked(l *Lock, now time.Time) {
+func (n *Backend) scheduleLocked(l *lock, now time.Time) {
 	at := l.deadline
 	if l.autoRenew {
 		at = now.Add(l.ttl / 3)
@@ -336,7 +340,7 @@ func (n *Node) scheduleLocked(l *Lock, now time.Time) {
 }
 
 // endLocked ends l's lease (if it is still held) with state st.
-func (h *Hub) endLocked(l *Lock, st lockState) {
+func (h *Hub) endLocked(l *lock, st lockState) {
 	if l.state != lockHeld {
 		return
 	}
@@ -380,7 +384,7 @@ func (h *Hub) promoteLocked(r *resource, now time.Time) {
 
 // runDueLocked handles n's timer events due by now and returns the time
 // of the next one (zero when there is none).
-func (h *Hub) runDueLocked(n *Node, now time.Time) time.Time {
+func (h *Hub) runDueLocked(n *Backend, now time.Time) time.Time {
 	for len(n.timers) > 0 {
 		l := n.timers[0]
 		if now.Before(l.timerAt) {
@@ -406,26 +410,26 @@ func (h *Hub) runDueLocked(n *Node, now time.Time) time.Time {
 }
 
 // Resource returns the name the lease is on.
-func (l *Lock) Resource() string { return l.res.name }
+func (l *lock) Resource() string { return l.res.name }
 
 // Token returns the lease's secret token.
-func (l *Lock) Token() string { return l.token }
+func (l *lock) Token() string { return l.token }
 
 // Fence returns the lease's fencing token.
-func (l *Lock) Fence() int64 { return l.fence }
+func (l *lock) Fence() int64 { return l.fence }
 
 // notHeldLocked explains why l is not held: [coord.ErrNotHeld] when
 // someone else holds the resource, [coord.ErrExpired] when nobody does.
-func (l *Lock) notHeldLocked() error {
+func (l *lock) notHeldLocked() error {
 	if r := l.node.hub.resources[l.res.name]; r != nil && r.holder != nil {
-		return fmt.Errorf("%w: %q has another holder", coord.ErrNotHeld, l.res.name)
+		return fmt.Errorf("%w: coord/memory: %q has another holder", coord.ErrNotHeld, l.res.name)
 	}
-	return fmt.Errorf("%w: lease on %q ended", coord.ErrExpired, l.res.name)
+	return fmt.Errorf("%w: coord/memory: lease on %q ended", coord.ErrExpired, l.res.name)
 }
 
 // TTL returns the time left on the lease. May return [coord.ErrNotHeld]
 // or [coord.ErrExpired].
-func (l *Lock) TTL(ctx context.Context) (time.Duration, error) {
+func (l *lock) TTL(ctx context.Context) (time.Duration, error) {
 	h := l.node.hub
 	h.lmu.Lock()
 	defer h.lmu.Unlock()
@@ -442,8 +446,8 @@ func (l *Lock) TTL(ctx context.Context) (time.Duration, error) {
 
 // Extend sets the lease to end ttl from now if it is still held. May
 // return [coord.ErrNotHeld], [coord.ErrExpired] or [coord.ErrInvalid].
-func (l *Lock) Extend(ctx context.Context, ttl time.Duration) error {
-	if err := coord.ValidateTTL("lock TTL", ttl); err != nil {
+func (l *lock) Extend(ctx context.Context, ttl time.Duration) error {
+	if err := driver.ValidateTTL("lock TTL", ttl); err != nil {
 		return err
 	}
 	h := l.node.hub
@@ -467,7 +471,7 @@ func (l *Lock) Extend(ctx context.Context, ttl time.Duration) error {
 // Release ends the lease and hands the resource to the next waiter at
 // once. Releasing a lease this Lock already released returns nil. May
 // return [coord.ErrNotHeld] or [coord.ErrExpired] when the lease was lost.
-func (l *Lock) Release(ctx context.Context) error {
+func (l *lock) Release(ctx context.Context) error {
 	h := l.node.hub
 	h.lmu.Lock()
 	defer h.lmu.Unlock()
@@ -487,7 +491,7 @@ func (l *Lock) Release(ctx context.Context) error {
 // Done returns a channel closed when the lease ends: released, force
 // released, or expired without renewal. The node's timer goroutine closes
 // it at the deadline, whether or not anyone looks at the lease.
-func (l *Lock) Done() <-chan struct{} {
+func (l *lock) Done() <-chan struct{} {
 	h := l.node.hub
 	h.lmu.Lock()
 	defer h.lmu.Unlock()
@@ -501,6 +505,6 @@ func (l *Lock) Done() <-chan struct{} {
 }
 
 // String describes the lease without its token.
-func (l *Lock) String() string {
+func (l *lock) String() string {
 	return fmt.Sprintf("memory.Lock{resource: %q, fence: %d, token: %s}", l.res.name, l.fence, secret.Redact(l.token))
 }

@@ -15,12 +15,12 @@ import (
 )
 
 // nodes returns n nodes on one new hub, closed at the end of the test.
-func nodes(t *testing.T, n int) []*Node {
+func nodes(t *testing.T, n int) []*Backend {
 	t.Helper()
 	hub := NewHub(nil)
-	out := make([]*Node, n)
+	out := make([]*Backend, n)
 	for i := range out {
-		out[i] = hub.NewNode(&NodeOptions{InstanceID: fmt.Sprintf("node-%d", i)})
+		out[i] = hub.New(&Options{InstanceID: fmt.Sprintf("node-%d", i)})
 		nd := out[i]
 		t.Cleanup(func() { _ = nd.Close(context.Background()) })
 	}
@@ -121,7 +121,7 @@ func TestWaiterWokenAtOnce(t *testing.T) {
 		t.Run(end, func(t *testing.T) {
 			holder := ns[0]
 			if end == "close" {
-				holder = ns[0].hub.NewNode(nil)
+				holder = ns[0].hub.New(nil)
 				t.Cleanup(func() { _ = holder.Close(context.Background()) })
 			}
 			ttl := 10 * time.Second
@@ -162,7 +162,7 @@ func TestWaiterWokenAtOnce(t *testing.T) {
 }
 
 func leaseDeadline(l coord.Lock) time.Time {
-	lk := l.(*Lock)
+	lk := l.(*lock)
 	h := lk.node.hub
 	h.lmu.Lock()
 	defer h.lmu.Unlock()
@@ -403,5 +403,32 @@ func TestCloseEndsWaitsAndReleases(t *testing.T) {
 	}
 	if err := ns[0].Close(ctx); err != nil {
 		t.Errorf("second Close: %v", err)
+	}
+}
+
+// TestLockDefaults: Options.LockDefaults apply before each Acquire's own
+// options, as the Redis backend's do.
+func TestLockDefaults(t *testing.T) {
+	n := NewHub(nil).New(&Options{LockDefaults: []coord.LockOption{coord.WithTTL(time.Hour)}})
+	t.Cleanup(func() { _ = n.Close(context.Background()) })
+	ctx := t.Context()
+	l, err := n.Locker().Acquire(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ttl, err := l.TTL(ctx); err != nil || ttl <= coord.DefaultLockTTL {
+		t.Errorf("TTL with a default of 1h: %v, %v", ttl, err)
+	}
+	l2, err := n.Locker().Acquire(ctx, "b", coord.WithTTL(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ttl, err := l2.TTL(ctx); err != nil || ttl > time.Second {
+		t.Errorf("TTL given to Acquire after the default: %v, %v", ttl, err)
+	}
+	bad := NewHub(nil).New(&Options{LockDefaults: []coord.LockOption{coord.WithTTL(0)}})
+	t.Cleanup(func() { _ = bad.Close(context.Background()) })
+	if _, err := bad.Locker().Acquire(ctx, "c"); !errors.Is(err, coord.ErrInvalid) {
+		t.Errorf("Acquire with an invalid default: %v, want ErrInvalid", err)
 	}
 }

@@ -15,7 +15,7 @@ import (
 func TestAsAndHub(t *testing.T) {
 	ns := nodes(t, 1)
 	var h *Hub
-	var n *Node
+	var n *Backend
 	if !coord.As(ns[0], &h) || h != ns[0].Hub() || !coord.As(ns[0], &n) || n != ns[0] {
 		t.Fatal("As does not find the hub and node")
 	}
@@ -50,8 +50,8 @@ func TestNilHandlerInvalid(t *testing.T) {
 // until there is room.
 func TestReconnectPurgeOnFullQueue(t *testing.T) {
 	hub := NewHub(nil)
-	pub := hub.NewNode(nil)
-	n := hub.NewNode(&NodeOptions{ReconnectDelay: time.Millisecond})
+	pub := hub.New(nil)
+	n := hub.New(&Options{ReconnectDelay: time.Millisecond})
 	t.Cleanup(func() { _ = pub.Close(context.Background()); _ = n.Close(context.Background()) })
 	ctx := t.Context()
 	gate := make(chan struct{})
@@ -81,7 +81,7 @@ func TestReconnectPurgeOnFullQueue(t *testing.T) {
 }
 
 func TestHealthAfterClose(t *testing.T) {
-	n := NewHub(nil).NewNode(nil)
+	n := NewHub(nil).New(nil)
 	ctx := t.Context()
 	if _, err := n.Sessions().Create(ctx, "u", nil); err != nil {
 		t.Fatal(err)
@@ -134,5 +134,28 @@ func TestHubRestart(t *testing.T) {
 	}
 	if _, err := ns[0].Sessions().Create(ctx, "u", nil); err != nil {
 		t.Errorf("Create after restart: %v", err)
+	}
+}
+
+// TestErrorShape: errors name the sentinel first, then the package, as
+// the Redis backend's do.
+func TestErrorShape(t *testing.T) {
+	ns := nodes(t, 2)
+	ctx := t.Context()
+	l, err := ns[0].Locker().Acquire(ctx, "res")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = l.Release(context.Background()) }()
+	_, err = ns[1].Locker().Acquire(ctx, "res", coord.WithRetry(0, 0))
+	if !errors.Is(err, coord.ErrNotAcquired) || !strings.HasPrefix(err.Error(), "coord: lock not acquired: coord/memory: ") {
+		t.Errorf("Acquire of a held resource: %q, want it to start with %q", err, "coord: lock not acquired: coord/memory: ")
+	}
+	if err := ns[1].Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	err = ns[1].Events().Publish(ctx, "t", nil)
+	if !errors.Is(err, coord.ErrClosed) || !strings.HasPrefix(err.Error(), "coord: closed: coord/memory") {
+		t.Errorf("Publish after Close: %q, want it to start with %q", err, "coord: closed: coord/memory")
 	}
 }

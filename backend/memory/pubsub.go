@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/driver"
 	"github.com/cgn-bot/coord/internal/subq"
 	"github.com/cgn-bot/coord/internal/wire"
 )
@@ -53,19 +54,19 @@ type evCounters struct {
 	published, received, dropped, malformed, panics atomic.Uint64
 }
 
-// Invalidator is a [Node]'s [coord.Invalidator]. Invalidations reach the
+// Invalidator is a [Backend]'s [coord.Invalidator]. Invalidations reach the
 // other nodes of the hub at once, each subscription through its own
 // bounded queue and goroutine.
 //
 // An Invalidator is safe for concurrent use by multiple goroutines.
-type Invalidator struct{ n *Node }
+type Invalidator struct{ n *Backend }
 
-// EventBus is a [Node]'s [coord.EventBus]. Events reach the other nodes
+// Events is a [Backend]'s [coord.EventBus]. Events reach the other nodes
 // of the hub at once, each subscription through its own bounded queue and
 // goroutine.
 //
-// An EventBus is safe for concurrent use by multiple goroutines.
-type EventBus struct{ n *Node }
+// An Events is safe for concurrent use by multiple goroutines.
+type Events struct{ n *Backend }
 
 // wireTrace returns a copy of c when the Redis wire would carry it, else
 // nil, so that both backends deliver the same trace context.
@@ -82,7 +83,7 @@ func nowMilli() time.Time { return time.UnixMilli(time.Now().UnixMilli()) }
 // Invalidate tells the other nodes that key changed. A nil meta arrives
 // as empty Metadata.
 func (iv *Invalidator) Invalidate(ctx context.Context, key string, meta any) error {
-	if err := coord.ValidateName("key", key); err != nil {
+	if err := driver.ValidateName("key", key); err != nil {
 		return err
 	}
 	return iv.publish(coord.KeyInvalidation, key, meta, coord.TraceFrom(ctx))
@@ -91,7 +92,7 @@ func (iv *Invalidator) Invalidate(ctx context.Context, key string, meta any) err
 // InvalidatePattern tells the other nodes that every key matching glob
 // (see [coord.MatchGlob]) changed.
 func (iv *Invalidator) InvalidatePattern(ctx context.Context, glob string, meta any) error {
-	if err := coord.ValidateGlob(glob); err != nil {
+	if err := driver.ValidateGlob(glob); err != nil {
 		return err
 	}
 	return iv.publish(coord.PatternInvalidation, glob, meta, coord.TraceFrom(ctx))
@@ -130,7 +131,7 @@ func (h *Hub) fanOut(m *message) {
 	}
 }
 
-func (n *Node) receiveInvalidation(m *message) {
+func (n *Backend) receiveInvalidation(m *message) {
 	own := m.instance == n.id
 	accepted := false
 	for _, s := range *n.invSubs.Load() {
@@ -149,7 +150,7 @@ func (n *Node) receiveInvalidation(m *message) {
 	}
 }
 
-func (n *Node) receiveEvent(m *message) {
+func (n *Backend) receiveEvent(m *message) {
 	own := m.instance == n.id
 	accepted := false
 	for _, s := range (*n.evSubs.Load())[m.key] {
@@ -169,7 +170,7 @@ func (n *Node) receiveEvent(m *message) {
 // one's with [coord.IncludeOwn]); see [coord.Invalidator.Subscribe].
 func (iv *Invalidator) Subscribe(ctx context.Context, fn func(coord.Invalidation), opts ...coord.SubscribeOption) (coord.Subscription, error) {
 	if fn == nil {
-		return nil, fmt.Errorf("%w: nil handler", coord.ErrInvalid)
+		return nil, fmt.Errorf("%w: coord/memory: nil handler", coord.ErrInvalid)
 	}
 	return iv.n.subscribe(ctx, "", fn, nil, opts)
 }
@@ -188,9 +189,9 @@ func (iv *Invalidator) Stats() coord.InvalidatorStats {
 }
 
 // Publish sends payload on topic to the other nodes.
-func (eb *EventBus) Publish(ctx context.Context, topic string, payload any) error {
+func (eb *Events) Publish(ctx context.Context, topic string, payload any) error {
 	n := eb.n
-	if err := coord.ValidateName("topic", topic); err != nil {
+	if err := driver.ValidateName("topic", topic); err != nil {
 		return err
 	}
 	raw, err := encodeEventPayload(payload, n.hub.maxPayload)
@@ -208,18 +209,18 @@ func (eb *EventBus) Publish(ctx context.Context, topic string, payload any) erro
 
 // Subscribe calls fn for each event on topic from the other nodes (and
 // this one's with [coord.IncludeOwn]); see [coord.EventBus.Subscribe].
-func (eb *EventBus) Subscribe(ctx context.Context, topic string, fn func(coord.Event), opts ...coord.SubscribeOption) (coord.Subscription, error) {
-	if err := coord.ValidateName("topic", topic); err != nil {
+func (eb *Events) Subscribe(ctx context.Context, topic string, fn func(coord.Event), opts ...coord.SubscribeOption) (coord.Subscription, error) {
+	if err := driver.ValidateName("topic", topic); err != nil {
 		return nil, err
 	}
 	if fn == nil {
-		return nil, fmt.Errorf("%w: nil handler", coord.ErrInvalid)
+		return nil, fmt.Errorf("%w: coord/memory: nil handler", coord.ErrInvalid)
 	}
 	return eb.n.subscribe(ctx, topic, nil, fn, opts)
 }
 
 // Stats returns the node's event counters.
-func (eb *EventBus) Stats() coord.EventStats {
+func (eb *Events) Stats() coord.EventStats {
 	c := &eb.n.evStats
 	return coord.EventStats{
 		Published: c.published.Load(),
@@ -233,10 +234,10 @@ func (eb *EventBus) Stats() coord.EventStats {
 // subscription is one Subscribe: a queue of the subscription engine
 // (internal/subq, shared with the Redis backend), drained by its own
 // goroutine, which calls the handler one message at a time. Its queued
-// bytes count against the node's budget ([NodeOptions].QueueBytes).
+// bytes count against the node's budget ([Options].QueueBytes).
 type subscription struct {
 	*subq.Queue[*message]
-	n       *Node
+	n       *Backend
 	inv     func(coord.Invalidation) // for an invalidation subscription
 	ev      func(coord.Event)        // for an event subscription
 	topic   string
@@ -257,7 +258,7 @@ func control(c subq.Control, reason string) *message {
 	return &message{kind: coord.PurgeAll, reason: reason}
 }
 
-func (n *Node) subscribe(ctx context.Context, topic string, inv func(coord.Invalidation), ev func(coord.Event), opts []coord.SubscribeOption) (coord.Subscription, error) {
+func (n *Backend) subscribe(ctx context.Context, topic string, inv func(coord.Invalidation), ev func(coord.Event), opts []coord.SubscribeOption) (coord.Subscription, error) {
 	all := make([]coord.SubscribeOption, 0, len(opts)+1)
 	size := n.queueSize
 	switch {
@@ -269,7 +270,7 @@ func (n *Node) subscribe(ctx context.Context, topic string, inv func(coord.Inval
 	}
 	all = append(all, coord.WithQueueSize(size))
 	all = append(all, opts...)
-	o, err := coord.NewSubscribeOptions(all...)
+	o, err := driver.NewSubscribeOptions(all...)
 	if err != nil {
 		return nil, err
 	}
@@ -277,7 +278,7 @@ func (n *Node) subscribe(ctx context.Context, topic string, inv func(coord.Inval
 		return nil, errClosed("Subscribe")
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("memory: subscribe: %w", err)
+		return nil, fmt.Errorf("coord/memory: subscribe: %w", err)
 	}
 	s := &subscription{
 		n:     n,
@@ -335,7 +336,7 @@ func (n *Node) subscribe(ctx context.Context, topic string, inv func(coord.Inval
 }
 
 // removeSub takes s out of the node's snapshots.
-func (n *Node) removeSub(s *subscription) {
+func (n *Backend) removeSub(s *subscription) {
 	n.subMu.Lock()
 	defer n.subMu.Unlock()
 	delete(n.subsLive, s)

@@ -63,8 +63,8 @@ func TestOverflowPurgeComesAfterQueued(t *testing.T) {
 
 func TestCutSubscriptionPurgesAfterGap(t *testing.T) {
 	hub := NewHub(nil)
-	pub := hub.NewNode(nil)
-	cut := hub.NewNode(&NodeOptions{ReconnectDelay: 50 * time.Millisecond})
+	pub := hub.New(nil)
+	cut := hub.New(&Options{ReconnectDelay: 50 * time.Millisecond})
 	t.Cleanup(func() { _ = pub.Close(context.Background()); _ = cut.Close(context.Background()) })
 	ctx := t.Context()
 	var invs coordtest.Recorder[coord.Invalidation]
@@ -98,7 +98,7 @@ func TestCutSubscriptionPurgesAfterGap(t *testing.T) {
 
 func TestPublishRaw(t *testing.T) {
 	hub := NewHub(nil)
-	n := hub.NewNode(&NodeOptions{InstanceID: "me"})
+	n := hub.New(&Options{InstanceID: "me"})
 	t.Cleanup(func() { _ = n.Close(context.Background()) })
 	ctx := t.Context()
 	var invs coordtest.Recorder[coord.Invalidation]

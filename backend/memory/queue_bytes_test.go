@@ -82,14 +82,14 @@ func TestBlockedSubscriberBoundedByBytes(t *testing.T) {
 	_ = sub.Close(context.Background())
 }
 
-// TestQueueBytesOption: NodeOptions.QueueBytes sets the budget; negative
+// TestQueueBytesOption: Options.QueueBytes sets the budget; negative
 // means none.
 func TestQueueBytesOption(t *testing.T) {
 	hub := NewHub(nil)
 	for _, c := range []struct {
 		opt, want int64
 	}{{0, coord.DefaultQueueBytes}, {1 << 20, 1 << 20}, {-1, 0}} {
-		n := hub.NewNode(&NodeOptions{QueueBytes: c.opt})
+		n := hub.New(&Options{QueueBytes: c.opt})
 		if got := n.budget.Limit(); got != c.want {
 			t.Errorf("QueueBytes %d: budget %d, want %d", c.opt, got, c.want)
 		}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/driver"
 	"github.com/cgn-bot/coord/internal/secret"
 )
 
@@ -151,13 +152,13 @@ func (st *sessionStore) count(now time.Time) int64 {
 	return int64(len(st.byKey))
 }
 
-// SessionStore is a [Node]'s view of its hub's sessions, a
+// Sessions is a [Backend]'s view of its hub's sessions, a
 // [coord.SessionStore]. Sessions are keyed by their handle (a SHA-256 of
 // the token); tokens are never kept. Data is copied in and out, so no
 // caller can change stored state through a value it passed or got.
 //
-// A SessionStore is safe for concurrent use by multiple goroutines.
-type SessionStore struct{ n *Node }
+// A Sessions is safe for concurrent use by multiple goroutines.
+type Sessions struct{ n *Backend }
 
 // keyOf checks the shape of a session token and returns its key.
 func keyOf(token string) (handleKey, error) {
@@ -198,7 +199,7 @@ func notFound(token string) error {
 }
 
 func errMalformed() error {
-	return fmt.Errorf("%w: malformed session token", coord.ErrInvalid)
+	return fmt.Errorf("%w: coord/memory: malformed session token", coord.ErrInvalid)
 }
 
 // validToken is [secret.ValidSessionToken] without its allocation: the
@@ -250,10 +251,10 @@ func b64val(c byte) int {
 }
 
 func errNoSession() error {
-	return fmt.Errorf("%w: no such session", coord.ErrNotFound)
+	return fmt.Errorf("%w: coord/memory: no such session", coord.ErrNotFound)
 }
 
-func (ss *SessionStore) check(what string) error {
+func (ss *Sessions) check(what string) error {
 	if ss.n.closed.Load() {
 		return errClosed(what)
 	}
@@ -297,16 +298,16 @@ func (rec *sessionRec) snapshot(token string) *coord.Session {
 }
 
 // Create starts a session for userID. See [coord.SessionStore.Create].
-func (ss *SessionStore) Create(ctx context.Context, userID string, data map[string]any, opts ...coord.SessionOption) (*coord.Session, error) {
+func (ss *Sessions) Create(ctx context.Context, userID string, data map[string]any, opts ...coord.SessionOption) (*coord.Session, error) {
 	h := ss.n.hub
-	if err := coord.ValidateName("user ID", userID); err != nil {
+	if err := driver.ValidateName("user ID", userID); err != nil {
 		return nil, err
 	}
-	o, err := coord.NewSessionOptions(h.sessDef, opts...)
+	o, err := driver.NewSessionOptions(h.sessDef, opts...)
 	if err != nil {
 		return nil, err
 	}
-	sets, _, err := coord.EncodeData(data, false, h.maxPayload)
+	sets, _, err := driver.EncodeData(data, false, h.maxPayload)
 	if err != nil {
 		return nil, err
 	}
@@ -364,7 +365,7 @@ func (st *sessionStore) lookupRLocked(k handleKey, now time.Time) *sessionRec {
 
 // Get returns the session with token id without touching it. It checks
 // the token's shape only when the lookup finds nothing (see lookupKey).
-func (ss *SessionStore) Get(ctx context.Context, id string) (*coord.Session, error) {
+func (ss *Sessions) Get(ctx context.Context, id string) (*coord.Session, error) {
 	k, ok := lookupKey(id)
 	if !ok {
 		return nil, errMalformed()
@@ -388,7 +389,7 @@ func (ss *SessionStore) Get(ctx context.Context, id string) (*coord.Session, err
 
 // Touch slides the session's idle expiry, sets LastAccessedAt to now and
 // returns the session.
-func (ss *SessionStore) Touch(ctx context.Context, id string) (*coord.Session, error) {
+func (ss *Sessions) Touch(ctx context.Context, id string) (*coord.Session, error) {
 	k, err := keyOf(id)
 	if err != nil {
 		return nil, err
@@ -420,13 +421,13 @@ func (st *sessionStore) setExpiresLocked(rec *sessionRec, at time.Time) {
 
 // Update merges data into the session's data atomically; a nil value
 // deletes its key. The merged data may not exceed the hub's MaxPayload.
-func (ss *SessionStore) Update(ctx context.Context, id string, data map[string]any) error {
+func (ss *Sessions) Update(ctx context.Context, id string, data map[string]any) error {
 	k, err := keyOf(id)
 	if err != nil {
 		return err
 	}
 	h := ss.n.hub
-	sets, dels, err := coord.EncodeData(data, true, h.maxPayload)
+	sets, dels, err := driver.EncodeData(data, true, h.maxPayload)
 	if err != nil {
 		return err
 	}
@@ -454,7 +455,7 @@ func (ss *SessionStore) Update(ctx context.Context, id string, data map[string]a
 		}
 	}
 	if size > h.maxPayload {
-		return fmt.Errorf("%w: session data would be %d bytes, over the limit of %d", coord.ErrInvalid, size, h.maxPayload)
+		return fmt.Errorf("%w: coord/memory: session data would be %d bytes, over the limit of %d", coord.ErrInvalid, size, h.maxPayload)
 	}
 	for key, v := range sets {
 		rec.data[key] = v
@@ -468,7 +469,7 @@ func (ss *SessionStore) Update(ctx context.Context, id string, data map[string]a
 }
 
 // Delete ends the session with token id; a missing one is not an error.
-func (ss *SessionStore) Delete(ctx context.Context, id string) error {
+func (ss *Sessions) Delete(ctx context.Context, id string) error {
 	k, err := keyOf(id)
 	if err != nil {
 		return err
@@ -486,7 +487,7 @@ func (ss *SessionStore) Delete(ctx context.Context, id string) error {
 }
 
 // Exists reports whether the session with token id is live.
-func (ss *SessionStore) Exists(ctx context.Context, id string) (bool, error) {
+func (ss *Sessions) Exists(ctx context.Context, id string) (bool, error) {
 	k, err := keyOf(id)
 	if err != nil {
 		return false, err
@@ -503,12 +504,12 @@ func (ss *SessionStore) Exists(ctx context.Context, id string) (bool, error) {
 
 // Extend sets the session's idle expiry to ttl from now, capped by its
 // deadline. It does not change the idle TTL later touches use.
-func (ss *SessionStore) Extend(ctx context.Context, id string, ttl time.Duration) error {
+func (ss *Sessions) Extend(ctx context.Context, id string, ttl time.Duration) error {
 	k, err := keyOf(id)
 	if err != nil {
 		return err
 	}
-	if err := coord.ValidateTTL("session TTL", ttl); err != nil {
+	if err := driver.ValidateTTL("session TTL", ttl); err != nil {
 		return err
 	}
 	if err := ss.check("Extend"); err != nil {
@@ -529,7 +530,7 @@ func (ss *SessionStore) Extend(ctx context.Context, id string, ttl time.Duration
 // Rotate gives the session a new token; the old one is dead at once.
 // User, data, creation time, expiry and deadline are kept;
 // LastAccessedAt becomes now.
-func (ss *SessionStore) Rotate(ctx context.Context, id string) (*coord.Session, error) {
+func (ss *Sessions) Rotate(ctx context.Context, id string) (*coord.Session, error) {
 	k, err := keyOf(id)
 	if err != nil {
 		return nil, err
@@ -557,8 +558,8 @@ func (ss *SessionStore) Rotate(ctx context.Context, id string) (*coord.Session, 
 
 // ByUser returns the live sessions of userID, oldest first, with an
 // empty ID and their Handle set.
-func (ss *SessionStore) ByUser(ctx context.Context, userID string) ([]*coord.Session, error) {
-	if err := coord.ValidateName("user ID", userID); err != nil {
+func (ss *Sessions) ByUser(ctx context.Context, userID string) ([]*coord.Session, error) {
+	if err := driver.ValidateName("user ID", userID); err != nil {
 		return nil, err
 	}
 	if err := ss.check("ByUser"); err != nil {
@@ -590,19 +591,19 @@ func (ss *SessionStore) ByUser(ctx context.Context, userID string) ([]*coord.Ses
 // Revoke ends the live session of userID named by handle. A handle of
 // another user's session or of no session gives [coord.ErrNotFound]; a
 // malformed one [coord.ErrInvalid].
-func (ss *SessionStore) Revoke(ctx context.Context, userID, handle string) error {
-	if err := coord.ValidateName("user ID", userID); err != nil {
+func (ss *Sessions) Revoke(ctx context.Context, userID, handle string) error {
+	if err := driver.ValidateName("user ID", userID); err != nil {
 		return err
 	}
 	if !secret.ValidHandle(handle) {
-		return fmt.Errorf("%w: malformed session handle", coord.ErrInvalid)
+		return fmt.Errorf("%w: coord/memory: malformed session handle", coord.ErrInvalid)
 	}
 	if err := ss.check("Revoke"); err != nil {
 		return err
 	}
 	var k handleKey
 	if _, err := hex.Decode(k[:], []byte(handle)); err != nil {
-		return fmt.Errorf("%w: malformed session handle", coord.ErrInvalid)
+		return fmt.Errorf("%w: coord/memory: malformed session handle", coord.ErrInvalid)
 	}
 	st := &ss.n.hub.sessions
 	now := time.Now()
@@ -618,8 +619,8 @@ func (ss *SessionStore) Revoke(ctx context.Context, userID, handle string) error
 
 // DeleteByUser ends every session of userID and returns how many live
 // sessions it ended.
-func (ss *SessionStore) DeleteByUser(ctx context.Context, userID string) (int, error) {
-	if err := coord.ValidateName("user ID", userID); err != nil {
+func (ss *Sessions) DeleteByUser(ctx context.Context, userID string) (int, error) {
+	if err := driver.ValidateName("user ID", userID); err != nil {
 		return 0, err
 	}
 	if err := ss.check("DeleteByUser"); err != nil {
@@ -640,7 +641,7 @@ func (ss *SessionStore) DeleteByUser(ctx context.Context, userID string) (int, e
 }
 
 // Count returns the number of live sessions.
-func (ss *SessionStore) Count(ctx context.Context) (int64, error) {
+func (ss *Sessions) Count(ctx context.Context) (int64, error) {
 	if err := ss.check("Count"); err != nil {
 		return 0, err
 	}
@@ -648,7 +649,7 @@ func (ss *SessionStore) Count(ctx context.Context) (int64, error) {
 }
 
 // Stats returns counts over the live sessions.
-func (ss *SessionStore) Stats(ctx context.Context) (coord.SessionStats, error) {
+func (ss *Sessions) Stats(ctx context.Context) (coord.SessionStats, error) {
 	if err := ss.check("Stats"); err != nil {
 		return coord.SessionStats{}, err
 	}
@@ -668,7 +669,7 @@ func (ss *SessionStore) Stats(ctx context.Context) (coord.SessionStats, error) {
 // removed. Lookups, listings and counts honour expiry without it; Count,
 // Stats and Create also remove what expired as they go, so Cleanup may
 // find nothing left to do.
-func (ss *SessionStore) Cleanup(ctx context.Context) (int, error) {
+func (ss *Sessions) Cleanup(ctx context.Context) (int, error) {
 	if err := ss.check("Cleanup"); err != nil {
 		return 0, err
 	}

@@ -16,7 +16,7 @@ import (
 // anything else is ErrInvalid (not a token's shape) or ErrNotFound.
 func FuzzSessionToken(f *testing.F) {
 	hub := memory.NewHub(nil)
-	n := hub.NewNode(nil)
+	n := hub.New(nil)
 	f.Cleanup(func() { _ = n.Close(context.Background()) })
 	ctx := context.Background()
 	sess, err := n.Sessions().Create(ctx, "user-1", map[string]any{"k": "v"})

@@ -55,8 +55,8 @@ func TestSessionsKeyedByHandleOnly(t *testing.T) {
 }
 
 func TestSessionDefaultsFromHub(t *testing.T) {
-	hub := NewHub(&HubOptions{SessionIdleTTL: time.Minute, SessionLifetime: 30 * time.Second})
-	n := hub.NewNode(nil)
+	hub := NewHub(&HubOptions{SessionDefaults: coord.SessionOptions{IdleTTL: time.Minute, Lifetime: 30 * time.Second}})
+	n := hub.New(nil)
 	t.Cleanup(func() { _ = n.Close(t.Context()) })
 	s, err := n.Sessions().Create(t.Context(), "u", nil)
 	if err != nil {
@@ -107,7 +107,7 @@ func TestSessionNoAliasing(t *testing.T) {
 
 func TestSessionUpdateLimitOnMergedData(t *testing.T) {
 	hub := NewHub(&HubOptions{MaxPayload: 100})
-	n := hub.NewNode(nil)
+	n := hub.New(nil)
 	t.Cleanup(func() { _ = n.Close(t.Context()) })
 	ctx := t.Context()
 	st := n.Sessions()

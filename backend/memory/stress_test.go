@@ -75,14 +75,14 @@ func TestStressLeases(t *testing.T) {
 // and Close still waits for everything.
 func TestStressPubSubAndClose(t *testing.T) {
 	hub := NewHub(nil)
-	pubs := []*Node{hub.NewNode(nil), hub.NewNode(nil)}
+	pubs := []*Backend{hub.New(nil), hub.New(nil)}
 	t.Cleanup(func() {
 		for _, p := range pubs {
 			_ = p.Close(context.Background())
 		}
 	})
 	for range 5 {
-		victim := hub.NewNode(&NodeOptions{QueueSize: 4})
+		victim := hub.New(&Options{QueueSize: 4})
 		var wg sync.WaitGroup
 		stop := make(chan struct{})
 		for _, p := range pubs {

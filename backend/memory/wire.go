@@ -17,7 +17,7 @@ const (
 
 // PublishRaw is a fault hook for tests: it hands payload to every
 // connected node as if another program had published it on a wire
-// channel of the Redis backend, in the Node fleet's JSON formats:
+// channel of the Redis backend, in the Backend fleet's JSON formats:
 // {"instanceId","cacheKey","metadata","timestamp"} on [ChannelInvalidate]
 // and [ChannelPattern], {"instanceId","event","payload","timestamp"} on
 // [ChannelEvent]. Each node decodes it as its subscriber would, with the
@@ -37,7 +37,7 @@ func (h *Hub) PublishRaw(channel string, payload []byte) error {
 	case ChannelEvent:
 		m, err = decodeEvent(payload)
 	default:
-		return fmt.Errorf("%w: unknown channel %q", coord.ErrInvalid, channel)
+		return fmt.Errorf("%w: coord/memory: unknown channel %q", coord.ErrInvalid, channel)
 	}
 	if err != nil {
 		for _, o := range *h.nodes.Load() {

@@ -4,15 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"net"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/driver"
 	"github.com/cgn-bot/coord/internal/secret"
 	"github.com/cgn-bot/coord/internal/wire"
 )
@@ -74,7 +77,7 @@ func (b *Backend) Lease(ctx context.Context, resource string) (LeaseInfo, error)
 	if err := b.checkOpen(); err != nil {
 		return LeaseInfo{}, err
 	}
-	if err := coord.ValidateName("resource", resource); err != nil {
+	if err := driver.ValidateName("resource", resource); err != nil {
 		return LeaseInfo{}, err
 	}
 	key, fence := b.keys.lockKeys(resource)
@@ -95,7 +98,7 @@ func (b *Backend) Leases(ctx context.Context, prefix string) ([]LeaseInfo, error
 		return nil, err
 	}
 	if prefix != "" {
-		if err := coord.ValidateName("resource prefix", prefix); err != nil {
+		if err := driver.ValidateName("resource prefix", prefix); err != nil {
 			return nil, err
 		}
 	}
@@ -103,7 +106,7 @@ func (b *Backend) Leases(ctx context.Context, prefix string) ([]LeaseInfo, error
 	match := globQuote(head) + globQuote(escapeName(prefix)) + "*}"
 	seen := make(map[string]bool)
 	var names []string
-	for key, err := range b.Scan(ctx, match) {
+	for key, err := range b.scan(ctx, match) {
 		if err != nil {
 			return nil, err
 		}
@@ -112,7 +115,7 @@ func (b *Backend) Leases(ctx context.Context, prefix string) ([]LeaseInfo, error
 			continue
 		}
 		name, ok := unescapeName(body[:len(body)-1])
-		if !ok || !strings.HasPrefix(name, prefix) || seen[name] || coord.ValidateName("resource", name) != nil {
+		if !ok || !strings.HasPrefix(name, prefix) || seen[name] || driver.ValidateName("resource", name) != nil {
 			continue
 		}
 		seen[name] = true
@@ -406,5 +409,52 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// scan iterates over the keys matching the glob match, with SCAN (never
+// KEYS): on every master of a Cluster, else on the one server. As SCAN
+// does, it may yield a key more than once. An error ends the iteration
+// and is yielded with an empty key.
+func (b *Backend) scan(ctx context.Context, match string) iter.Seq2[string, error] {
+	return func(yield func(string, error) bool) {
+		if err := b.checkOpen(); err != nil {
+			yield("", err)
+			return
+		}
+		nodes := []goredis.Cmdable{b.client}
+		if cc, ok := b.client.(*goredis.ClusterClient); ok {
+			nodes = nodes[:0]
+			var mu sync.Mutex
+			err := cc.ForEachMaster(ctx, func(_ context.Context, c *goredis.Client) error {
+				mu.Lock()
+				nodes = append(nodes, c)
+				mu.Unlock()
+				return nil
+			})
+			if err := b.fail(ctx, "scan", err); err != nil {
+				yield("", err)
+				return
+			}
+		}
+		for _, n := range nodes {
+			var cursor uint64
+			for {
+				keys, next, err := n.Scan(ctx, cursor, match, 100).Result()
+				if err := b.fail(ctx, "scan", err); err != nil {
+					yield("", err)
+					return
+				}
+				for _, k := range keys {
+					if !yield(k, nil) {
+						return
+					}
+				}
+				if next == 0 {
+					break
+				}
+				cursor = next
+			}
+		}
 	}
 }

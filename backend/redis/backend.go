@@ -12,6 +12,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/driver"
 	"github.com/cgn-bot/coord/internal/subq"
 )
 
@@ -51,12 +52,13 @@ type Backend struct {
 }
 
 var (
-	_ coord.Backend      = (*Backend)(nil)
-	_ coord.Aser         = (*Backend)(nil)
-	_ coord.Locker       = (*Locker)(nil)
-	_ coord.SessionStore = (*Sessions)(nil)
-	_ coord.Invalidator  = (*Invalidator)(nil)
-	_ coord.EventBus     = (*Events)(nil)
+	_ coord.Backend        = (*Backend)(nil)
+	_ coord.Aser           = (*Backend)(nil)
+	_ driver.StateReporter = (*Backend)(nil)
+	_ coord.Locker         = (*Locker)(nil)
+	_ coord.SessionStore   = (*Sessions)(nil)
+	_ coord.Invalidator    = (*Invalidator)(nil)
+	_ coord.EventBus       = (*Events)(nil)
 )
 
 // New returns a Backend on client. A nil opts means every default. New
@@ -185,7 +187,7 @@ func (b *Backend) setSubState(s coord.ConnState) {
 // checkOpen returns an error wrapping coord.ErrClosed after Close.
 func (b *Backend) checkOpen() error {
 	if b.closed.Load() {
-		return fmt.Errorf("coord/redis: %w", coord.ErrClosed)
+		return fmt.Errorf("%w: coord/redis", coord.ErrClosed)
 	}
 	return nil
 }

@@ -4,16 +4,13 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"iter"
 	"net"
 	"net/url"
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -33,7 +30,7 @@ var (
 	ErrAuth = errors.New("coord/redis: authentication failed")
 )
 
-// Connection defaults, as the Node design's RedisClient.
+// Connection defaults, the Node fleet's (docs/WIRE.md).
 const (
 	// ConnectAttempts is how many times [Connect] tries the server.
 	ConnectAttempts = 10
@@ -235,89 +232,4 @@ func Connect(ctx context.Context, client goredis.UniversalClient) error {
 		return fmt.Errorf("%w: coord/redis: connect: %s (%w)", coord.ErrUnavailable, redact(last.Error(), pw), err)
 	}
 	return fmt.Errorf("%w: coord/redis: connect: no answer after %d attempts: %s", coord.ErrUnavailable, ConnectAttempts, redact(last.Error(), pw))
-}
-
-// GetJSON reads key (used as given, without the prefix) and unmarshals
-// its JSON value into v. It returns an error wrapping [coord.ErrNotFound]
-// when the key is missing and [coord.ErrInvalid] when the value is not
-// JSON that fits v.
-func (b *Backend) GetJSON(ctx context.Context, key string, v any) error {
-	if err := b.checkOpen(); err != nil {
-		return err
-	}
-	s, err := b.client.Get(ctx, key).Result()
-	if errors.Is(err, goredis.Nil) {
-		b.setConnState(coord.Connected)
-		return fmt.Errorf("coord/redis: get %q: %w", key, coord.ErrNotFound)
-	}
-	if err := b.fail(ctx, "get", err); err != nil {
-		return err
-	}
-	if err := json.Unmarshal([]byte(s), v); err != nil {
-		return fmt.Errorf("%w: coord/redis: get %q: %v", coord.ErrInvalid, key, err)
-	}
-	return nil
-}
-
-// SetJSON stores v as JSON under key (used as given, without the prefix),
-// expiring after ttl (0: never).
-func (b *Backend) SetJSON(ctx context.Context, key string, v any, ttl time.Duration) error {
-	if err := b.checkOpen(); err != nil {
-		return err
-	}
-	if ttl < 0 || (ttl > 0 && ttl < time.Millisecond) {
-		return fmt.Errorf("%w: coord/redis: TTL %v", coord.ErrInvalid, ttl)
-	}
-	raw, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("%w: coord/redis: set %q: %v", coord.ErrInvalid, key, err)
-	}
-	return b.fail(ctx, "set", b.client.Set(ctx, key, raw, ttl).Err())
-}
-
-// Scan iterates over the keys matching the glob match, with SCAN (never
-// KEYS): on every master of a Cluster, else on the one server. As SCAN
-// does, it may yield a key more than once. An error ends the iteration
-// and is yielded with an empty key.
-func (b *Backend) Scan(ctx context.Context, match string) iter.Seq2[string, error] {
-	return func(yield func(string, error) bool) {
-		if err := b.checkOpen(); err != nil {
-			yield("", err)
-			return
-		}
-		nodes := []goredis.Cmdable{b.client}
-		if cc, ok := b.client.(*goredis.ClusterClient); ok {
-			nodes = nodes[:0]
-			var mu sync.Mutex
-			err := cc.ForEachMaster(ctx, func(_ context.Context, c *goredis.Client) error {
-				mu.Lock()
-				nodes = append(nodes, c)
-				mu.Unlock()
-				return nil
-			})
-			if err := b.fail(ctx, "scan", err); err != nil {
-				yield("", err)
-				return
-			}
-		}
-		for _, n := range nodes {
-			var cursor uint64
-			for {
-				keys, next, err := n.Scan(ctx, cursor, match, 100).Result()
-				if err := b.fail(ctx, "scan", err); err != nil {
-					yield("", err)
-					return
-				}
-				for _, k := range keys {
-					if !yield(k, nil) {
-						return
-					}
-				}
-				if next == 0 {
-					break
-				}
-				cursor = next
-			}
-		}
-	}
 }

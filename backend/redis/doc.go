@@ -84,8 +84,8 @@
 //
 // The invalidation message is {"instanceId","cacheKey","metadata",
 // "timestamp"} and the event message {"instanceId","event","payload",
-// "timestamp"}, timestamps in Unix milliseconds, as the Node design
-// publishes them; malformed messages are counted (Stats().Malformed) and
+// "timestamp"}, timestamps in Unix milliseconds (docs/WIRE.md gives
+// every field and what is accepted and refused); malformed messages are counted (Stats().Malformed) and
 // dropped.
 //
 // Every multi-key script keeps its keys in one hash slot: a lease, its

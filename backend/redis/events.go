@@ -10,13 +10,14 @@ import (
 	"time"
 
 	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/driver"
 	"github.com/cgn-bot/coord/internal/subq"
 	"github.com/cgn-bot/coord/internal/wire"
 )
 
 // Events is the Backend's [coord.EventBus]: every topic travels on the
-// Node design's one channel (prefix + "shard:event"), the topic in the
-// message's "event" field. It is safe for concurrent use by multiple
+// one channel prefix + "shard:event", the topic in the message's "event"
+// field (docs/WIRE.md). It is safe for concurrent use by multiple
 // goroutines.
 type Events struct {
 	b    *Backend
@@ -67,7 +68,7 @@ func (e *Events) Publish(ctx context.Context, topic string, payload any) error {
 	if err := b.checkOpen(); err != nil {
 		return err
 	}
-	if err := coord.ValidateName("topic", topic); err != nil {
+	if err := driver.ValidateName("topic", topic); err != nil {
 		return err
 	}
 	raw, err := encodePayload(payload, b.opts.MaxPayload)
@@ -94,7 +95,7 @@ func (e *Events) Subscribe(ctx context.Context, topic string, fn func(coord.Even
 	if err := b.checkOpen(); err != nil {
 		return nil, err
 	}
-	if err := coord.ValidateName("topic", topic); err != nil {
+	if err := driver.ValidateName("topic", topic); err != nil {
 		return nil, err
 	}
 	if fn == nil {
@@ -104,7 +105,7 @@ func (e *Events) Subscribe(ctx context.Context, topic string, fn func(coord.Even
 	if size == 0 {
 		size = coord.DefaultQueueSize
 	}
-	o, err := coord.NewSubscribeOptions(append([]coord.SubscribeOption{coord.WithQueueSize(size)}, opts...)...)
+	o, err := driver.NewSubscribeOptions(append([]coord.SubscribeOption{coord.WithQueueSize(size)}, opts...)...)
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/driver"
 	"github.com/cgn-bot/coord/internal/subq"
 	"github.com/cgn-bot/coord/internal/wire"
 )
@@ -20,8 +21,8 @@ import (
 const subscribeWait = 5 * time.Second
 
 // Invalidator is the Backend's [coord.Invalidator]: invalidations go out
-// with PUBLISH on the Node design's channels (prefix + "cache:invalidate"
-// and prefix + "cache:invalidate:pattern") and come in through the
+// with PUBLISH on the channels prefix + "cache:invalidate" and prefix +
+// "cache:invalidate:pattern" (docs/WIRE.md) and come in through the
 // Backend's subscriber connection. It is safe for concurrent use by
 // multiple goroutines.
 type Invalidator struct {
@@ -100,11 +101,11 @@ func (i *Invalidator) publish(ctx context.Context, key string, meta any, pattern
 	}
 	ch := b.keys.chInvalidate
 	if pattern {
-		if err := coord.ValidateGlob(key); err != nil {
+		if err := driver.ValidateGlob(key); err != nil {
 			return err
 		}
 		ch = b.keys.chPattern
-	} else if err := coord.ValidateName("key", key); err != nil {
+	} else if err := driver.ValidateName("key", key); err != nil {
 		return err
 	}
 	raw, err := encodePayload(meta, b.opts.MaxPayload)
@@ -143,7 +144,7 @@ func (i *Invalidator) Subscribe(ctx context.Context, fn func(coord.Invalidation)
 	if size == 0 {
 		size = coord.DefaultInvalidationQueueSize
 	}
-	o, err := coord.NewSubscribeOptions(append([]coord.SubscribeOption{coord.WithQueueSize(size)}, opts...)...)
+	o, err := driver.NewSubscribeOptions(append([]coord.SubscribeOption{coord.WithQueueSize(size)}, opts...)...)
 	if err != nil {
 		return nil, err
 	}

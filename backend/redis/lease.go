@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/driver"
 	"github.com/cgn-bot/coord/internal/secret"
 )
 
@@ -104,9 +105,9 @@ func (l *lock) setDeadlineLocked(start time.Time, ttl time.Duration) {
 
 func (l *lock) heldErr(op string, code int64) error {
 	if code == 0 {
-		return fmt.Errorf("coord/redis: %s lease on %q: %w", op, l.resource, coord.ErrExpired)
+		return fmt.Errorf("%w: coord/redis: %s lease on %q", coord.ErrExpired, op, l.resource)
 	}
-	return fmt.Errorf("coord/redis: %s lease on %q: another holder has it: %w", op, l.resource, coord.ErrNotHeld)
+	return fmt.Errorf("%w: coord/redis: %s lease on %q: another holder has it", coord.ErrNotHeld, op, l.resource)
 }
 
 // Release ends the lease and wakes a waiter. May return
@@ -162,13 +163,13 @@ func (l *lock) isReleased() bool {
 
 // Extend sets the lease to end ttl from now, if it is still held.
 func (l *lock) Extend(ctx context.Context, ttl time.Duration) error {
-	if err := coord.ValidateTTL("lock TTL", ttl); err != nil {
+	if err := driver.ValidateTTL("lock TTL", ttl); err != nil {
 		return err
 	}
 	l.opMu.Lock()
 	defer l.opMu.Unlock()
 	if l.isReleased() {
-		return fmt.Errorf("coord/redis: extend lease on %q: released: %w", l.resource, coord.ErrNotHeld)
+		return fmt.Errorf("%w: coord/redis: extend lease on %q: released", coord.ErrNotHeld, l.resource)
 	}
 	b := l.lk.b
 	start := time.Now()
@@ -192,7 +193,7 @@ func (l *lock) TTL(ctx context.Context) (time.Duration, error) {
 	released := l.released
 	l.mu.Unlock()
 	if released {
-		return 0, fmt.Errorf("coord/redis: TTL of lease on %q: released: %w", l.resource, coord.ErrNotHeld)
+		return 0, fmt.Errorf("%w: coord/redis: TTL of lease on %q: released", coord.ErrNotHeld, l.resource)
 	}
 	b := l.lk.b
 	res, err := b.sc.lockTTL.Run(ctx, b.client, l.keys, l.tokenArg).Int64Slice()

@@ -10,6 +10,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/driver"
 	"github.com/cgn-bot/coord/internal/secret"
 )
 
@@ -94,13 +95,13 @@ func (lk *Locker) Acquire(ctx context.Context, resource string, opts ...coord.Lo
 	if err := b.checkOpen(); err != nil {
 		return nil, err
 	}
-	if err := coord.ValidateName("resource", resource); err != nil {
+	if err := driver.ValidateName("resource", resource); err != nil {
 		return nil, err
 	}
 	if d := b.opts.LockDefaults; len(d) > 0 {
 		opts = append(d[:len(d):len(d)], opts...)
 	}
-	o, err := coord.NewLockOptions(opts...)
+	o, err := driver.NewLockOptions(opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -130,7 +131,7 @@ func (lk *Locker) Acquire(ctx context.Context, resource string, opts ...coord.Lo
 const minWait = time.Millisecond
 
 func notAcquired(resource string) error {
-	return fmt.Errorf("coord/redis: %q is held: %w", resource, coord.ErrNotAcquired)
+	return fmt.Errorf("%w: coord/redis: %q is held", coord.ErrNotAcquired, resource)
 }
 
 // try runs the acquire script once. It returns the lease, or the
@@ -311,7 +312,7 @@ func (lk *Locker) Locked(ctx context.Context, resource string) (bool, error) {
 	if err := b.checkOpen(); err != nil {
 		return false, err
 	}
-	if err := coord.ValidateName("resource", resource); err != nil {
+	if err := driver.ValidateName("resource", resource); err != nil {
 		return false, err
 	}
 	n, err := b.sc.lockLocked.Run(ctx, b.client, []string{b.keys.lockKey(resource)}).Int64()
@@ -328,7 +329,7 @@ func (lk *Locker) ForceRelease(ctx context.Context, resource string) (bool, erro
 	if err := b.checkOpen(); err != nil {
 		return false, err
 	}
-	if err := coord.ValidateName("resource", resource); err != nil {
+	if err := driver.ValidateName("resource", resource); err != nil {
 		return false, err
 	}
 	key := b.keys.lockKey(resource)

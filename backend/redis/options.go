@@ -10,11 +10,13 @@ import (
 	"time"
 
 	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/driver"
 )
 
 // Defaults of [Options].
 const (
-	// DefaultPrefix starts every key and channel, as in the Node design.
+	// DefaultPrefix starts every key and channel, the Node fleet's
+	// (docs/WIRE.md).
 	DefaultPrefix = "cgn:"
 	// DefaultHealthInterval is how often the subscriber connection is
 	// pinged.
@@ -47,16 +49,18 @@ type Options struct {
 
 	// InstanceID names this instance in the messages it publishes, so it
 	// can ignore its own. Default: "bot-<pid>-<unix ms>-<9 random
-	// characters>", as the Node design makes it.
+	// characters>", the Node fleet's form (docs/WIRE.md).
 	InstanceID string
 
 	// LockDefaults are applied before the options of each Acquire.
 	// Default: none (coord's defaults: TTL 10s, 3 retries 100ms apart).
 	LockDefaults []coord.LockOption
 
-	// Session holds the session defaults (idle TTL, absolute lifetime).
-	// Default: idle TTL [coord.DefaultSessionTTL], no lifetime.
-	Session coord.SessionOptions
+	// SessionDefaults holds the session defaults (idle TTL, absolute
+	// lifetime) of Create without [coord.WithIdleTTL] or
+	// [coord.WithLifetime]. Default: idle TTL [coord.DefaultSessionTTL],
+	// no lifetime.
+	SessionDefaults coord.SessionOptions
 
 	// QueueSize is the length of a subscription's queue when
 	// [coord.WithQueueSize] does not set one, for invalidations and
@@ -73,7 +77,7 @@ type Options struct {
 	QueueBytes int64
 
 	// MaxPayload limits an event payload, invalidation metadata, or a
-	// session's encoded data, in bytes. Default: [coord.DefaultMaxPayload].
+	// session's encoded data, in bytes. Default: [driver.DefaultMaxPayload].
 	MaxPayload int
 
 	// HealthInterval is how often the subscriber connection is pinged.
@@ -158,25 +162,25 @@ func resolve(o *Options) (resolved, error) {
 	if strings.ContainsAny(r.Prefix, "{}") {
 		return r, fmt.Errorf("%w: coord/redis: prefix %q contains '{' or '}'", coord.ErrInvalid, r.Prefix)
 	}
-	if err := coord.ValidateName("prefix", r.Prefix); err != nil {
+	if err := driver.ValidateName("prefix", r.Prefix); err != nil {
 		return r, err
 	}
 	if r.InstanceID == "" {
 		r.InstanceID = newInstanceID()
-	} else if err := coord.ValidateName("instance ID", r.InstanceID); err != nil {
+	} else if err := driver.ValidateName("instance ID", r.InstanceID); err != nil {
 		return r, err
 	}
-	if _, err := coord.NewLockOptions(r.LockDefaults...); err != nil {
+	if _, err := driver.NewLockOptions(r.LockDefaults...); err != nil {
 		return r, err
 	}
-	if _, err := coord.NewSessionOptions(r.Session); err != nil {
+	if _, err := driver.NewSessionOptions(r.SessionDefaults); err != nil {
 		return r, err
 	}
 	if r.QueueSize < 0 {
 		return r, fmt.Errorf("%w: coord/redis: queue size %d is negative", coord.ErrInvalid, r.QueueSize)
 	}
 	if r.MaxPayload <= 0 {
-		r.MaxPayload = coord.DefaultMaxPayload
+		r.MaxPayload = driver.DefaultMaxPayload
 	}
 	if r.HealthInterval <= 0 {
 		r.HealthInterval = DefaultHealthInterval

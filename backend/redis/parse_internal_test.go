@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/driver"
 	"github.com/cgn-bot/coord/internal/secret"
 )
 
@@ -41,7 +42,7 @@ func TestValidJSON(t *testing.T) {
 
 func TestValidName(t *testing.T) {
 	for _, s := range []string{"", "a", "a b", "ключ", "a\x00", "a\x7f", "\xff", strings.Repeat("a", coord.MaxNameLen), strings.Repeat("a", coord.MaxNameLen+1), "tab\t", "é\n"} {
-		if got, want := validName(s), coord.ValidateName("x", s) == nil; got != want {
+		if got, want := validName(s), driver.ValidateName("x", s) == nil; got != want {
 			t.Errorf("validName(%q) = %v, want %v", s, got, want)
 		}
 	}

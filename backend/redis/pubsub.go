@@ -534,7 +534,7 @@ func (b *Backend) waitReady(ctx context.Context, ready <-chan struct{}, max time
 // checkOpenOr returns the error of a subscriber that was closed, which
 // happens only when the Backend closes.
 func (b *Backend) checkOpenOr() error {
-	return fmt.Errorf("coord/redis: %w", coord.ErrClosed)
+	return fmt.Errorf("%w: coord/redis", coord.ErrClosed)
 }
 
 // publish sends msg on ch. In a Cluster it always publishes on one node,

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/driver"
 	"github.com/cgn-bot/coord/internal/subq"
 )
 
@@ -36,7 +37,7 @@ func BenchmarkEncodeInvalidation(b *testing.B) {
 			head := envelopeHead("bench-pub")
 			b.ReportAllocs()
 			for b.Loop() {
-				raw, err := encodePayload(c.meta, coord.DefaultMaxPayload)
+				raw, err := encodePayload(c.meta, driver.DefaultMaxPayload)
 				if err != nil {
 					b.Fatal(err)
 				}

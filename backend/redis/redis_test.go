@@ -227,10 +227,11 @@ func TestTokenNeverStored(t *testing.T) {
 		}
 		raw := rawClient(t, s)
 		secretPart := sess.ID[len(secret.SessionTokenPrefix):]
-		for k, err := range b.Scan(ctx, "tok:*") {
-			if err != nil {
-				t.Fatal(err)
-			}
+		keys, err := raw.Keys(ctx, "tok:*").Result()
+		if err != nil || len(keys) == 0 {
+			t.Fatalf("KEYS tok:* = %q, %v", keys, err)
+		}
+		for _, k := range keys {
 			if strings.Contains(k, secretPart) {
 				t.Errorf("key %q holds the token", k)
 			}
@@ -336,51 +337,59 @@ func TestFenceSurvivesDataLoss(t *testing.T) {
 	})
 }
 
-func TestJSONAndScan(t *testing.T) {
+// TestLeasesScanEveryPage: Leases finds every lease when the SCAN behind
+// it takes several pages (it asks for 100 keys a page).
+func TestLeasesScanEveryPage(t *testing.T) {
 	forEachServer(t, func(t *testing.T, s server) {
 		ctx := t.Context()
 		b := backendOn(t, s, nil)
-		type doc struct {
-			ID   int64  `json:"id"`
-			Name string `json:"name"`
-		}
 		for i := range 250 {
-			if err := b.SetJSON(ctx, fmt.Sprintf("app:doc:%d", i), doc{ID: int64(i) << 40, Name: "n"}, time.Minute); err != nil {
+			if _, err := b.Locker().Acquire(ctx, fmt.Sprintf("doc:%d", i), coord.WithTTL(time.Minute)); err != nil {
 				t.Fatal(err)
 			}
 		}
-		var d doc
-		if err := b.GetJSON(ctx, "app:doc:7", &d); err != nil || d.ID != 7<<40 {
-			t.Fatalf("GetJSON = %+v, %v", d, err)
+		all, err := b.Leases(ctx, "doc:")
+		if err != nil {
+			t.Fatal(err)
 		}
-		if err := b.GetJSON(ctx, "app:none", &d); !errors.Is(err, coord.ErrNotFound) {
-			t.Errorf("GetJSON of a missing key = %v", err)
-		}
-		rawClient(t, s).Set(ctx, "app:text", "not json", 0)
-		if err := b.GetJSON(ctx, "app:text", &d); !errors.Is(err, coord.ErrInvalid) {
-			t.Errorf("GetJSON of a non-JSON value = %v", err)
-		}
-		if err := b.SetJSON(ctx, "app:bad", func() {}, 0); !errors.Is(err, coord.ErrInvalid) {
-			t.Errorf("SetJSON of a func = %v", err)
-		}
-		seen := map[string]bool{}
-		for k, err := range b.Scan(ctx, "app:doc:*") {
-			if err != nil {
-				t.Fatal(err)
-			}
-			seen[k] = true
-		}
-		if len(seen) != 250 {
-			t.Errorf("Scan found %d keys, want 250", len(seen))
-		}
-		n := 0
-		for range b.Scan(ctx, "app:doc:*") {
-			n++
-			if n == 3 {
-				break
-			}
+		if len(all) != 250 {
+			t.Errorf("Leases found %d leases, want 250", len(all))
 		}
 	})
+}
+
+// TestErrorShape: errors name the sentinel first, then the package, as
+// the memory backend's do.
+func TestErrorShape(t *testing.T) {
+	m := miniredis.RunT(t)
+	ctx := t.Context()
+	newBackend := func() *coordredis.Backend {
+		c := goredis.NewClient(&goredis.Options{Addr: m.Addr()})
+		t.Cleanup(func() { _ = c.Close() })
+		b, err := coordredis.New(c, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = b.Close(context.Background()) })
+		return b
+	}
+	a, b := newBackend(), newBackend()
+	l, err := a.Locker().Acquire(ctx, "res")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = l.Release(context.Background()) }()
+	_, err = b.Locker().Acquire(ctx, "res", coord.WithRetry(0, 0))
+	if !errors.Is(err, coord.ErrNotAcquired) || !strings.HasPrefix(err.Error(), "coord: lock not acquired: coord/redis: ") {
+		t.Errorf("Acquire of a held resource: %q, want it to start with %q", err, "coord: lock not acquired: coord/redis: ")
+	}
+	if err := b.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	err = b.Events().Publish(ctx, "t", nil)
+	if !errors.Is(err, coord.ErrClosed) || !strings.HasPrefix(err.Error(), "coord: closed: coord/redis") {
+		t.Errorf("Publish after Close: %q, want it to start with %q", err, "coord: closed: coord/redis")
+	}
 }
 
 func TestAs(t *testing.T) {
@@ -419,7 +428,7 @@ func TestOptions(t *testing.T) {
 	for _, o := range []*coordredis.Options{
 		{Prefix: "a{b"}, {Prefix: "a}"}, {Prefix: "a\nb"}, {InstanceID: "a\x00"},
 		{QueueSize: -1}, {LockDefaults: []coord.LockOption{coord.WithTTL(0)}},
-		{Session: coord.SessionOptions{IdleTTL: -time.Second}},
+		{SessionDefaults: coord.SessionOptions{IdleTTL: -time.Second}},
 	} {
 		if _, err := coordredis.New(c, o); !errors.Is(err, coord.ErrInvalid) {
 			t.Errorf("New(%+v) = %v, want ErrInvalid", o, err)

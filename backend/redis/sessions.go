@@ -13,6 +13,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/driver"
 	"github.com/cgn-bot/coord/internal/secret"
 )
 
@@ -55,7 +56,7 @@ func (s *Sessions) handleOf(token string) (string, error) {
 	return secret.Handle(token), nil
 }
 
-func notFound() error { return fmt.Errorf("coord/redis: session: %w", coord.ErrNotFound) }
+func notFound() error { return fmt.Errorf("%w: coord/redis: no such session", coord.ErrNotFound) }
 
 func malformedSession(why string) error {
 	return fmt.Errorf("%w: coord/redis: stored session is malformed: %s", coord.ErrInvalid, why)
@@ -67,14 +68,14 @@ func (s *Sessions) Create(ctx context.Context, userID string, data map[string]an
 	if err := b.checkOpen(); err != nil {
 		return nil, err
 	}
-	if err := coord.ValidateName("user ID", userID); err != nil {
+	if err := driver.ValidateName("user ID", userID); err != nil {
 		return nil, err
 	}
-	o, err := coord.NewSessionOptions(b.opts.Session, opts...)
+	o, err := driver.NewSessionOptions(b.opts.SessionDefaults, opts...)
 	if err != nil {
 		return nil, err
 	}
-	sets, _, err := coord.EncodeData(data, false, b.opts.MaxPayload)
+	sets, _, err := driver.EncodeData(data, false, b.opts.MaxPayload)
 	if err != nil {
 		return nil, err
 	}
@@ -343,7 +344,7 @@ func (s *Sessions) Update(ctx context.Context, id string, data map[string]any) e
 		return err
 	}
 	b := s.b
-	sets, dels, err := coord.EncodeData(data, true, b.opts.MaxPayload)
+	sets, dels, err := driver.EncodeData(data, true, b.opts.MaxPayload)
 	if err != nil {
 		return err
 	}
@@ -403,7 +404,7 @@ func (s *Sessions) Extend(ctx context.Context, id string, ttl time.Duration) err
 	if err != nil {
 		return err
 	}
-	if err := coord.ValidateTTL("session TTL", ttl); err != nil {
+	if err := driver.ValidateTTL("session TTL", ttl); err != nil {
 		return err
 	}
 	b := s.b
@@ -486,7 +487,7 @@ func (s *Sessions) ByUser(ctx context.Context, userID string) ([]*coord.Session,
 	if err := b.checkOpen(); err != nil {
 		return nil, err
 	}
-	if err := coord.ValidateName("user ID", userID); err != nil {
+	if err := driver.ValidateName("user ID", userID); err != nil {
 		return nil, err
 	}
 	members, err := s.members(ctx, userID, 0)
@@ -559,7 +560,7 @@ func (s *Sessions) Revoke(ctx context.Context, userID, handle string) error {
 	if err := b.checkOpen(); err != nil {
 		return err
 	}
-	if err := coord.ValidateName("user ID", userID); err != nil {
+	if err := driver.ValidateName("user ID", userID); err != nil {
 		return err
 	}
 	if !secret.ValidHandle(handle) {
@@ -588,7 +589,7 @@ func (s *Sessions) DeleteByUser(ctx context.Context, userID string) (int, error)
 	if err := b.checkOpen(); err != nil {
 		return 0, err
 	}
-	if err := coord.ValidateName("user ID", userID); err != nil {
+	if err := driver.ValidateName("user ID", userID); err != nil {
 		return 0, err
 	}
 	total := 0
@@ -666,7 +667,7 @@ func (s *Sessions) Cleanup(ctx context.Context) (int, error) {
 	return int(n), err
 }
 
-// validName is coord.ValidateName("...", s) == nil, with a fast path for
+// validName is driver.ValidateName("...", s) == nil, with a fast path for
 // printable ASCII.
 func validName(s string) bool {
 	if len(s) == 0 || len(s) > coord.MaxNameLen {
@@ -674,7 +675,7 @@ func validName(s string) bool {
 	}
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c >= 0x7f {
-			return coord.ValidateName("name", s) == nil
+			return driver.ValidateName("name", s) == nil
 		}
 	}
 	return true

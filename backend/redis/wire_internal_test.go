@@ -13,6 +13,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/driver"
 )
 
 // TestWireSendsEmptyObjectForNil: with nil metadata or payload the
@@ -211,11 +212,11 @@ func FuzzForeignMessage(f *testing.F) {
 		for _, inv := range r.invs[ni:] {
 			switch inv.Kind {
 			case coord.KeyInvalidation:
-				if coord.ValidateName("key", inv.Key) != nil {
+				if driver.ValidateName("key", inv.Key) != nil {
 					t.Fatalf("delivered an invalidation of invalid key %q", inv.Key)
 				}
 			case coord.PatternInvalidation:
-				if coord.ValidateGlob(inv.Key) != nil {
+				if driver.ValidateGlob(inv.Key) != nil {
 					t.Fatalf("delivered an invalidation of invalid glob %q", inv.Key)
 				}
 			case coord.PurgeAll:

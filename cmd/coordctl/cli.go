@@ -18,6 +18,7 @@ import (
 
 	"github.com/cgn-bot/coord"
 	coordredis "github.com/cgn-bot/coord/backend/redis"
+	"github.com/cgn-bot/coord/driver"
 )
 
 // Exit codes: scripts may rely on them (docs/CLI.md).
@@ -435,7 +436,7 @@ func clusterOptions(o *goredis.Options) *goredis.ClusterOptions {
 // instanceID names coordctl's instance: "coordctl-<host>-<pid>".
 func instanceID() string {
 	host, err := os.Hostname()
-	if err != nil || coord.ValidateName("host", host) != nil || strings.ContainsAny(host, "{}") {
+	if err != nil || driver.ValidateName("host", host) != nil || strings.ContainsAny(host, "{}") {
 		host = "unknown"
 	}
 	return fmt.Sprintf("coordctl-%s-%d", host, os.Getpid())

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cgn-bot/coord"
 	coordredis "github.com/cgn-bot/coord/backend/redis"
+	"github.com/cgn-bot/coord/driver"
 )
 
 // leaseJSON is a lease in JSON output. It never carries the token.
@@ -78,7 +79,7 @@ func (c *cli) lockList(ctx context.Context, args []string) error {
 	prefix := ""
 	if len(rest) == 1 {
 		prefix = rest[0]
-		if err := coord.ValidateName("prefix", prefix); err != nil {
+		if err := driver.ValidateName("prefix", prefix); err != nil {
 			return &codeError{code: exitUsage, err: err}
 		}
 	}
@@ -98,7 +99,7 @@ func (c *cli) lockList(ctx context.Context, args []string) error {
 
 // resourceArg validates a resource name argument.
 func resourceArg(name string) error {
-	if err := coord.ValidateName("resource", name); err != nil {
+	if err := driver.ValidateName("resource", name); err != nil {
 		return &codeError{code: exitUsage, err: err}
 	}
 	return nil
@@ -217,7 +218,7 @@ func (c *cli) lockRun(ctx context.Context, args []string) error {
 	if err := resourceArg(name); err != nil {
 		return err
 	}
-	if err := coord.ValidateTTL("--ttl", *ttl); err != nil {
+	if err := driver.ValidateTTL("--ttl", *ttl); err != nil {
 		return &codeError{code: exitUsage, err: err}
 	}
 	if *wait < 0 || *killAfter < 0 {

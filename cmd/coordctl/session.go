@@ -4,12 +4,12 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/driver"
 )
 
 // userArg validates a user ID argument.
 func userArg(user string) error {
-	if err := coord.ValidateName("user ID", user); err != nil {
+	if err := driver.ValidateName("user ID", user); err != nil {
 		return &codeError{code: exitUsage, err: err}
 	}
 	return nil

@@ -20,10 +20,10 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/cgn-bot/coord"
 	"github.com/cgn-bot/coord/backend"
-	coordredis "github.com/cgn-bot/coord/backend/redis"
 	"github.com/cgn-bot/coord/cache"
 	"github.com/cgn-bot/coord/health"
 	"github.com/cgn-bot/coord/middleware/metrics"
@@ -62,7 +62,7 @@ func (p *printer) say(format string, args ...any) {
 type instance struct {
 	name  string
 	b     *backend.Opened
-	store *coordredis.Backend // the same backend, for the source of truth
+	store goredis.UniversalClient // the backend's client, for the source of truth
 	cache *cache.Cache[report]
 
 	eventsSeen atomic.Uint64
@@ -163,7 +163,7 @@ func (d *demo) open(ctx context.Context, redisURL string) error {
 		// do not take each other's messages for their own.
 		q.Set("instance", name+"-"+d.truthKey[len(d.truthKey)-8:])
 		u.RawQuery = q.Encode()
-		b, err := backend.Open(ctx, nil, backend.Config{URL: u.String(), Registerer: d.reg, Metrics: mopts})
+		b, err := backend.Open(ctx, backend.Config{URL: u.String(), Registerer: d.reg, Metrics: mopts})
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
@@ -398,7 +398,7 @@ func (d *demo) job(ctx context.Context, in *instance, n int64) outcome {
 	err := coord.WithLock(ctx, in.b.Locker(), jobResource, func(ctx context.Context) error {
 		fence := fenceOf(in.b.Locker(), jobResource)
 		var last report
-		if err := in.store.GetJSON(ctx, d.truthKey, &last); err != nil && !errors.Is(err, coord.ErrNotFound) {
+		if err := getJSON(ctx, in.store, d.truthKey, &last); err != nil && !errors.Is(err, coord.ErrNotFound) {
 			return err
 		}
 		if last.Tick >= n {
@@ -409,7 +409,7 @@ func (d *demo) job(ctx context.Context, in *instance, n int64) outcome {
 			return fmt.Errorf("fence %d is not above the last writer's %d: stale holder, write refused", fence, last.Fence)
 		}
 		r := report{Tick: n, Fence: fence, By: in.name}
-		if err := in.store.SetJSON(ctx, d.truthKey, r, time.Hour); err != nil {
+		if err := setJSON(ctx, in.store, d.truthKey, r, time.Hour); err != nil {
 			return err
 		}
 		if err := in.cache.Delete(ctx, cacheKey); err != nil {
@@ -444,7 +444,7 @@ func (d *demo) check(ctx context.Context, n int64, winner string) {
 		for _, in := range d.insts {
 			r, err := in.cache.GetOrLoad(ctx, cacheKey, func(ctx context.Context, _ string) (report, error) {
 				var r report
-				err := in.store.GetJSON(ctx, d.truthKey, &r)
+				err := getJSON(ctx, in.store, d.truthKey, &r)
 				return r, err
 			})
 			if err != nil || r.Tick != n {
@@ -603,4 +603,26 @@ func redactURL(s string) string {
 		return "(unparsable URL)"
 	}
 	return u.Redacted()
+}
+
+// getJSON reads key's JSON value into v; a missing key is
+// [coord.ErrNotFound].
+func getJSON(ctx context.Context, c goredis.UniversalClient, key string, v any) error {
+	raw, err := c.Get(ctx, key).Bytes()
+	if errors.Is(err, goredis.Nil) {
+		return fmt.Errorf("%s: %w", key, coord.ErrNotFound)
+	}
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(raw, v)
+}
+
+// setJSON stores v as JSON under key for ttl.
+func setJSON(ctx context.Context, c goredis.UniversalClient, key string, v any, ttl time.Duration) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return c.Set(ctx, key, raw, ttl).Err()
 }

@@ -115,7 +115,7 @@ func withToken(t *testing.T, srv *httptest.Server, u, token string) int {
 // served by either instance, rotate, list and log out everywhere.
 func TestWalkThrough(t *testing.T) {
 	hub := memory.NewHub(nil)
-	nodeA, nodeB := hub.NewNode(nil), hub.NewNode(nil)
+	nodeA, nodeB := hub.New(nil), hub.New(nil)
 	defer nodeA.Close(context.Background())
 	defer nodeB.Close(context.Background())
 	srvA := httptest.NewTLSServer(sessionapi.NewServer(manager(t, nodeA.Sessions(), nil), nodeA.Sessions(), auth))
@@ -208,7 +208,7 @@ func TestWalkThrough(t *testing.T) {
 }
 
 func TestRevokeAndLogout(t *testing.T) {
-	node := memory.NewHub(nil).NewNode(nil)
+	node := memory.NewHub(nil).New(nil)
 	defer node.Close(context.Background())
 	srv := httptest.NewTLSServer(sessionapi.NewServer(manager(t, node.Sessions(), &httpsession.Options{Cookie: httpsession.CookieOptions{SameSite: http.SameSiteStrictMode}}), node.Sessions(), auth))
 	defer srv.Close()
@@ -274,7 +274,7 @@ func TestRevokeAndLogout(t *testing.T) {
 // TestCrossSiteRefused: a state-changing request another site makes the
 // browser send is refused before it reaches the session.
 func TestCrossSiteRefused(t *testing.T) {
-	node := memory.NewHub(nil).NewNode(nil)
+	node := memory.NewHub(nil).New(nil)
 	defer node.Close(context.Background())
 	srv := httptest.NewTLSServer(sessionapi.NewServer(manager(t, node.Sessions(), nil), node.Sessions(), auth))
 	defer srv.Close()

@@ -17,7 +17,7 @@ import (
 func ExampleRunner() {
 	ctx := context.Background()
 	hub := memory.NewHub(nil)
-	a, b := hub.NewNode(nil), hub.NewNode(nil)
+	a, b := hub.New(nil), hub.New(nil)
 	defer a.Close(ctx)
 	defer b.Close(ctx)
 

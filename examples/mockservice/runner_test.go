@@ -8,6 +8,7 @@ import (
 
 	"github.com/cgn-bot/coord"
 	"github.com/cgn-bot/coord/coordmock"
+	"github.com/cgn-bot/coord/driver"
 	"github.com/cgn-bot/coord/examples/mockservice"
 	"go.uber.org/goleak"
 	"go.uber.org/mock/gomock"
@@ -41,7 +42,7 @@ func newDeps(t *testing.T) *deps {
 // lockOptions checks the options Run passes to Acquire.
 func lockOptions(t *testing.T) gomock.Matcher {
 	return gomock.Cond(func(opts []coord.LockOption) bool {
-		o, err := coord.NewLockOptions(opts...)
+		o, err := driver.NewLockOptions(opts...)
 		if err != nil {
 			t.Errorf("Run passed invalid lock options: %v", err)
 			return false

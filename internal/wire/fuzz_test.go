@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/driver"
 	"go.uber.org/goleak"
 )
 
@@ -85,7 +86,7 @@ func FuzzDecode(f *testing.F) {
 			if refErr != nil {
 				t.Fatalf("%q: accepted, but encoding/json refuses it: %v", msg, refErr)
 			}
-			if id != refString("instanceId") || coord.ValidateName("id", id) != nil {
+			if id != refString("instanceId") || driver.ValidateName("id", id) != nil {
 				t.Fatalf("%q: instance ID %q", msg, id)
 			}
 			if r := ref["timestamp"]; len(r) == 0 || string(r) == "null" {
@@ -123,7 +124,7 @@ func FuzzDecode(f *testing.F) {
 			}
 			checkCommon(got.InstanceID, got.Timestamp, "metadata", got.Metadata, "")
 			if key := refString("cacheKey"); key != got.Key ||
-				pattern && coord.ValidateGlob(key) != nil || !pattern && coord.ValidateName("key", key) != nil {
+				pattern && driver.ValidateGlob(key) != nil || !pattern && driver.ValidateName("key", key) != nil {
 				t.Fatalf("%q: key %q", msg, got.Key)
 			}
 		}
@@ -139,7 +140,7 @@ func FuzzDecode(f *testing.F) {
 			return
 		}
 		checkCommon(ev.InstanceID, ev.Timestamp, "payload", ev.Payload, "null")
-		if topic := refString("event"); topic != ev.Topic || coord.ValidateName("topic", topic) != nil {
+		if topic := refString("event"); topic != ev.Topic || driver.ValidateName("topic", topic) != nil {
 			t.Fatalf("%q: topic %q", msg, ev.Topic)
 		}
 	})
@@ -153,7 +154,7 @@ func FuzzRoundTrip(f *testing.F) {
 	f.Add("a", "k", []byte(` [1, {"a" : "\u00e9"}] `), int64(0))
 	f.Add("a", "k[", []byte(nested(MaxDepth+1)), int64(MaxTimestamp))
 	f.Fuzz(func(t *testing.T, id, key string, value []byte, ms int64) {
-		if coord.ValidateName("id", id) != nil || coord.ValidateName("key", key) != nil {
+		if driver.ValidateName("id", id) != nil || driver.ValidateName("key", key) != nil {
 			return
 		}
 		ms %= MaxTimestamp + 1
@@ -171,7 +172,7 @@ func FuzzRoundTrip(f *testing.F) {
 		if err != nil || inv.InstanceID != id || inv.Key != key || !bytes.Equal(inv.Metadata, want) || inv.Timestamp.UnixMilli() != ms || inv.Kind != coord.KeyInvalidation {
 			t.Fatalf("%s: %+v, %v", msg, inv, err)
 		}
-		if coord.ValidateGlob(key) == nil {
+		if driver.ValidateGlob(key) == nil {
 			inv, err := DecodeInvalidation(string(msg), true)
 			if err != nil || inv.Key != key || inv.Kind != coord.PatternInvalidation {
 				t.Fatalf("pattern %s: %+v, %v", msg, inv, err)

@@ -21,7 +21,7 @@
 //   - the message is one JSON object; field names are matched exactly
 //     (case-sensitive), a repeated field counts once with its last value,
 //     and unknown fields are ignored;
-//   - instanceId is a string that is a valid name ([coord.ValidateName]);
+//   - instanceId is a string that is a valid name ([driver.ValidateName]);
 //     missing, null, empty or another type is refused;
 //   - cacheKey is a valid key, or a valid glob on the pattern channel;
 //     event is a valid name;
@@ -32,7 +32,7 @@
 //     another type or a number out of range is refused.
 //
 // Encoding writes the fields in that order, compact, and sends {} for a
-// nil (or null) metadata or payload: the Node design's handlers read
+// nil (or null) metadata or payload: the Node fleet's handlers read
 // metadata.reason and fail on null.
 //
 // A decoded message owns its memory: no field refers to the received
@@ -48,6 +48,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/driver"
 )
 
 // MaxDepth is how deep arrays and objects may nest in metadata or a
@@ -131,7 +132,7 @@ func EncodeEvent(instanceID, topic string, payload json.RawMessage, ts time.Time
 	return Encode(Head(instanceID), FieldEvent, topic, FieldPayload, payload, ts)
 }
 
-// EncodeValue encodes metadata or a payload as [coord.EncodePayload] does
+// EncodeValue encodes metadata or a payload as [driver.EncodePayload] does
 // (same limit, same errors) and also refuses a value nested deeper than
 // [MaxDepth], which receivers would refuse. nil, and any value that
 // encodes to null, is returned as {} without an allocation; the result
@@ -140,7 +141,7 @@ func EncodeValue(v any, max int) (json.RawMessage, error) {
 	if v == nil {
 		return emptyRaw, nil
 	}
-	raw, err := coord.EncodePayload(v, max)
+	raw, err := driver.EncodePayload(v, max)
 	if err != nil {
 		return nil, err
 	}
@@ -192,7 +193,7 @@ func DecodeInvalidation(msg string, pattern bool) (coord.Invalidation, error) {
 	}
 	if id, key, raw, ts, ok := fastEnvelope(msg, sepCacheKey, sepMetadata); ok {
 		switch {
-		case pattern && coord.ValidateGlob(key) != nil:
+		case pattern && driver.ValidateGlob(key) != nil:
 			return coord.Invalidation{}, errGlob
 		case !pattern && !plainName(key):
 			return coord.Invalidation{}, errKey
@@ -315,7 +316,7 @@ func own(id, name, raw string) (string, string, json.RawMessage) {
 	return bytesString(buf[:len(id)]), bytesString(buf[len(id):n]), r
 }
 
-// plainName is [coord.ValidateName] for a string cutPlain returned,
+// plainName is [driver.ValidateName] for a string cutPlain returned,
 // already known to be valid UTF-8 without control bytes.
 func plainName(s string) bool {
 	return s != "" && len(s) <= coord.MaxNameLen
@@ -384,10 +385,10 @@ func decodeInvalidationSlow(msg string, pattern bool) (coord.Invalidation, error
 	switch {
 	case pattern:
 		inv.Kind = coord.PatternInvalidation
-		if !ok || coord.ValidateGlob(key) != nil {
+		if !ok || driver.ValidateGlob(key) != nil {
 			return coord.Invalidation{}, errGlob
 		}
-	case !ok || coord.ValidateName("key", key) != nil:
+	case !ok || driver.ValidateName("key", key) != nil:
 		return coord.Invalidation{}, errKey
 	}
 	inv.Key = key
@@ -414,7 +415,7 @@ func decodeEventSlow(msg string) (coord.Event, error) {
 		return coord.Event{}, err
 	}
 	topic, ok := str(f["event"])
-	if !ok || coord.ValidateName("event", topic) != nil {
+	if !ok || driver.ValidateName("event", topic) != nil {
 		return coord.Event{}, errEvent
 	}
 	ts, err := timestamp(f["timestamp"])
@@ -442,7 +443,7 @@ func fields(msg string) (map[string]json.RawMessage, error) {
 // instance returns the message's instance ID.
 func instance(f map[string]json.RawMessage) (string, error) {
 	id, ok := str(f["instanceId"])
-	if !ok || coord.ValidateName("instanceId", id) != nil {
+	if !ok || driver.ValidateName("instanceId", id) != nil {
 		return "", errInstance
 	}
 	return id, nil

@@ -25,7 +25,7 @@ func ExampleMiddleware_Backend() {
 		},
 	}))
 	ctx := context.Background()
-	b := logging.New(logger, nil).Backend(memory.NewHub(nil).NewNode(&memory.NodeOptions{InstanceID: "node-1"}))
+	b := logging.New(logger, nil).Backend(memory.NewHub(nil).New(&memory.Options{InstanceID: "node-1"}))
 
 	_ = coord.WithLock(ctx, b.Locker(), "nightly-report", func(ctx context.Context) error {
 		// A second try while the lease is held fails at once.

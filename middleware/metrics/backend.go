@@ -11,8 +11,8 @@ import (
 // Events return next's parts decorated by m (made once, here), Health and
 // Close are timed and forwarded. Until it is closed through the decorator,
 // next's connection state is exported as redis_connection_state, read at
-// each scrape from a State() coord.ConnState method of next or of what it
-// wraps, or else from Health; once closed, neither it nor its parts are
+// each scrape from the outermost [github.com/cgn-bot/coord/driver.StateReporter] among next and
+// what it wraps, or else from Health; once closed, neither it nor its parts are
 // watched any more (their Stats counters keep their last values). A nil m
 // or next gives next unchanged.
 func (m *Middleware) Backend(next coord.Backend) coord.Backend {

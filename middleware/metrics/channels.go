@@ -35,8 +35,8 @@ func channelsOf(part any) (names [numChannels]string, ok bool) {
 
 // receivedFor returns the counters of distributed_cache_messages_received_total
 // for the channels of part: labelled with the names the backend gives
-// them, or else with [Options.ChannelPrefix] and the Node design's channel
-// suffixes. All three series exist from then on, at zero until used.
+// them, or else with [Options.ChannelPrefix] and the channel suffixes of
+// docs/WIRE.md. All three series exist from then on, at zero until used.
 func (m *Middleware) receivedFor(part any) [numChannels]prometheus.Counter {
 	names, ok := channelsOf(part)
 	if !ok {

@@ -9,8 +9,8 @@
 //
 // # Series
 //
-// With Namespace "skynetbot" the six series of the Node design have its
-// names, types and label names:
+// With Namespace "skynetbot" the six series shared with the Node fleet
+// (docs/METRICS.md) have its names, types and label names:
 // skynetbot_distributed_cache_messages_received_total{channel},
 // skynetbot_distributed_cache_invalidations_sent_total{type},
 // skynetbot_distributed_shard_events_sent_total{event},
@@ -48,9 +48,10 @@
 //
 // # Connection state
 //
-// redis_connection_state comes from a method State() coord.ConnState of
-// the decorated backend or of what it wraps (found through Unwrap), else
-// from its Health.
+// redis_connection_state comes from the outermost
+// [github.com/cgn-bot/coord/driver.StateReporter] among the decorated backend and what it wraps
+// (found through Unwrap), else from its Health: 0 disconnected,
+// 1 connected, 2 reconnecting.
 //
 // # As
 //

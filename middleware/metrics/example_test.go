@@ -24,7 +24,7 @@ func ExampleMiddleware_Backend() {
 		panic(err)
 	}
 	ctx := context.Background()
-	b := m.Backend(memory.NewHub(nil).NewNode(nil))
+	b := m.Backend(memory.NewHub(nil).New(nil))
 	defer b.Close(ctx)
 
 	err = coord.WithLock(ctx, b.Locker(), "nightly-report", func(ctx context.Context) error {

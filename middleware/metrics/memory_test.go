@@ -20,8 +20,8 @@ import (
 func TestMemoryLeases(t *testing.T) {
 	m, reg := newMiddleware(t, &metrics.Options{Namespace: "skynetbot"})
 	hub := memory.NewHub(nil)
-	a := m.Backend(hub.NewNode(nil))
-	other := hub.NewNode(nil)
+	a := m.Backend(hub.New(nil))
+	other := hub.New(nil)
 	ctx := t.Context()
 	defer func() { _ = a.Close(context.WithoutCancel(ctx)) }()
 	defer func() { _ = other.Close(context.WithoutCancel(ctx)) }()
@@ -76,9 +76,9 @@ func TestMemoryLeases(t *testing.T) {
 func TestMemoryMessages(t *testing.T) {
 	m, reg := newMiddleware(t, &metrics.Options{Namespace: "skynetbot"})
 	hub := memory.NewHub(nil)
-	node := hub.NewNode(nil)
+	node := hub.New(nil)
 	a := m.Backend(node)
-	pub := m.Backend(hub.NewNode(nil))
+	pub := m.Backend(hub.New(nil))
 	ctx := t.Context()
 	defer func() { _ = pub.Close(context.WithoutCancel(ctx)) }()
 

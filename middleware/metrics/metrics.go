@@ -44,7 +44,8 @@ const maxCachedLabels = 256
 // and so does each zero field.
 type Options struct {
 	// Namespace starts every metric name. With "skynetbot" the six series
-	// of the Node design have exactly its names and label names.
+	// shared with the Node fleet (docs/METRICS.md) have exactly its names
+	// and label names.
 	// Default: [DefaultNamespace].
 	Namespace string
 
@@ -176,7 +177,7 @@ func reasonOf(s string) int {
 //   - distributed_shard_events_sent_total{event}: counter of events
 //     published, event from [Options.EventLabel].
 //   - redis_connection_state: gauge, 0 disconnected, 1 connected,
-//     2 reconnecting (see [coord.ConnState.Gauge]); the worst state of the
+//     2 reconnecting (from [coord.ConnState]); the worst state of the
 //     decorated backends, absent until a Backend is decorated.
 //   - distributed_locks_active: gauge of the leases the decorated lockers
 //     hold (their Held), read at each scrape.

@@ -16,7 +16,7 @@ import (
 func TestConcurrentLeasesAndScrapes(t *testing.T) {
 	const workers, each = 8, 100
 	m, reg := newMiddleware(t, nil)
-	node := memory.NewHub(nil).NewNode(nil)
+	node := memory.NewHub(nil).New(nil)
 	b := m.Backend(node)
 	ctx := t.Context()
 	defer func() { _ = b.Close(context.WithoutCancel(ctx)) }()
@@ -71,7 +71,7 @@ func TestConcurrentLeasesAndScrapes(t *testing.T) {
 func TestLeaseWrappersAreDistinct(t *testing.T) {
 	const n = 50
 	m, reg := newMiddleware(t, nil)
-	node := memory.NewHub(nil).NewNode(nil)
+	node := memory.NewHub(nil).New(nil)
 	l := m.Locker(node.Locker())
 	ctx := t.Context()
 	defer func() { _ = node.Close(context.WithoutCancel(ctx)) }()
@@ -119,7 +119,7 @@ func TestLeaseWrappersAreDistinct(t *testing.T) {
 func TestManyResourceLabels(t *testing.T) {
 	const n = 300
 	m, reg := newMiddleware(t, &metrics.Options{ResourceLabel: func(r string) string { return r }})
-	node := memory.NewHub(nil).NewNode(nil)
+	node := memory.NewHub(nil).New(nil)
 	l := m.Locker(node.Locker())
 	ctx := t.Context()
 	defer func() { _ = node.Close(context.WithoutCancel(ctx)) }()
@@ -144,7 +144,7 @@ func TestManyResourceLabels(t *testing.T) {
 // A resource label value that is not valid UTF-8 counts as "invalid".
 func TestInvalidResourceLabel(t *testing.T) {
 	m, reg := newMiddleware(t, &metrics.Options{ResourceLabel: func(string) string { return "\xff" }})
-	node := memory.NewHub(nil).NewNode(nil)
+	node := memory.NewHub(nil).New(nil)
 	l := m.Locker(node.Locker())
 	ctx := t.Context()
 	defer func() { _ = node.Close(context.WithoutCancel(ctx)) }()

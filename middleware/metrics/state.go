@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/driver"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -24,7 +25,7 @@ type stateCollector struct {
 	timeout   time.Duration
 
 	mu           sync.Mutex
-	backends     []coord.Backend // innermost, for the connection state
+	backends     []watched // for the connection state
 	lockers      []coord.Locker
 	invalidators []coord.Invalidator
 	buses        []coord.EventBus
@@ -75,12 +76,12 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 
 	if len(backends) > 0 {
 		worst := coord.Connected
-		for _, b := range backends {
-			if s := c.connState(b); rank(s) < rank(worst) {
+		for _, w := range backends {
+			if s := c.connState(w.state); rank(s) < rank(worst) {
 				worst = s
 			}
 		}
-		ch <- prometheus.MustNewConstMetric(c.conn, prometheus.GaugeValue, worst.Gauge())
+		ch <- prometheus.MustNewConstMetric(c.conn, prometheus.GaugeValue, gauge(worst))
 	}
 
 	active := 0
@@ -117,18 +118,25 @@ func (c *stateCollector) counters(ch chan<- prometheus.Metric, kind string, drop
 	ch <- prometheus.MustNewConstMetric(c.panics, prometheus.CounterValue, float64(panics), kind)
 }
 
-// stater is the optional interface of a backend that knows its connection
-// state without a round trip (the Redis backend).
-type stater interface {
-	State() coord.ConnState
+// watched is a backend whose connection state is exported.
+type watched struct {
+	// key is the innermost backend, so that one backend decorated twice
+	// is counted once.
+	key coord.Backend
+	// state is where its state is read: the outermost
+	// [driver.StateReporter] on its Unwrap chain (a wrapper such as a
+	// fallback to memory reports the state of the backend it stands in
+	// for), else key.
+	state coord.Backend
 }
 
-// connState returns b's connection state: from State if b or what it
-// wraps has it, else from Health within the timeout.
-func (c *stateCollector) connState(b coord.Backend) coord.ConnState {
+// watch returns what addBackend keeps of b.
+func watch(b coord.Backend) watched {
+	w := watched{key: innermost(b)}
 	for x := b; x != nil; {
-		if s, ok := x.(stater); ok {
-			return s.State()
+		if _, ok := x.(driver.StateReporter); ok {
+			w.state = x
+			return w
 		}
 		u, ok := x.(interface{ Unwrap() coord.Backend })
 		if !ok {
@@ -136,9 +144,31 @@ func (c *stateCollector) connState(b coord.Backend) coord.ConnState {
 		}
 		x = u.Unwrap()
 	}
+	w.state = w.key
+	return w
+}
+
+// connState returns b's connection state: from State if b is a
+// [driver.StateReporter], else from Health within the timeout.
+func (c *stateCollector) connState(b coord.Backend) coord.ConnState {
+	if s, ok := b.(driver.StateReporter); ok {
+		return s.State()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
 	return b.Health(ctx).Connection
+}
+
+// gauge returns the value of the redis_connection_state metric for s:
+// 0 disconnected, 1 connected, 2 reconnecting.
+func gauge(s coord.ConnState) float64 {
+	switch s {
+	case coord.Connected:
+		return 1
+	case coord.Reconnecting:
+		return 2
+	}
+	return 0
 }
 
 // rank orders connection states from worst to best.
@@ -153,10 +183,12 @@ func rank(s coord.ConnState) int {
 }
 
 func (c *stateCollector) addBackend(b coord.Backend) {
-	b = innermost(b)
+	w := watch(b)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.backends = add(c.backends, b)
+	if !slices.ContainsFunc(c.backends, func(x watched) bool { return same(x.key, w.key) }) {
+		c.backends = append(c.backends, w)
+	}
 }
 
 // retireBackend stops watching a closed backend and its parts: its
@@ -166,7 +198,7 @@ func (c *stateCollector) retireBackend(b coord.Backend, l coord.Locker, inv coor
 	b, l, inv, bus = innermost(b), unwrapAll(l), unwrapAll(inv), unwrapAll(bus)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.backends = slices.DeleteFunc(c.backends, func(x coord.Backend) bool { return same(x, b) })
+	c.backends = slices.DeleteFunc(c.backends, func(x watched) bool { return same(x.key, b) })
 	c.lockers = slices.DeleteFunc(c.lockers, func(x coord.Locker) bool { return same(x, l) })
 	n := len(c.invalidators)
 	c.invalidators = slices.DeleteFunc(c.invalidators, func(x coord.Invalidator) bool { return same(x, inv) })

@@ -24,7 +24,7 @@ func BenchmarkAcquireRelease(b *testing.B) {
 		wrap func(coord.Backend) coord.Backend
 	}{{"plain", func(b coord.Backend) coord.Backend { return b }}, {"traced", tr.Backend}, {"traced-nowatch", noWatch.Backend}} {
 		b.Run(c.name, func(b *testing.B) {
-			n := c.wrap(memory.NewHub(nil).NewNode(nil))
+			n := c.wrap(memory.NewHub(nil).New(nil))
 			defer n.Close(context.Background())
 			ctx := context.Background()
 			b.ReportAllocs()

@@ -29,7 +29,7 @@ func TestCarrierWithoutDecorator(t *testing.T) {
 		return b
 	}
 	for name, pair := range map[string][2]coord.Backend{
-		"memory": {hub.NewNode(nil), hub.NewNode(nil)},
+		"memory": {hub.New(nil), hub.New(nil)},
 		"redis":  {redisNode(), redisNode()},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -104,7 +104,7 @@ func TestCarrierWithoutDecorator(t *testing.T) {
 // with its carrier, as the Redis backend delivers it.
 func TestForeignTracedMessageMemory(t *testing.T) {
 	hub := memory.NewHub(nil)
-	n := hub.NewNode(nil)
+	n := hub.New(nil)
 	defer n.Close(context.Background())
 	got := make(chan coord.Event, 1)
 	if _, err := n.Events().Subscribe(t.Context(), "e", func(ev coord.Event) { got <- ev }); err != nil {

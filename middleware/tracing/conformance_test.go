@@ -25,7 +25,7 @@ var (
 )
 
 func (h *harness) NewInstance(t *testing.T) coord.Backend {
-	b := h.tr.Backend(h.hub.NewNode(nil))
+	b := h.tr.Backend(h.hub.New(nil))
 	t.Cleanup(func() { _ = b.Close(context.WithoutCancel(t.Context())) })
 	return b
 }
@@ -43,9 +43,9 @@ func (h *harness) PublishRaw(t *testing.T, channel string, payload []byte) {
 
 // CutSubscription reaches the memory node through the decorator.
 func (h *harness) CutSubscription(t *testing.T, instance coord.Backend) {
-	var n *memory.Node
+	var n *memory.Backend
 	if !coord.As(instance, &n) {
-		t.Fatalf("coord.As found no *memory.Node in %T", instance)
+		t.Fatalf("coord.As found no *memory.Backend in %T", instance)
 	}
 	n.CutSubscription()
 }

@@ -23,8 +23,8 @@ func Example() {
 	tr := tracing.New(tracing.WithTracerProvider(tp))
 
 	hub := memory.NewHub(nil)
-	a := tr.Backend(hub.NewNode(nil))
-	b := tr.Backend(hub.NewNode(nil))
+	a := tr.Backend(hub.New(nil))
+	b := tr.Backend(hub.New(nil))
 	defer a.Close(ctx)
 	defer b.Close(ctx)
 

@@ -103,8 +103,8 @@ func wantAttr(t *testing.T, s tracetest.SpanStub, k attribute.Key, want any) {
 // nodes returns two memory nodes of one hub, decorated by r.
 func nodes(t *testing.T, r *recorder) (*memory.Hub, coord.Backend, coord.Backend) {
 	hub := memory.NewHub(nil)
-	a := r.tracer.Backend(hub.NewNode(&memory.NodeOptions{InstanceID: "a"}))
-	b := r.tracer.Backend(hub.NewNode(&memory.NodeOptions{InstanceID: "b"}))
+	a := r.tracer.Backend(hub.New(&memory.Options{InstanceID: "a"}))
+	b := r.tracer.Backend(hub.New(&memory.Options{InstanceID: "b"}))
 	t.Cleanup(func() {
 		_ = a.Close(context.Background())
 		_ = b.Close(context.Background())
@@ -668,10 +668,10 @@ func TestHandlerPanic(t *testing.T) {
 func TestUnwrapAndAs(t *testing.T) {
 	r := newRecorder(t)
 	hub := memory.NewHub(nil)
-	n := hub.NewNode(nil)
+	n := hub.New(nil)
 	b := r.tracer.Backend(n)
 	defer b.Close(context.Background())
-	var got *memory.Node
+	var got *memory.Backend
 	if !coord.As(b, &got) || got != n {
 		t.Fatalf("coord.As through the Backend: %v", got)
 	}

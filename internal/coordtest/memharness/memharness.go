@@ -38,7 +38,7 @@ func New(wrap func(coord.Backend) coord.Backend) *Harness {
 
 // NewInstance returns a new decorated node, closed at the end of t.
 func (h *Harness) NewInstance(t *testing.T) coord.Backend {
-	b := h.wrap(h.hub.NewNode(nil))
+	b := h.wrap(h.hub.New(nil))
 	t.Cleanup(func() { _ = b.Close(context.WithoutCancel(t.Context())) })
 	return b
 }
@@ -58,9 +58,9 @@ func (h *Harness) PublishRaw(t *testing.T, channel string, payload []byte) {
 
 // CutSubscription reaches the memory node through the decorators.
 func (h *Harness) CutSubscription(t *testing.T, instance coord.Backend) {
-	var n *memory.Node
+	var n *memory.Backend
 	if !coord.As(instance, &n) {
-		t.Fatalf("coord.As found no *memory.Node in %T", instance)
+		t.Fatalf("coord.As found no *memory.Backend in %T", instance)
 	}
 	n.CutSubscription()
 }

@@ -1,4 +1,4 @@
-package coord_test
+package driver_test
 
 import (
 	"errors"
@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/driver"
 )
 
 // negativeDurations are durations no option may take; -1ns is the one an
@@ -25,7 +26,7 @@ func TestSessionOptionsRefuseEveryNegative(t *testing.T) {
 				"WithLifetime": coord.WithLifetime(d),
 				"WithIdleTTL":  coord.WithIdleTTL(d),
 			} {
-				o, err := coord.NewSessionOptions(def, opt)
+				o, err := driver.NewSessionOptions(def, opt)
 				if !errors.Is(err, coord.ErrInvalid) {
 					t.Errorf("%s(%d) over defaults %+v = %+v, %v; want ErrInvalid", name, int64(d), def, o, err)
 				}
@@ -39,26 +40,26 @@ func TestSessionOptionsRefuseEveryNegative(t *testing.T) {
 // refused.
 func TestSessionOptionsDefaults(t *testing.T) {
 	def := coord.SessionOptions{IdleTTL: time.Hour, Lifetime: 8 * time.Hour}
-	o, err := coord.NewSessionOptions(def)
+	o, err := driver.NewSessionOptions(def)
 	if err != nil || o.IdleTTL != time.Hour || o.Lifetime != 8*time.Hour {
 		t.Errorf("no options = %+v, %v; want the defaults", o, err)
 	}
-	o, err = coord.NewSessionOptions(def, coord.WithLifetime(time.Minute))
+	o, err = driver.NewSessionOptions(def, coord.WithLifetime(time.Minute))
 	if err != nil || o.IdleTTL != time.Hour || o.Lifetime != time.Minute {
 		t.Errorf("WithLifetime(1m) = %+v, %v", o, err)
 	}
-	o, err = coord.NewSessionOptions(coord.SessionOptions{}, coord.WithLifetime(-1), coord.WithLifetime(time.Minute))
+	o, err = driver.NewSessionOptions(coord.SessionOptions{}, coord.WithLifetime(-1), coord.WithLifetime(time.Minute))
 	if err != nil || o.Lifetime != time.Minute {
 		t.Errorf("WithLifetime(-1) then WithLifetime(1m) = %+v, %v; want the last", o, err)
 	}
-	if _, err := coord.NewSessionOptions(coord.SessionOptions{}, coord.WithLifetime(time.Minute), coord.WithLifetime(-1)); !errors.Is(err, coord.ErrInvalid) {
+	if _, err := driver.NewSessionOptions(coord.SessionOptions{}, coord.WithLifetime(time.Minute), coord.WithLifetime(-1)); !errors.Is(err, coord.ErrInvalid) {
 		t.Errorf("WithLifetime(1m) then WithLifetime(-1) = %v; want ErrInvalid", err)
 	}
 	for _, bad := range []coord.SessionOptions{
 		{IdleTTL: -1}, {Lifetime: -1}, {IdleTTL: -time.Hour}, {Lifetime: -time.Hour},
 		{Lifetime: time.Microsecond}, {IdleTTL: time.Microsecond},
 	} {
-		if o, err := coord.NewSessionOptions(bad); !errors.Is(err, coord.ErrInvalid) {
+		if o, err := driver.NewSessionOptions(bad); !errors.Is(err, coord.ErrInvalid) {
 			t.Errorf("defaults %+v = %+v, %v; want ErrInvalid", bad, o, err)
 		}
 	}
@@ -81,15 +82,15 @@ func TestLockOptionsRefuseNegatives(t *testing.T) {
 		bad[fmt.Sprintf("WithTTL(%d)", int64(d))] = []coord.LockOption{coord.WithTTL(d)}
 	}
 	for name, opts := range bad {
-		if o, err := coord.NewLockOptions(opts...); !errors.Is(err, coord.ErrInvalid) {
+		if o, err := driver.NewLockOptions(opts...); !errors.Is(err, coord.ErrInvalid) {
 			t.Errorf("%s = %+v, %v; want ErrInvalid", name, o, err)
 		}
 	}
-	o, err := coord.NewLockOptions(coord.WithRetry(2, time.Millisecond), coord.WithWait(0))
+	o, err := driver.NewLockOptions(coord.WithRetry(2, time.Millisecond), coord.WithWait(0))
 	if err != nil || o.Retries != -1 || o.RetryDelay != time.Millisecond {
 		t.Errorf("WithRetry(2, 1ms) then WithWait(0) = %+v, %v; want a wait with 1ms between tries", o, err)
 	}
-	o, err = coord.NewLockOptions(coord.WithWait(time.Second), coord.WithRetry(2, time.Millisecond))
+	o, err = driver.NewLockOptions(coord.WithWait(time.Second), coord.WithRetry(2, time.Millisecond))
 	if err != nil || o.Retries != 2 || o.RetryDelay != time.Millisecond {
 		t.Errorf("WithWait(1s) then WithRetry(2, 1ms) = %+v, %v; want 2 retries", o, err)
 	}
@@ -108,14 +109,14 @@ func TestSubscribeOptionsRefuseEmptyKey(t *testing.T) {
 		"WithQueueSize(MinInt)": coord.WithQueueSize(math.MinInt),
 	}
 	for name, opt := range bad {
-		if o, err := coord.NewSubscribeOptions(opt); !errors.Is(err, coord.ErrInvalid) {
+		if o, err := driver.NewSubscribeOptions(opt); !errors.Is(err, coord.ErrInvalid) {
 			t.Errorf("%s = %+v, %v; want ErrInvalid", name, o, err)
 		}
 	}
-	if _, err := coord.NewSubscribeOptions(coord.OnlyKey("k"), coord.OnlyKey("")); !errors.Is(err, coord.ErrInvalid) {
+	if _, err := driver.NewSubscribeOptions(coord.OnlyKey("k"), coord.OnlyKey("")); !errors.Is(err, coord.ErrInvalid) {
 		t.Errorf(`OnlyKey("k") then OnlyKey("") = %v; want ErrInvalid`, err)
 	}
-	o, err := coord.NewSubscribeOptions(coord.OnlyKey("k"))
+	o, err := driver.NewSubscribeOptions(coord.OnlyKey("k"))
 	if err != nil || o.Key != "k" {
 		t.Errorf(`OnlyKey("k") = %+v, %v`, o, err)
 	}
