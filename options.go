@@ -46,6 +46,10 @@ type LockOptions struct {
 	// every TTL/3 and closes Done on the first definite loss.
 	// Default: false.
 	AutoRenew bool
+
+	// wait records that [WithWait] set Retries to -1: a negative count
+	// given to [WithRetry] is refused, not read as "wait".
+	wait bool
 }
 
 // LockOption sets an option of [Locker.Acquire].
@@ -58,18 +62,21 @@ func WithTTL(ttl time.Duration) LockOption {
 
 // WithRetry sets how many more times Acquire tries after finding the
 // resource held, and the longest wait between tries. A release wakes a
-// waiting Acquire at once. WithRetry(0, 0) tries once.
+// waiting Acquire at once. WithRetry(0, 0) tries once. Both must be 0 or
+// more (use [WithWait] to wait until ctx ends).
 func WithRetry(retries int, delay time.Duration) LockOption {
-	return func(o *LockOptions) { o.Retries, o.RetryDelay = retries, delay }
+	return func(o *LockOptions) { o.Retries, o.RetryDelay, o.wait = retries, delay, false }
 }
 
 // WithWait makes Acquire wait until it gets the lease or ctx ends, however
 // long that takes. Waiters are woken by releases; maxDelay bounds the
-// wait between tries when no wake-up comes (0 means [DefaultRetryDelay]).
+// wait between tries when no wake-up comes (0 keeps the retry delay,
+// [DefaultRetryDelay] unless [WithRetry] set another); a negative one is
+// refused.
 func WithWait(maxDelay time.Duration) LockOption {
 	return func(o *LockOptions) {
-		o.Retries = -1
-		if maxDelay > 0 {
+		o.Retries, o.wait = -1, true
+		if maxDelay != 0 {
 			o.RetryDelay = maxDelay
 		}
 	}
@@ -93,8 +100,8 @@ func NewLockOptions(opts ...LockOption) (LockOptions, error) {
 	if err := ValidateTTL("lock TTL", o.TTL); err != nil {
 		return o, err
 	}
-	if o.Retries < -1 {
-		return o, fmt.Errorf("%w: lock retries %d must be -1 (wait) or more", ErrInvalid, o.Retries)
+	if o.Retries < 0 && !(o.wait && o.Retries == -1) {
+		return o, fmt.Errorf("%w: lock retries %d is negative (use WithWait to wait)", ErrInvalid, o.Retries)
 	}
 	if o.RetryDelay < 0 {
 		return o, fmt.Errorf("%w: lock retry delay %v is negative", ErrInvalid, o.RetryDelay)
@@ -111,6 +118,10 @@ type SessionOptions struct {
 	// creation, which no Touch or Extend can pass; 0 means none.
 	// Default: the store's, else 0.
 	Lifetime time.Duration
+
+	// idleSet and lifeSet record that an option set IdleTTL or
+	// Lifetime, so that no value a caller can pass stands for "not set".
+	idleSet, lifeSet bool
 }
 
 // SessionOption sets an option of [SessionStore.Create].
@@ -118,40 +129,50 @@ type SessionOption func(*SessionOptions)
 
 // WithIdleTTL sets the session's idle TTL. It must be at least 1ms.
 func WithIdleTTL(ttl time.Duration) SessionOption {
-	return func(o *SessionOptions) { o.IdleTTL = ttl }
+	return func(o *SessionOptions) { o.IdleTTL, o.idleSet = ttl, true }
 }
 
 // WithLifetime sets the session's absolute lifetime. It must be at least
 // 1ms.
 func WithLifetime(d time.Duration) SessionOption {
-	return func(o *SessionOptions) { o.Lifetime = d }
+	return func(o *SessionOptions) { o.Lifetime, o.lifeSet = d, true }
 }
 
 // NewSessionOptions applies opts over defaults (whose zero fields mean
-// [DefaultSessionTTL] and no lifetime) and validates the result. The error
-// wraps [ErrInvalid].
+// [DefaultSessionTTL] and no lifetime) and validates the result: every
+// duration an option sets must be at least 1ms, and a default may not be
+// negative. The error wraps [ErrInvalid].
 func NewSessionOptions(defaults SessionOptions, opts ...SessionOption) (SessionOptions, error) {
-	o := defaults
-	if o.IdleTTL == 0 {
-		o.IdleTTL = DefaultSessionTTL
-	}
-	lifetimeDefault := o.Lifetime
-	o.Lifetime = -1
+	var o SessionOptions
 	for _, opt := range opts {
 		if opt != nil {
 			opt(&o)
 		}
 	}
-	if err := ValidateTTL("session idle TTL", o.IdleTTL); err != nil {
-		return o, err
+	switch {
+	case o.idleSet:
+		if err := ValidateTTL("session idle TTL", o.IdleTTL); err != nil {
+			return o, err
+		}
+	case defaults.IdleTTL == 0:
+		o.IdleTTL = DefaultSessionTTL
+	default:
+		if err := ValidateTTL("default session idle TTL", defaults.IdleTTL); err != nil {
+			return o, err
+		}
+		o.IdleTTL = defaults.IdleTTL
 	}
-	if o.Lifetime == -1 {
-		o.Lifetime = lifetimeDefault
-	} else if err := ValidateTTL("session lifetime", o.Lifetime); err != nil {
-		return o, err
-	}
-	if o.Lifetime < 0 {
-		return o, fmt.Errorf("%w: session lifetime %v is negative", ErrInvalid, o.Lifetime)
+	switch {
+	case o.lifeSet:
+		if err := ValidateTTL("session lifetime", o.Lifetime); err != nil {
+			return o, err
+		}
+	case defaults.Lifetime == 0:
+	default:
+		if err := ValidateTTL("default session lifetime", defaults.Lifetime); err != nil {
+			return o, err
+		}
+		o.Lifetime = defaults.Lifetime
 	}
 	return o, nil
 }
@@ -162,7 +183,8 @@ type SubscribeOptions struct {
 	// Default: false.
 	IncludeOwn bool
 	// Key, when set, limits an invalidation subscription to invalidations
-	// that cover this key (and PurgeAll). Default: "" (all).
+	// that cover this key (and PurgeAll). Default: "" (all; [OnlyKey]
+	// refuses an empty key).
 	Key string
 	// QueueSize is the length of the subscription's queue. When it is
 	// full a message is dropped and counted; for an invalidation
@@ -171,6 +193,10 @@ type SubscribeOptions struct {
 	// subscription, [DefaultQueueSize] for an event subscription (a
 	// backend option may set another).
 	QueueSize int
+
+	// keySet records that [OnlyKey] was given, so that OnlyKey("") is
+	// refused rather than read as "no filter".
+	keySet bool
 }
 
 // SubscribeOption sets an option of Subscribe.
@@ -183,9 +209,10 @@ func IncludeOwn() SubscribeOption {
 
 // OnlyKey limits an invalidation subscription to the invalidations that
 // cover key: the key itself, patterns matching it, and PurgeAll. It is
-// ignored by event subscriptions.
+// ignored by event subscriptions. The key must be a valid name (see
+// [ValidateName]): OnlyKey("") is refused, not read as "all keys".
 func OnlyKey(key string) SubscribeOption {
-	return func(o *SubscribeOptions) { o.Key = key }
+	return func(o *SubscribeOptions) { o.Key, o.keySet = key, true }
 }
 
 // WithQueueSize sets the subscription's queue length (at least 1).
@@ -205,7 +232,7 @@ func NewSubscribeOptions(opts ...SubscribeOption) (SubscribeOptions, error) {
 	if o.QueueSize < 1 {
 		return o, fmt.Errorf("%w: queue size %d must be at least 1", ErrInvalid, o.QueueSize)
 	}
-	if o.Key != "" {
+	if o.keySet || o.Key != "" {
 		if err := ValidateName("key", o.Key); err != nil {
 			return o, err
 		}

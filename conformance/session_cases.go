@@ -28,6 +28,7 @@ func sessionCases() []testCase {
 		{name: "Extend", run: testSessionExtend},
 		{name: "UpdateMerges", run: testUpdateMerges},
 		{name: "ConcurrentMergeLosesNothing", run: testConcurrentMerge},
+		{name: "UpdateLimitsTotalData", run: testUpdateLimitsTotal},
 		{name: "ValuesRoundTrip", run: testValuesRoundTrip},
 		{name: "NoAliasing", run: testNoAliasing},
 		{name: "Rotate", run: testRotate},
@@ -534,6 +535,114 @@ func testConcurrentMerge(t *testing.T, h Harness) {
 		if t.Failed() {
 			return
 		}
+	}
+}
+
+// dataSize is the size the data limit counts: keys and encoded values.
+func dataSize(d map[string]json.RawMessage) int {
+	n := 0
+	for k, v := range d {
+		n += len(k) + len(v)
+	}
+	return n
+}
+
+// jsonString returns a value that encodes to exactly n bytes (n >= 2).
+func jsonString(n int) string { return strings.Repeat("x", n-2) }
+
+func testUpdateLimitsTotal(t *testing.T, h Harness) {
+	ins := instances(t, h, 2)
+	ctx := ctxOf(t)
+	st := ins[0].Sessions()
+	const limit = coord.DefaultMaxPayload
+	big := jsonString(900 << 10)
+	invalid := func(what string, err error) {
+		t.Helper()
+		if !errors.Is(err, coord.ErrInvalid) {
+			t.Errorf("%s: %v, want ErrInvalid (the session's data would pass %d bytes)", what, err, limit)
+		}
+	}
+	size := func(what string, id string) int {
+		t.Helper()
+		got, err := ins[1].Sessions().Get(ctx, id)
+		must(t, err, "Get "+what)
+		n := dataSize(got.Data)
+		if n > limit {
+			t.Errorf("%s: the session holds %d bytes of data, over the limit of %d", what, n, limit)
+		}
+		return n
+	}
+
+	// Updates that each fit but together do not: the first only.
+	s, err := st.Create(ctx, "u", map[string]any{"a": 1})
+	must(t, err, "Create")
+	ok := 0
+	for i := range 5 {
+		err := ins[i%2].Sessions().Update(ctx, s.ID, map[string]any{fmt.Sprintf("big%d", i): big})
+		switch {
+		case err == nil:
+			ok++
+		case !errors.Is(err, coord.ErrInvalid):
+			t.Fatalf("Update %d: %v, want nil or ErrInvalid", i, err)
+		}
+	}
+	if ok != 1 {
+		t.Errorf("%d of 5 Updates of 900 KiB each succeeded, want 1 (a %d-byte limit on the session's data)", ok, limit)
+	}
+	size("after five updates", s.ID)
+
+	// Replacing a value is not growth; deleting one makes room, in the
+	// same Update or an earlier one.
+	must(t, st.Update(ctx, s.ID, map[string]any{"big0": big[1:] + "y"}), "Update replacing the big value")
+	invalid("Update adding a second big value", st.Update(ctx, s.ID, map[string]any{"big1": big}))
+	must(t, st.Update(ctx, s.ID, map[string]any{"big0": nil, "big1": big}), "Update deleting one big value and adding another")
+	must(t, st.Update(ctx, s.ID, map[string]any{"big1": nil}), "Update deleting the big value")
+	must(t, st.Update(ctx, s.ID, map[string]any{"big2": big}), "Update adding a big value after a delete")
+	got, err := st.Get(ctx, s.ID)
+	must(t, err, "Get")
+	if len(got.Data) != 2 || len(got.Data["big2"]) != len(big)+2 || string(got.Data["a"]) != "1" {
+		t.Errorf("after the refused and the accepted updates: fields %v", rawKeys(got.Data))
+	}
+
+	// The limit itself is allowed, one byte more is not.
+	e, err := st.Create(ctx, "u", nil)
+	must(t, err, "Create")
+	must(t, st.Update(ctx, e.ID, map[string]any{"k": jsonString(limit - 1)}), "Update to exactly the limit")
+	invalid("Update one field past the limit", st.Update(ctx, e.ID, map[string]any{"z": 1}))
+	must(t, st.Update(ctx, e.ID, map[string]any{"k": jsonString(limit - 3), "z": 1}), "Update replacing and adding to exactly the limit")
+	if n := size("at the limit", e.ID); n != limit {
+		t.Errorf("at the limit the session holds %d bytes, want %d", n, limit)
+	}
+
+	// Concurrent merges from two instances cannot pass it together.
+	for round := range 5 {
+		c, err := st.Create(ctx, "u", nil)
+		must(t, err, "Create")
+		half := jsonString(600 << 10)
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		ok := 0
+		start := make(chan struct{})
+		for w := range 4 {
+			wg.Go(func() {
+				<-start
+				err := ins[w%2].Sessions().Update(ctx, c.ID, map[string]any{fmt.Sprintf("w%d", w): half})
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err == nil:
+					ok++
+				case !errors.Is(err, coord.ErrInvalid):
+					t.Errorf("concurrent Update: %v, want nil or ErrInvalid", err)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		if ok != 1 {
+			t.Fatalf("round %d: %d of 4 concurrent Updates of 600 KiB succeeded, want 1", round, ok)
+		}
+		size(fmt.Sprintf("round %d", round), c.ID)
 	}
 }
 

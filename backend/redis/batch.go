@@ -28,6 +28,7 @@ type batcher struct {
 }
 
 type batchCall struct {
+	pre   goredis.Cmder // with plain: a command sent just before it
 	plain goredis.Cmder // a command; or:
 	s     *goredis.Script
 	keys  []string
@@ -58,6 +59,17 @@ func (bt *batcher) run(ctx context.Context, s *goredis.Script, keys []string, ar
 // pipeline with other callers' commands (see run), and returns its error.
 func (bt *batcher) process(ctx context.Context, cmd goredis.Cmder) error {
 	if err := bt.call(ctx, &batchCall{plain: cmd}); err != nil {
+		cmd.SetErr(err)
+		return err
+	}
+	return cmd.Err()
+}
+
+// processPair runs pre and then cmd in one round trip, like process, and
+// returns cmd's error (pre's is in pre).
+func (bt *batcher) processPair(ctx context.Context, pre, cmd goredis.Cmder) error {
+	if err := bt.call(ctx, &batchCall{pre: pre, plain: cmd}); err != nil {
+		pre.SetErr(err)
 		cmd.SetErr(err)
 		return err
 	}
@@ -107,9 +119,15 @@ func (bt *batcher) send(ctx context.Context, batch []*batchCall) {
 	if len(batch) == 1 {
 		// Alone: exactly what the caller would do, with its ctx.
 		c := batch[0]
-		if c.plain != nil {
+		switch {
+		case c.pre != nil:
+			_, _ = bt.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
+				_ = p.Process(ctx, c.pre)
+				return p.Process(ctx, c.plain)
+			})
+		case c.plain != nil:
 			_ = bt.client.Process(ctx, c.plain)
-		} else {
+		default:
 			c.cmd = c.s.Run(ctx, bt.client, c.keys, c.args...)
 		}
 	} else {
@@ -118,6 +136,9 @@ func (bt *batcher) send(ctx context.Context, batch []*batchCall) {
 		cmds := make([]*goredis.Cmd, len(batch))
 		_, _ = bt.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
 			for i, c := range batch {
+				if c.pre != nil {
+					_ = p.Process(ctx, c.pre)
+				}
 				if c.plain != nil {
 					_ = p.Process(ctx, c.plain)
 				} else {

@@ -17,6 +17,7 @@ type scripts struct {
 
 	sessCreate, sessTouch, sessExtend, sessUpdate, sessDelete *goredis.Script
 	sessRotate, sessRemove, sessCount, sessStats              *goredis.Script
+	sessGet                                                   *goredis.Script
 }
 
 func mustLua(name string) string {
@@ -50,5 +51,6 @@ func loadScripts() *scripts {
 		sessRemove:  sess("session_remove"),
 		sessCount:   sess("session_count"),
 		sessStats:   sess("session_stats"),
+		sessGet:     sess("session_get"),
 	}
 }

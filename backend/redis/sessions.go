@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -22,7 +21,13 @@ import (
 // token itself is never stored), with one field per data key ("d:<key>",
 // the value's JSON) and meta fields ("_u" user, "_c" created, "_a" last
 // access, "_e" expires, "_x" deadline or 0, "_i" idle TTL, all in server
-// milliseconds). The hash expires (PEXPIREAT) with the session. Three
+// milliseconds, and "_n" the data's size in bytes, for Update's limit).
+// The hash expires (PEXPIREAT) with the session, but a session is live
+// only while "_e" and "_x" are ahead of the server's clock, so a key
+// that lost its TTL (a restore, another tool) does not outlive it; meta
+// fields of another shape, or fields that are neither "_..." nor "d:"
+// and a name, make a session malformed ([coord.ErrInvalid]), and no
+// method but the deleting ones writes to a malformed session. Three
 // sorted sets index the live sessions by expiry, by user and by creation,
 // and a hash counts each user's sessions; expired entries are removed by
 // score, so Count is one ZCOUNT (no SCAN) and the indexes heal without
@@ -103,50 +108,111 @@ func (s *Sessions) Create(ctx context.Context, userID string, data map[string]an
 	return nil, fmt.Errorf("%w: coord/redis: create session: no free handle", coord.ErrUnavailable)
 }
 
-// Get returns the session with token id without touching it: one HGETALL.
+// Get returns the session with token id without touching it: HGETALL
+// and the server's TIME in one round trip. A session whose recorded
+// expiry or deadline has passed by the server's clock is not found (and
+// is deleted with its index entries, by the get script), even when its
+// key has no TTL (written by another tool, or restored without one); one
+// whose fields are not what this package writes is [coord.ErrInvalid].
 func (s *Sessions) Get(ctx context.Context, id string) (*coord.Session, error) {
 	h, err := s.handleOf(id)
 	if err != nil {
 		return nil, err
 	}
 	b := s.b
+	clock := goredis.NewTimeCmd(ctx, "time")
 	cmd := goredis.NewMapStringStringCmd(ctx, "hgetall", b.keys.sessionKey(h))
-	err = b.batch.process(ctx, cmd)
-	fields := cmd.Val()
+	err = b.batch.processPair(ctx, clock, cmd)
+	if err == nil {
+		err = clock.Err()
+	}
+	if goredis.HasErrorPrefix(err, "WRONGTYPE") {
+		// The server answered: another tool's value under the key.
+		b.setConnState(coord.Connected)
+		return nil, malformedSession("not a hash")
+	}
 	if err := b.fail(ctx, "get session", err); err != nil {
 		return nil, err
 	}
+	fields := cmd.Val()
 	if len(fields) == 0 {
 		return nil, notFound()
 	}
-	return parseSession(fields, id, h)
+	sess, err := parseSession(fields, id, h)
+	if err != nil {
+		return nil, err
+	}
+	if nearEnd(sess, clock.Val()) {
+		// Expired, or about to: the script decides on the clock of the
+		// session's own server (in a Cluster, TIME may have come from
+		// another node) and deletes it if it has expired.
+		return s.read(ctx, id, "get session", b.sc.sessGet)
+	}
+	return sess, nil
+}
+
+// clockMargin is how close to its expiry or deadline, by a TIME reply
+// that may come from another server, a session read by Get or Exists is
+// judged by the get script instead.
+const clockMargin = time.Second
+
+// nearEnd reports whether sess expires or reaches its deadline within
+// clockMargin of the server time now (at millisecond resolution, as the
+// scripts see it).
+func nearEnd(sess *coord.Session, now time.Time) bool {
+	limit := time.UnixMilli(now.UnixMilli()).Add(clockMargin)
+	return !limit.Before(sess.ExpiresAt) || (!sess.Deadline.IsZero() && !limit.Before(sess.Deadline))
 }
 
 // Touch slides the session's idle expiry, sets LastAccessedAt, and
-// returns it, in one script.
+// returns it, in one script. An expired or malformed session is treated
+// as by Get; a malformed one is left as it is.
 func (s *Sessions) Touch(ctx context.Context, id string) (*coord.Session, error) {
+	return s.read(ctx, id, "touch session", s.b.sc.sessTouch)
+}
+
+// read runs sc, the get or the touch script, for token id.
+func (s *Sessions) read(ctx context.Context, id, what string, sc *goredis.Script) (*coord.Session, error) {
 	h, err := s.handleOf(id)
 	if err != nil {
 		return nil, err
 	}
 	b := s.b
-	key := b.keys.sessionKey(h)
-	v, err := b.batch.run(ctx, b.sc.sessTouch, b.keys.sessionKeys(key), h).Result()
-	if errors.Is(err, goredis.Nil) {
-		b.setConnState(coord.Connected)
-		return nil, notFound()
-	}
-	if err := b.fail(ctx, "touch session", err); err != nil {
-		return nil, err
-	}
-	fields, err := fieldsOf(v)
-	if err != nil {
+	fields, err := s.runFields(ctx, sc, b.keys.sessionKeys(b.keys.sessionKey(h)), h)
+	if err := b.fail(ctx, what, err); err != nil {
 		return nil, err
 	}
 	if len(fields) == 0 {
 		return nil, notFound()
 	}
+	if _, ok := fields["!"]; ok {
+		return nil, malformedSession("bad meta fields or field names")
+	}
 	return parseSession(fields, id, h)
+}
+
+// runFields runs sc, a script that replies with field, value pairs,
+// through the batcher, and reads the reply straight into a map (as
+// HGETALL's is read, without a []any of it first). A server that does not
+// have the script cached gets it loaded, and the call is made again.
+func (s *Sessions) runFields(ctx context.Context, sc *goredis.Script, keys []string, args ...any) (map[string]string, error) {
+	b := s.b
+	cmdArgs := make([]any, 0, 3+len(keys)+len(args))
+	cmdArgs = append(cmdArgs, "evalsha", sc.Hash(), len(keys))
+	for _, k := range keys {
+		cmdArgs = append(cmdArgs, k)
+	}
+	cmdArgs = append(cmdArgs, args...)
+	cmd := goredis.NewMapStringStringCmd(ctx, cmdArgs...)
+	err := b.batch.process(ctx, cmd)
+	if goredis.HasErrorPrefix(err, "NOSCRIPT") {
+		if err := sc.Load(ctx, b.client).Err(); err != nil {
+			return nil, err
+		}
+		cmd = goredis.NewMapStringStringCmd(ctx, cmdArgs...)
+		err = b.batch.process(ctx, cmd)
+	}
+	return cmd.Val(), err
 }
 
 // fieldsOf turns a script's HGETALL reply into a map (or an error for the
@@ -184,8 +250,8 @@ func parseSession(fields map[string]string, token, handle string) (*coord.Sessio
 	// append by the caller cannot run into the next one; when the buffer
 	// grows, the values already sliced keep the old one).
 	buf := make([]byte, 0, 512)
-	sess := &coord.Session{ID: token, Handle: handle, Data: make(map[string]json.RawMessage, max(len(fields)-6, 0))}
-	var c, a, e, x int64
+	sess := &coord.Session{ID: token, Handle: handle, Data: make(map[string]json.RawMessage, max(len(fields)-7, 0))}
+	var c, a, e, x, i int64
 	seen := 0
 	for k, v := range fields {
 		var dst *int64
@@ -202,8 +268,13 @@ func parseSession(fields map[string]string, token, handle string) (*coord.Sessio
 		case "_x":
 			dst = &x
 		case "_i":
-			var i int64
 			dst = &i
+		case "_n":
+			// The data's size, for Update: checked, not returned.
+			if _, ok := parseMillis(v); !ok {
+				return nil, malformedSession("field _n is not a size")
+			}
+			continue
 		default:
 			name, ok := strings.CutPrefix(k, "d:")
 			switch {
@@ -229,7 +300,7 @@ func parseSession(fields map[string]string, token, handle string) (*coord.Sessio
 		*dst = num
 		seen++
 	}
-	if !validName(sess.UserID) || seen != 5 {
+	if !validName(sess.UserID) || seen != 5 || i < 1 {
 		return nil, malformedSession("missing or bad meta fields")
 	}
 	sess.CreatedAt, sess.LastAccessedAt, sess.ExpiresAt = time.UnixMilli(c), time.UnixMilli(a), time.UnixMilli(e)
@@ -260,6 +331,12 @@ func appendFields(args []any, sets map[string]json.RawMessage) []any {
 
 // Update merges data into the session in one script: HSET of the set
 // fields and HDEL of the nil ones. A missing session is not re-created.
+// The session's data after the merge (keys and values, in bytes) may not
+// exceed [Options.MaxPayload]: the script checks it against the size the
+// session's "_n" field keeps (counted from the hash when a session
+// written by an older version has none), so concurrent merges cannot
+// pass it together. An expired or malformed session is treated as by
+// Get, and a malformed one is left as it is.
 func (s *Sessions) Update(ctx context.Context, id string, data map[string]any) error {
 	h, err := s.handleOf(id)
 	if err != nil {
@@ -270,23 +347,30 @@ func (s *Sessions) Update(ctx context.Context, id string, data map[string]any) e
 	if err != nil {
 		return err
 	}
-	args := make([]any, 0, 1+2*len(sets)+len(dels))
-	args = append(args, len(sets))
+	args := make([]any, 0, 3+2*len(sets)+len(dels))
+	args = append(args, h, b.opts.MaxPayload, len(sets))
 	args = appendFields(args, sets)
 	for _, k := range dels {
 		args = append(args, "d:"+k)
 	}
-	n, err := b.batch.run(ctx, b.sc.sessUpdate, []string{b.keys.sessionKey(h)}, args...).Int64()
+	n, err := b.batch.run(ctx, b.sc.sessUpdate, b.keys.sessionKeys(b.keys.sessionKey(h)), args...).Int64()
 	if err := b.fail(ctx, "update session", err); err != nil {
 		return err
 	}
-	if n != 1 {
+	switch n {
+	case 1:
+		return nil
+	case 0:
 		return notFound()
+	case -2:
+		return fmt.Errorf("%w: coord/redis: session data would be over the limit of %d bytes", coord.ErrInvalid, b.opts.MaxPayload)
 	}
-	return nil
+	return malformedSession("bad meta fields")
 }
 
-// Delete ends the session with token id; a missing one is not an error.
+// Delete ends the session with token id; a missing or expired one is not
+// an error. A malformed session is deleted too: ending it writes nothing
+// over it, and it is the way out of one.
 func (s *Sessions) Delete(ctx context.Context, id string) error {
 	h, err := s.handleOf(id)
 	if err != nil {
@@ -297,24 +381,23 @@ func (s *Sessions) Delete(ctx context.Context, id string) error {
 	return b.fail(ctx, "delete session", err)
 }
 
-// Exists reports whether the session with token id is live.
+// Exists reports whether the session with token id is live. It reads
+// the session as Get does, so an expired or malformed one is treated as
+// by Get.
 func (s *Sessions) Exists(ctx context.Context, id string) (bool, error) {
-	h, err := s.handleOf(id)
-	if err != nil {
+	switch _, err := s.Get(ctx, id); {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, coord.ErrNotFound):
+		return false, nil
+	default:
 		return false, err
 	}
-	b := s.b
-	cmd := goredis.NewIntCmd(ctx, "exists", b.keys.sessionKey(h))
-	err = b.batch.process(ctx, cmd)
-	n := cmd.Val()
-	if err := b.fail(ctx, "session exists", err); err != nil {
-		return false, err
-	}
-	return n == 1, nil
 }
 
 // Extend sets the session's expiry to ttl from now, capped at its
-// deadline.
+// deadline. An expired or malformed session is treated as by Get, and a
+// malformed one is left as it is.
 func (s *Sessions) Extend(ctx context.Context, id string, ttl time.Duration) error {
 	h, err := s.handleOf(id)
 	if err != nil {
@@ -338,13 +421,21 @@ func (s *Sessions) Extend(ctx context.Context, id string, ttl time.Duration) err
 }
 
 // Rotate moves the session to a new token in one script (the old and the
-// new key share a hash slot); the old token is dead at once.
+// new key share a hash slot); the old token is dead at once. An expired
+// or malformed session is treated as by Get, and a malformed one is left
+// as it is.
 func (s *Sessions) Rotate(ctx context.Context, id string) (*coord.Session, error) {
 	h, err := s.handleOf(id)
 	if err != nil {
 		return nil, err
 	}
 	b := s.b
+	// The script checks the meta fields and the field names, not the
+	// data's JSON: the whole session is read and checked first, so a
+	// malformed one is never moved to a token nobody holds.
+	if _, err := s.Get(ctx, id); err != nil {
+		return nil, err
+	}
 	token := secret.SessionToken()
 	nh := secret.Handle(token)
 	keys := b.keys.sessionKeys(b.keys.sessionKey(h), b.keys.sessionKey(nh))
@@ -387,7 +478,9 @@ func (s *Sessions) members(ctx context.Context, userID string, limit int64) ([]s
 }
 
 // ByUser returns the live sessions of userID, oldest first, without
-// tokens.
+// tokens. Sessions whose recorded expiry or deadline has passed by the
+// server's clock are left out (and deleted with their index entries);
+// a malformed one is [coord.ErrInvalid].
 func (s *Sessions) ByUser(ctx context.Context, userID string) ([]*coord.Session, error) {
 	b := s.b
 	if err := b.checkOpen(); err != nil {
@@ -401,6 +494,9 @@ func (s *Sessions) ByUser(ctx context.Context, userID string) ([]*coord.Session,
 		return nil, err
 	}
 	pipe := b.client.Pipeline()
+	// The server's clock judges expiry, as in the scripts: a session
+	// whose key outlived its recorded expiry (no TTL) is not listed.
+	clock := pipe.Time(ctx)
 	cmds := make([]*goredis.MapStringStringCmd, len(members))
 	for i, m := range members {
 		cmds[i] = pipe.HGetAll(ctx, b.keys.sessionKey(m[len(m)-32:]))
@@ -409,6 +505,7 @@ func (s *Sessions) ByUser(ctx context.Context, userID string) ([]*coord.Session,
 	if err := b.fail(ctx, "list sessions", err); err != nil {
 		return nil, err
 	}
+	now := time.UnixMilli(clock.Val().UnixMilli())
 	out := make([]*coord.Session, 0, len(members))
 	var gone []string
 	for i, cmd := range cmds {
@@ -424,10 +521,15 @@ func (s *Sessions) ByUser(ctx context.Context, userID string) ([]*coord.Session,
 		if sess.UserID != userID {
 			continue
 		}
+		if !now.Before(sess.ExpiresAt) || (!sess.Deadline.IsZero() && !now.Before(sess.Deadline)) {
+			gone = append(gone, members[i])
+			continue
+		}
 		out = append(out, sess)
 	}
 	if len(gone) > 0 {
-		// Heal the index: entries whose session vanished.
+		// Heal the index: entries whose session vanished or expired
+		// (the script deletes those, judging by its own clock).
 		_, _ = s.remove(ctx, "prune", gone)
 	}
 	slices.SortFunc(out, func(x, y *coord.Session) int {
@@ -478,7 +580,9 @@ func (s *Sessions) Revoke(ctx context.Context, userID, handle string) error {
 const maxSweeps = 1000
 
 // DeleteByUser ends every session of userID, looping until the index has
-// none left, so sessions created while it runs end too.
+// none left, so sessions created while it runs end too. It returns how
+// many live sessions it ended (expired and malformed ones are deleted
+// too, and not counted).
 func (s *Sessions) DeleteByUser(ctx context.Context, userID string) (int, error) {
 	b := s.b
 	if err := b.checkOpen(); err != nil {
@@ -576,27 +680,27 @@ func validName(s string) bool {
 	return true
 }
 
+// maxMetaDigits is the longest number a meta field may hold: 15 decimal
+// digits are exact in a Lua number, so the scripts and this reader judge
+// every stored value alike (10^15 ms is more than 30,000 years).
+const maxMetaDigits = 15
+
 // parseMillis parses a meta field's time (or duration) in milliseconds:
-// what strconv.ParseInt accepts, when it is not negative. Plain digits,
-// as the scripts write them, take a fast path.
+// 1 to [maxMetaDigits] decimal digits, nothing else (no sign, no space),
+// exactly what the scripts accept (session_lib.lua's num).
 func parseMillis(v string) (int64, bool) {
-	if len(v) == 0 || len(v) > 18 {
-		return parseMillisSlow(v)
+	if len(v) == 0 || len(v) > maxMetaDigits {
+		return 0, false
 	}
 	var n int64
 	for i := 0; i < len(v); i++ {
 		c := v[i]
 		if c < '0' || c > '9' {
-			return parseMillisSlow(v)
+			return 0, false
 		}
 		n = n*10 + int64(c-'0')
 	}
 	return n, true
-}
-
-func parseMillisSlow(v string) (int64, bool) {
-	n, err := strconv.ParseInt(v, 10, 64)
-	return n, err == nil && n >= 0
 }
 
 // validJSON reports whether b is valid JSON, as json.Valid does. A

@@ -131,16 +131,19 @@ func BenchmarkParseTen(b *testing.B) {
 	}
 }
 
-// TestParseMillis: parseMillis accepts what strconv.ParseInt accepts when
-// it is not negative, with the same value.
+// TestParseMillis: parseMillis accepts exactly what the scripts accept
+// (session_lib.lua's num): 1 to 15 ASCII digits, nothing else, with the
+// value strconv.ParseInt gives them.
 func TestParseMillis(t *testing.T) {
 	for _, s := range []string{
-		"0", "1", "1700000000000", "999999999999999999", "9223372036854775807", "9223372036854775808",
-		"00012", "+5", "-0", "-5", "", " 1", "1 ", "1e3", "1.0", "0x10", "١٢", strings.Repeat("9", 30),
+		"0", "1", "1700000000000", "999999999999999", "1000000000000000", "999999999999999999",
+		"9223372036854775807", "9223372036854775808", "00012", "000000000000012", "+5", "-0", "-5", "",
+		" 1", "1 ", "1e3", "1.0", "0x10", "١٢", strings.Repeat("9", 30),
 	} {
 		n, ok := parseMillis(s)
 		want, err := strconv.ParseInt(s, 10, 64)
-		wantOK := err == nil && want >= 0
+		digits := len(s) >= 1 && len(s) <= 15 && strings.Trim(s, "0123456789") == ""
+		wantOK := err == nil && digits
 		if ok != wantOK || (ok && n != want) {
 			t.Errorf("parseMillis(%q) = %d, %v; want %d, %v", s, n, ok, want, wantOK)
 		}

@@ -107,14 +107,15 @@ func (l *lock) Extend(ctx context.Context, ttl time.Duration) error {
 	return err
 }
 
-// Release ends the lease. A Release that finds the lease gone
-// (ErrNotHeld or ErrExpired) counts it lost. Done is not consulted: a
-// backend may make its channel only when asked for it.
+// Release ends the lease, whatever it returns: a lease whose Release
+// failed is no longer renewed and ends at its TTL at the latest (see
+// [coord.Lock]), so its hold time ends here. A Release that finds the
+// lease gone (ErrNotHeld or ErrExpired) counts it lost. Done is not
+// consulted: a backend may make its channel only when asked for it.
 func (l *lock) Release(ctx context.Context) error {
 	start := l.m.clock.Now()
 	err := l.next.Release(ctx)
-	lost := obs.IsLeaseLost(err)
-	l.record(obs.LockRelease, start, err, err == nil || lost || obs.KindOf(err) == obs.Closed)
+	l.record(obs.LockRelease, start, err, true)
 	return err
 }
 

@@ -354,6 +354,32 @@ func TestLostLease(t *testing.T) {
 	expect(t, reg, 1, "coord_operation_errors_total", "op", "lock_extend", "kind", "not_held")
 }
 
+// A Release that fails (Redis unreachable) still ends the lease: the
+// backend gives it up, so its hold time is observed then, once, and it is
+// not counted lost.
+func TestFailedReleaseEndsHold(t *testing.T) {
+	m, reg := newMiddleware(t, nil)
+	f := newFake(t)
+	l := m.Locker(f.locker)
+	ctx := t.Context()
+
+	lk, _ := newLock(t, "a")
+	f.locker.EXPECT().Acquire(gomock.Any(), "a", gomock.Any()).Return(lk, nil)
+	lk.EXPECT().Release(gomock.Any()).Return(coord.ErrUnavailable).Times(2)
+	a, err := l.Acquire(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Release(ctx); !errors.Is(err, coord.ErrUnavailable) {
+		t.Fatalf("Release = %v; want ErrUnavailable", err)
+	}
+	expect(t, reg, 1, "coord_lock_hold_seconds")
+	_ = a.Release(ctx)
+	expect(t, reg, 1, "coord_lock_hold_seconds")
+	expect(t, reg, 0, "coord_lock_leases_lost_total")
+	expect(t, reg, 2, "coord_operation_errors_total", "op", "lock_release", "kind", "unavailable")
+}
+
 func TestInvalidations(t *testing.T) {
 	m, reg := newMiddleware(t, &metrics.Options{Namespace: "skynetbot", ChannelPrefix: "app:"})
 	f := newFake(t)

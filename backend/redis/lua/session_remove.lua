@@ -1,16 +1,25 @@
--- KEYS[6..] sessions; ARGV[1] 'delete' or 'prune', ARGV[2..] their members.
--- delete: deletes each session and unindexes it; returns how many existed.
--- prune: unindexes each session that no longer exists; returns how many.
+-- KEYS[6..] sessions; ARGV[1] 'delete' or 'prune', ARGV[2..] their
+-- index members (user, NUL, handle).
+-- delete: deletes each session of the member's user (live, expired or
+-- malformed) and unindexes it; returns how many were live.
+-- prune: unindexes each session that no longer exists or has expired
+-- (deleting it); returns how many.
+local now = now_ms()
 local n = 0
 for i = 2, #ARGV do
-  local s = KEYS[4 + i]
+  local s, mem = KEYS[4 + i], ARGV[i]
+  local st, m = load(s, string.sub(mem, -32), now)
   if ARGV[1] == 'delete' then
-    if redis.call('DEL', s) == 1 then
+    local mine = string.sub(mem, 1, #mem - 33) == (m and m.u)
+    if st == 'live' and mine then
       n = n + 1
     end
-    unindex(ARGV[i])
-  elseif redis.call('EXISTS', s) == 0 then
-    unindex(ARGV[i])
+    if st == 'malformed' or mine then
+      redis.call('DEL', s)
+    end
+    unindex(mem)
+  elseif st == 'missing' or st == 'expired' then
+    unindex(mem)
     n = n + 1
   end
 end

@@ -1,31 +1,19 @@
 -- KEYS[1] session, KEYS[2..5] the indexes; ARGV[1] handle.
 -- Slides the idle expiry (capped by the deadline) and sets the last access.
--- Returns the session's fields, nil when missing, -1 when malformed.
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  return false
-end
-local v = redis.call('HMGET', KEYS[1], '_u', '_i', '_x')
-if not v[1] and not v[2] and not v[3] and redis.call('EXISTS', KEYS[1]) == 0 then
-  -- Gone between the two reads (an emulator may expire a key
-  -- mid-script; Redis never does): missing, not malformed.
-  return false
-end
-local i, x = tonumber(v[2]), tonumber(v[3])
-if not v[1] or not i or not x then
-  return -1
-end
+-- Returns the session's fields; none when missing or expired (an expired
+-- one is deleted and unindexed), only "!" when malformed (left as it is).
 local now = now_ms()
-local e = now + i
-if x > 0 and e > x then
-  e = x
+local st, m, all, at = load_all(KEYS[1], ARGV[1], now)
+if st ~= 'live' then
+  return code_map(st)
 end
-if e <= now then
-  -- At its deadline: the session ends now.
-  redis.call('DEL', KEYS[1])
-  unindex(v[1] .. '\0' .. ARGV[1])
-  return false
+local e = now + m.i
+if m.x > 0 and e > m.x then
+  e = m.x
 end
-redis.call('HSET', KEYS[1], '_a', ms(now), '_e', ms(e))
-redis.call('PEXPIREAT', KEYS[1], ms(e))
-redis.call('ZADD', EXP, 'XX', ms(e), v[1] .. '\0' .. ARGV[1])
-return redis.call('HGETALL', KEYS[1])
+local nows, es = ms(now), ms(e)
+redis.call('HSET', KEYS[1], '_a', nows, '_e', es)
+redis.call('PEXPIREAT', KEYS[1], es)
+index(m.u, ARGV[1], e, m.c)
+all[at._a], all[at._e] = nows, es
+return all
