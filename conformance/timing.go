@@ -38,7 +38,9 @@ type timing struct {
 	// held is a lease that outlives any case.
 	held time.Duration
 	// drift is how far a TTL read may have run down (or been rounded to
-	// the granularity) between the call that set it and the read.
+	// the granularity) between the call that set it and the read, and how
+	// far a time the backend stamps may be from the test's reading taken
+	// around the call.
 	drift time.Duration
 	// expiry is how long past a lease's end its loss may take to be seen
 	// (Done closed, the resource free for another instance, a waiter
@@ -85,8 +87,23 @@ type timing struct {
 	// about now, not a measure of the backend.
 	clock time.Duration
 
-	// idle is a session idle TTL a case lets lapse.
+	// idle is a session idle TTL a case keeps alive by touching it.
 	idle time.Duration
+	// stamp is how far apart two times the backend derives from one
+	// clock reading may be (ExpiresAt and LastAccessedAt plus the idle
+	// TTL; a listed CreatedAt and the one Create returned).
+	stamp time.Duration
+	// apart is how long a case waits so that two stamps differ (over
+	// twice stamp, so a stamp a step away is told from the right one).
+	apart time.Duration
+	// early is how long before its stated end a session may be gone: the
+	// backend's clock and the test's differ by that much.
+	early time.Duration
+	// gone is how long past its stated end a session may still be found.
+	gone time.Duration
+	// lists bounds how soon after a session's end Count, ByUser and Stats
+	// leave it out: sooner than any periodic sweep.
+	lists time.Duration
 }
 
 // Polling cadences of the suite's own waits (not bounds): [eventually]
@@ -138,6 +155,11 @@ func newTiming(granularity time.Duration) timing {
 		guard:     20 * time.Second,
 		clock:     10 * time.Second,
 
-		idle: scaled(600*time.Millisecond, 2),
+		idle:  scaled(600*time.Millisecond, 2),
+		stamp: scaled(5*time.Millisecond, 1),
+		apart: scaled(20*time.Millisecond, 3),
+		early: scaled(50*time.Millisecond, 1),
+		gone:  scaled(time.Second, 2),
+		lists: scaled(250*time.Millisecond, 1),
 	}
 }

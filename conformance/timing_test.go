@@ -38,6 +38,10 @@ func TestTimingDefault(t *testing.T) {
 		{"ended", ms.ended, 2 * time.Second},
 		{"reconnect", ms.reconnect, 5 * time.Second},
 		{"idle", ms.idle, 600 * time.Millisecond},
+		{"stamp", ms.stamp, 5 * time.Millisecond},
+		{"early", ms.early, 50 * time.Millisecond},
+		{"gone", ms.gone, time.Second},
+		{"lists", ms.lists, 250 * time.Millisecond},
 	}
 	for _, w := range want {
 		if w.got != w.want {
@@ -76,6 +80,9 @@ func TestTimingScales(t *testing.T) {
 		}
 		if tm.renewed < 3*g || tm.renewed < time.Second {
 			t.Errorf("granularity %v: renewed = %v, want at least 1s and three ticks", g, tm.renewed)
+		}
+		if tm.apart <= 2*tm.stamp || tm.stamp < g || tm.gone < 2*g || tm.early < g {
+			t.Errorf("granularity %v: stamp %v, apart %v, early %v, gone %v do not cover the granularity", g, tm.stamp, tm.apart, tm.early, tm.gone)
 		}
 		if tm.expiry < 2*g || tm.drift < 2*g || tm.settle < g {
 			t.Errorf("granularity %v: expiry %v, drift %v, settle %v do not cover the granularity", g, tm.expiry, tm.drift, tm.settle)
