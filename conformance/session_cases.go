@@ -465,11 +465,11 @@ func testSessionExtend(t *testing.T, h Harness) {
 	ctx := ctxOf(t)
 	s, err := ins[0].Sessions().Create(ctx, "u", nil, coord.WithIdleTTL(tm.short))
 	must(t, err, "Create")
-	must(t, ins[1].Sessions().Extend(ctx, s.ID, tm.long), "Extend")
+	must(t, ins[1].Sessions().Extend(ctx, s.ID, tm.held), "Extend")
 	got, err := ins[0].Sessions().Get(ctx, s.ID)
 	must(t, err, "Get")
-	if !near(got.ExpiresAt, time.Now().Add(tm.long), tm.drift) {
-		t.Errorf("ExpiresAt after Extend(%v) = %v, want about %v", tm.long, got.ExpiresAt, time.Now().Add(tm.long))
+	if !near(got.ExpiresAt, time.Now().Add(tm.held), tm.drift) {
+		t.Errorf("ExpiresAt after Extend(%v) = %v, want about %v", tm.held, got.ExpiresAt, time.Now().Add(tm.held))
 	}
 	hold(ctx, 3*tm.short) // past the first idle TTL
 	if _, err := ins[0].Sessions().Get(ctx, s.ID); err != nil {
@@ -962,10 +962,11 @@ func testListsAfterExpiry(t *testing.T, h Harness) {
 	ctx := ctxOf(t)
 	st := ins[0].Sessions()
 	long := createSpaced(t, tm, st, "alice", 1, coord.WithIdleTTL(tm.held))
-	// renewed: the four creates and the count fit in it on a loaded
-	// machine.
-	_ = createSpaced(t, tm, st, "bob", 1, coord.WithIdleTTL(tm.renewed))
-	short := createSpaced(t, tm, st, "alice", 2, coord.WithIdleTTL(tm.renewed))
+	// renewed, and the spacing of the creates: the four creates and the
+	// count fit in it on a loaded machine.
+	ttl := tm.renewed + tm.apart
+	_ = createSpaced(t, tm, st, "bob", 1, coord.WithIdleTTL(ttl))
+	short := createSpaced(t, tm, st, "alice", 2, coord.WithIdleTTL(ttl))
 	if n := countOf(t, st); n != 4 {
 		t.Fatalf("Count = %d, want 4", n)
 	}
