@@ -238,7 +238,45 @@ const (
 	// PurgeAll covers every key: delivery had a gap, so anything may have
 	// changed.
 	PurgeAll
+	// GapStart says delivery may have stopped: the subscriber connection
+	// is known or suspected to be down, so invalidations may be missed
+	// from now on. Only subscriptions made with [NotifyGaps] receive it.
+	// The gap ends with the PurgeAll whose Reason is [ReasonReconnect],
+	// delivered once the subscription is confirmed live again; until then
+	// a near cache should neither serve nor store values. Like PurgeAll,
+	// it covers every key.
+	GapStart
 )
+
+// Reasons of a PurgeAll (and of a GapStart).
+const (
+	// ReasonReconnect: the subscription is live again after a gap. It
+	// ends the gap a GapStart announced.
+	ReasonReconnect = "reconnect"
+	// ReasonOverflow: the subscription's queue (its length or the
+	// backend's byte budget) was full and an invalidation was dropped.
+	ReasonOverflow = "overflow"
+	// ReasonMalformed: an invalidation from another publisher could not
+	// be accepted and was dropped. Backends send at most one such
+	// PurgeAll per second; the malformed messages in between are still
+	// counted and followed by one PurgeAll when the second ends.
+	ReasonMalformed = "malformed"
+)
+
+// DefaultQueueBytes is how many bytes of messages the subscription queues
+// of one backend instance may hold together (64 MiB); past it a message
+// is dropped as on a full queue: an invalidation subscriber then gets a
+// PurgeAll [ReasonOverflow], an event is counted as dropped. Both
+// backends have an option to change it.
+const DefaultQueueBytes = 64 << 20
+
+// NotifyGaps makes an invalidation subscription receive a [GapStart] as
+// soon as the backend knows or suspects its delivery has stopped, ahead
+// of invalidations still queued, as well as the PurgeAll that ends the
+// gap. It is ignored by event subscriptions.
+func NotifyGaps() SubscribeOption {
+	return func(o *SubscribeOptions) { o.Gaps = true }
+}
 
 // String returns "key", "pattern" or "purge".
 func (k InvalidationKind) String() string {
@@ -249,6 +287,8 @@ func (k InvalidationKind) String() string {
 		return "pattern"
 	case PurgeAll:
 		return "purge"
+	case GapStart:
+		return "gap"
 	}
 	return "unknown"
 }
@@ -266,8 +306,9 @@ type Invalidation struct {
 	InstanceID string
 	// Timestamp is when it was published (millisecond resolution).
 	Timestamp time.Time
-	// Reason says why a PurgeAll was sent (for example "reconnect" or
-	// "overflow"); empty otherwise.
+	// Reason says why a PurgeAll or GapStart was sent (for example
+	// [ReasonReconnect], [ReasonOverflow] or [ReasonMalformed]); empty
+	// otherwise.
 	Reason string
 }
 
@@ -278,7 +319,7 @@ func (inv Invalidation) Matches(key string) bool {
 		return inv.Key == key
 	case PatternInvalidation:
 		return MatchGlob(inv.Key, key)
-	case PurgeAll:
+	case PurgeAll, GapStart:
 		return true
 	}
 	return false

@@ -193,6 +193,8 @@ type SubscribeOptions struct {
 	// subscription, [DefaultQueueSize] for an event subscription (a
 	// backend option may set another).
 	QueueSize int
+	// Gaps asks for [GapStart] notices (see [NotifyGaps]). Default: false.
+	Gaps bool
 
 	// keySet records that [OnlyKey] was given, so that OnlyKey("") is
 	// refused rather than read as "no filter".

@@ -24,8 +24,13 @@ type Loader[V any] func(ctx context.Context, key string) (V, error)
 //
 // Every entry lives at most MaxTTL after it was stored. A PurgeAll from
 // the Invalidator (sent after any gap in delivery: a reconnect, a
-// subscription queue overflow) empties the cache, so it never serves a
-// value it may have missed an invalidation for.
+// subscription queue overflow, a malformed invalidation dropped) empties
+// the cache, so it never serves a value it may have missed an
+// invalidation for. The cache subscribes with [coord.NotifyGaps]: from
+// the moment the backend knows or suspects its subscriber connection is
+// down (a [coord.GapStart]) until the PurgeAll [coord.ReasonReconnect]
+// that says it is live again, the cache is suspended: it empties itself,
+// serves nothing and stores nothing, and GetOrLoad loads through.
 type Cache[V any] struct {
 	inv    coord.Invalidator
 	store  *otter.Cache[string, V]
@@ -41,6 +46,10 @@ type Cache[V any] struct {
 	ended     atomic.Pointer[error]
 	closeOnce sync.Once
 
+	// suspended is set from a GapStart to the PurgeAll that ends the gap:
+	// nothing is served or stored meanwhile. It is set with mu held.
+	suspended atomic.Bool
+
 	// mu guards loads. A load in loads is the one that may store its
 	// value; an invalidation, write or purge that covers its key removes
 	// it, and then its value is returned to its callers but not stored.
@@ -55,6 +64,7 @@ type Cache[V any] struct {
 	expirations atomic.Uint64
 	remote      atomic.Uint64
 	purges      atomic.Uint64
+	gaps        atomic.Uint64
 }
 
 // load is one call of a Loader that concurrent callers share.
@@ -87,6 +97,11 @@ type Stats struct {
 	// emptied the cache. Like RemoteInvalidations, it is raised after the
 	// eviction is done.
 	Purges uint64
+	// Gaps counts GapStart notices: the times the cache was suspended
+	// because the Invalidator's subscription was known or suspected down.
+	Gaps uint64
+	// Suspended reports that the cache is suspended now (see [Cache]).
+	Suspended bool
 	// Entries is the approximate number of entries held now.
 	Entries int
 }
@@ -129,7 +144,7 @@ func New[V any](ctx context.Context, inv coord.Invalidator, opts *Options) (*Cac
 		exec.stop()
 		return nil, fmt.Errorf("%w: cache: %v", coord.ErrInvalid, err)
 	}
-	var sopts []coord.SubscribeOption
+	sopts := []coord.SubscribeOption{coord.NotifyGaps()}
 	if o.queueSize > 0 {
 		sopts = append(sopts, coord.WithQueueSize(o.queueSize))
 	}
@@ -144,10 +159,10 @@ func New[V any](ctx context.Context, inv coord.Invalidator, opts *Options) (*Cac
 }
 
 // Get returns the value cached for key. It never loads, and an invalid key
-// is simply not found. After Close, or once the invalidation subscription
-// has ended, it finds nothing.
+// is simply not found. After Close, once the invalidation subscription
+// has ended, or while the cache is suspended, it finds nothing.
 func (c *Cache[V]) Get(key string) (V, bool) {
-	if c.check() != nil {
+	if c.check() != nil || c.suspended.Load() {
 		var zero V
 		return zero, false
 	}
@@ -157,7 +172,8 @@ func (c *Cache[V]) Get(key string) (V, bool) {
 // Set stores v under key on this instance, for MaxTTL at most. It does
 // not tell the other instances: after changing the source of truth, call
 // [Cache.Delete] so that they drop their copies. A load of key running
-// meanwhile does not overwrite v.
+// meanwhile does not overwrite v. While the cache is suspended, Set
+// stores nothing.
 //
 // May return [coord.ErrInvalid] or [coord.ErrClosed].
 func (c *Cache[V]) Set(key string, v V) error {
@@ -168,7 +184,14 @@ func (c *Cache[V]) Set(key string, v V) error {
 		return err
 	}
 	c.detachKey(key)
+	if c.suspended.Load() {
+		return nil
+	}
 	c.store.Set(key, v)
+	if c.suspended.Load() {
+		// Suspended meanwhile: its purge may have run before the Set.
+		c.store.Invalidate(key)
+	}
 	return nil
 }
 
@@ -249,7 +272,9 @@ func (c *Cache[V]) GetOrLoad(ctx context.Context, key string, loader Loader[V]) 
 		if err := c.check(); err != nil {
 			return zero, err
 		}
-		if v, ok := c.store.GetIfPresent(key); ok {
+		if c.suspended.Load() {
+			// Load through: nothing is served, and runLoad stores nothing.
+		} else if v, ok := c.store.GetIfPresent(key); ok {
 			return v, nil
 		}
 		if err := ctx.Err(); err != nil {
@@ -257,7 +282,7 @@ func (c *Cache[V]) GetOrLoad(ctx context.Context, key string, loader Loader[V]) 
 		}
 		c.mu.Lock()
 		// A load may have stored the value since the lookup above.
-		if e, ok := c.store.GetEntryQuietly(key); ok {
+		if e, ok := c.store.GetEntryQuietly(key); ok && !c.suspended.Load() {
 			c.mu.Unlock()
 			return e.Value, nil
 		}
@@ -334,6 +359,8 @@ func (c *Cache[V]) Stats() Stats {
 		Expirations:         c.expirations.Load(),
 		RemoteInvalidations: c.remote.Load(),
 		Purges:              c.purges.Load(),
+		Gaps:                c.gaps.Load(),
+		Suspended:           c.suspended.Load(),
 		Entries:             c.store.EstimatedSize(),
 	}
 }
@@ -379,10 +406,10 @@ func (c *Cache[V]) check() error {
 	}
 }
 
-// serving reports whether the cache serves, without check's side
-// effects: it may be called with mu held.
+// serving reports whether the cache serves and stores, without check's
+// side effects: it may be called with mu held.
 func (c *Cache[V]) serving() bool {
-	if c.ended.Load() != nil {
+	if c.ended.Load() != nil || c.suspended.Load() {
 		return false
 	}
 	select {
@@ -405,13 +432,35 @@ func (c *Cache[V]) onInvalidation(inv coord.Invalidation) {
 	case coord.PatternInvalidation:
 		c.evictPattern(inv.Key)
 		c.remote.Add(1)
+	case coord.GapStart:
+		c.suspend()
+		c.gaps.Add(1)
+		c.logger.Warn("cache: invalidations may be missed; serving nothing until the subscription is live again", slog.String("reason", inv.Reason))
 	default:
 		// PurgeAll, or a kind this version does not know: anything may
 		// have changed.
 		c.purge()
+		if inv.Kind == coord.PurgeAll && inv.Reason == coord.ReasonReconnect && c.suspended.Load() {
+			// Live again, and emptied of what it may have missed.
+			c.suspended.Store(false)
+		}
 		c.purges.Add(1)
 		c.logger.Warn("cache: purged after a gap in invalidations", slog.String("reason", inv.Reason))
 	}
+}
+
+// suspend stops the cache from serving and storing, and empties it. The
+// flag is set with mu held, so a load that stores after this sees it, and
+// one that stored before is removed by the purge.
+func (c *Cache[V]) suspend() {
+	c.mu.Lock()
+	c.suspended.Store(true)
+	if len(c.loads) > 0 {
+		clear(c.loads)
+		c.loading.Store(0)
+	}
+	c.mu.Unlock()
+	c.store.InvalidateAll()
 }
 
 // evictKey removes key and stops a running load of it from storing.

@@ -27,10 +27,18 @@
 //     a value is never served longer than that, even if every
 //     invalidation is lost.
 //   - After any gap in delivery (a reconnect, an overflow of the
-//     subscription queue) the Invalidator delivers a PurgeAll and the
-//     cache empties itself; [Stats].Purges counts these. If the
-//     subscription ends (the backend was closed), the cache empties itself
-//     and stops serving.
+//     subscription queue, a malformed invalidation dropped) the
+//     Invalidator delivers a PurgeAll and the cache empties itself;
+//     [Stats].Purges counts these. If the subscription ends (the backend
+//     was closed), the cache empties itself and stops serving.
+//   - A gap known or suspected while it lasts (a [coord.GapStart]: the
+//     subscriber connection is down, or did not answer a PING in time)
+//     suspends the cache until the PurgeAll "reconnect" that ends it: the
+//     cache empties itself, serves nothing, stores nothing, and
+//     GetOrLoad loads through; [Stats].Gaps counts these and
+//     [Stats].Suspended tells whether it is suspended now. With the Redis
+//     backend's defaults a silent outage of the subscriber connection is
+//     noticed within 2 s, so a read is stale at most 2.5 s after the cut.
 //   - Patterns match as Redis's glob does ([coord.MatchGlob]): "user:*"
 //     matches "user:a/b".
 //

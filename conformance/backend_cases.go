@@ -25,6 +25,7 @@ func backendCases() []testCase {
 		{name: "CloseWakesWaiters", serial: true, run: testCloseWakesWaiters},
 		{name: "CloseEndsSubscriptions", run: testCloseEndsSubscriptions},
 		{name: "CloseWaitsForRunningHandler", run: testCloseWaitsForRunningHandler},
+		{name: "CloseHonoursDeadline", run: testCloseHonoursDeadline},
 		{name: "OthersUnaffectedByClose", run: testOthersUnaffectedByClose},
 		{name: "RestartRecovers", needs: capRestart, run: testRestartRecovers},
 	}
@@ -347,6 +348,64 @@ func testCloseWaitsForRunningHandler(t *testing.T, h Harness) {
 	if !exited {
 		t.Errorf("Close returned before the running handler finished")
 	}
+}
+
+// testCloseHonoursDeadline: with an invalidation and an event handler
+// that do not return, Close returns by its ctx's deadline with ctx's
+// error, having released what it could: the lease is free for another
+// instance, later calls return ErrClosed. The handlers' goroutines are
+// abandoned until they return (the gate opens at the end of the test).
+func testCloseHonoursDeadline(t *testing.T, h Harness) {
+	ins := instances(t, h, 2)
+	a, b := ins[0], ins[1]
+	ctx := ctxOf(t)
+	g := newGate(t) // opened at cleanup, before the harness closes the instances
+	evIn, invIn := newSignal(), newSignal()
+	_, err := a.Events().Subscribe(ctx, "chd", func(coord.Event) {
+		evIn.fire()
+		g.wait()
+	})
+	must(t, err, "Events.Subscribe")
+	_, err = a.Invalidator().Subscribe(ctx, func(coord.Invalidation) {
+		invIn.fire()
+		g.wait()
+	})
+	must(t, err, "Invalidator.Subscribe")
+	_, err = a.Locker().Acquire(ctx, "chd", coord.WithTTL(30*time.Second))
+	must(t, err, "Acquire")
+	must(t, b.Events().Publish(ctx, "chd", "x"), "Publish")
+	must(t, b.Invalidator().Invalidate(ctx, "chd", nil), "Invalidate")
+	if !closedWithin(evIn.ch, deliveryBound) || !closedWithin(invIn.ch, deliveryBound) {
+		t.Fatal("handlers not called")
+	}
+	const deadline = 300 * time.Millisecond
+	cctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	start := time.Now()
+	closeDone := make(chan error, 1)
+	go func() { closeDone <- a.Close(cctx) }()
+	// The bound tells a Close that waits for the handlers (for ever) from
+	// one slowed down by a loaded machine.
+	const bound = deadline + 2*time.Second
+	select {
+	case err := <-closeDone:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Close with blocked handlers = %v, want an error wrapping context.DeadlineExceeded", err)
+		}
+		t.Logf("Close returned after %v (deadline %v)", time.Since(start), deadline)
+	case <-time.After(bound):
+		g.open()
+		<-closeDone
+		t.Fatalf("Close with a %v deadline did not return within %v while handlers were blocked", deadline, bound)
+	}
+	if err := a.Events().Publish(ctx, "chd", 1); !errors.Is(err, coord.ErrClosed) {
+		t.Errorf("Publish after Close = %v, want ErrClosed", err)
+	}
+	lctx, lcancel := context.WithTimeout(ctx, 5*time.Second)
+	defer lcancel()
+	l, err := b.Locker().Acquire(lctx, "chd", coord.WithWait(20*time.Millisecond))
+	must(t, err, "Acquire after Close released the lease")
+	must(t, l.Release(ctx), "Release")
 }
 
 func testOthersUnaffectedByClose(t *testing.T, h Harness) {

@@ -39,7 +39,8 @@ func invalidatorCases() []testCase {
 		{name: "Stats", run: testInvStats},
 		{name: "BadInput", run: testInvBadInput},
 		{name: "CutSubscriptionPurges", needs: capCut, run: testInvCut},
-		{name: "ForeignMalformedDropped", needs: capForeign, run: testInvForeignMalformed},
+		{name: "CutSubscriptionGapNotice", needs: capCut, run: testInvCutGapNotice},
+		{name: "ForeignMalformedPurges", needs: capForeign, run: testInvForeignMalformed},
 		{name: "ForeignWireFormat", needs: capForeign, run: testInvForeignWellFormed},
 	}
 }
@@ -698,6 +699,45 @@ func testInvCut(t *testing.T, h Harness) {
 	}
 }
 
+// testInvCutGapNotice: a subscriber made with NotifyGaps gets a GapStart
+// once the cut is noticed, then the PurgeAll "reconnect" that ends the
+// gap, in that order and with nothing between them but invalidations; a
+// subscriber without it gets only the PurgeAll.
+func testInvCutGapNotice(t *testing.T, h Harness) {
+	cutter, ok := h.(SubscriptionCutter)
+	if !ok {
+		t.Fatalf("harness %T declares CutSubscription but does not implement SubscriptionCutter", h)
+	}
+	ins := instances(t, h, 2)
+	ctx := ctxOf(t)
+	gaps, _ := subInv(t, ins[1], coord.NotifyGaps())
+	plain, _ := subInv(t, ins[1])
+	invFence(t, ins[0], "before", gaps, plain)
+	cutter.CutSubscription(t, ins[1])
+	isGap := func(i coord.Invalidation) bool { return i.Kind == coord.GapStart }
+	eventually(t, 5*time.Second, func() bool { return gaps.any(isGap) }, "a GapStart after the cut (got %v)", func() any { return gaps.all() })
+	eventually(t, 5*time.Second, func() bool { return gaps.any(isPurge) && plain.any(isPurge) }, "the PurgeAll that ends the gap")
+	retrying(t, 5*time.Second, func() bool {
+		must(t, ins[0].Invalidator().Invalidate(ctx, "after", nil), "Invalidate")
+		return gaps.any(hasKey("after"))
+	}, "delivery resumes after the cut")
+	gapAt, endAt := -1, -1
+	for i, inv := range gaps.all() {
+		switch {
+		case inv.Kind == coord.GapStart && gapAt < 0:
+			gapAt = i
+		case inv.Kind == coord.PurgeAll && inv.Reason == coord.ReasonReconnect && gapAt >= 0 && endAt < 0:
+			endAt = i
+		}
+	}
+	if gapAt < 0 || endAt < 0 {
+		t.Fatalf("NotifyGaps subscriber got %v, want a GapStart, then a PurgeAll %q", gaps.all(), coord.ReasonReconnect)
+	}
+	if plain.any(func(i coord.Invalidation) bool { return i.Kind == coord.GapStart }) {
+		t.Errorf("a subscriber without NotifyGaps got a GapStart: %v", plain.all())
+	}
+}
+
 func foreign(t *testing.T, h Harness) ForeignPublisher {
 	t.Helper()
 	fp, ok := h.(ForeignPublisher)
@@ -707,6 +747,11 @@ func foreign(t *testing.T, h Harness) ForeignPublisher {
 	return fp
 }
 
+// testInvForeignMalformed: a message on the invalidation channels that
+// cannot be accepted is counted and dropped, and a dropped invalidation
+// is a gap: subscribers get a PurgeAll "malformed", at most one per second
+// (leading and trailing: a burst gets at most two), and the last
+// malformed message is always followed by one.
 func testInvForeignMalformed(t *testing.T, h Harness) {
 	fp := foreign(t, h)
 	ins := instances(t, h, 2)
@@ -721,25 +766,65 @@ func testInvForeignMalformed(t *testing.T, h Harness) {
 			`{"instanceId":"x","cacheKey":"","timestamp":1700000000000}`,
 			`{"instanceId":"x","cacheKey":7,"timestamp":1700000000000}`,
 			"\xff\xfe",
+			`{"instanceId":"x","cacheKey":"` + strings.Repeat("k", 4096) + `","timestamp":1700000000000}`,
+			`{"instanceId":"x","cacheKey":"a\u0001b","timestamp":1700000000000}`,
+			`{"instanceId":"x","cacheKey":"k","timestamp":"1700000000000"}`,
 		},
 		"pattern": {
 			`{{{`,
 			`{"instanceId":"x","cacheKey":"user:[","timestamp":1700000000000}`,
+			`{"instanceId":"x","cacheKey":"v:[a-","timestamp":1700000000000}`,
 			`""`,
 		},
 	}
 	total := 0
-	for ch, msgs := range bad {
-		for _, m := range msgs {
+	start := time.Now()
+	for _, ch := range []string{"invalidate", "pattern"} {
+		for _, m := range bad[ch] {
 			fp.PublishRaw(t, ch, []byte(m))
 			total++
 		}
 	}
+	sent := time.Since(start)
 	eventually(t, deliveryBound, func() bool { return ins[1].Invalidator().Stats().Malformed >= uint64(total) },
 		"%d malformed messages counted (Stats %+v)", total, func() any { return ins[1].Invalidator().Stats() })
+	eventually(t, deliveryBound, func() bool { return rec.any(isPurge) }, "a PurgeAll after malformed invalidations")
 	invFence(t, ins[0], "after", rec)
-	if got := keysOf(rec.all()); !slices.Equal(got, []string{"before", "after"}) {
-		t.Errorf("subscriber received %v around malformed messages, want [before after]", got)
+	var keys []string
+	purges := 0
+	for _, inv := range rec.all() {
+		if inv.Kind == coord.PurgeAll {
+			purges++
+			if inv.Reason != coord.ReasonMalformed {
+				t.Errorf("PurgeAll reason %q, want %q", inv.Reason, coord.ReasonMalformed)
+			}
+			continue
+		}
+		keys = append(keys, inv.Key)
+	}
+	if !slices.Equal(keys, []string{"before", "after"}) {
+		t.Errorf("subscriber received %v around malformed messages, want [before after]", keysOf(rec.all()))
+	}
+	if got := keysOf(rec.all()); got[0] != "before" || !strings.HasPrefix(got[1], "<purge:") {
+		t.Errorf("deliveries %v: want the PurgeAll right after the last good invalidation", got)
+	}
+	// Rate limit: all were published within sent; one PurgeAll per
+	// second, the first at once and one owed at the end of the second.
+	if limit := 2 + int(sent/time.Second); purges > limit {
+		t.Errorf("%d PurgeAlls for %d malformed messages published within %v, want at most %d (one per second)", purges, total, sent, limit)
+	}
+	if purges < 2 && sent < time.Second {
+		// The messages after the first PurgeAll are owed one: it comes
+		// within a second and the delivery bound.
+		eventually(t, time.Second+deliveryBound, func() bool {
+			n := 0
+			for _, inv := range rec.all() {
+				if isPurge(inv) {
+					n++
+				}
+			}
+			return n >= 2
+		}, "a trailing PurgeAll covering the malformed messages after the first")
 	}
 }
 

@@ -29,9 +29,12 @@
 //   - Invalidations and events fan out to every other node of the hub
 //     (and to the sender's own subscriptions only with
 //     [coord.IncludeOwn]). Each subscription has a bounded queue and its
-//     own goroutine, so a slow handler delays no other subscriber; an
+//     own goroutine, so a slow handler delays no other subscriber; the
+//     node's queues share a byte budget ([NodeOptions].QueueBytes). An
 //     overflow is counted and, for an invalidation subscription, followed
-//     by a [coord.PurgeAll] with Reason "overflow" once there is room.
+//     by a [coord.PurgeAll] with Reason "overflow" behind what is queued;
+//     a malformed invalidation from [Hub.PublishRaw] by one with Reason
+//     "malformed" (at most one per second).
 //
 // Everything in the package is safe for concurrent use by multiple
 // goroutines. There is no global state: two hubs share nothing.
@@ -39,7 +42,8 @@
 // # Fault hooks
 //
 // [Node.CutSubscription] simulates a lost subscriber connection: what is
-// published while it is cut never reaches the node, and after
+// published while it is cut never reaches the node, subscribers made with
+// [coord.NotifyGaps] get a [coord.GapStart] at once, and after
 // [NodeOptions].ReconnectDelay every invalidation subscriber of the node
 // gets a PurgeAll with Reason "reconnect". [Hub.PublishRaw] injects a
 // message in the Redis backend's wire format, as another program would.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/internal/subq"
 )
 
 // HubOptions configure a [Hub]. A nil *HubOptions, or a zero or negative
@@ -89,6 +90,13 @@ type NodeOptions struct {
 	// [Node.CutSubscription] stays cut before the node reconnects.
 	// Default: 10ms.
 	ReconnectDelay time.Duration
+	// QueueBytes bounds the bytes of messages queued for the node's
+	// subscriptions, all together (key, metadata or payload, and a small
+	// per-message overhead). A message that would pass it is dropped as
+	// on a full queue: an invalidation subscriber gets a PurgeAll
+	// [coord.ReasonOverflow], an event is counted in Stats().Dropped.
+	// Negative means no bound. Default: [coord.DefaultQueueBytes] (64 MiB).
+	QueueBytes int64
 }
 
 // Node is one instance on a [Hub]: it implements [coord.Backend] with its
@@ -103,6 +111,7 @@ type Node struct {
 	id             string
 	queueSize      int
 	reconnectDelay time.Duration
+	budget         *subq.Budget // bytes queued for the subscriptions
 
 	locker   Locker
 	sessions SessionStore
@@ -157,7 +166,11 @@ func (h *Hub) NewNode(opts *NodeOptions) *Node {
 		timerWake:      make(chan struct{}, 1),
 		subsLive:       make(map[*subscription]struct{}),
 	}
+	queueBytes := int64(coord.DefaultQueueBytes)
 	if opts != nil {
+		if opts.QueueBytes != 0 {
+			queueBytes = opts.QueueBytes
+		}
 		n.id = opts.InstanceID
 		if opts.QueueSize > 0 {
 			n.queueSize = opts.QueueSize
@@ -171,6 +184,12 @@ func (h *Hub) NewNode(opts *NodeOptions) *Node {
 		_, _ = rand.Read(b[:])
 		n.id = "mem-" + hex.EncodeToString(b[:])
 	}
+	n.budget = subq.NewBudget(queueBytes)
+	n.invStats.malformed.gap = subq.NewLimiter(time.Second, func() {
+		for _, s := range *n.invSubs.Load() {
+			s.Purge(coord.ReasonMalformed)
+		}
+	})
 	n.locker.n = n
 	n.sessions.n = n
 	n.inv.n = n
@@ -295,6 +314,7 @@ func (n *Node) Close(ctx context.Context) error {
 	n.reconnectAt = time.Time{}
 	h.lmu.Unlock()
 	close(n.stop)
+	n.invStats.malformed.gap.Stop()
 
 	n.subMu.Lock()
 	subs := make([]*subscription, 0, len(n.subsLive))
@@ -322,10 +342,11 @@ func (n *Node) Close(ctx context.Context) error {
 
 // CutSubscription is a fault hook for tests: it simulates the loss of the
 // node's subscriber connection. Invalidations and events published while
-// the subscription is cut never reach this node. After the node's
-// ReconnectDelay (see [NodeOptions]) the node reconnects by itself and
-// every invalidation subscriber of the node receives a [coord.PurgeAll]
-// with Reason "reconnect"; event subscribers just resume. Cutting an
+// the subscription is cut never reach this node. Invalidation subscribers
+// made with [coord.NotifyGaps] receive a [coord.GapStart] at once. After
+// the node's ReconnectDelay (see [NodeOptions]) the node reconnects by
+// itself and every invalidation subscriber of the node receives a
+// [coord.PurgeAll] with Reason "reconnect"; event subscribers just resume. Cutting an
 // already cut or closed node does nothing more.
 func (n *Node) CutSubscription() {
 	if n.closed.Load() {
@@ -340,15 +361,20 @@ func (n *Node) CutSubscription() {
 	n.cut.Store(true)
 	n.reconnectAt = time.Now().Add(n.reconnectDelay)
 	h.lmu.Unlock()
+	for _, s := range *n.invSubs.Load() {
+		s.Gap("disconnected")
+	}
 	n.wakeTimer()
 }
 
 // reconnect ends a cut: delivery resumes first, then every invalidation
 // subscriber is told to purge, so nothing lost in the gap goes unpurged.
 func (n *Node) reconnect() {
+	n.subMu.Lock() // a Subscribe that saw the cut has queued its GapStart
+	defer n.subMu.Unlock()
 	n.cut.Store(false)
 	for _, s := range *n.invSubs.Load() {
-		s.enqueuePurge("reconnect")
+		s.Purge(coord.ReasonReconnect)
 	}
 }
 

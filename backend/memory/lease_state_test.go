@@ -54,7 +54,7 @@ func waitOnce(ctx context.Context, a, b *Node, name string) error {
 	}
 	got := make(chan error, 1)
 	go func() {
-		wl, err := b.Locker().Acquire(ctx, name, coord.WithTTL(time.Minute), coord.WithRetry(-1, time.Minute))
+		wl, err := b.Locker().Acquire(ctx, name, coord.WithTTL(time.Minute), coord.WithWait(time.Minute))
 		if err == nil {
 			err = wl.Release(ctx)
 		}

@@ -4,11 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/internal/subq"
 )
 
 // message is one invalidation or event as the hub carries it. It is
@@ -24,7 +24,26 @@ type message struct {
 }
 
 type invCounters struct {
-	sent, received, dropped, purges, malformed, panics atomic.Uint64
+	sent, received, dropped, purges, panics atomic.Uint64
+	malformed                               malformedCount
+}
+
+// malformedCount counts the malformed invalidations a node dropped. A
+// dropped invalidation is a gap: each count also asks the node's limiter
+// for a PurgeAll [coord.ReasonMalformed] (at most one per second, the
+// last always followed by one).
+type malformedCount struct {
+	atomic.Uint64
+	gap *subq.Limiter
+}
+
+// Add counts d malformed invalidations and asks for a PurgeAll.
+func (c *malformedCount) Add(d uint64) uint64 {
+	v := c.Uint64.Add(d)
+	if c.gap != nil {
+		c.gap.Hit()
+	}
+	return v
 }
 
 type evCounters struct {
@@ -199,28 +218,29 @@ func (eb *EventBus) Stats() coord.EventStats {
 	}
 }
 
-// subscription is one Subscribe: a bounded queue drained by its own
-// goroutine, which calls the handler one message at a time.
+// subscription is one Subscribe: a queue of the subscription engine
+// (internal/subq, shared with the Redis backend), drained by its own
+// goroutine, which calls the handler one message at a time. Its queued
+// bytes count against the node's budget ([NodeOptions].QueueBytes).
 type subscription struct {
+	*subq.Queue[*message]
 	n       *Node
 	inv     func(coord.Invalidation) // for an invalidation subscription
 	ev      func(coord.Event)        // for an event subscription
 	topic   string
 	onlyKey string
 	own     bool
-	ctxDone <-chan struct{}
+}
 
-	mu           sync.Mutex
-	ring         []*message // grows up to limit
-	head, count  int
-	limit        int
-	pendingPurge string // reason of a PurgeAll owed once there is room
-	stopped      bool
+// msgSize is what a queued message holds, in bytes.
+func msgSize(m *message) int { return len(m.key) + len(m.payload) + len(m.instance) }
 
-	signal   chan struct{} // buffered 1: the queue has something
-	stop     chan struct{} // closed by Unsubscribe
-	stopOnce sync.Once
-	done     chan struct{} // closed when the goroutine has returned
+// control makes the PurgeAll or GapStart of an invalidation queue.
+func control(c subq.Control, reason string) *message {
+	if c == subq.Gap {
+		return &message{kind: coord.GapStart, reason: reason}
+	}
+	return &message{kind: coord.PurgeAll, reason: reason}
 }
 
 func (n *Node) subscribe(ctx context.Context, topic string, inv func(coord.Invalidation), ev func(coord.Event), opts []coord.SubscribeOption) (coord.Subscription, error) {
@@ -246,20 +266,28 @@ func (n *Node) subscribe(ctx context.Context, topic string, inv func(coord.Inval
 		return nil, fmt.Errorf("memory: subscribe: %w", err)
 	}
 	s := &subscription{
-		n:       n,
-		inv:     inv,
-		ev:      ev,
-		topic:   topic,
-		own:     o.IncludeOwn,
-		ctxDone: ctx.Done(),
-		limit:   o.QueueSize,
-		signal:  make(chan struct{}, 1),
-		stop:    make(chan struct{}),
-		done:    make(chan struct{}),
+		n:     n,
+		inv:   inv,
+		ev:    ev,
+		topic: topic,
+		own:   o.IncludeOwn,
+	}
+	cfg := subq.Config[*message]{
+		Limit:   o.QueueSize,
+		Handler: s.deliver,
+		Size:    msgSize,
+		Budget:  n.budget,
+		OnExit:  func() { n.removeSub(s) },
 	}
 	if inv != nil {
 		s.onlyKey = o.Key
+		cfg.Control = control
+		cfg.Gaps = o.Gaps
+		cfg.Dropped, cfg.Purges, cfg.Panics = &n.invStats.dropped, &n.invStats.purges, &n.invStats.panics
+	} else {
+		cfg.Dropped, cfg.Panics = &n.evStats.dropped, &n.evStats.panics
 	}
+	s.Queue = subq.New(cfg)
 	n.subMu.Lock()
 	if n.closed.Load() {
 		n.subMu.Unlock()
@@ -283,9 +311,12 @@ func (n *Node) subscribe(ctx context.Context, topic string, inv func(coord.Inval
 		m[topic] = append(subs, s)
 		n.evSubs.Store(&m)
 	}
-	n.wg.Add(1)
+	s.Start(ctx, &n.wg)
+	if inv != nil && n.cut.Load() {
+		// The PurgeAll follows at the reconnect, which takes subMu.
+		s.Gap("disconnected")
+	}
 	n.subMu.Unlock()
-	go s.run()
 	return s, nil
 }
 
@@ -325,155 +356,25 @@ func (n *Node) removeSub(s *subscription) {
 	n.evSubs.Store(&m)
 }
 
-// pushLocked appends m; the caller checked there is room.
-func (s *subscription) pushLocked(m *message) {
-	if s.count == len(s.ring) {
-		// Grow (the queue is not full, only its buffer).
-		size := min(max(2*len(s.ring), 8), s.limit)
-		ring := make([]*message, size)
-		for i := 0; i < s.count; i++ {
-			ring[i] = s.ring[(s.head+i)%len(s.ring)]
-		}
-		s.ring, s.head = ring, 0
-	}
-	s.ring[(s.head+s.count)%len(s.ring)] = m
-	s.count++
-}
-
-func (s *subscription) wake() {
-	select {
-	case s.signal <- struct{}{}:
-	default:
-	}
-}
-
 // enqueue queues m and reports whether it did. On a full queue m is
 // dropped and counted and, for an invalidation subscription, a PurgeAll
-// is owed.
-func (s *subscription) enqueue(m *message) bool {
-	s.mu.Lock()
-	if s.stopped {
-		s.mu.Unlock()
-		return false
-	}
-	if s.count >= s.limit {
-		if s.inv != nil && s.pendingPurge == "" {
-			s.pendingPurge = "overflow"
-		}
-		s.mu.Unlock()
-		if s.inv != nil {
-			s.n.invStats.dropped.Add(1)
-		} else {
-			s.n.evStats.dropped.Add(1)
-		}
-		return false
-	}
-	s.pushLocked(m)
-	s.mu.Unlock()
-	s.wake()
-	return true
-}
+// follows what is queued.
+func (s *subscription) enqueue(m *message) bool { return s.Push(m) }
 
-// enqueuePurge queues a PurgeAll with reason, or owes it until there is
-// room.
-func (s *subscription) enqueuePurge(reason string) {
-	s.mu.Lock()
-	if s.stopped {
-		s.mu.Unlock()
-		return
-	}
-	if s.count >= s.limit {
-		if s.pendingPurge == "" {
-			s.pendingPurge = reason
-		}
-		s.mu.Unlock()
-		return
-	}
-	s.pushLocked(&message{kind: coord.PurgeAll, reason: reason})
-	s.mu.Unlock()
-	s.wake()
-}
-
-// pop takes the next message, or nil when the queue is empty or the
-// subscription ended. Taking one makes room for an owed PurgeAll, which
-// goes behind what is queued: after the message whose loss it covers.
-func (s *subscription) pop() *message {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.stopped || s.count == 0 {
-		return nil
-	}
-	m := s.ring[s.head]
-	s.ring[s.head] = nil
-	s.head = (s.head + 1) % len(s.ring)
-	s.count--
-	if s.pendingPurge != "" {
-		s.pushLocked(&message{kind: coord.PurgeAll, reason: s.pendingPurge})
-		s.pendingPurge = ""
-	}
-	return m
-}
-
-func (s *subscription) run() {
-	defer s.n.wg.Done()
-	defer close(s.done)
-	for {
-		select {
-		case <-s.signal:
-		case <-s.stop:
-			return
-		case <-s.ctxDone:
-			s.Unsubscribe()
-			return
-		}
-		for m := s.pop(); m != nil; m = s.pop() {
-			s.deliver(m)
-		}
-	}
-}
-
-// deliver calls the handler with a copy of m, recovering a panic.
+// deliver calls the handler with a copy of m.
 func (s *subscription) deliver(m *message) {
-	defer func() {
-		if r := recover(); r != nil {
-			if s.inv != nil {
-				s.n.invStats.panics.Add(1)
-			} else {
-				s.n.evStats.panics.Add(1)
-			}
-		}
-	}()
 	var payload json.RawMessage
 	if len(m.payload) > 0 {
 		payload = append(json.RawMessage(nil), m.payload...)
 	}
 	if s.inv != nil {
 		inv := coord.Invalidation{Kind: m.kind, Key: m.key, Metadata: payload, InstanceID: m.instance, Timestamp: m.ts}
-		if m.kind == coord.PurgeAll {
+		if m.kind == coord.PurgeAll || m.kind == coord.GapStart {
 			inv.Reason = m.reason
 			inv.Timestamp = nowMilli()
-			s.n.invStats.purges.Add(1)
 		}
 		s.inv(inv)
 		return
 	}
 	s.ev(coord.Event{Topic: m.key, Payload: payload, InstanceID: m.instance, Timestamp: m.ts})
 }
-
-// Unsubscribe ends the subscription. It does not wait for a running
-// handler, so it may be called from within the handler; Done tells when
-// the handler has returned.
-func (s *subscription) Unsubscribe() {
-	s.stopOnce.Do(func() {
-		s.mu.Lock()
-		s.stopped = true
-		s.ring, s.count, s.head = nil, 0, 0
-		s.mu.Unlock()
-		close(s.stop)
-		s.n.removeSub(s)
-	})
-}
-
-// Done returns a channel closed when the subscription has ended and its
-// handler is not running.
-func (s *subscription) Done() <-chan struct{} { return s.done }

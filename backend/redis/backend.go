@@ -12,6 +12,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/internal/subq"
 )
 
 // Backend is one instance's view of coord on Redis: leases, sessions,
@@ -46,6 +47,7 @@ type Backend struct {
 	inv      *Invalidator
 	events   *Events
 	sub      *subscriber
+	budget   *subq.Budget // bytes queued for the subscriptions
 }
 
 var (
@@ -80,6 +82,7 @@ func New(client goredis.UniversalClient, opts *Options) (*Backend, error) {
 		connSt:    coord.Disconnected,
 		subSt:     coord.Disconnected,
 	}
+	b.budget = subq.NewBudget(r.QueueBytes)
 	b.idArg = r.InstanceID
 	b.handoffMs = max(r.HandoffWindow.Milliseconds(), 0)
 	b.locker = newLocker(b)
@@ -250,10 +253,13 @@ func (b *Backend) Health(ctx context.Context) coord.Health {
 	return h
 }
 
-// Close releases the leases this instance holds, ends its subscriptions
-// (waiting for running handlers) and closes its subscriber connection. It
-// never closes the client given to [New]. Close is idempotent: a second
-// call waits for the first and returns nil.
+// Close releases the leases this instance holds, ends its subscriptions,
+// closes its subscriber connection and waits for running handlers. It
+// never closes the client given to [New]. Close returns by ctx's
+// deadline: if a handler is still running then, Close returns ctx's
+// error having released everything else; the handler's goroutine is
+// abandoned and exits when the handler returns. Close is idempotent: a
+// second call waits for the first and returns nil.
 func (b *Backend) Close(ctx context.Context) error {
 	first := false
 	b.closeOnce.Do(func() {
@@ -282,9 +288,14 @@ func (b *Backend) Close(ctx context.Context) error {
 func (b *Backend) shutdown(ctx context.Context) error {
 	var errs []error
 	errs = append(errs, b.locker.shutdown(ctx))
-	b.inv.shutdown()
-	b.events.shutdown()
+	b.inv.stop()
+	b.events.stop()
 	b.sub.close()
+	if err := subq.Wait(ctx, &b.inv.wg); err != nil {
+		errs = append(errs, fmt.Errorf("coord/redis: close: waiting for invalidation handlers: %w", err))
+	} else if err := subq.Wait(ctx, &b.events.wg); err != nil {
+		errs = append(errs, fmt.Errorf("coord/redis: close: waiting for event handlers: %w", err))
+	}
 	return errors.Join(errs...)
 }
 

@@ -137,11 +137,15 @@
 //
 // Each Backend has one subscriber connection (a go-redis PubSub read with
 // its raw Receive loop, without a read deadline; a health goroutine pings
-// it after [Options].HealthInterval of silence and replaces it when the
-// ping goes unanswered), shared by invalidation, events and lock waiters.
-// Messages go to bounded per-subscription queues (never go-redis's
-// Channel(), which drops a message blocked for 60s); overflow is counted
-// and, for invalidation, turned into a PurgeAll with Reason "overflow".
+// it every [Options].HealthInterval and, when the PONG does not come within
+// [Options].PingTimeout, announces a gap ([coord.GapStart]) and replaces
+// it), shared by invalidation, events and lock waiters. Messages go to
+// bounded per-subscription queues (never go-redis's Channel(), which drops
+// a message blocked for 60s), within the Backend's byte budget
+// ([Options].QueueBytes); overflow is counted and, for invalidation,
+// turned into a PurgeAll with Reason "overflow". A malformed invalidation
+// is dropped, counted, and turned into a PurgeAll with Reason "malformed"
+// (at most one per second).
 // Each resubscription after a reconnect is seen in the confirmations it
 // brings; every invalidation subscriber then gets a PurgeAll with Reason
 // "reconnect", and lock waiters retry at once.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/internal/subq"
 )
 
 // Events is the Backend's [coord.EventBus]: every topic travels on the
@@ -24,11 +25,10 @@ type Events struct {
 	wg   sync.WaitGroup
 
 	published, received, dropped, malformed, panics atomic.Uint64
-	purges                                          atomic.Uint64 // unused: events are not purged
 }
 
 type evSub struct {
-	*subscription[coord.Event]
+	*subq.Queue[coord.Event]
 	topic string
 	opts  coord.SubscribeOptions
 }
@@ -82,7 +82,10 @@ func (e *Events) Publish(ctx context.Context, topic string, payload any) error {
 
 // Subscribe calls fn for each event on topic from other instances (and
 // this one's with [coord.IncludeOwn]). The subscription is live when
-// Subscribe returns.
+// Subscribe returns. Its queue holds [coord.DefaultQueueSize] events
+// unless [coord.WithQueueSize] or [Options.QueueSize] says otherwise,
+// within the Backend's byte budget ([Options.QueueBytes]); an event that
+// finds it full is dropped and counted.
 func (e *Events) Subscribe(ctx context.Context, topic string, fn func(coord.Event), opts ...coord.SubscribeOption) (coord.Subscription, error) {
 	b := e.b
 	if err := b.checkOpen(); err != nil {
@@ -106,27 +109,19 @@ func (e *Events) Subscribe(ctx context.Context, topic string, fn func(coord.Even
 		return nil, fmt.Errorf("coord/redis: subscribe: %w", err)
 	}
 	s := &evSub{topic: topic, opts: o}
-	s.subscription = newSubscription(o.QueueSize, fn, subCounters{&e.dropped, &e.purges, &e.panics})
-	s.onPanic = panicLogger(b, "event")
+	s.Queue = subq.New(subq.Config[coord.Event]{
+		Limit:   o.QueueSize,
+		Handler: fn,
+		Size:    evSize,
+		Budget:  b.budget,
+		Dropped: &e.dropped,
+		Panics:  &e.panics,
+		OnPanic: panicLogger(b, "event"),
+		OnExit:  func() { e.unsubscribed(s) },
+	})
 	ready, err := b.sub.acquire(ctx, b.keys.chEvent, kindEvent)
 	if err != nil {
 		return nil, err
-	}
-	s.onExit = func() {
-		e.mu.Lock()
-		e.updateLocked(topic, func(old []*evSub) []*evSub {
-			subs := make([]*evSub, 0, len(old))
-			for _, o := range old {
-				if o != s {
-					subs = append(subs, o)
-				}
-			}
-			return subs
-		})
-		e.mu.Unlock()
-		if !b.closed.Load() {
-			b.sub.release(b.keys.chEvent)
-		}
 	}
 	e.mu.Lock()
 	if b.closed.Load() {
@@ -137,12 +132,31 @@ func (e *Events) Subscribe(ctx context.Context, topic string, fn func(coord.Even
 	e.updateLocked(topic, func(old []*evSub) []*evSub {
 		return append(old[:len(old):len(old)], s)
 	})
-	s.start(ctx, &e.wg)
+	s.Start(ctx, &e.wg)
 	e.mu.Unlock()
 	if !b.waitReady(ctx, ready, subscribeWait) {
 		b.opts.Logger.Warn("coord/redis: event subscription not confirmed yet; it becomes live on reconnect")
 	}
 	return s, nil
+}
+
+// unsubscribed takes s out of the subscriptions once its goroutine ends.
+func (e *Events) unsubscribed(s *evSub) {
+	b := e.b
+	e.mu.Lock()
+	e.updateLocked(s.topic, func(old []*evSub) []*evSub {
+		subs := make([]*evSub, 0, len(old))
+		for _, o := range old {
+			if o != s {
+				subs = append(subs, o)
+			}
+		}
+		return subs
+	})
+	e.mu.Unlock()
+	if !b.closed.Load() {
+		b.sub.release(b.keys.chEvent)
+	}
 }
 
 // Stats returns this instance's counters.
@@ -167,6 +181,7 @@ func (e *Events) deliver(payload string) {
 	}
 	self := e.b.opts.InstanceID
 	matched, queued := false, false
+	size := 0
 	for _, s := range (*e.subs.Load())[ev.Topic] {
 		if ev.InstanceID == self && !s.opts.IncludeOwn {
 			continue
@@ -175,8 +190,12 @@ func (e *Events) deliver(payload string) {
 		if matched { // the first subscriber gets the decoded payload, the others a copy
 			v.Payload = append(json.RawMessage(nil), ev.Payload...)
 		}
+		if !matched {
+			size = detachEv(&ev, payload)
+			v = ev
+		}
 		matched = true
-		if s.push(v) {
+		if s.PushSized(v, size) {
 			queued = true
 		}
 	}
@@ -185,8 +204,9 @@ func (e *Events) deliver(payload string) {
 	}
 }
 
-// shutdown ends every subscription and waits for their goroutines.
-func (e *Events) shutdown() {
+// stop ends every subscription; it does not wait for their goroutines
+// (e.wg).
+func (e *Events) stop() {
 	e.mu.Lock() // a Subscribe that saw the Backend open has added its subscription
 	var subs []*evSub
 	for _, m := range *e.subs.Load() {
@@ -196,5 +216,4 @@ func (e *Events) shutdown() {
 	for _, s := range subs {
 		s.Unsubscribe()
 	}
-	e.wg.Wait()
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/internal/subq"
 )
 
 // subscribeWait bounds how long Subscribe waits for the server to confirm
@@ -29,17 +30,26 @@ type Invalidator struct {
 	subs atomic.Pointer[[]*invSub] // copied on change, read without mu
 	wg   sync.WaitGroup
 
+	// malformedGap sends the PurgeAll of dropped messages, at most one
+	// per second.
+	malformedGap *subq.Limiter
+
 	sent, received, dropped, purges, malformed, panics atomic.Uint64
 }
 
 type invSub struct {
-	*subscription[coord.Invalidation]
+	*subq.Queue[coord.Invalidation]
 	opts coord.SubscribeOptions
 }
+
+// malformedEvery is the least time between two PurgeAlls for malformed
+// invalidations.
+const malformedEvery = time.Second
 
 func newInvalidator(b *Backend) *Invalidator {
 	i := &Invalidator{b: b, head: envelopeHead(b.opts.InstanceID)}
 	i.subs.Store(&[]*invSub{})
+	i.malformedGap = subq.NewLimiter(malformedEvery, func() { i.purgeAll(coord.ReasonMalformed) })
 	return i
 }
 
@@ -109,11 +119,15 @@ func (i *Invalidator) publish(ctx context.Context, key string, meta any, pattern
 
 // Subscribe calls fn for each invalidation from other instances (and this
 // one's with [coord.IncludeOwn]); with [coord.OnlyKey] only for those that
-// cover that key. After a gap in delivery (a reconnect, a queue overflow)
-// fn receives a [coord.PurgeAll]. The subscription is live when Subscribe
-// returns. Its queue holds [coord.DefaultInvalidationQueueSize]
-// invalidations unless [coord.WithQueueSize] or [Options.QueueSize] says
-// otherwise.
+// cover that key. After a gap in delivery (a reconnect, a queue overflow,
+// a malformed message dropped) fn receives a [coord.PurgeAll]; with
+// [coord.NotifyGaps] it also receives a [coord.GapStart] as soon as the
+// subscriber connection is known or suspected down (a PING unanswered
+// for [Options.PingTimeout]). The subscription is live when Subscribe
+// returns, or else starts with a GapStart. Its queue holds
+// [coord.DefaultInvalidationQueueSize] invalidations unless
+// [coord.WithQueueSize] or [Options.QueueSize] says otherwise, within the
+// Backend's byte budget ([Options.QueueBytes]).
 func (i *Invalidator) Subscribe(ctx context.Context, fn func(coord.Invalidation), opts ...coord.SubscribeOption) (coord.Subscription, error) {
 	b := i.b
 	if err := b.checkOpen(); err != nil {
@@ -134,12 +148,25 @@ func (i *Invalidator) Subscribe(ctx context.Context, fn func(coord.Invalidation)
 		return nil, fmt.Errorf("coord/redis: subscribe: %w", err)
 	}
 	s := &invSub{opts: o}
-	s.subscription = newSubscription(o.QueueSize, fn, subCounters{&i.dropped, &i.purges, &i.panics})
-	s.purge = func(reason string) coord.Invalidation {
-		return coord.Invalidation{Kind: coord.PurgeAll, Reason: reason, Timestamp: time.Now()}
-	}
-	s.isPurge = func(v coord.Invalidation) bool { return v.Kind == coord.PurgeAll }
-	s.onPanic = panicLogger(b, "invalidation")
+	s.Queue = subq.New(subq.Config[coord.Invalidation]{
+		Limit:   o.QueueSize,
+		Handler: fn,
+		Size:    invSize,
+		Control: invControl,
+		Gaps:    o.Gaps,
+		Budget:  b.budget,
+		Dropped: &i.dropped,
+		Purges:  &i.purges,
+		Panics:  &i.panics,
+		OnPanic: panicLogger(b, "invalidation"),
+		OnExit: func() {
+			i.remove(s)
+			if !b.closed.Load() {
+				b.sub.release(b.keys.chInvalidate)
+				b.sub.release(b.keys.chPattern)
+			}
+		},
+	})
 
 	r1, err := b.sub.acquire(ctx, b.keys.chInvalidate, kindInvalidate)
 	if err != nil {
@@ -150,13 +177,6 @@ func (i *Invalidator) Subscribe(ctx context.Context, fn func(coord.Invalidation)
 		b.sub.release(b.keys.chInvalidate)
 		return nil, err
 	}
-	s.onExit = func() {
-		i.remove(s)
-		if !b.closed.Load() {
-			b.sub.release(b.keys.chInvalidate)
-			b.sub.release(b.keys.chPattern)
-		}
-	}
 	i.mu.Lock()
 	if b.closed.Load() {
 		i.mu.Unlock()
@@ -165,12 +185,13 @@ func (i *Invalidator) Subscribe(ctx context.Context, fn func(coord.Invalidation)
 		return nil, b.checkOpen()
 	}
 	i.addLocked(s)
-	s.start(ctx, &i.wg)
+	s.Start(ctx, &i.wg)
 	i.mu.Unlock()
+	b.sub.gapIfOpen(s)
 	if !b.waitReady(ctx, r1, subscribeWait) || !b.waitReady(ctx, r2, subscribeWait) {
 		// Not live yet: the subscribers purge once it is.
-		b.sub.purgeWhenConfirmed(b.keys.chInvalidate)
-		b.sub.purgeWhenConfirmed(b.keys.chPattern)
+		b.sub.purgeWhenConfirmed(b.keys.chInvalidate, s)
+		b.sub.purgeWhenConfirmed(b.keys.chPattern, s)
 		b.opts.Logger.Warn("coord/redis: invalidation subscription not confirmed yet; it becomes live on reconnect")
 	}
 	return s, nil
@@ -205,11 +226,15 @@ func (s *invSub) covers(inv coord.Invalidation, self string) bool {
 func (i *Invalidator) deliver(payload string, pattern bool) {
 	inv, err := decodeInvalidation(payload, pattern)
 	if err != nil {
+		// A dropped invalidation is a gap: a near cache may hold what it
+		// covered.
 		i.malformed.Add(1)
+		i.malformedGap.Hit()
 		return
 	}
 	self := i.b.opts.InstanceID
 	matched, queued := false, false
+	size := 0
 	for _, s := range *i.subs.Load() {
 		if !s.covers(inv, self) {
 			continue
@@ -218,8 +243,12 @@ func (i *Invalidator) deliver(payload string, pattern bool) {
 		if matched && len(v.Metadata) > 0 { // the first subscriber gets the decoded metadata, the others a copy
 			v.Metadata = append(json.RawMessage(nil), v.Metadata...)
 		}
+		if !matched {
+			size = detachInv(&inv, payload)
+			v = inv
+		}
 		matched = true
-		if s.push(v) {
+		if s.PushSized(v, size) {
 			queued = true
 		}
 	}
@@ -231,17 +260,25 @@ func (i *Invalidator) deliver(payload string, pattern bool) {
 // purgeAll queues a PurgeAll for every subscription.
 func (i *Invalidator) purgeAll(reason string) {
 	for _, s := range *i.subs.Load() {
-		s.pushPurge(reason)
+		s.Purge(reason)
 	}
 }
 
-// shutdown ends every subscription and waits for their goroutines.
-func (i *Invalidator) shutdown() {
+// gapAll tells every subscription that asked for it that a gap started.
+func (i *Invalidator) gapAll(reason string) {
+	for _, s := range *i.subs.Load() {
+		s.Gap(reason)
+	}
+}
+
+// stop ends every subscription; it does not wait for their goroutines
+// (i.wg).
+func (i *Invalidator) stop() {
+	i.malformedGap.Stop()
 	i.mu.Lock() // a Subscribe that saw the Backend open has added its subscription
 	subs := *i.subs.Load()
 	i.mu.Unlock()
 	for _, s := range subs {
 		s.Unsubscribe()
 	}
-	i.wg.Wait()
 }

@@ -175,7 +175,7 @@ func TestReleaseWhenMemoryFull(t *testing.T) {
 	}
 	remoteWaiter := make(chan error, 1)
 	go func() {
-		l, err := b.Locker().Acquire(ctx, "remote", coord.WithTTL(time.Minute), coord.WithRetry(-1, 20*time.Millisecond))
+		l, err := b.Locker().Acquire(ctx, "remote", coord.WithTTL(time.Minute), coord.WithWait(20*time.Millisecond))
 		if err == nil {
 			err = l.Release(context.Background())
 		}
@@ -183,7 +183,7 @@ func TestReleaseWhenMemoryFull(t *testing.T) {
 	}()
 	localWaiter := make(chan error, 1)
 	go func() {
-		l, err := a.Locker().Acquire(ctx, "local", coord.WithTTL(time.Minute), coord.WithRetry(-1, 20*time.Millisecond))
+		l, err := a.Locker().Acquire(ctx, "local", coord.WithTTL(time.Minute), coord.WithWait(20*time.Millisecond))
 		if err == nil {
 			err = l.Release(context.Background())
 		}
@@ -240,7 +240,7 @@ func TestReleaseWhenMemoryFull(t *testing.T) {
 	lift()
 	lifted = true
 	for _, res := range []string{"remote", "local", "forced"} {
-		l, err := b.Locker().Acquire(ctx, res, coord.WithRetry(-1, 20*time.Millisecond))
+		l, err := b.Locker().Acquire(ctx, res, coord.WithWait(20*time.Millisecond))
 		if err != nil {
 			t.Fatalf("Acquire of %q once memory was freed: %v", res, err)
 		}
@@ -315,7 +315,7 @@ func TestFailedReleaseGivesUp(t *testing.T) {
 		start := time.Now()
 		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		next, err := other.Locker().Acquire(wctx, "stall", coord.WithRetry(-1, 50*time.Millisecond))
+		next, err := other.Locker().Acquire(wctx, "stall", coord.WithWait(50*time.Millisecond))
 		if err != nil {
 			t.Fatalf("another instance did not get the resource within 5s of the server resuming (TTL %v): %v", ttl, err)
 		}
@@ -342,7 +342,7 @@ func TestFailedReleaseGivesUp(t *testing.T) {
 		// Only the background release can free it: this one never left.
 		wctx, wcancel := context.WithTimeout(ctx, 5*time.Second)
 		defer wcancel()
-		next, err := other.Locker().Acquire(wctx, "ended", coord.WithRetry(-1, 50*time.Millisecond))
+		next, err := other.Locker().Acquire(wctx, "ended", coord.WithWait(50*time.Millisecond))
 		if err != nil {
 			t.Fatalf("another instance did not get the resource within 5s (TTL %v): %v", ttl, err)
 		}

@@ -44,7 +44,7 @@ func TestNoLockerStateLeftPerName(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := acquireAsync(ctx, waiterOn, res, coord.WithTTL(time.Minute), coord.WithAutoRenew(), coord.WithRetry(-1, time.Second))
+			got := acquireAsync(ctx, waiterOn, res, coord.WithTTL(time.Minute), coord.WithAutoRenew(), coord.WithWait(time.Second))
 			waitFor(t, 5*time.Second, func() bool { return waiterOn.queued(res) == 1 }, "the waiter queues")
 			if err := held.Release(ctx); err != nil {
 				t.Fatal(err)

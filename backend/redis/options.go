@@ -16,9 +16,12 @@ import (
 const (
 	// DefaultPrefix starts every key and channel, as in the Node design.
 	DefaultPrefix = "cgn:"
-	// DefaultHealthInterval is how often an idle subscriber connection is
+	// DefaultHealthInterval is how often the subscriber connection is
 	// pinged.
-	DefaultHealthInterval = 3 * time.Second
+	DefaultHealthInterval = time.Second
+	// DefaultPingTimeout is how long a PING on the subscriber connection
+	// may go unanswered before the connection is suspected down.
+	DefaultPingTimeout = time.Second
 	// DefaultDegradedLatency is the PING round trip above which Health
 	// reports degraded.
 	DefaultDegradedLatency = 250 * time.Millisecond
@@ -61,14 +64,29 @@ type Options struct {
 	// invalidations, [coord.DefaultQueueSize] for events.
 	QueueSize int
 
+	// QueueBytes bounds the bytes of messages queued for this Backend's
+	// subscriptions, all together (key, metadata or payload, and a small
+	// per-message overhead). A message that would pass it is dropped as on
+	// a full queue: an invalidation subscriber gets a PurgeAll
+	// [coord.ReasonOverflow], an event is counted in Stats().Dropped.
+	// Negative means no bound. Default: [coord.DefaultQueueBytes] (64 MiB).
+	QueueBytes int64
+
 	// MaxPayload limits an event payload, invalidation metadata, or a
 	// session's encoded data, in bytes. Default: [coord.DefaultMaxPayload].
 	MaxPayload int
 
-	// HealthInterval is how often the subscriber connection is pinged when
-	// no message arrives; two silent intervals after a ping make it
-	// reconnect. Default: [DefaultHealthInterval].
+	// HealthInterval is how often the subscriber connection is pinged.
+	// Default: [DefaultHealthInterval].
 	HealthInterval time.Duration
+
+	// PingTimeout is how long a PING on the subscriber connection may go
+	// unanswered: past it the connection is suspected down (silently
+	// lost, or a server that stopped answering), invalidation subscribers
+	// with [coord.NotifyGaps] get a [coord.GapStart], and the connection
+	// is replaced. A silent outage is thus noticed within HealthInterval
+	// + PingTimeout (2s by default). Default: [DefaultPingTimeout].
+	PingTimeout time.Duration
 
 	// DegradedLatency is the PING round trip above which Health reports
 	// degraded. Default: [DefaultDegradedLatency].
@@ -162,6 +180,12 @@ func resolve(o *Options) (resolved, error) {
 	}
 	if r.HealthInterval <= 0 {
 		r.HealthInterval = DefaultHealthInterval
+	}
+	if r.PingTimeout <= 0 {
+		r.PingTimeout = DefaultPingTimeout
+	}
+	if r.QueueBytes == 0 {
+		r.QueueBytes = coord.DefaultQueueBytes
 	}
 	if r.LockReplicas < 0 {
 		return r, fmt.Errorf("%w: coord/redis: lock replicas %d is negative", coord.ErrInvalid, r.LockReplicas)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,13 +41,36 @@ type chanState struct {
 // resubscription after a reconnect: a gap in delivery.
 type chanCount struct{ sent, acked uint64 }
 
+// subscriberConfig is all the subscriber knows of the layers above it:
+// the client it subscribes with, its timings, a registry of handlers by
+// channel, and the hooks it reports to. The subscriber is the lowest
+// layer: it calls these and nothing else, while the invalidator, the event
+// bus and the locker call down into it.
+type subscriberConfig struct {
+	client            goredis.UniversalClient
+	logger            *slog.Logger
+	interval, timeout time.Duration // PING every interval, suspect after timeout
+
+	// routes maps a channel to the handler of its messages; fallback gets
+	// the messages of the channels not in routes. Handlers must not block.
+	routes   map[string]func(payload string)
+	fallback func(ch, payload string)
+
+	state      func(coord.ConnState) // the subscriber connection's state changed
+	gapStarted func(reason string)   // delivery may have stopped
+	gapEnded   func()                // every invalidation channel confirmed again after a gap
+	lateLive   func()                // a subscription handed out before it was live is confirmed
+	closedErr  func() error          // the error of a call after close
+}
+
 // subscriber owns the Backend's one subscriber connection (a go-redis
 // PubSub), shared by invalidation, events and lock waiters. One goroutine
 // reads it with the raw Receive loop, so that it sees every confirmation,
 // including those of resubscriptions after a reconnect, and hands messages
-// to bounded per-subscription queues without ever blocking.
+// to the handlers of its registry, which queue them without ever
+// blocking.
 type subscriber struct {
-	b *Backend
+	cfg subscriberConfig
 
 	cmdMu sync.Mutex // orders SUBSCRIBE/UNSUBSCRIBE decisions and commands
 
@@ -61,16 +85,48 @@ type subscriber struct {
 	cancel   context.CancelFunc
 	loopDone chan struct{}
 
+	pong chan struct{} // buffered 1: a PONG arrived, for health
 	seen atomic.Uint64 // replies read, for health
 }
 
+// newSubscriber returns b's subscriber, wired to its invalidator, event
+// bus and locker.
 func newSubscriber(b *Backend) *subscriber {
+	k := &b.keys
+	return newSubscriberWith(subscriberConfig{
+		client:   b.client,
+		logger:   b.opts.Logger,
+		interval: b.opts.HealthInterval,
+		timeout:  b.opts.PingTimeout,
+		routes: map[string]func(string){
+			k.chInvalidate: func(p string) { b.inv.deliver(p, false) },
+			k.chPattern:    func(p string) { b.inv.deliver(p, true) },
+			k.chEvent:      b.events.deliver,
+		},
+		fallback: func(ch, p string) {
+			if k.isWakeChannel(ch) {
+				b.locker.remoteWake(ch, p)
+			}
+		},
+		state:      b.setSubState,
+		gapStarted: b.inv.gapAll,
+		gapEnded: func() {
+			b.inv.purgeAll(coord.ReasonReconnect)
+			b.locker.wakeAll()
+		},
+		lateLive:  func() { b.inv.purgeAll(coord.ReasonReconnect) },
+		closedErr: b.checkOpenOr,
+	})
+}
+
+func newSubscriberWith(cfg subscriberConfig) *subscriber {
 	return &subscriber{
-		b:        b,
+		cfg:      cfg,
 		chans:    map[string]*chanState{},
 		counts:   map[string]*chanCount{},
 		awaiting: map[string]bool{},
 		leaving:  map[string]int{},
+		pong:     make(chan struct{}, 1),
 	}
 }
 
@@ -82,7 +138,7 @@ func (s *subscriber) acquire(ctx context.Context, ch string, kind chanKind) (<-c
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return nil, s.b.checkOpenOr()
+		return nil, s.cfg.closedErr()
 	}
 	if st := s.chans[ch]; st != nil {
 		st.refs++
@@ -102,19 +158,31 @@ func (s *subscriber) acquire(ctx context.Context, ch string, kind chanKind) (<-c
 	// An error leaves the channel in the PubSub's set: it is subscribed
 	// when the connection comes back, and confirmed then.
 	if err := ps.Subscribe(context.WithoutCancel(ctx), ch); err != nil {
-		s.b.opts.Logger.Warn("coord/redis: subscribe failed; will subscribe on reconnect", "err", err)
+		s.cfg.logger.Warn("coord/redis: subscribe failed; will subscribe on reconnect", "err", err)
 	}
 	return st.ready, nil
 }
 
 // purgeWhenConfirmed marks ch, not yet confirmed, so that invalidation
 // subscribers purge once it is: they may have missed invalidations until
-// then.
-func (s *subscriber) purgeWhenConfirmed(ch string) {
+// then. gap, told of the gap first, is the subscription that found it
+// not confirmed.
+func (s *subscriber) purgeWhenConfirmed(ch string, gap interface{ Gap(string) }) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if st := s.chans[ch]; st != nil && !st.confirmed {
+		gap.Gap(coord.ReasonReconnect)
 		st.purge = true
+	}
+}
+
+// gapIfOpen tells gap of the gap in progress, if one is: the PurgeAll that
+// ends it comes after.
+func (s *subscriber) gapIfOpen(gap interface{ Gap(string) }) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.inGap {
+		gap.Gap("disconnected")
 	}
 }
 
@@ -135,6 +203,11 @@ func (s *subscriber) release(ch string) {
 	}
 	delete(s.chans, ch)
 	delete(s.awaiting, ch)
+	if c := s.counts[ch]; c != nil && c.acked >= c.sent {
+		// Every SUBSCRIBE confirmed: nothing left to count. (Otherwise
+		// confirm deletes it once the last confirmation arrives.)
+		delete(s.counts, ch)
+	}
 	ps, closed := s.ps, s.closed
 	if ps != nil && !closed {
 		s.leaving[ch]++
@@ -154,7 +227,7 @@ func (s *subscriber) startLocked() *goredis.PubSub {
 	if s.ps != nil {
 		return s.ps
 	}
-	s.ps = s.b.client.Subscribe(context.Background())
+	s.ps = s.cfg.client.Subscribe(context.Background())
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.loopDone = make(chan struct{})
@@ -170,16 +243,21 @@ func (s *subscriber) current() *goredis.PubSub {
 
 // close closes the subscriber connection and waits for the receive loop.
 func (s *subscriber) close() {
-	s.cmdMu.Lock()
 	s.mu.Lock()
 	s.closed = true
-	ps, cancel, done := s.ps, s.cancel, s.loopDone
+	cancel := s.cancel
+	s.mu.Unlock()
+	if cancel != nil {
+		cancel() // ends a replace waiting on the server, which holds cmdMu
+	}
+	s.cmdMu.Lock()
+	s.mu.Lock()
+	ps, done := s.ps, s.loopDone
 	s.mu.Unlock()
 	s.cmdMu.Unlock()
 	if ps == nil {
 		return
 	}
-	cancel()
 	_ = ps.Close()
 	<-done
 }
@@ -202,8 +280,8 @@ func (s *subscriber) loop(ctx context.Context) {
 			if errors.Is(err, goredis.ErrClosed) && s.current() != ps {
 				continue // replaced by health
 			}
-			s.startGap()
-			s.b.setSubState(coord.Reconnecting)
+			s.startGap("disconnected")
+			s.cfg.state(coord.Reconnecting)
 			backoff = min(max(2*backoff, 25*time.Millisecond), time.Second)
 			t := time.NewTimer(backoff)
 			select {
@@ -214,9 +292,9 @@ func (s *subscriber) loop(ctx context.Context) {
 			}
 			continue
 		}
-		s.seen.Add(1)
 		backoff = 0
-		s.b.setSubState(coord.Connected)
+		s.seen.Add(1)
+		s.cfg.state(coord.Connected)
 		switch m := msg.(type) {
 		case *goredis.Subscription:
 			switch m.Kind {
@@ -227,46 +305,72 @@ func (s *subscriber) loop(ctx context.Context) {
 			}
 		case *goredis.Message:
 			s.dispatch(m)
+		case *goredis.Pong:
+			select {
+			case s.pong <- struct{}{}:
+			default:
+			}
 		}
 	}
 }
 
-// health pings the subscriber connection when nothing arrived on it for a
-// health interval, and replaces it when the ping gets no answer within
-// another interval (a server that stopped answering, or a connection
-// silently lost).
+// health pings the subscriber connection every health interval and, when
+// neither the PONG nor anything else arrives within the ping timeout (a
+// server that stopped answering, or a connection silently lost), starts a
+// gap and replaces the connection. A silent outage is noticed within the
+// interval plus the timeout.
 func (s *subscriber) health(ctx context.Context, done chan<- struct{}) {
 	defer close(done)
-	interval := s.b.opts.HealthInterval
-	t := time.NewTicker(interval)
+	interval, timeout := s.cfg.interval, s.cfg.timeout
+	t := time.NewTimer(interval)
 	defer t.Stop()
-	last := s.seen.Load()
-	pinged := false
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		if cur := s.seen.Load(); cur != last {
-			last, pinged = cur, false
-			continue
+		select {
+		case <-s.pong: // an answer to an earlier PING
+		default:
 		}
-		if pinged {
-			s.b.opts.Logger.Warn("coord/redis: subscriber connection silent; reconnecting")
-			s.b.setSubState(coord.Reconnecting)
-			s.replace(ctx)
-			pinged = false
-			continue
-		}
-		pctx, cancel := context.WithTimeout(ctx, interval)
-		err := s.current().Ping(pctx)
+		ps := s.current()
+		seen := s.seen.Load()
+		deadline := time.Now().Add(timeout)
+		pctx, cancel := context.WithDeadline(ctx, deadline)
+		err := ps.Ping(pctx)
 		cancel()
+		if ctx.Err() != nil {
+			return
+		}
 		if err != nil {
-			s.startGap()
+			// The connection failed: the receive loop reconnects.
+			s.startGap("disconnected")
+			t.Reset(interval)
 			continue
 		}
-		pinged = true
+		t.Reset(time.Until(deadline))
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.pong:
+			t.Stop()
+			t.Reset(interval)
+			continue
+		case <-t.C:
+		}
+		if s.seen.Load() != seen {
+			// No PONG yet, but the connection delivers: a backlog of
+			// messages ahead of it, not a silent connection.
+			t.Reset(interval)
+			continue
+		}
+		if s.current() == ps {
+			s.cfg.logger.Warn("coord/redis: subscriber connection did not answer a PING; reconnecting", "timeout", timeout)
+			s.cfg.state(coord.Reconnecting)
+			s.replace(ctx)
+		}
+		t.Reset(interval)
 	}
 }
 
@@ -285,9 +389,9 @@ func (s *subscriber) replace(ctx context.Context) {
 	for ch := range s.chans {
 		chans = append(chans, ch)
 	}
-	s.ps = s.b.client.Subscribe(context.Background())
+	s.ps = s.cfg.client.Subscribe(context.Background())
 	ps := s.ps
-	s.startGapLocked()
+	s.startGapLocked("silent")
 	s.mu.Unlock()
 	_ = old.Close()
 	if len(chans) > 0 {
@@ -298,15 +402,19 @@ func (s *subscriber) replace(ctx context.Context) {
 }
 
 // startGap notes that delivery may have had a gap: invalidation
-// subscribers are told to purge once the invalidation channels are
-// confirmed again.
-func (s *subscriber) startGap() {
+// subscribers that asked for it are told at once (reason says why), and
+// every invalidation subscriber is told to purge once the invalidation
+// channels are confirmed again.
+func (s *subscriber) startGap(reason string) {
 	s.mu.Lock()
-	s.startGapLocked()
+	s.startGapLocked(reason)
 	s.mu.Unlock()
 }
 
-func (s *subscriber) startGapLocked() {
+// startGapLocked is startGap with s.mu held. The queues it pushes the
+// GapStart to take only their own locks.
+func (s *subscriber) startGapLocked(reason string) {
+	s.cfg.gapStarted(reason)
 	s.inGap = true
 	clear(s.leaving) // a new connection is not subscribed to them
 	for ch, st := range s.chans {
@@ -369,11 +477,11 @@ func (s *subscriber) confirm(ch string) {
 	if st == nil && c.acked >= c.sent {
 		delete(s.counts, ch)
 	}
-	purge, wake := false, false
+	purge := false
 	if resub && !s.inGap {
 		// A reconnect we did not see fail (go-redis reconnected while
 		// writing a command): the gap starts now.
-		s.startGapLocked()
+		s.startGapLocked("disconnected")
 	}
 	if s.inGap && (resub || s.awaiting[ch]) {
 		// Subscribed on the new connection. Once every invalidation
@@ -381,34 +489,26 @@ func (s *subscriber) confirm(ch string) {
 		delete(s.awaiting, ch)
 		if len(s.awaiting) == 0 {
 			s.inGap = false
-			purge, wake = true, true
+			purge = true
 		}
 	}
 	s.mu.Unlock()
 	if purge {
-		s.b.opts.Logger.Info("coord/redis: subscriber resubscribed after a gap; purging invalidation subscribers")
-		s.b.inv.purgeAll("reconnect")
+		s.cfg.logger.Info("coord/redis: subscriber resubscribed after a gap; purging invalidation subscribers")
+		s.cfg.gapEnded()
 	} else if latePurge {
-		s.b.inv.purgeAll("reconnect")
-	}
-	if wake {
-		s.b.locker.wakeAll()
+		s.cfg.lateLive()
 	}
 }
 
-// dispatch hands a message to its consumer. It never blocks.
+// dispatch hands a message to the handler its channel is registered
+// with. It never blocks.
 func (s *subscriber) dispatch(m *goredis.Message) {
-	k := &s.b.keys
-	switch {
-	case m.Channel == k.chInvalidate:
-		s.b.inv.deliver(m.Payload, false)
-	case m.Channel == k.chPattern:
-		s.b.inv.deliver(m.Payload, true)
-	case m.Channel == k.chEvent:
-		s.b.events.deliver(m.Payload)
-	case k.isWakeChannel(m.Channel):
-		s.b.locker.remoteWake(m.Channel, m.Payload)
+	if fn := s.cfg.routes[m.Channel]; fn != nil {
+		fn(m.Payload)
+		return
 	}
+	s.cfg.fallback(m.Channel, m.Payload)
 }
 
 // waitReady waits until ready is closed, ctx ends, the backend closes, or

@@ -1,13 +1,16 @@
 package redis
 
 import (
+	"context"
 	"encoding/json"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/internal/subq"
 )
 
 // BenchmarkDecodeInvalidation: the subscriber's decode of one message in
@@ -49,16 +52,14 @@ func BenchmarkEncodeInvalidation(b *testing.B) {
 func BenchmarkSubscriptionQueue(b *testing.B) {
 	var dropped, purges, panics atomic.Uint64
 	var got atomic.Int64
-	s := newSubscription(coord.DefaultQueueSize, func(coord.Invalidation) { got.Add(1) }, subCounters{&dropped, &purges, &panics})
-	s.purge = func(reason string) coord.Invalidation {
-		return coord.Invalidation{Kind: coord.PurgeAll, Reason: reason}
-	}
-	s.isPurge = func(v coord.Invalidation) bool { return v.Kind == coord.PurgeAll }
-	go s.run()
+	s := subq.New(subq.Config[coord.Invalidation]{Limit: coord.DefaultQueueSize, Handler: func(coord.Invalidation) { got.Add(1) },
+		Size: invSize, Control: invControl, Budget: subq.NewBudget(coord.DefaultQueueBytes), Dropped: &dropped, Purges: &purges, Panics: &panics})
+	var wg sync.WaitGroup
+	s.Start(context.Background(), &wg)
 	inv := coord.Invalidation{Kind: coord.KeyInvalidation, Key: "k:" + strconv.Itoa(1), InstanceID: "x"}
 	b.ReportAllocs()
 	for b.Loop() {
-		s.push(inv)
+		s.Push(inv)
 	}
 	b.StopTimer()
 	s.Unsubscribe()

@@ -1,0 +1,31 @@
+// Package robustness is a randomized fault harness for coord, in the
+// spirit of etcd's robustness tests and Jepsen. A test in this package
+// starts a deployment (a single redis-server), three worker processes (the
+// binary in ./worker) that run a mixed workload against it, and a fault
+// scheduler that, from a printed seed, kills and restarts redis-server from
+// an older snapshot, pauses it or a worker, kills client connections,
+// pauses writes, fills its memory and blackholes a worker's subscriber
+// connection through a TCP proxy.
+//
+// Every operation's invocation and response time is written by the
+// workers as JSON lines ([Op]); the driver merges them and checks them:
+// session fields as linearizable registers and fences as a strictly
+// increasing sequence with porcupine, lease exclusion on the honoured
+// intervals, near-cache reads against a staleness bound, event order, and
+// invariants after the workload stops (no lease outlives its holder's
+// release, session indexes agree with the sessions).
+//
+//	go test -race -count=1 ./reliability/robustness/                   # CI: fixed seed, single server
+//	go test -count=1 -run TestRobustness ./reliability/robustness/ -robustness.duration=5m   # random seed
+//	go test -count=1 -run TestRobustness ./reliability/robustness/ -robustness.seed=42
+//	go test -count=1 -run TestRobustness ./reliability/robustness/ -robustness.deployment=cluster
+//	go test -count=1 -run TestRobustness ./reliability/robustness/ -robustness.deployment=sentinel -robustness.faults=failover-lagging
+//
+// The flags have environment equivalents: COORD_ROBUSTNESS_DEPLOYMENT,
+// COORD_ROBUSTNESS_FAULTS, COORD_ROBUSTNESS_STALENESS (the near cache's
+// staleness bound, 3s by default). COORD_ROBUSTNESS=off skips
+// TestRobustness. COORD_ROBUSTNESS_CATCH=1 runs TestCatches, one
+// single-fault schedule per known defect, each of which must be caught by
+// the named checker. COORD_ROBUSTNESS_RECHECK=dir runs the checkers again
+// on the histories a failed run kept in dir.
+package robustness
