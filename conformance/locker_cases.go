@@ -309,7 +309,7 @@ func testDeadlineEndsWait(t *testing.T, h Harness) {
 	must(t, err, "Acquire")
 	// A wait that ignored its deadline would take the retry delay, over
 	// twice the bound.
-	deadline, retry := tm.settle, 2*tm.retry
+	deadline, retry := tm.deadline, 2*tm.retry
 	bound := deadline + tm.prompt
 	dctx, cancel := context.WithTimeout(ctx, deadline)
 	defer cancel()

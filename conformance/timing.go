@@ -48,8 +48,11 @@ type timing struct {
 	expiry time.Duration
 
 	// settle is how long a case lets a waiter reach its wait before it
-	// acts on the resource.
+	// acts on the resource, or lets a call show it does not return.
 	settle time.Duration
+	// deadline is a ctx deadline a case sets on a call that must honour
+	// it.
+	deadline time.Duration
 	// retry is the retry delay of a waiter that must be woken by
 	// notification, or whose wait must end with its ctx: a poller, or a
 	// wait that ignores ctx, would take this long.
@@ -69,9 +72,20 @@ type timing struct {
 	// critical is how long a holder stays inside its critical section in
 	// the mutual exclusion case.
 	critical time.Duration
+	// work is how long a handler a case blocks still works after it is
+	// let go.
+	work time.Duration
 
 	// delivery bounds a publish-to-handler delivery.
 	delivery time.Duration
+	// resend is how long a case that resends a marker (delivery is at
+	// most once) waits for it before it sends it again.
+	resend time.Duration
+	// connect bounds a fresh instance's report of Healthy.
+	connect time.Duration
+	// closing bounds a Close once nothing blocks it, and the service of a
+	// waiter after its holder's Close.
+	closing time.Duration
 	// ended bounds a subscription's end after its ctx ends.
 	ended time.Duration
 	// reconnect bounds a subscriber's return after its connection is cut
@@ -82,6 +96,9 @@ type timing struct {
 	// guard turns a hang into a failure where the length of a step is not
 	// what the case checks.
 	guard time.Duration
+	// purgeEvery is the contract's rate limit of PurgeAll "malformed":
+	// one a second (docs/WIRE.md), a rule of the backend, not a bound.
+	purgeEvery time.Duration
 	// clock is how far a timestamp stamped by the sender's clock may be
 	// from the receiver's now: a sanity check that the field is a time of
 	// about now, not a measure of the backend.
@@ -141,19 +158,25 @@ func newTiming(granularity time.Duration) timing {
 		expiry:  scaled(1850*time.Millisecond, 2),
 
 		settle:   scaled(150*time.Millisecond, 1),
+		deadline: 300 * time.Millisecond,
 		retry:    retry,
 		wake:     retry / 20,
 		cancel:   retry / 4,
 		prompt:   retry / 2,
 		poll:     50 * time.Millisecond,
 		critical: 100 * time.Microsecond,
+		work:     20 * time.Millisecond,
 
-		delivery:  3 * time.Second,
-		ended:     2 * time.Second,
-		reconnect: 5 * time.Second,
-		restart:   10 * time.Second,
-		guard:     20 * time.Second,
-		clock:     10 * time.Second,
+		delivery:   3 * time.Second,
+		resend:     200 * time.Millisecond,
+		connect:    3 * time.Second,
+		closing:    5 * time.Second,
+		ended:      2 * time.Second,
+		reconnect:  5 * time.Second,
+		restart:    10 * time.Second,
+		guard:      20 * time.Second,
+		purgeEvery: time.Second,
+		clock:      10 * time.Second,
 
 		idle:  scaled(600*time.Millisecond, 2),
 		stamp: scaled(5*time.Millisecond, 1),

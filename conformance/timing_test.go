@@ -33,7 +33,17 @@ func TestTimingDefault(t *testing.T) {
 		{"wake", ms.wake, 100 * time.Millisecond},
 		{"cancel", ms.cancel, 500 * time.Millisecond},
 		{"prompt", ms.prompt, time.Second},
+		{"deadline", ms.deadline, 300 * time.Millisecond},
 		{"poll", ms.poll, 50 * time.Millisecond},
+		{"critical", ms.critical, 100 * time.Microsecond},
+		{"work", ms.work, 20 * time.Millisecond},
+		{"resend", ms.resend, 200 * time.Millisecond},
+		{"connect", ms.connect, 3 * time.Second},
+		{"closing", ms.closing, 5 * time.Second},
+		{"restart", ms.restart, 10 * time.Second},
+		{"guard", ms.guard, 20 * time.Second},
+		{"purgeEvery", ms.purgeEvery, time.Second},
+		{"clock", ms.clock, 10 * time.Second},
 		{"delivery", ms.delivery, 3 * time.Second},
 		{"ended", ms.ended, 2 * time.Second},
 		{"reconnect", ms.reconnect, 5 * time.Second},
@@ -118,6 +128,11 @@ func TestTimingBoundsTellBrokenFromSlow(t *testing.T) {
 		tm := newTiming(g)
 		if tm.wake*20 > tm.retry {
 			t.Errorf("granularity %v: wake %v is over retry/20 (%v)", g, tm.wake, tm.retry)
+		}
+		// DeadlineEndsWait and CancelEndsWait: a wait that ignores its
+		// ctx takes the retry delay, more than the bound.
+		if tm.deadline+tm.prompt >= 2*tm.retry {
+			t.Errorf("granularity %v: the deadline bound %v is not below the retry delay %v", g, tm.deadline+tm.prompt, 2*tm.retry)
 		}
 		if tm.cancel*4 > tm.retry || tm.prompt*2 > tm.retry {
 			t.Errorf("granularity %v: cancel %v or prompt %v too close to the retry delay %v", g, tm.cancel, tm.prompt, tm.retry)

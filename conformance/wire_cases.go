@@ -95,7 +95,7 @@ func testWireInvForeign(t *testing.T, h Harness) {
 	fp := foreign(t, h)
 	ins := instances(t, h, 2)
 	rec, _ := subInv(t, ins[1])
-	invFence(t, ins[0], "wire:before", rec)
+	invFence(t, tm, ins[0], "wire:before", rec)
 	malformed0 := ins[1].Invalidator().Stats().Malformed
 	inputs := wireInputs()
 	refused, accepted := 0, 0
@@ -128,7 +128,7 @@ func testWireInvForeign(t *testing.T, h Harness) {
 	// different servers (a Cluster): wait for the accepted ones too.
 	eventually(t, tm.delivery, func() bool { return foreignDelivered() >= accepted },
 		"%d accepted messages delivered", accepted)
-	invFence(t, ins[0], "wire:after", rec)
+	invFence(t, tm, ins[0], "wire:after", rec)
 	got := map[string]coord.Invalidation{}
 	for _, inv := range rec.all() {
 		if inv.Kind == coord.PurgeAll || inv.Key == "wire:before" || inv.Key == "wire:after" {
@@ -241,13 +241,14 @@ func emptyValues() []any {
 }
 
 func testWireInvEmpty(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 2)
 	rec, _ := subInv(t, ins[1])
 	values := emptyValues()
 	for i, v := range values {
 		must(t, ins[0].Invalidator().Invalidate(ctxOf(t), fmt.Sprintf("empty:%d", i), v), "Invalidate")
 	}
-	invFence(t, ins[0], "empty:end", rec)
+	invFence(t, tm, ins[0], "empty:end", rec)
 	for i, v := range values {
 		key := fmt.Sprintf("empty:%d", i)
 		for _, inv := range rec.all() {
