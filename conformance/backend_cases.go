@@ -32,7 +32,8 @@ func backendCases() []testCase {
 }
 
 // capabilityProblems lists the declarations of h that its type does not
-// back up, and the fault hooks it offers without declaring them.
+// back up, the fault hooks it offers without declaring them, and a lease
+// granularity that cannot be.
 func capabilityProblems(h Harness) []string {
 	caps := h.Capabilities()
 	var problems []string
@@ -50,6 +51,9 @@ func capabilityProblems(h Harness) []string {
 	check(caps.CutSubscription, cut, "CutSubscription", "SubscriptionCutter")
 	check(caps.Restart, restart, "Restart", "Restarter")
 	check(caps.ForeignPublish, foreign, "ForeignPublish", "ForeignPublisher")
+	if caps.LeaseGranularity < 0 {
+		problems = append(problems, fmt.Sprintf("declares a negative LeaseGranularity %v", caps.LeaseGranularity))
+	}
 	return problems
 }
 

@@ -38,7 +38,8 @@ type Capabilities struct {
 	// LeaseGranularity is the shortest lease the backend keeps to its
 	// length, and the precision of its expiry (an etcd lease is whole
 	// seconds). Every lease a case asks for, and every bound that waits
-	// on an expiry, is scaled to it. Zero means 1ms.
+	// on an expiry, is scaled to it. Zero means 1ms (the memory backend,
+	// Redis); a negative value fails the CapabilitiesHonest case.
 	LeaseGranularity time.Duration
 }
 

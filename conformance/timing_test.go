@@ -1,6 +1,7 @@
 package conformance
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -144,6 +145,23 @@ func TestTimingBoundsTellBrokenFromSlow(t *testing.T) {
 		}
 		if tm.held < 10*tm.renewed {
 			t.Errorf("granularity %v: held %v is not far beyond renewed %v", g, tm.held, tm.renewed)
+		}
+	}
+}
+
+// TestNegativeGranularityRefused: a harness that declares a negative
+// granularity fails CapabilitiesHonest rather than running on a table it
+// did not mean.
+func TestNegativeGranularityRefused(t *testing.T) {
+	for _, g := range []time.Duration{-time.Nanosecond, -time.Second} {
+		got := capabilityProblems(bareHarness{caps: Capabilities{LeaseGranularity: g}})
+		if len(got) != 1 || !strings.Contains(got[0], "LeaseGranularity") {
+			t.Errorf("granularity %v: problems %q, want one about LeaseGranularity", g, got)
+		}
+	}
+	for _, g := range []time.Duration{0, time.Millisecond, time.Second} {
+		if got := capabilityProblems(bareHarness{caps: Capabilities{LeaseGranularity: g}}); len(got) != 0 {
+			t.Errorf("granularity %v: problems %q, want none", g, got)
 		}
 	}
 }
