@@ -70,7 +70,7 @@
 // Lease lengths, and the slack allowed on an expiry, are then at least
 // two granules (an auto-renewed lease at least three, renewed at a third
 // of it). At 1ms, leases a case lets expire live 150 to 400ms, a lease
-// that must survive on auto-renewal 1s (it survives a stall of 660ms),
+// that must survive on auto-renewal 2s (it survives a stall of 1.3s),
 // and the loss of an expired lease must be seen within 1.85s of its end;
 // so the whole suite runs in seconds, and most cases run in parallel.
 //
