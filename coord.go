@@ -310,6 +310,9 @@ type Invalidation struct {
 	// [ReasonReconnect], [ReasonOverflow] or [ReasonMalformed]); empty
 	// otherwise.
 	Reason string
+	// Trace is the trace context the publisher attached (see
+	// [WithTrace]); nil when it attached none.
+	Trace TraceCarrier
 }
 
 // Matches reports whether the invalidation covers key.
@@ -363,6 +366,9 @@ type Event struct {
 	InstanceID string
 	// Timestamp is when it was published (millisecond resolution).
 	Timestamp time.Time
+	// Trace is the trace context the publisher attached (see
+	// [WithTrace]); nil when it attached none.
+	Trace TraceCarrier
 }
 
 // EventStats are an EventBus's counters since it started.
@@ -467,6 +473,39 @@ func As(v, target any) bool {
 		}
 	}
 	return false
+}
+
+// TraceCarrier is trace context carried opaquely from a publisher to
+// the receivers of its invalidations and events: text keys and values
+// such as W3C's "traceparent" and "tracestate", as a propagator injects
+// them. coord neither reads nor makes it; the tracing middleware does.
+// A carrier the wire cannot take (see docs/WIRE.md: at most
+// [MaxTraceFields] fields, lowercase keys, printable ASCII values,
+// [MaxTraceBytes] in all) is not sent; the message still is.
+type TraceCarrier map[string]string
+
+// Bounds of a [TraceCarrier] on the wire.
+const (
+	// MaxTraceFields is the most fields a carrier may have.
+	MaxTraceFields = 8
+	// MaxTraceBytes bounds the sum of the lengths of a carrier's keys
+	// and values.
+	MaxTraceBytes = 1024
+)
+
+type traceKey struct{}
+
+// WithTrace returns a copy of ctx that carries c: an invalidation or
+// event published with it carries c to its receivers, who find it in
+// [Invalidation.Trace] or [Event.Trace].
+func WithTrace(ctx context.Context, c TraceCarrier) context.Context {
+	return context.WithValue(ctx, traceKey{}, c)
+}
+
+// TraceFrom returns the carrier [WithTrace] put in ctx, or nil.
+func TraceFrom(ctx context.Context) TraceCarrier {
+	c, _ := ctx.Value(traceKey{}).(TraceCarrier)
+	return c
 }
 
 func quote(s string) string { return strconv.Quote(s) }

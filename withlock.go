@@ -22,6 +22,9 @@ func WithLock(ctx context.Context, l Locker, resource string, fn func(ctx contex
 	if err != nil {
 		return err
 	}
+	if lock == nil { // a broken Locker, such as a mock told no Return
+		return fmt.Errorf("%w: Acquire of %q returned neither a lease nor an error", ErrInvalid, resource)
+	}
 	fctx, cancel := context.WithCancelCause(ctx)
 	stop := make(chan struct{})
 	watched := make(chan struct{})

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/maypok86/otter/v2"
 	"github.com/maypok86/otter/v2/stats"
@@ -45,6 +46,9 @@ type Cache[V any] struct {
 	// longer serves: closed, or its subscription ended.
 	ended     atomic.Pointer[error]
 	closeOnce sync.Once
+	// slowClose is how long Close waits for the subscription to end
+	// before it logs a warning (and goes on waiting).
+	slowClose time.Duration
 
 	// suspended is set from a GapStart to the PurgeAll that ends the gap:
 	// nothing is served or stored meanwhile. It is set with mu held.
@@ -63,8 +67,34 @@ type Cache[V any] struct {
 	evictions   atomic.Uint64
 	expirations atomic.Uint64
 	remote      atomic.Uint64
-	purges      atomic.Uint64
+	purges      [numReasons]atomic.Uint64 // by reason
+	localPurges atomic.Uint64
 	gaps        atomic.Uint64
+}
+
+// Purge reasons, the indexes of Cache.purges.
+const (
+	reasonReconnect = iota
+	reasonOverflow
+	reasonMalformed
+	reasonOther
+	numReasons
+)
+
+// reasonIndex returns the index in Cache.purges of a PurgeAll's reason.
+func reasonIndex(inv coord.Invalidation) int {
+	if inv.Kind != coord.PurgeAll {
+		return reasonOther
+	}
+	switch inv.Reason {
+	case coord.ReasonReconnect:
+		return reasonReconnect
+	case coord.ReasonOverflow:
+		return reasonOverflow
+	case coord.ReasonMalformed:
+		return reasonMalformed
+	}
+	return reasonOther
 }
 
 // load is one call of a Loader that concurrent callers share.
@@ -80,30 +110,55 @@ type load[V any] struct {
 	waiters int
 }
 
-// Stats are a Cache's counters since it was created.
+// Stats are a Cache's counters since it was created. Their JSON names
+// (hits, misses, load_errors, ...) are part of the API: a service can
+// serve them as they are.
 type Stats struct {
-	Hits        uint64 // lookups (Get, GetOrLoad) that found a value
-	Misses      uint64 // lookups that found none
-	Loads       uint64 // Loader calls made by GetOrLoad
-	LoadErrors  uint64 // Loader calls that returned an error or panicked
-	Discarded   uint64 // loaded values not stored: an invalidation, write or purge came during the load
-	Evictions   uint64 // entries evicted for the size bound
-	Expirations uint64 // entries removed for MaxTTL
+	Hits        uint64 `json:"hits"`        // lookups (Get, GetOrLoad) that found a value
+	Misses      uint64 `json:"misses"`      // lookups that found none
+	Loads       uint64 `json:"loads"`       // Loader calls made by GetOrLoad
+	LoadErrors  uint64 `json:"load_errors"` // Loader calls that returned an error or panicked
+	Discarded   uint64 `json:"discarded"`   // loaded values not stored: an invalidation, write or purge came during the load
+	Evictions   uint64 `json:"evictions"`   // entries evicted for the size bound
+	Expirations uint64 `json:"expirations"` // entries removed for MaxTTL
 	// RemoteInvalidations counts key and pattern invalidations received
 	// from other instances.
-	RemoteInvalidations uint64
+	RemoteInvalidations uint64 `json:"remote_invalidations"`
 	// Purges counts PurgeAll signals received from the Invalidator (after
 	// a reconnect or an overflow of the subscription queue), each of which
 	// emptied the cache. Like RemoteInvalidations, it is raised after the
 	// eviction is done.
-	Purges uint64
+	Purges uint64 `json:"purges"`
+	// PurgeReasons splits Purges by the reason of the PurgeAll; its
+	// fields add up to Purges.
+	PurgeReasons PurgeReasons `json:"purge_reasons"`
+	// LocalPurges counts the calls of [Cache.Purge]. They are not in
+	// Purges.
+	LocalPurges uint64 `json:"local_purges"`
 	// Gaps counts GapStart notices: the times the cache was suspended
 	// because the Invalidator's subscription was known or suspected down.
-	Gaps uint64
+	Gaps uint64 `json:"gaps"`
 	// Suspended reports that the cache is suspended now (see [Cache]).
-	Suspended bool
+	Suspended bool `json:"suspended"`
 	// Entries is the approximate number of entries held now.
-	Entries int
+	Entries int `json:"entries"`
+}
+
+// PurgeReasons counts the PurgeAll signals a [Cache] received, by their
+// reason (see [coord.Invalidation].Reason).
+type PurgeReasons struct {
+	// Reconnect: the subscription is live again after a gap
+	// ([coord.ReasonReconnect]).
+	Reconnect uint64 `json:"reconnect"`
+	// Overflow: the subscription's queue overflowed
+	// ([coord.ReasonOverflow]).
+	Overflow uint64 `json:"overflow"`
+	// Malformed: an invalidation that could not be accepted was dropped
+	// ([coord.ReasonMalformed]).
+	Malformed uint64 `json:"malformed"`
+	// Other: any other reason, and invalidation kinds this version does
+	// not know (treated as a PurgeAll).
+	Other uint64 `json:"other"`
 }
 
 // New returns a near cache over inv and subscribes it to inv's remote
@@ -111,8 +166,9 @@ type Stats struct {
 // ending ctx later does not end the cache: [Cache.Close] does. The caller
 // keeps ownership of inv. opts may be nil.
 //
-// May return [coord.ErrInvalid] (bad options) or the error of
-// inv.Subscribe.
+// May return [coord.ErrInvalid] (bad options, or an Invalidator whose
+// Subscribe returned a nil Subscription or one whose Done is nil) or the
+// error of inv.Subscribe.
 func New[V any](ctx context.Context, inv coord.Invalidator, opts *Options) (*Cache[V], error) {
 	if inv == nil {
 		return nil, fmt.Errorf("%w: cache: nil Invalidator", coord.ErrInvalid)
@@ -122,10 +178,11 @@ func New[V any](ctx context.Context, inv coord.Invalidator, opts *Options) (*Cac
 		return nil, err
 	}
 	c := &Cache[V]{
-		inv:    inv,
-		hits:   stats.NewCounter(),
-		logger: o.logger,
-		loads:  make(map[string]*load[V]),
+		inv:       inv,
+		hits:      stats.NewCounter(),
+		logger:    o.logger,
+		loads:     make(map[string]*load[V]),
+		slowClose: defaultSlowClose,
 	}
 	exec := newExecutor()
 	c.exec = exec
@@ -154,7 +211,22 @@ func New[V any](ctx context.Context, inv coord.Invalidator, opts *Options) (*Cac
 		exec.stop()
 		return nil, fmt.Errorf("cache: subscribe to invalidations: %w", err)
 	}
-	c.sub, c.subDone = sub, sub.Done()
+	var subDone <-chan struct{}
+	if sub != nil {
+		subDone = sub.Done()
+	}
+	if subDone == nil {
+		// A nil Subscription would panic later, and a nil Done channel
+		// would block Close for ever: both are broken Invalidators (an
+		// unconfigured mock returns them; see coordmock.ReadySubscription).
+		if sub != nil {
+			sub.Unsubscribe()
+		}
+		c.store.StopAllGoroutines()
+		exec.stop()
+		return nil, fmt.Errorf("%w: cache: Invalidator.Subscribe returned no error but no subscription or a nil Done channel", coord.ErrInvalid)
+	}
+	c.sub, c.subDone = sub, subDone
 	return c, nil
 }
 
@@ -239,9 +311,12 @@ func (c *Cache[V]) DeletePattern(ctx context.Context, glob string) error {
 }
 
 // Purge empties the cache on this instance only. A load running meanwhile
-// does not store its value.
+// does not store its value. [Stats].LocalPurges counts the calls.
 func (c *Cache[V]) Purge() {
 	c.purge()
+	if c.ended.Load() == nil {
+		c.localPurges.Add(1)
+	}
 }
 
 // GetOrLoad returns the value cached for key or, on a miss, loads it with
@@ -261,30 +336,44 @@ func (c *Cache[V]) Purge() {
 // May return [coord.ErrInvalid], [coord.ErrClosed], ctx.Err() or the
 // loader's error.
 func (c *Cache[V]) GetOrLoad(ctx context.Context, key string, loader Loader[V]) (V, error) {
+	v, _, err := c.GetOrLoadHit(ctx, key, loader)
+	return v, err
+}
+
+// GetOrLoadHit is [Cache.GetOrLoad] that also reports whether the value
+// was a hit: found in the cache, with no loader call made or waited for.
+// hit is false when this call ran loader, when it shared the load another
+// caller ran, while the cache is suspended (it loads through), and with
+// an error.
+//
+// A lookup that misses and then finds the value a concurrent load stored
+// meanwhile is a hit here, but [Stats] counts it as a miss (its first
+// lookup missed).
+func (c *Cache[V]) GetOrLoadHit(ctx context.Context, key string, loader Loader[V]) (v V, hit bool, err error) {
 	var zero V
 	if err := coord.ValidateName("cache key", key); err != nil {
-		return zero, err
+		return zero, false, err
 	}
 	if loader == nil {
-		return zero, fmt.Errorf("%w: cache: nil loader", coord.ErrInvalid)
+		return zero, false, fmt.Errorf("%w: cache: nil loader", coord.ErrInvalid)
 	}
 	for {
 		if err := c.check(); err != nil {
-			return zero, err
+			return zero, false, err
 		}
 		if c.suspended.Load() {
 			// Load through: nothing is served, and runLoad stores nothing.
 		} else if v, ok := c.store.GetIfPresent(key); ok {
-			return v, nil
+			return v, true, nil
 		}
 		if err := ctx.Err(); err != nil {
-			return zero, err
+			return zero, false, err
 		}
 		c.mu.Lock()
 		// A load may have stored the value since the lookup above.
 		if e, ok := c.store.GetEntryQuietly(key); ok && !c.suspended.Load() {
 			c.mu.Unlock()
-			return e.Value, nil
+			return e.Value, true, nil
 		}
 		if l := c.loads[key]; l != nil {
 			l.waiters++
@@ -292,18 +381,19 @@ func (c *Cache[V]) GetOrLoad(ctx context.Context, key string, loader Loader[V]) 
 			select {
 			case <-l.done:
 			case <-ctx.Done():
-				return zero, ctx.Err()
+				return zero, false, ctx.Err()
 			}
 			if l.err != nil && l.ctxEnded && ctx.Err() == nil {
 				continue
 			}
-			return l.val, l.err
+			return l.val, false, l.err
 		}
 		l := &load[V]{done: make(chan struct{})}
 		c.loads[key] = l
 		c.loading.Add(1)
 		c.mu.Unlock()
-		return c.runLoad(ctx, key, l, loader)
+		v, err := c.runLoad(ctx, key, l, loader)
+		return v, false, err
 	}
 }
 
@@ -349,6 +439,12 @@ func (c *Cache[V]) Len() int {
 // Stats returns the cache's counters. They keep their values after Close.
 func (c *Cache[V]) Stats() Stats {
 	h := c.hits.Snapshot()
+	r := PurgeReasons{
+		Reconnect: c.purges[reasonReconnect].Load(),
+		Overflow:  c.purges[reasonOverflow].Load(),
+		Malformed: c.purges[reasonMalformed].Load(),
+		Other:     c.purges[reasonOther].Load(),
+	}
 	return Stats{
 		Hits:                h.Hits,
 		Misses:              h.Misses,
@@ -358,7 +454,9 @@ func (c *Cache[V]) Stats() Stats {
 		Evictions:           c.evictions.Load(),
 		Expirations:         c.expirations.Load(),
 		RemoteInvalidations: c.remote.Load(),
-		Purges:              c.purges.Load(),
+		Purges:              r.Reconnect + r.Overflow + r.Malformed + r.Other,
+		PurgeReasons:        r,
+		LocalPurges:         c.localPurges.Load(),
 		Gaps:                c.gaps.Load(),
 		Suspended:           c.suspended.Load(),
 		Entries:             c.store.EstimatedSize(),
@@ -372,17 +470,43 @@ func (c *Cache[V]) Stats() Stats {
 // does nothing, Set, Delete, DeletePattern and GetOrLoad return
 // [coord.ErrClosed], and a load still running returns its value to its
 // callers without caching it. Close must not be called from a Loader.
+//
+// Close waits for the subscription's Done channel, which Unsubscribe must
+// close (coord's backends do). A mocked Subscription must close it too
+// (coordmock.ReadySubscription does); if it stays open for 5s, Close
+// logs a warning to [Options.Logger] and goes on waiting.
 func (c *Cache[V]) Close() error {
 	c.closeOnce.Do(func() {
 		err := fmt.Errorf("%w: cache closed", coord.ErrClosed)
 		c.ended.CompareAndSwap(nil, &err)
 		c.sub.Unsubscribe()
-		<-c.subDone
+		c.waitSubscriptionEnd()
 		c.purge()
 		c.store.StopAllGoroutines()
 		c.exec.stop()
 	})
 	return nil
+}
+
+// defaultSlowClose is Cache.slowClose: a subscription's handler here
+// only evicts, so a backend ends it within milliseconds of Unsubscribe.
+const defaultSlowClose = 5 * time.Second
+
+// waitSubscriptionEnd waits for the subscription's Done after
+// Unsubscribe. A Done that stays open is a broken Invalidator (often a
+// mocked Subscription whose Unsubscribe does not close it): the wait is
+// logged, so the hang it causes can be told apart.
+func (c *Cache[V]) waitSubscriptionEnd() {
+	t := time.NewTimer(c.slowClose)
+	defer t.Stop()
+	select {
+	case <-c.subDone:
+		return
+	case <-t.C:
+	}
+	c.logger.Warn("cache: Close is waiting for the invalidation subscription to end: its Done channel is still open after Unsubscribe (a mocked Subscription must close it; see coordmock.ReadySubscription)",
+		slog.Duration("waited", c.slowClose))
+	<-c.subDone
 }
 
 // check returns nil while the cache serves, and the error to return once
@@ -444,7 +568,7 @@ func (c *Cache[V]) onInvalidation(inv coord.Invalidation) {
 			// Live again, and emptied of what it may have missed.
 			c.suspended.Store(false)
 		}
-		c.purges.Add(1)
+		c.purges[reasonIndex(inv)].Add(1)
 		c.logger.Warn("cache: purged after a gap in invalidations", slog.String("reason", inv.Reason))
 	}
 }

@@ -46,6 +46,15 @@
 // chooses what to evict). A pattern eviction visits every entry, so its
 // cost grows with the size of the cache; see [Cache.DeletePattern].
 //
+// # Observability
+//
+// [Cache.Stats] returns the cache's counters (hits, misses, loads, load
+// errors, evictions, purges by reason, gaps, whether it is suspended,
+// entries); their JSON names are part of the API. [Cache.GetOrLoadHit]
+// tells a caller whether its value was a hit. The metrics middleware
+// exports the Stats to Prometheus: see Middleware.Cache in
+// [github.com/cgn-bot/coord/middleware/metrics].
+//
 // # Errors
 //
 // Bad keys and globs are refused with an error wrapping [coord.ErrInvalid];

@@ -22,6 +22,8 @@ import (
 
 	"github.com/cgn-bot/coord"
 	"github.com/cgn-bot/coord/backend"
+	"github.com/cgn-bot/coord/cache"
+	"github.com/cgn-bot/coord/middleware/metrics"
 )
 
 func TestMain(m *testing.M) {
@@ -180,7 +182,8 @@ func TestRedisConf(t *testing.T) {
 // TestDashboardSeries checks that every series the Grafana dashboard
 // queries is exported by the metrics middleware, so the dashboard does not
 // drift from the code: it runs a decorated memory backend through leases,
-// a failed acquire, invalidations and events, and looks for each name.
+// a failed acquire, invalidations and events, and a recorded near cache
+// through a load, and looks for each name.
 func TestDashboardSeries(t *testing.T) {
 	raw, err := os.ReadFile("grafana/coord-dashboard.json")
 	if err != nil {
@@ -211,6 +214,25 @@ func TestDashboardSeries(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close(context.Background())
+	// A near cache, recorded through a Middleware that shares the
+	// backends' metrics.
+	m, err := metrics.New(reg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := cache.New[string](ctx, b.Invalidator(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	stop, err := m.Cache("dash", c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	if _, err := c.GetOrLoad(ctx, "k", func(context.Context, string) (string, error) { return "v", nil }); err != nil {
+		t.Fatal(err)
+	}
 	got := make(chan struct{}, 4)
 	sub, err := b.Invalidator().Subscribe(ctx, func(coord.Invalidation) { got <- struct{}{} })
 	if err != nil {

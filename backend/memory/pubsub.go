@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"sync/atomic"
 	"time"
 
 	"github.com/cgn-bot/coord"
 	"github.com/cgn-bot/coord/internal/subq"
+	"github.com/cgn-bot/coord/internal/wire"
 )
 
 // message is one invalidation or event as the hub carries it. It is
@@ -21,6 +23,7 @@ type message struct {
 	instance string
 	ts       time.Time
 	reason   string // of a PurgeAll
+	trace    coord.TraceCarrier
 }
 
 type invCounters struct {
@@ -64,6 +67,15 @@ type Invalidator struct{ n *Node }
 // An EventBus is safe for concurrent use by multiple goroutines.
 type EventBus struct{ n *Node }
 
+// wireTrace returns a copy of c when the Redis wire would carry it, else
+// nil, so that both backends deliver the same trace context.
+func wireTrace(c coord.TraceCarrier) coord.TraceCarrier {
+	if !wire.ValidTrace(c) {
+		return nil
+	}
+	return maps.Clone(c)
+}
+
 // now returns the time with the millisecond resolution of the wire.
 func nowMilli() time.Time { return time.UnixMilli(time.Now().UnixMilli()) }
 
@@ -73,7 +85,7 @@ func (iv *Invalidator) Invalidate(ctx context.Context, key string, meta any) err
 	if err := coord.ValidateName("key", key); err != nil {
 		return err
 	}
-	return iv.publish(coord.KeyInvalidation, key, meta)
+	return iv.publish(coord.KeyInvalidation, key, meta, coord.TraceFrom(ctx))
 }
 
 // InvalidatePattern tells the other nodes that every key matching glob
@@ -82,12 +94,12 @@ func (iv *Invalidator) InvalidatePattern(ctx context.Context, glob string, meta 
 	if err := coord.ValidateGlob(glob); err != nil {
 		return err
 	}
-	return iv.publish(coord.PatternInvalidation, glob, meta)
+	return iv.publish(coord.PatternInvalidation, glob, meta, coord.TraceFrom(ctx))
 }
 
-func (iv *Invalidator) publish(kind coord.InvalidationKind, key string, meta any) error {
+func (iv *Invalidator) publish(kind coord.InvalidationKind, key string, meta any, trace coord.TraceCarrier) error {
 	n := iv.n
-	m := &message{kind: kind, key: key, instance: n.id}
+	m := &message{kind: kind, key: key, instance: n.id, trace: wireTrace(trace)}
 	if meta != nil {
 		raw, err := encodeMetadata(meta, n.hub.maxPayload)
 		if err != nil {
@@ -188,7 +200,7 @@ func (eb *EventBus) Publish(ctx context.Context, topic string, payload any) erro
 	if n.closed.Load() {
 		return errClosed("Publish")
 	}
-	m := &message{key: topic, payload: raw, instance: n.id, ts: nowMilli()}
+	m := &message{key: topic, payload: raw, instance: n.id, ts: nowMilli(), trace: wireTrace(coord.TraceFrom(ctx))}
 	n.evStats.published.Add(1)
 	n.hub.fanOut(m)
 	return nil
@@ -233,7 +245,9 @@ type subscription struct {
 }
 
 // msgSize is what a queued message holds, in bytes.
-func msgSize(m *message) int { return len(m.key) + len(m.payload) + len(m.instance) }
+func msgSize(m *message) int {
+	return len(m.key) + len(m.payload) + len(m.instance) + wire.TraceSize(m.trace)
+}
 
 // control makes the PurgeAll or GapStart of an invalidation queue.
 func control(c subq.Control, reason string) *message {
@@ -368,7 +382,7 @@ func (s *subscription) deliver(m *message) {
 		payload = append(json.RawMessage(nil), m.payload...)
 	}
 	if s.inv != nil {
-		inv := coord.Invalidation{Kind: m.kind, Key: m.key, Metadata: payload, InstanceID: m.instance, Timestamp: m.ts}
+		inv := coord.Invalidation{Kind: m.kind, Key: m.key, Metadata: payload, InstanceID: m.instance, Timestamp: m.ts, Trace: maps.Clone(m.trace)}
 		if m.kind == coord.PurgeAll || m.kind == coord.GapStart {
 			inv.Reason = m.reason
 			inv.Timestamp = nowMilli()
@@ -376,5 +390,5 @@ func (s *subscription) deliver(m *message) {
 		s.inv(inv)
 		return
 	}
-	s.ev(coord.Event{Topic: m.key, Payload: payload, InstanceID: m.instance, Timestamp: m.ts})
+	s.ev(coord.Event{Topic: m.key, Payload: payload, InstanceID: m.instance, Timestamp: m.ts, Trace: maps.Clone(m.trace)})
 }

@@ -65,7 +65,7 @@ func decodeInvalidation(kind coord.InvalidationKind, payload []byte) (*message, 
 	if err != nil {
 		return nil, err
 	}
-	return &message{kind: inv.Kind, key: inv.Key, payload: inv.Metadata, instance: inv.InstanceID, ts: inv.Timestamp}, nil
+	return &message{kind: inv.Kind, key: inv.Key, payload: inv.Metadata, instance: inv.InstanceID, ts: inv.Timestamp, trace: inv.Trace}, nil
 }
 
 // decodeEvent decodes a foreign message from the event channel (see
@@ -75,7 +75,7 @@ func decodeEvent(payload []byte) (*message, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &message{key: ev.Topic, payload: ev.Payload, instance: ev.InstanceID, ts: ev.Timestamp}, nil
+	return &message{key: ev.Topic, payload: ev.Payload, instance: ev.InstanceID, ts: ev.Timestamp, trace: ev.Trace}, nil
 }
 
 // encodeMetadata encodes an invalidation's metadata as the Redis backend

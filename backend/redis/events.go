@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/cgn-bot/coord"
 	"github.com/cgn-bot/coord/internal/subq"
+	"github.com/cgn-bot/coord/internal/wire"
 )
 
 // Events is the Backend's [coord.EventBus]: every topic travels on the
@@ -73,6 +75,7 @@ func (e *Events) Publish(ctx context.Context, topic string, payload any) error {
 		return err
 	}
 	msg := encodeMessage(e.head, fieldEvent, topic, fieldPayload, raw, time.Now())
+	msg = wire.AppendTrace(msg, coord.TraceFrom(ctx))
 	if err := b.fail(ctx, "publish event", b.publish(ctx, b.keys.chEvent, msg)); err != nil {
 		return err
 	}
@@ -189,6 +192,7 @@ func (e *Events) deliver(payload string) {
 		v := ev
 		if matched { // the first subscriber gets the decoded payload, the others a copy
 			v.Payload = append(json.RawMessage(nil), ev.Payload...)
+			v.Trace = maps.Clone(ev.Trace)
 		}
 		if !matched {
 			size = detachEv(&ev, payload)

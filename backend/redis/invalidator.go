@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/cgn-bot/coord"
 	"github.com/cgn-bot/coord/internal/subq"
+	"github.com/cgn-bot/coord/internal/wire"
 )
 
 // subscribeWait bounds how long Subscribe waits for the server to confirm
@@ -110,6 +112,7 @@ func (i *Invalidator) publish(ctx context.Context, key string, meta any, pattern
 		return err
 	}
 	msg := encodeMessage(i.head, fieldCacheKey, key, fieldMetadata, raw, time.Now())
+	msg = wire.AppendTrace(msg, coord.TraceFrom(ctx))
 	if err := b.fail(ctx, "publish invalidation", b.publish(ctx, ch, msg)); err != nil {
 		return err
 	}
@@ -242,6 +245,9 @@ func (i *Invalidator) deliver(payload string, pattern bool) {
 		v := inv
 		if matched && len(v.Metadata) > 0 { // the first subscriber gets the decoded metadata, the others a copy
 			v.Metadata = append(json.RawMessage(nil), v.Metadata...)
+		}
+		if matched {
+			v.Trace = maps.Clone(v.Trace)
 		}
 		if !matched {
 			size = detachInv(&inv, payload)

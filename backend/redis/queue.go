@@ -7,6 +7,7 @@ import (
 
 	"github.com/cgn-bot/coord"
 	"github.com/cgn-bot/coord/internal/subq"
+	"github.com/cgn-bot/coord/internal/wire"
 )
 
 // Each subscription is a queue of the subscription engine (internal/subq),
@@ -23,12 +24,12 @@ const detachAbove = 4 << 10
 
 // invSize is what a queued invalidation holds, in bytes.
 func invSize(v coord.Invalidation) int {
-	return len(v.Key) + len(v.Metadata) + len(v.InstanceID)
+	return len(v.Key) + len(v.Metadata) + len(v.InstanceID) + wire.TraceSize(v.Trace)
 }
 
 // evSize is what a queued event holds, in bytes.
 func evSize(v coord.Event) int {
-	return len(v.Topic) + len(v.Payload) + len(v.InstanceID)
+	return len(v.Topic) + len(v.Payload) + len(v.InstanceID) + wire.TraceSize(v.Trace)
 }
 
 // invControl makes the PurgeAll or GapStart of an invalidation queue.

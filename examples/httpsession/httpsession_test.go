@@ -1,4 +1,4 @@
-package httpsession_test
+package sessionapi_test
 
 import (
 	"context"
@@ -12,8 +12,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cgn-bot/coord"
 	"github.com/cgn-bot/coord/backend/memory"
-	"github.com/cgn-bot/coord/examples/httpsession"
+	sessionapi "github.com/cgn-bot/coord/examples/httpsession"
+	"github.com/cgn-bot/coord/httpsession"
 )
 
 // auth accepts any non-empty form value "user": the example is about
@@ -23,6 +25,16 @@ func auth(r *http.Request) (string, error) {
 		return u, nil
 	}
 	return "", errors.New("no user")
+}
+
+// manager returns an httpsession.Manager on store.
+func manager(t *testing.T, store coord.SessionStore, o *httpsession.Options) *httpsession.Manager {
+	t.Helper()
+	m, err := httpsession.New(store, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
 
 // browser is an HTTP client with its own cookie jar.
@@ -71,7 +83,7 @@ func (b *browser) do(method, rawURL string, form url.Values) (*http.Response, st
 func (b *browser) token(u string) string {
 	parsed, _ := url.Parse(u)
 	for _, c := range b.jar.Cookies(parsed) {
-		if c.Name == httpsession.DefaultCookieName {
+		if c.Name == httpsession.HostCookieName {
 			return c.Value
 		}
 	}
@@ -89,7 +101,7 @@ func (b *browser) status(method, u string, form url.Values) int {
 func withToken(t *testing.T, srv *httptest.Server, u, token string) int {
 	t.Helper()
 	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, u, nil)
-	req.AddCookie(&http.Cookie{Name: httpsession.DefaultCookieName, Value: token})
+	req.AddCookie(&http.Cookie{Name: httpsession.HostCookieName, Value: token})
 	res, err := srv.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -106,9 +118,9 @@ func TestWalkThrough(t *testing.T) {
 	nodeA, nodeB := hub.NewNode(nil), hub.NewNode(nil)
 	defer nodeA.Close(context.Background())
 	defer nodeB.Close(context.Background())
-	srvA := httptest.NewTLSServer(httpsession.NewServer(httpsession.New(nodeA.Sessions(), nil), auth))
+	srvA := httptest.NewTLSServer(sessionapi.NewServer(manager(t, nodeA.Sessions(), nil), nodeA.Sessions(), auth))
 	defer srvA.Close()
-	srvB := httptest.NewTLSServer(httpsession.NewServer(httpsession.New(nodeB.Sessions(), nil), auth))
+	srvB := httptest.NewTLSServer(sessionapi.NewServer(manager(t, nodeB.Sessions(), nil), nodeB.Sessions(), auth))
 	defer srvB.Close()
 	A, B := srvA.URL, srvB.URL // cookies are per host, not per port: one "site"
 
@@ -164,7 +176,7 @@ func TestWalkThrough(t *testing.T) {
 		t.Fatalf("phone login: %d", got)
 	}
 	res, body = laptop.do("GET", A+"/sessions", nil)
-	var list []httpsession.SessionInfo
+	var list []sessionapi.SessionInfo
 	if err := json.Unmarshal([]byte(body), &list); err != nil || res.StatusCode != 200 {
 		t.Fatalf("GET /sessions: %d %s (%v)", res.StatusCode, body, err)
 	}
@@ -198,7 +210,7 @@ func TestWalkThrough(t *testing.T) {
 func TestRevokeAndLogout(t *testing.T) {
 	node := memory.NewHub(nil).NewNode(nil)
 	defer node.Close(context.Background())
-	srv := httptest.NewTLSServer(httpsession.NewServer(httpsession.New(node.Sessions(), &httpsession.Options{SameSite: http.SameSiteStrictMode}), auth))
+	srv := httptest.NewTLSServer(sessionapi.NewServer(manager(t, node.Sessions(), &httpsession.Options{Cookie: httpsession.CookieOptions{SameSite: http.SameSiteStrictMode}}), node.Sessions(), auth))
 	defer srv.Close()
 	U := srv.URL
 	laptop, phone := newBrowser(t, srv), newBrowser(t, srv)
@@ -256,5 +268,31 @@ func TestRevokeAndLogout(t *testing.T) {
 	}
 	if got := laptop.status("POST", U+"/login", url.Values{}); got != http.StatusUnauthorized {
 		t.Errorf("login without a user: %d, want 401", got)
+	}
+}
+
+// TestCrossSiteRefused: a state-changing request another site makes the
+// browser send is refused before it reaches the session.
+func TestCrossSiteRefused(t *testing.T) {
+	node := memory.NewHub(nil).NewNode(nil)
+	defer node.Close(context.Background())
+	srv := httptest.NewTLSServer(sessionapi.NewServer(manager(t, node.Sessions(), nil), node.Sessions(), auth))
+	defer srv.Close()
+	laptop := newBrowser(t, srv)
+	if got := laptop.status("POST", srv.URL+"/login", url.Values{"user": {"alice"}}); got != http.StatusOK {
+		t.Fatalf("login: %d", got)
+	}
+	req, _ := http.NewRequestWithContext(t.Context(), "POST", srv.URL+"/logout-all", nil)
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	res, err := laptop.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusForbidden {
+		t.Errorf("cross-site POST /logout-all: %d, want 403", res.StatusCode)
+	}
+	if n, _ := node.Sessions().Count(t.Context()); n != 1 {
+		t.Errorf("%d sessions after a refused cross-site logout, want 1", n)
 	}
 }

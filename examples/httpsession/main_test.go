@@ -1,4 +1,4 @@
-package httpsession_test
+package sessionapi_test
 
 import (
 	"testing"

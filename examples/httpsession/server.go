@@ -1,4 +1,4 @@
-package httpsession
+package sessionapi
 
 import (
 	"encoding/json"
@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/httpsession"
 )
 
 // Authenticate checks a login form and returns the user it proves, or an
@@ -27,7 +28,7 @@ type SessionInfo struct {
 	LastAccessedAt time.Time `json:"lastAccessedAt"`
 }
 
-// NewServer returns an HTTP API on m:
+// NewServer returns an HTTP API on m, whose store is store:
 //
 //	POST /login            auth(r) proves the user; starts or rotates the session
 //	GET  /me               the user of the session (401 without one)
@@ -36,9 +37,9 @@ type SessionInfo struct {
 //	POST /logout           ends this session
 //	POST /logout-all       ends every session of the user
 //
-// State-changing routes are POST only; with a SameSite cookie, other
-// sites cannot send them with the user's session.
-func NewServer(m *Manager, auth Authenticate) http.Handler {
+// State-changing routes are POST only, and cross-origin browser requests
+// to them are refused (403) by [http.CrossOriginProtection].
+func NewServer(m *httpsession.Manager, store coord.SessionStore, auth Authenticate) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /login", func(w http.ResponseWriter, r *http.Request) {
 		user, err := auth(r)
@@ -46,54 +47,67 @@ func NewServer(m *Manager, auth Authenticate) http.Handler {
 			http.Error(w, "login failed", http.StatusUnauthorized)
 			return
 		}
-		s, err := m.Login(w, r, user, map[string]any{"loginAt": time.Now().UTC().Format(time.RFC3339)})
-		if err != nil {
+		s := httpsession.FromContext(r.Context())
+		if err := s.Login(r.Context(), user); err != nil {
 			fail(w, err)
 			return
 		}
-		writeJSON(w, map[string]any{"user": s.UserID, "handle": s.Handle})
+		if err := s.Put("loginAt", time.Now().UTC().Format(time.RFC3339)); err != nil {
+			fail(w, err)
+			return
+		}
+		writeJSON(w, map[string]any{"user": s.UserID(), "handle": s.Handle()})
 	})
-	mux.Handle("GET /me", m.Require(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s, _ := FromContext(r.Context())
-		writeJSON(w, map[string]any{"user": s.UserID, "handle": s.Handle})
-	})))
-	mux.Handle("GET /sessions", m.Require(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s, _ := FromContext(r.Context())
-		list, err := m.Sessions(r.Context(), s.UserID)
+	mux.Handle("GET /me", require(func(w http.ResponseWriter, r *http.Request, s *httpsession.Session) {
+		writeJSON(w, map[string]any{"user": s.UserID(), "handle": s.Handle()})
+	}))
+	mux.Handle("GET /sessions", require(func(w http.ResponseWriter, r *http.Request, s *httpsession.Session) {
+		list, err := store.ByUser(r.Context(), s.UserID())
 		if err != nil {
 			fail(w, err)
 			return
 		}
 		out := make([]SessionInfo, 0, len(list))
 		for _, x := range list {
-			out = append(out, SessionInfo{Handle: x.Handle, Current: x.Handle == s.Handle, CreatedAt: x.CreatedAt, LastAccessedAt: x.LastAccessedAt})
+			out = append(out, SessionInfo{Handle: x.Handle, Current: x.Handle == s.Handle(), CreatedAt: x.CreatedAt, LastAccessedAt: x.LastAccessedAt})
 		}
 		writeJSON(w, out)
-	})))
-	mux.Handle("POST /sessions/revoke", m.Require(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s, _ := FromContext(r.Context())
-		if err := m.Revoke(r.Context(), s.UserID, r.FormValue("handle")); err != nil {
+	}))
+	mux.Handle("POST /sessions/revoke", require(func(w http.ResponseWriter, r *http.Request, s *httpsession.Session) {
+		if err := store.Revoke(r.Context(), s.UserID(), r.FormValue("handle")); err != nil {
 			fail(w, err)
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
-	})))
+	}))
 	mux.HandleFunc("POST /logout", func(w http.ResponseWriter, r *http.Request) {
-		if err := m.Logout(w, r); err != nil {
+		if err := httpsession.FromContext(r.Context()).Logout(r.Context()); err != nil {
 			fail(w, err)
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
 	})
-	mux.Handle("POST /logout-all", m.Require(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n, err := m.LogoutEverywhere(w, r)
+	mux.Handle("POST /logout-all", require(func(w http.ResponseWriter, r *http.Request, s *httpsession.Session) {
+		n, err := s.LogoutEverywhere(r.Context())
 		if err != nil {
 			fail(w, err)
 			return
 		}
 		writeJSON(w, map[string]int{"ended": n})
-	})))
-	return m.Middleware(mux)
+	}))
+	return http.NewCrossOriginProtection().Handler(m.LoadAndSave(mux))
+}
+
+// require answers 401 to a request without a logged-in session.
+func require(h func(http.ResponseWriter, *http.Request, *httpsession.Session)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := httpsession.FromContext(r.Context())
+		if s.UserID() == "" {
+			http.Error(w, "not logged in", http.StatusUnauthorized)
+			return
+		}
+		h(w, r, s)
+	})
 }
 
 // fail answers with the status that fits err, never with its text (which

@@ -21,6 +21,10 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 func seeds(add func(string)) {
 	more := []string{
 		`{"instanceId":"a","cacheKey":"k","metadata":"x,\"timestamp\":1","timestamp":5}`,
+		`{"instanceId":"a","cacheKey":"k","metadata":{},"timestamp":5,"trace":{"traceparent":"00-01-02-01"}}`,
+		`{"instanceId":"a","event":"e","payload":{"trace":{"a":"b"}},"timestamp":5,"trace":{"a":"b"}}`,
+		`{"instanceId":"a","cacheKey":"k","metadata":{},"timestamp":5,"trace":{"a":"b","a":"c"}}`,
+		`{"instanceId":"a","cacheKey":"k","metadata":{},"timestamp":5,"trace":{"A":"b"}}`,
 		`{"instanceId":"a","cacheKey":"k","metadata":,"timestamp":5}`,
 		`{"instanceId":"a","cacheKey":"k","metadata": 1,"timestamp":5}`,
 		`{"instanceId":"a","cacheKey":"k","metadata":1,"timestamp":+5}`,

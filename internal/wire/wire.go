@@ -12,6 +12,11 @@
 //
 // On the pattern channel cacheKey holds the glob.
 //
+// Either may end with an optional "trace" field, an object of strings
+// holding the publisher's trace context ([coord.TraceCarrier]); see
+// trace.go. A trace field that fails its rules is ignored, never the
+// message.
+//
 // Decoding rules (docs/WIRE.md lists them with the reasons):
 //   - the message is one JSON object; field names are matched exactly
 //     (case-sensitive), a repeated field counts once with its last value,
@@ -181,6 +186,10 @@ func DecodeInvalidation(msg string, pattern bool) (coord.Invalidation, error) {
 	if pattern {
 		kind = coord.PatternInvalidation
 	}
+	full, trace := msg, coord.TraceCarrier(nil)
+	if head, c, ok := cutTrace(msg); ok {
+		msg, trace = head, c
+	}
 	if id, key, raw, ts, ok := fastEnvelope(msg, sepCacheKey, sepMetadata); ok {
 		switch {
 		case pattern && coord.ValidateGlob(key) != nil:
@@ -192,14 +201,18 @@ func DecodeInvalidation(msg string, pattern bool) (coord.Invalidation, error) {
 			raw = ""
 		}
 		id, key, meta := own(id, key, raw)
-		return coord.Invalidation{Kind: kind, Key: key, Metadata: meta, InstanceID: id, Timestamp: time.UnixMilli(ts)}, nil
+		return coord.Invalidation{Kind: kind, Key: key, Metadata: meta, InstanceID: id, Timestamp: time.UnixMilli(ts), Trace: ownTrace(trace)}, nil
 	}
-	return decodeInvalidationSlow(msg, pattern)
+	return decodeInvalidationSlow(full, pattern)
 }
 
 // DecodeEvent decodes a message from the shard event channel. The error
 // wraps [ErrMalformed].
 func DecodeEvent(msg string) (coord.Event, error) {
+	full, trace := msg, coord.TraceCarrier(nil)
+	if head, c, ok := cutTrace(msg); ok {
+		msg, trace = head, c
+	}
 	if id, topic, raw, ts, ok := fastEnvelope(msg, sepEvent, sepPayload); ok {
 		if !plainName(topic) {
 			return coord.Event{}, errEvent
@@ -208,9 +221,9 @@ func DecodeEvent(msg string) (coord.Event, error) {
 			raw = "null"
 		}
 		id, topic, payload := own(id, topic, raw)
-		return coord.Event{Topic: topic, Payload: payload, InstanceID: id, Timestamp: time.UnixMilli(ts)}, nil
+		return coord.Event{Topic: topic, Payload: payload, InstanceID: id, Timestamp: time.UnixMilli(ts), Trace: ownTrace(trace)}, nil
 	}
-	return decodeEventSlow(msg)
+	return decodeEventSlow(full)
 }
 
 // The separators fastEnvelope looks for after the instance ID (sep1) and
@@ -386,6 +399,7 @@ func decodeInvalidationSlow(msg string, pattern bool) (coord.Invalidation, error
 		return coord.Invalidation{}, err
 	}
 	inv.Metadata = Metadata(meta)
+	inv.Trace = decodeTrace(f["trace"])
 	return inv, nil
 }
 
@@ -411,7 +425,7 @@ func decodeEventSlow(msg string) (coord.Event, error) {
 	if err != nil {
 		return coord.Event{}, err
 	}
-	return coord.Event{Topic: topic, Payload: Payload(payload), InstanceID: id, Timestamp: ts}, nil
+	return coord.Event{Topic: topic, Payload: Payload(payload), InstanceID: id, Timestamp: ts, Trace: decodeTrace(f["trace"])}, nil
 }
 
 // fields splits a message into its top-level fields, matched by exact

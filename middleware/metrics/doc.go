@@ -21,6 +21,14 @@
 // lost leases, purges, dropped, malformed and panicking deliveries) are
 // listed at [New].
 //
+// # Near caches
+//
+// [Middleware.Cache] records the Stats of a near cache
+// ([github.com/cgn-bot/coord/cache]) under a cache label the program
+// chooses: hits, misses, loads, load errors, evictions, expirations,
+// purges by reason, gaps, entries and whether it is suspended, read at
+// each scrape.
+//
 // # Cardinality
 //
 // Every label value comes from a fixed set, except resource and event,

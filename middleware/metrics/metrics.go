@@ -123,7 +123,8 @@ type Middleware struct {
 	leasesLost prometheus.Counter
 	purges     [numReasons]prometheus.Counter
 
-	state *stateCollector
+	state  *stateCollector
+	caches *cacheCollector // near caches, see Middleware.Cache
 }
 
 // Channels, the values of the channel label.
@@ -138,11 +139,12 @@ const (
 const (
 	reasonReconnect = iota
 	reasonOverflow
+	reasonMalformed
 	reasonOther
 	numReasons
 )
 
-var reasonNames = [numReasons]string{"reconnect", "overflow", "other"}
+var reasonNames = [numReasons]string{"reconnect", "overflow", "malformed", "other"}
 
 func reasonOf(s string) int {
 	switch s {
@@ -150,6 +152,8 @@ func reasonOf(s string) int {
 		return reasonReconnect
 	case "overflow":
 		return reasonOverflow
+	case "malformed":
+		return reasonMalformed
 	}
 	return reasonOther
 }
@@ -191,11 +195,13 @@ func reasonOf(s string) int {
 //     [coord.ErrExpired] ([coord.WithLock] always calls Release).
 //   - near_cache_purges_total{reason}: counter of purge-all signals
 //     delivered to invalidation subscribers, reason "reconnect",
-//     "overflow" or "other".
+//     "overflow", "malformed" or "other".
 //   - subscriber_dropped_total{kind}, subscriber_malformed_total{kind},
 //     subscriber_panics_total{kind}: the Stats counters of the decorated
 //     invalidators (kind "invalidation") and event buses (kind "event"),
 //     read at each scrape.
+//   - cache_*{cache}: the Stats of the near caches recorded with
+//     [Middleware.Cache], read at each scrape.
 func New(reg prometheus.Registerer, opts *Options) (*Middleware, error) {
 	if reg == nil {
 		return nil, nil
@@ -255,6 +261,7 @@ func New(reg prometheus.Registerer, opts *Options) (*Middleware, error) {
 		Help: "Purge-all signals delivered to invalidation subscribers, by reason.",
 	}, []string{"reason"}))
 	state := register(&r, newStateCollector(ns, o.HealthTimeout))
+	caches := register(&r, newCacheCollector(ns))
 	if r.err != nil {
 		r.undo()
 		return nil, r.err
@@ -268,6 +275,7 @@ func New(reg prometheus.Registerer, opts *Options) (*Middleware, error) {
 		errs:        errs,
 		leasesLost:  leasesLost,
 		state:       state,
+		caches:      caches,
 	}
 	m.received, m.channelPfx = received, o.ChannelPrefix
 	for i := range m.purges {

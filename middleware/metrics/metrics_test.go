@@ -413,14 +413,16 @@ func TestInvalidations(t *testing.T) {
 	handler(coord.Invalidation{Kind: coord.PatternInvalidation, Key: "k*"})
 	handler(coord.Invalidation{Kind: coord.PurgeAll, Reason: "overflow"})
 	handler(coord.Invalidation{Kind: coord.PurgeAll, Reason: "reconnect"})
+	handler(coord.Invalidation{Kind: coord.PurgeAll, Reason: coord.ReasonMalformed})
 	handler(coord.Invalidation{Kind: coord.PurgeAll, Reason: "something new"})
-	if len(delivered) != 6 {
-		t.Errorf("the handler got %d invalidations; want 6", len(delivered))
+	if len(delivered) != 7 {
+		t.Errorf("the handler got %d invalidations; want 7", len(delivered))
 	}
 	expect(t, reg, 2, "skynetbot_distributed_cache_messages_received_total", "channel", "app:cache:invalidate")
 	expect(t, reg, 1, "skynetbot_distributed_cache_messages_received_total", "channel", "app:cache:invalidate:pattern")
 	expect(t, reg, 1, "skynetbot_near_cache_purges_total", "reason", "overflow")
 	expect(t, reg, 1, "skynetbot_near_cache_purges_total", "reason", "reconnect")
+	expect(t, reg, 1, "skynetbot_near_cache_purges_total", "reason", "malformed")
 	expect(t, reg, 1, "skynetbot_near_cache_purges_total", "reason", "other")
 
 	f.set(func(f *fake) { f.invStats = coord.InvalidatorStats{Dropped: 7, Malformed: 2, Panics: 1} })

@@ -23,8 +23,8 @@
 //
 // The flags have environment equivalents: COORD_ROBUSTNESS_DEPLOYMENT,
 // COORD_ROBUSTNESS_FAULTS, COORD_ROBUSTNESS_STALENESS (the near cache's
-// staleness bound, 3s by default). COORD_ROBUSTNESS=off skips
-// TestRobustness. COORD_ROBUSTNESS_CATCH=1 runs TestCatches, one
+// staleness bound, by default the 2.5s window docs/FAILURES.md states).
+// COORD_ROBUSTNESS=off skips TestRobustness. COORD_ROBUSTNESS_CATCH=1 runs TestCatches, one
 // single-fault schedule per known defect, each of which must be caught by
 // the named checker. COORD_ROBUSTNESS_RECHECK=dir runs the checkers again
 // on the histories a failed run kept in dir.
