@@ -32,7 +32,8 @@ func backendCases() []testCase {
 }
 
 // capabilityProblems lists the declarations of h that its type does not
-// back up, and the fault hooks it offers without declaring them.
+// back up, the fault hooks it offers without declaring them, and a lease
+// granularity that cannot be.
 func capabilityProblems(h Harness) []string {
 	caps := h.Capabilities()
 	var problems []string
@@ -50,6 +51,9 @@ func capabilityProblems(h Harness) []string {
 	check(caps.CutSubscription, cut, "CutSubscription", "SubscriptionCutter")
 	check(caps.Restart, restart, "Restart", "Restarter")
 	check(caps.ForeignPublish, foreign, "ForeignPublish", "ForeignPublisher")
+	if caps.LeaseGranularity < 0 {
+		problems = append(problems, fmt.Sprintf("declares a negative LeaseGranularity %v", caps.LeaseGranularity))
+	}
 	return problems
 }
 
@@ -78,10 +82,11 @@ func testInstanceIDsDistinct(t *testing.T, h Harness) {
 }
 
 func testHealthHealthy(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	b := instances(t, h, 1)[0]
 	ctx := ctxOf(t)
 	var hl coord.Health
-	eventually(t, 3*time.Second, func() bool {
+	eventually(t, tm.connect, func() bool {
 		hl = b.Health(ctx)
 		return hl.Status == coord.Healthy
 	}, "a fresh instance reports Healthy (last: %+v)", hl)
@@ -97,6 +102,7 @@ func testHealthHealthy(t *testing.T, h Harness) {
 }
 
 func testCloseIdempotent(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	b := instances(t, h, 1)[0]
 	ctx := ctxOf(t)
 	g := newGate(t)
@@ -106,8 +112,8 @@ func testCloseIdempotent(t *testing.T, h Harness) {
 	_, err = b.Invalidator().Subscribe(ctx, func(coord.Invalidation) { started.fire(); g.wait() }, coord.IncludeOwn())
 	must(t, err, "Subscribe")
 	must(t, b.Invalidator().Invalidate(ctx, "k", nil), "Invalidate")
-	if !closedWithin(started.ch, 2*time.Second) {
-		t.Fatal("own invalidation with IncludeOwn not delivered within 2s")
+	if !closedWithin(started.ch, tm.delivery) {
+		t.Fatalf("own invalidation with IncludeOwn not delivered within %v", tm.delivery)
 	}
 	// Several concurrent Close calls while a handler is blocked, then the
 	// handler is let go: all return nil or ErrClosed.
@@ -137,12 +143,13 @@ func testCloseIdempotent(t *testing.T, h Harness) {
 }
 
 func testUseAfterClose(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 2)
 	a, b := ins[0], ins[1]
 	ctx := ctxOf(t)
 	sess, err := b.Sessions().Create(ctx, "u1", map[string]any{"a": 1})
 	must(t, err, "Create")
-	l, err := a.Locker().Acquire(ctx, "uac-held", coord.WithTTL(5*time.Second))
+	l, err := a.Locker().Acquire(ctx, "uac-held", coord.WithTTL(tm.held))
 	must(t, err, "Acquire")
 	must(t, a.Close(ctx), "Close")
 
@@ -161,7 +168,7 @@ func testUseAfterClose(t *testing.T, h Harness) {
 	if n := len(a.Locker().Held()); n != 0 {
 		t.Errorf("Held after Close has %d leases", n)
 	}
-	if err := l.Extend(ctx, time.Second); err == nil {
+	if err := l.Extend(ctx, tm.long); err == nil {
 		t.Errorf("Extend of a lease released by Close succeeded")
 	}
 	s := a.Sessions()
@@ -175,7 +182,7 @@ func testUseAfterClose(t *testing.T, h Harness) {
 	closed("Delete", s.Delete(ctx, sess.ID))
 	_, err = s.Exists(ctx, sess.ID)
 	closed("Exists", err)
-	closed("Extend", s.Extend(ctx, sess.ID, time.Minute))
+	closed("Extend", s.Extend(ctx, sess.ID, tm.held))
 	_, err = s.Rotate(ctx, sess.ID)
 	closed("Rotate", err)
 	_, err = s.ByUser(ctx, "u1")
@@ -209,18 +216,19 @@ func testUseAfterClose(t *testing.T, h Harness) {
 }
 
 func testCloseReleasesLocks(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 2)
 	a, b := ins[0], ins[1]
 	ctx := ctxOf(t)
 	var fences []int64
 	var locks []coord.Lock
 	for _, r := range []string{"crl-1", "crl-2", "crl-3"} {
-		l, err := a.Locker().Acquire(ctx, r, coord.WithTTL(30*time.Second))
+		l, err := a.Locker().Acquire(ctx, r, coord.WithTTL(tm.held))
 		must(t, err, "Acquire "+r)
 		fences = append(fences, l.Fence())
 		locks = append(locks, l)
 	}
-	l4, err := a.Locker().Acquire(ctx, "crl-renewed", coord.WithTTL(3*time.Second), coord.WithAutoRenew())
+	l4, err := a.Locker().Acquire(ctx, "crl-renewed", coord.WithTTL(tm.renewed), coord.WithAutoRenew())
 	must(t, err, "Acquire with AutoRenew")
 	locks = append(locks, l4)
 	fences = append(fences, l4.Fence())
@@ -240,17 +248,18 @@ func testCloseReleasesLocks(t *testing.T, h Harness) {
 		if l.Fence() <= fences[i] {
 			t.Errorf("%s: fence %d after close is not above %d", r, l.Fence(), fences[i])
 		}
-		if !closedWithin(locks[i].Done(), time.Second) {
+		if !closedWithin(locks[i].Done(), tm.prompt) {
 			t.Errorf("%s: Done of a lease released by Close is not closed", r)
 		}
 	}
 }
 
 func testCloseWakesWaiters(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 2)
 	a, b := ins[0], ins[1]
 	ctx := ctxOf(t)
-	_, err := a.Locker().Acquire(ctx, "cww", coord.WithTTL(30*time.Second))
+	_, err := a.Locker().Acquire(ctx, "cww", coord.WithTTL(tm.held))
 	must(t, err, "Acquire")
 	type result struct {
 		at  time.Time
@@ -258,20 +267,21 @@ func testCloseWakesWaiters(t *testing.T, h Harness) {
 	}
 	res := make(chan result, 1)
 	go func() {
-		_, err := b.Locker().Acquire(ctx, "cww", coord.WithTTL(5*time.Second), coord.WithRetry(10, 2*time.Second))
+		_, err := b.Locker().Acquire(ctx, "cww", coord.WithTTL(tm.held), coord.WithRetry(10, tm.retry))
 		res <- result{time.Now(), err}
 	}()
-	hold(ctx, 150*time.Millisecond) // let the waiter start waiting
+	hold(ctx, tm.settle) // let the waiter start waiting
 	closedAt := time.Now()
 	must(t, a.Close(ctx), "Close")
 	r := <-res
 	must(t, r.err, "waiting Acquire")
-	if d := r.at.Sub(closedAt); d > time.Second {
-		t.Errorf("waiter got the lease %v after its holder closed (RetryDelay 2s): not woken by the release", d)
+	if d := r.at.Sub(closedAt); d > tm.prompt {
+		t.Errorf("waiter got the lease %v after its holder closed (RetryDelay %v): not woken by the release", d, tm.retry)
 	}
 }
 
 func testCloseEndsSubscriptions(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 2)
 	a, b := ins[0], ins[1]
 	ctx := ctxOf(t)
@@ -299,7 +309,7 @@ func testCloseEndsSubscriptions(t *testing.T, h Harness) {
 	var seen recorder[coord.Event]
 	_, err = c.Events().Subscribe(ctx, "ces", seen.add)
 	must(t, err, "Subscribe")
-	retrying(t, 2*time.Second, func() bool {
+	retrying(t, tm.delivery, func() bool {
 		must(t, b.Events().Publish(ctx, "ces", 2), "Publish")
 		return seen.len() > 0
 	}, "a live instance receives events")
@@ -309,6 +319,7 @@ func testCloseEndsSubscriptions(t *testing.T, h Harness) {
 }
 
 func testCloseWaitsForRunningHandler(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 2)
 	a, b := ins[0], ins[1]
 	ctx := ctxOf(t)
@@ -319,29 +330,29 @@ func testCloseWaitsForRunningHandler(t *testing.T, h Harness) {
 	_, err := a.Events().Subscribe(ctx, "cwrh", func(coord.Event) {
 		started.fire()
 		g.wait()
-		time.Sleep(20 * time.Millisecond) // still running a little after the gate opens
+		time.Sleep(tm.work) // still running a little after the gate opens
 		mu.Lock()
 		exited = true
 		mu.Unlock()
 	})
 	must(t, err, "Subscribe")
 	must(t, b.Events().Publish(ctx, "cwrh", "x"), "Publish")
-	if !closedWithin(started.ch, 2*time.Second) {
-		t.Fatal("event not delivered within 2s")
+	if !closedWithin(started.ch, tm.delivery) {
+		t.Fatalf("event not delivered within %v", tm.delivery)
 	}
 	closeDone := make(chan error, 1)
 	go func() { closeDone <- a.Close(context.Background()) }()
 	select {
 	case err := <-closeDone:
 		t.Fatalf("Close returned (%v) while a handler was running", err)
-	case <-time.After(150 * time.Millisecond):
+	case <-time.After(tm.settle):
 	}
 	g.open()
 	select {
 	case err := <-closeDone:
 		must(t, err, "Close")
-	case <-time.After(5 * time.Second):
-		t.Fatal("Close did not return within 5s after the handler was let go")
+	case <-time.After(tm.closing):
+		t.Fatalf("Close did not return within %v after the handler was let go", tm.closing)
 	}
 	mu.Lock()
 	defer mu.Unlock()
@@ -356,6 +367,7 @@ func testCloseWaitsForRunningHandler(t *testing.T, h Harness) {
 // instance, later calls return ErrClosed. The handlers' goroutines are
 // abandoned until they return (the gate opens at the end of the test).
 func testCloseHonoursDeadline(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 2)
 	a, b := ins[0], ins[1]
 	ctx := ctxOf(t)
@@ -371,22 +383,23 @@ func testCloseHonoursDeadline(t *testing.T, h Harness) {
 		g.wait()
 	})
 	must(t, err, "Invalidator.Subscribe")
-	_, err = a.Locker().Acquire(ctx, "chd", coord.WithTTL(30*time.Second))
+	_, err = a.Locker().Acquire(ctx, "chd", coord.WithTTL(tm.held))
 	must(t, err, "Acquire")
 	must(t, b.Events().Publish(ctx, "chd", "x"), "Publish")
 	must(t, b.Invalidator().Invalidate(ctx, "chd", nil), "Invalidate")
-	if !closedWithin(evIn.ch, deliveryBound) || !closedWithin(invIn.ch, deliveryBound) {
+	if !closedWithin(evIn.ch, tm.delivery) || !closedWithin(invIn.ch, tm.delivery) {
 		t.Fatal("handlers not called")
 	}
-	const deadline = 300 * time.Millisecond
+	deadline := tm.deadline
 	cctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
 	start := time.Now()
 	closeDone := make(chan error, 1)
 	go func() { closeDone <- a.Close(cctx) }()
 	// The bound tells a Close that waits for the handlers (for ever) from
-	// one slowed down by a loaded machine.
-	const bound = deadline + 2*time.Second
+	// one slowed down by a loaded machine: its subscriptions must end
+	// by the deadline, as any subscription ends with its ctx.
+	bound := deadline + tm.ended
 	select {
 	case err := <-closeDone:
 		if !errors.Is(err, context.DeadlineExceeded) {
@@ -401,20 +414,21 @@ func testCloseHonoursDeadline(t *testing.T, h Harness) {
 	if err := a.Events().Publish(ctx, "chd", 1); !errors.Is(err, coord.ErrClosed) {
 		t.Errorf("Publish after Close = %v, want ErrClosed", err)
 	}
-	lctx, lcancel := context.WithTimeout(ctx, 5*time.Second)
+	lctx, lcancel := context.WithTimeout(ctx, tm.closing)
 	defer lcancel()
-	l, err := b.Locker().Acquire(lctx, "chd", coord.WithWait(20*time.Millisecond))
+	l, err := b.Locker().Acquire(lctx, "chd", coord.WithWait(tm.poll))
 	must(t, err, "Acquire after Close released the lease")
 	must(t, l.Release(ctx), "Release")
 }
 
 func testOthersUnaffectedByClose(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 3)
 	a, b, c := ins[0], ins[1], ins[2]
 	ctx := ctxOf(t)
 	sess, err := a.Sessions().Create(ctx, "u", map[string]any{"k": "v"})
 	must(t, err, "Create")
-	lb, err := b.Locker().Acquire(ctx, "ouc", coord.WithTTL(5*time.Second))
+	lb, err := b.Locker().Acquire(ctx, "ouc", coord.WithTTL(tm.held))
 	must(t, err, "Acquire")
 	var got recorder[coord.Event]
 	_, err = c.Events().Subscribe(ctx, "ouc", got.add)
@@ -427,11 +441,12 @@ func testOthersUnaffectedByClose(t *testing.T, h Harness) {
 		t.Errorf("another instance's lease was released by Close: locked=%v err=%v", locked, err)
 	}
 	must(t, b.Events().Publish(ctx, "ouc", 1), "Publish")
-	eventually(t, 2*time.Second, func() bool { return got.len() == 1 }, "event between live instances")
+	eventually(t, tm.delivery, func() bool { return got.len() == 1 }, "event between live instances")
 	must(t, lb.Release(ctx), "Release")
 }
 
 func testCloseStopsGoroutines(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ctx := ctxOf(t)
 	// One instance stays open, so that goroutines a harness or store
 	// starts once (for all its instances) are there before the snapshot.
@@ -452,26 +467,26 @@ func testCloseStopsGoroutines(t *testing.T, h Harness) {
 	must(t, err, "Subscribe")
 	_, err = a.Events().Subscribe(sctx, "csg", evs.add)
 	must(t, err, "Subscribe")
-	_, err = b.Locker().Acquire(ctx, "csg-renew", coord.WithTTL(300*time.Millisecond), coord.WithAutoRenew())
+	_, err = b.Locker().Acquire(ctx, "csg-renew", coord.WithTTL(tm.lease), coord.WithAutoRenew())
 	must(t, err, "Acquire")
-	_, err = b.Locker().Acquire(ctx, "csg-plain", coord.WithTTL(5*time.Second))
+	_, err = b.Locker().Acquire(ctx, "csg-plain", coord.WithTTL(tm.held))
 	must(t, err, "Acquire")
 	waitErr := make(chan error, 1)
 	go func() {
-		_, err := a.Locker().Acquire(ctx, "csg-plain", coord.WithWait(time.Second))
+		_, err := a.Locker().Acquire(ctx, "csg-plain", coord.WithWait(tm.prompt))
 		waitErr <- err
 	}()
-	_, err = a.Sessions().Create(ctx, "u", map[string]any{"x": 1}, coord.WithIdleTTL(time.Second))
+	_, err = a.Sessions().Create(ctx, "u", map[string]any{"x": 1}, coord.WithIdleTTL(tm.renewed))
 	must(t, err, "Create")
 	must(t, b.Invalidator().Invalidate(ctx, "k", nil), "Invalidate")
 	must(t, b.Events().Publish(ctx, "csg", 1), "Publish")
-	eventually(t, 2*time.Second, func() bool { return invs.len() == 2 && evs.len() == 1 }, "deliveries")
+	eventually(t, tm.delivery, func() bool { return invs.len() == 2 && evs.len() == 1 }, "deliveries")
 	must(t, b.Close(ctx), "Close b") // wakes a's waiter, which takes the lease
 	select {
 	case err := <-waitErr:
 		must(t, err, "waiting Acquire")
-	case <-time.After(5 * time.Second):
-		t.Fatal("waiter not served within 5s of its holder's Close")
+	case <-time.After(tm.closing):
+		t.Fatalf("waiter not served within %v of its holder's Close", tm.closing)
 	}
 	must(t, a.Close(ctx), "Close a")
 	if err := goleak.Find(snapshot); err != nil {
@@ -480,6 +495,7 @@ func testCloseStopsGoroutines(t *testing.T, h Harness) {
 }
 
 func testRestartRecovers(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	r, ok := h.(Restarter)
 	if !ok {
 		t.Fatalf("harness %T declares Restart but does not implement Restarter", h)
@@ -493,20 +509,20 @@ func testRestartRecovers(t *testing.T, h Harness) {
 	var evs recorder[coord.Event]
 	_, err = b.Events().Subscribe(ctx, "restart", evs.add)
 	must(t, err, "Subscribe")
-	lBefore, err := a.Locker().Acquire(ctx, "restart", coord.WithTTL(time.Minute))
+	lBefore, err := a.Locker().Acquire(ctx, "restart", coord.WithTTL(tm.held))
 	must(t, err, "Acquire")
 	must(t, lBefore.Release(ctx), "Release")
 
 	r.Restart(t)
 
-	retrying(t, 10*time.Second, func() bool {
+	retrying(t, tm.restart, func() bool {
 		return a.Health(ctx).Status == coord.Healthy && b.Health(ctx).Status == coord.Healthy
 	}, "instances report Healthy after a restart")
-	eventually(t, 5*time.Second, func() bool {
+	eventually(t, tm.reconnect, func() bool {
 		return invs.any(func(i coord.Invalidation) bool { return i.Kind == coord.PurgeAll })
 	}, "an invalidation subscriber is told to purge after a restart")
-	retrying(t, 5*time.Second, func() bool {
-		l, err := a.Locker().Acquire(ctx, "restart", coord.WithTTL(time.Second), coord.WithRetry(0, 0))
+	retrying(t, tm.reconnect, func() bool {
+		l, err := a.Locker().Acquire(ctx, "restart", coord.WithTTL(tm.long), coord.WithRetry(0, 0))
 		if err != nil {
 			return false
 		}
@@ -515,7 +531,7 @@ func testRestartRecovers(t *testing.T, h Harness) {
 		}
 		return l.Release(ctx) == nil
 	}, "locks work after a restart")
-	retrying(t, 5*time.Second, func() bool {
+	retrying(t, tm.reconnect, func() bool {
 		s, err := a.Sessions().Create(ctx, "u", map[string]any{"a": 1})
 		if err != nil {
 			return false
@@ -523,7 +539,7 @@ func testRestartRecovers(t *testing.T, h Harness) {
 		_, err = b.Sessions().Get(ctx, s.ID)
 		return err == nil
 	}, "sessions work after a restart")
-	retrying(t, 5*time.Second, func() bool {
+	retrying(t, tm.reconnect, func() bool {
 		_ = a.Invalidator().Invalidate(ctx, "after-restart", nil)
 		_ = a.Events().Publish(ctx, "restart", "after")
 		return invs.any(func(i coord.Invalidation) bool { return i.Key == "after-restart" }) && evs.len() > 0

@@ -56,13 +56,30 @@
 //
 // # Timing
 //
-// Leases and sessions in the suite live a few hundred milliseconds, so
-// the whole suite runs in seconds; most cases run in parallel. The bounds
-// separate a broken mechanism from a slow machine: a waiter must hold the
-// lease within 100ms of a release although its retry delay is 2s (one
-// slow round in five is forgiven), and messages must arrive within 3s.
-// Cases that measure latency, and the one that counts goroutines, run
-// alone. Run the suite with -race, and with goleak in TestMain
-// (goleak.VerifyTestMain) to check that closed instances leave nothing
-// running.
+// Every lease a case asks for and every bound it checks comes from one
+// table of durations, scaled by the lease granularity the harness
+// declares in [Capabilities.LeaseGranularity]: the shortest lease the
+// backend keeps to its length, and the precision of its expiry. Zero
+// means 1ms, right for the memory backend and for Redis (PX); a backend
+// whose leases are whole seconds, such as etcd's, declares it:
+//
+//	func (harness) Capabilities() conformance.Capabilities {
+//		return conformance.Capabilities{LeaseGranularity: time.Second}
+//	}
+//
+// Lease lengths, and the slack allowed on an expiry, are then at least
+// two granules (an auto-renewed lease at least three, renewed at a third
+// of it). At 1ms, leases a case lets expire live 150 to 400ms, a lease
+// that must survive on auto-renewal 2s (it survives a stall of 1.3s),
+// and the loss of an expired lease must be seen within 1.85s of its end;
+// so the whole suite runs in seconds, and most cases run in parallel.
+//
+// The bounds that separate a broken mechanism from a slow machine do not
+// scale: a waiter must hold the lease within 100ms of a release although
+// its retry delay is 2s, twenty times longer (one slow round in five is
+// forgiven); a wait must end within 500ms of its ctx; a message must
+// arrive within 3s. Cases that measure latency, and the one that counts
+// goroutines, run alone. Run the suite with -race, and with goleak in
+// TestMain (goleak.VerifyTestMain) to check that closed instances leave
+// nothing running.
 package conformance

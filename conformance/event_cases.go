@@ -62,10 +62,10 @@ func hasPayload(p string) func(coord.Event) bool {
 
 // evFence publishes marker on topic from `from` and waits until every
 // recorder got it.
-func evFence(t *testing.T, from coord.Backend, topic, marker string, recs ...*recorder[coord.Event]) {
+func evFence(t *testing.T, tm timing, from coord.Backend, topic, marker string, recs ...*recorder[coord.Event]) {
 	t.Helper()
 	must(t, from.Events().Publish(ctxOf(t), topic, marker), "Publish")
-	eventually(t, deliveryBound, func() bool {
+	eventually(t, tm.delivery, func() bool {
 		for _, r := range recs {
 			if !r.any(hasPayload(marker)) {
 				return false
@@ -76,6 +76,7 @@ func evFence(t *testing.T, from coord.Backend, topic, marker string, recs ...*re
 }
 
 func testEvFanOut(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 3)
 	ctx := ctxOf(t)
 	recs := make([]*recorder[coord.Event], 3)
@@ -83,17 +84,17 @@ func testEvFanOut(t *testing.T, h Harness) {
 		recs[i], _ = subEv(t, in, "orders")
 	}
 	must(t, ins[0].Events().Publish(ctx, "orders", map[string]any{"id": 1}), "Publish")
-	eventually(t, deliveryBound, func() bool { return recs[1].len() >= 1 && recs[2].len() >= 1 }, "B and C receive")
+	eventually(t, tm.delivery, func() bool { return recs[1].len() >= 1 && recs[2].len() >= 1 }, "B and C receive")
 	for i := 1; i < 3; i++ {
 		e := recs[i].all()[0]
 		if e.Topic != "orders" || string(e.Payload) != `{"id":1}` || e.InstanceID != ins[0].InstanceID() {
 			t.Errorf("instance %d received %+v", i, e)
 		}
-		if !near(e.Timestamp, time.Now(), 10*time.Second) {
+		if !near(e.Timestamp, time.Now(), tm.clock) {
 			t.Errorf("Timestamp %v is not about now", e.Timestamp)
 		}
 	}
-	evFence(t, ins[1], "orders", "marker", recs[0], recs[2])
+	evFence(t, tm, ins[1], "orders", "marker", recs[0], recs[2])
 	if got := payloadsOf(recs[0].all()); !slices.Equal(got, []string{"marker"}) {
 		t.Errorf("the sender received %v, want only the marker from another instance", got)
 	}
@@ -103,13 +104,14 @@ func testEvFanOut(t *testing.T, h Harness) {
 }
 
 func testEvIncludeOwn(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 2)
 	ctx := ctxOf(t)
 	own, _ := subEv(t, ins[0], "t", coord.IncludeOwn())
 	plain, _ := subEv(t, ins[0], "t")
 	must(t, ins[0].Events().Publish(ctx, "t", "mine"), "Publish")
-	eventually(t, deliveryBound, func() bool { return own.len() >= 1 }, "own event with IncludeOwn")
-	evFence(t, ins[1], "t", "theirs", own, plain)
+	eventually(t, tm.delivery, func() bool { return own.len() >= 1 }, "own event with IncludeOwn")
+	evFence(t, tm, ins[1], "t", "theirs", own, plain)
 	if got := payloadsOf(own.all()); !slices.Equal(got, []string{"mine", "theirs"}) {
 		t.Errorf("IncludeOwn subscriber received %v", got)
 	}
@@ -119,6 +121,7 @@ func testEvIncludeOwn(t *testing.T, h Harness) {
 }
 
 func testEvOrder(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 3)
 	ctx := ctxOf(t)
 	rec, _ := subEv(t, ins[2], "seq")
@@ -135,11 +138,12 @@ func testEvOrder(t *testing.T, h Harness) {
 		})
 	}
 	wg.Wait()
-	eventually(t, deliveryBound, func() bool { return rec.len() >= 2*n }, "%d events (got %d)", 2*n, rec.len())
+	eventually(t, tm.delivery, func() bool { return rec.len() >= 2*n }, "%d events (got %d)", 2*n, rec.len())
 	checkOrder(t, payloadsOf(rec.all()), []string{"p0", "p1"}, n)
 }
 
 func testEvTopicIsolation(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 2)
 	ctx := ctxOf(t)
 	topics := []string{"a", "ab", "a*", "A", "a.b", "ключ", "{a}"}
@@ -159,7 +163,7 @@ func testEvTopicIsolation(t *testing.T, h Harness) {
 	}
 	wg.Wait()
 	for _, tp := range topics {
-		evFence(t, ins[0], tp, "end:"+tp, recs[tp])
+		evFence(t, tm, ins[0], tp, "end:"+tp, recs[tp])
 	}
 	for _, tp := range topics {
 		got := payloadsOf(recs[tp].all())
@@ -173,6 +177,7 @@ func testEvTopicIsolation(t *testing.T, h Harness) {
 }
 
 func testEvPayload(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 2)
 	ctx := ctxOf(t)
 	rec, _ := subEv(t, ins[1], "p")
@@ -186,7 +191,7 @@ func testEvPayload(t *testing.T, h Harness) {
 		big[i] = 'a' + byte(i%26)
 	}
 	must(t, ins[0].Events().Publish(ctx, "p", string(big)), "Publish of a payload at the limit")
-	eventually(t, deliveryBound, func() bool { return rec.len() >= len(samples)+2 }, "all events")
+	eventually(t, tm.delivery, func() bool { return rec.len() >= len(samples)+2 }, "all events")
 	got := rec.all()
 	for i, p := range samples {
 		want, err := driver.EncodePayload(p, 0)
@@ -204,6 +209,7 @@ func testEvPayload(t *testing.T, h Harness) {
 }
 
 func testEvConcurrent(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 4)
 	ctx := ctxOf(t)
 	rec, _ := subEv(t, ins[3], "c")
@@ -221,7 +227,7 @@ func testEvConcurrent(t *testing.T, h Harness) {
 		})
 	}
 	wg.Wait()
-	eventually(t, deliveryBound, func() bool { return rec.len() >= gs*perG }, "all %d events (got %d)", gs*perG, rec.len())
+	eventually(t, tm.delivery, func() bool { return rec.len() >= gs*perG }, "all %d events (got %d)", gs*perG, rec.len())
 	var pubs, others []string
 	for g := 0; g < gs; g++ {
 		pubs = append(pubs, fmt.Sprintf("g%d", g))
@@ -231,25 +237,26 @@ func testEvConcurrent(t *testing.T, h Harness) {
 	}
 	checkOrder(t, payloadsOf(rec.all()), pubs, perG)
 	// Instance 0 gets the events of instances 1 and 2 only.
-	eventually(t, deliveryBound, func() bool { return rec2.len() >= len(others)*perG }, "events of the other instances")
+	eventually(t, tm.delivery, func() bool { return rec2.len() >= len(others)*perG }, "events of the other instances")
 	checkOrder(t, payloadsOf(rec2.all()), others, perG)
 }
 
 func testEvUnsubscribe(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 2)
 	ctx := ctxOf(t)
 	gone, sub := subEv(t, ins[1], "u")
 	stay, _ := subEv(t, ins[1], "u")
 	otherTopic, _ := subEv(t, ins[1], "v")
-	evFence(t, ins[0], "u", "before", gone, stay)
+	evFence(t, tm, ins[0], "u", "before", gone, stay)
 	sub.Unsubscribe()
-	if !closedWithin(sub.Done(), time.Second) {
+	if !closedWithin(sub.Done(), tm.prompt) {
 		t.Errorf("Done not closed after Unsubscribe")
 	}
 	sub.Unsubscribe()
 	must(t, ins[0].Events().Publish(ctx, "u", "after"), "Publish")
-	evFence(t, ins[0], "u", "fence", stay)
-	evFence(t, ins[0], "v", "v", otherTopic)
+	evFence(t, tm, ins[0], "u", "fence", stay)
+	evFence(t, tm, ins[0], "v", "v", otherTopic)
 	if got := payloadsOf(gone.all()); !slices.Equal(got, []string{"before"}) {
 		t.Errorf("an unsubscribed handler received %v", got)
 	}
@@ -262,16 +269,17 @@ func testEvUnsubscribe(t *testing.T, h Harness) {
 	sub2, err := ins[1].Events().Subscribe(sctx, "u", r.add)
 	must(t, err, "Subscribe")
 	cancel()
-	if !closedWithin(sub2.Done(), 2*time.Second) {
-		t.Errorf("Done not closed within 2s of the subscription's ctx ending")
+	if !closedWithin(sub2.Done(), tm.ended) {
+		t.Errorf("Done not closed within %v of the subscription's ctx ending", tm.ended)
 	}
-	evFence(t, ins[0], "u", "fence2", stay)
+	evFence(t, tm, ins[0], "u", "fence2", stay)
 	if r.len() != 0 {
 		t.Errorf("a subscription whose ctx ended received %v", payloadsOf(r.all()))
 	}
 }
 
 func testEvPanic(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 3)
 	ctx := ctxOf(t)
 	survivor := &recorder[coord.Event]{}
@@ -286,12 +294,13 @@ func testEvPanic(t *testing.T, h Harness) {
 	remote, _ := subEv(t, ins[2], "x")
 	must(t, ins[0].Events().Publish(ctx, "x", "boom"), "Publish")
 	must(t, ins[0].Events().Publish(ctx, "x", "after"), "Publish")
-	eventually(t, deliveryBound, func() bool { return survivor.any(hasPayload("after")) }, "the panicking subscription keeps receiving")
-	eventually(t, deliveryBound, func() bool { return other.len() == 2 && remote.len() == 2 }, "other subscribers receive both")
-	eventually(t, time.Second, func() bool { return ins[1].Events().Stats().Panics == 1 }, "Stats().Panics = 1 (got %d)", ins[1].Events().Stats().Panics)
+	eventually(t, tm.delivery, func() bool { return survivor.any(hasPayload("after")) }, "the panicking subscription keeps receiving")
+	eventually(t, tm.delivery, func() bool { return other.len() == 2 && remote.len() == 2 }, "other subscribers receive both")
+	eventually(t, tm.prompt, func() bool { return ins[1].Events().Stats().Panics == 1 }, "Stats().Panics = 1 (got %d)", ins[1].Events().Stats().Panics)
 }
 
 func testEvBlocked(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 3)
 	ctx := ctxOf(t)
 	g := newGate(t)
@@ -306,15 +315,16 @@ func testEvBlocked(t *testing.T, h Harness) {
 		must(t, ins[0].Events().Publish(ctx, "b", i), "Publish")
 		must(t, ins[0].Events().Publish(ctx, "b2", i), "Publish")
 	}
-	if !closedWithin(blocked.ch, deliveryBound) {
+	if !closedWithin(blocked.ch, tm.delivery) {
 		t.Fatal("the blocking handler was never called")
 	}
-	eventually(t, deliveryBound, func() bool { return same.len() == n && remote.len() == n && sameOther.len() == n },
+	eventually(t, tm.delivery, func() bool { return same.len() == n && remote.len() == n && sameOther.len() == n },
 		"subscribers next to a blocked one receive all %d (%d, %d, %d)", n, func() any { return same.len() }, func() any { return sameOther.len() }, func() any { return remote.len() })
 	g.open()
 }
 
 func testEvOverflow(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 2)
 	ctx := ctxOf(t)
 	g := newGate(t)
@@ -326,15 +336,15 @@ func testEvOverflow(t *testing.T, h Harness) {
 	for i := 0; i < n; i++ {
 		must(t, ins[0].Events().Publish(ctx, "o", fmt.Sprintf("p/%d", i)), "Publish")
 	}
-	if !closedWithin(blocked.ch, deliveryBound) {
+	if !closedWithin(blocked.ch, tm.delivery) {
 		t.Fatal("handler never called")
 	}
-	eventually(t, deliveryBound, func() bool { return ins[1].Events().Stats().Dropped > 0 },
+	eventually(t, tm.delivery, func() bool { return ins[1].Events().Stats().Dropped > 0 },
 		"a queue of 1 behind a blocked handler overflows and counts drops (Stats %+v)", func() any { return ins[1].Events().Stats() })
 	g.open()
 	// The queue may still be full of what was queued before the gate
 	// opened, so "end" is sent until one gets through.
-	retrying(t, deliveryBound, func() bool {
+	retrying(t, tm.delivery, func() bool {
 		must(t, ins[0].Events().Publish(ctx, "o", "end"), "Publish")
 		return rec.any(hasPayload("end"))
 	}, "delivery resumes after the overflow")
@@ -356,6 +366,7 @@ func testEvOverflow(t *testing.T, h Harness) {
 }
 
 func testEvStats(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 2)
 	ctx := ctxOf(t)
 	rec, _ := subEv(t, ins[1], "s")
@@ -364,11 +375,11 @@ func testEvStats(t *testing.T, h Harness) {
 		must(t, ins[0].Events().Publish(ctx, "s", i), "Publish")
 	}
 	must(t, ins[0].Events().Publish(ctx, "nobody-listens", 1), "Publish")
-	eventually(t, deliveryBound, func() bool { return rec.len() == 4 }, "deliveries")
+	eventually(t, tm.delivery, func() bool { return rec.len() == 4 }, "deliveries")
 	if st := ins[0].Events().Stats(); st.Published != 5 {
 		t.Errorf("sender's Stats().Published = %d, want 5", st.Published)
 	}
-	eventually(t, time.Second, func() bool { return ins[1].Events().Stats().Received == 4 },
+	eventually(t, tm.prompt, func() bool { return ins[1].Events().Stats().Received == 4 },
 		"receiver's Stats().Received = 4 (got %+v)", func() any { return ins[1].Events().Stats() })
 	st := ins[1].Events().Stats()
 	if st.Dropped != 0 || st.Malformed != 0 || st.Panics != 0 || st.Published != 0 {
@@ -377,6 +388,7 @@ func testEvStats(t *testing.T, h Harness) {
 }
 
 func testEvBadInput(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 2)
 	ctx := ctxOf(t)
 	rec, _ := subEv(t, ins[1], "t")
@@ -399,7 +411,7 @@ func testEvBadInput(t *testing.T, h Harness) {
 		_, err := ev.Subscribe(ctx, "t", func(coord.Event) {}, coord.WithQueueSize(q))
 		invalid(fmt.Sprintf("Subscribe with queue size %d", q), err)
 	}
-	evFence(t, ins[0], "t", "fence", rec)
+	evFence(t, tm, ins[0], "t", "fence", rec)
 	if got := payloadsOf(rec.all()); !slices.Equal(got, []string{"fence"}) {
 		t.Errorf("refused events were delivered: %v", got)
 	}
@@ -409,6 +421,7 @@ func testEvBadInput(t *testing.T, h Harness) {
 }
 
 func testEvCut(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	cutter, ok := h.(SubscriptionCutter)
 	if !ok {
 		t.Fatalf("harness %T declares CutSubscription but does not implement SubscriptionCutter", h)
@@ -417,9 +430,9 @@ func testEvCut(t *testing.T, h Harness) {
 	ctx := ctxOf(t)
 	rec, sub := subEv(t, ins[1], "cut")
 	control, _ := subEv(t, ins[2], "cut")
-	evFence(t, ins[0], "cut", "before", rec, control)
+	evFence(t, tm, ins[0], "cut", "before", rec, control)
 	cutter.CutSubscription(t, ins[1])
-	retrying(t, 5*time.Second, func() bool {
+	retrying(t, tm.reconnect, func() bool {
 		must(t, ins[0].Events().Publish(ctx, "cut", "after"), "Publish")
 		return rec.any(hasPayload("after"))
 	}, "event delivery resumes after a cut")
@@ -434,10 +447,11 @@ func testEvCut(t *testing.T, h Harness) {
 }
 
 func testEvForeignMalformed(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	fp := foreign(t, h)
 	ins := instances(t, h, 2)
 	rec, _ := subEv(t, ins[1], "t")
-	evFence(t, ins[0], "t", "before", rec)
+	evFence(t, tm, ins[0], "t", "before", rec)
 	bad := []string{
 		`not json`,
 		`{"instanceId":"x","event":"t","payload":`,
@@ -449,28 +463,29 @@ func testEvForeignMalformed(t *testing.T, h Harness) {
 	for _, m := range bad {
 		fp.PublishRaw(t, "event", []byte(m))
 	}
-	eventually(t, deliveryBound, func() bool { return ins[1].Events().Stats().Malformed >= uint64(len(bad)) },
+	eventually(t, tm.delivery, func() bool { return ins[1].Events().Stats().Malformed >= uint64(len(bad)) },
 		"%d malformed events counted (Stats %+v)", func() any { return len(bad) }, func() any { return ins[1].Events().Stats() })
-	evFence(t, ins[0], "t", "after", rec)
+	evFence(t, tm, ins[0], "t", "after", rec)
 	if got := payloadsOf(rec.all()); !slices.Equal(got, []string{"before", "after"}) {
 		t.Errorf("subscriber received %v around malformed messages", got)
 	}
 }
 
 func testEvForeignWellFormed(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	fp := foreign(t, h)
 	ins := instances(t, h, 1)
 	rec, _ := subEv(t, ins[0], "shard.rebalance")
 	fp.PublishRaw(t, "event", []byte(`{"instanceId":"node-legacy","event":"shard.rebalance","payload":{"shard":3,"id":1234567890123456789},"timestamp":1700000000789}`))
 	fp.PublishRaw(t, "event", []byte(`{"instanceId":"node-legacy","event":"other","payload":1,"timestamp":1700000000789}`))
-	eventually(t, deliveryBound, func() bool { return rec.len() >= 1 }, "an event in the Node fleet's wire format is delivered")
+	eventually(t, tm.delivery, func() bool { return rec.len() >= 1 }, "an event in the Node fleet's wire format is delivered")
 	e := rec.all()[0]
 	if e.Topic != "shard.rebalance" || e.InstanceID != "node-legacy" || string(e.Payload) != `{"shard":3,"id":1234567890123456789}` ||
 		!e.Timestamp.Equal(time.UnixMilli(1700000000789)) {
 		t.Errorf("event from the wire = %+v", e)
 	}
 	fp.PublishRaw(t, "event", []byte(`{"instanceId":"node-legacy","event":"shard.rebalance","payload":"last","timestamp":1700000000789}`))
-	eventually(t, deliveryBound, func() bool { return rec.any(hasPayload("last")) }, "last event")
+	eventually(t, tm.delivery, func() bool { return rec.any(hasPayload("last")) }, "last event")
 	if n := rec.len(); n != 2 {
 		t.Errorf("subscriber of one topic received %d events, want 2", n)
 	}

@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"testing"
+	"time"
 
 	"github.com/cgn-bot/coord"
 )
@@ -34,6 +35,12 @@ type Capabilities struct {
 	Restart bool
 	// ForeignPublish: the Harness implements [ForeignPublisher].
 	ForeignPublish bool
+	// LeaseGranularity is the shortest lease the backend keeps to its
+	// length, and the precision of its expiry (an etcd lease is whole
+	// seconds). Every lease a case asks for, and every bound that waits
+	// on an expiry, is scaled to it. Zero means 1ms (the memory backend,
+	// Redis); a negative value fails the CapabilitiesHonest case.
+	LeaseGranularity time.Duration
 }
 
 // SubscriptionCutter is a fault hook: it cuts an instance's subscriber

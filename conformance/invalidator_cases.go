@@ -17,9 +17,6 @@ import (
 	"github.com/cgn-bot/coord/driver"
 )
 
-// deliveryBound is how long a message may take to reach a subscriber.
-const deliveryBound = 3 * time.Second
-
 func invalidatorCases() []testCase {
 	return []testCase{
 		{name: "KeyReachesEveryOther", run: testInvKeyReachesEveryOther},
@@ -75,10 +72,10 @@ func keysOf(invs []coord.Invalidation) []string {
 // fence waits until every recorder has received an invalidation of key
 // published by from: later checks that something was not delivered then
 // compare against deliveries that had as long to arrive.
-func invFence(t *testing.T, from coord.Backend, key string, recs ...*recorder[coord.Invalidation]) {
+func invFence(t *testing.T, tm timing, from coord.Backend, key string, recs ...*recorder[coord.Invalidation]) {
 	t.Helper()
 	must(t, from.Invalidator().Invalidate(ctxOf(t), key, nil), "Invalidate")
-	eventually(t, deliveryBound, func() bool {
+	eventually(t, tm.delivery, func() bool {
 		for _, r := range recs {
 			if !r.any(hasKey(key)) {
 				return false
@@ -88,7 +85,7 @@ func invFence(t *testing.T, from coord.Backend, key string, recs ...*recorder[co
 	}, "marker %q delivered", key)
 }
 
-func checkInvFrom(t *testing.T, what string, got coord.Invalidation, kind coord.InvalidationKind, key string, from coord.Backend) {
+func checkInvFrom(t *testing.T, tm timing, what string, got coord.Invalidation, kind coord.InvalidationKind, key string, from coord.Backend) {
 	t.Helper()
 	if got.Kind != kind || got.Key != key {
 		t.Errorf("%s: got %v %q, want %v %q", what, got.Kind, got.Key, kind, key)
@@ -96,7 +93,7 @@ func checkInvFrom(t *testing.T, what string, got coord.Invalidation, kind coord.
 	if got.InstanceID != from.InstanceID() {
 		t.Errorf("%s: InstanceID %q, want the publisher's %q", what, got.InstanceID, from.InstanceID())
 	}
-	if !near(got.Timestamp, time.Now(), 10*time.Second) {
+	if !near(got.Timestamp, time.Now(), tm.clock) {
 		t.Errorf("%s: Timestamp %v is not about now", what, got.Timestamp)
 	}
 	if got.Reason != "" {
@@ -105,6 +102,7 @@ func checkInvFrom(t *testing.T, what string, got coord.Invalidation, kind coord.
 }
 
 func testInvKeyReachesEveryOther(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 3)
 	ctx := ctxOf(t)
 	recs := make([]*recorder[coord.Invalidation], 3)
@@ -112,10 +110,10 @@ func testInvKeyReachesEveryOther(t *testing.T, h Harness) {
 		recs[i], _ = subInv(t, in)
 	}
 	must(t, ins[0].Invalidator().Invalidate(ctx, "user:42", map[string]any{"v": 7}), "Invalidate")
-	eventually(t, deliveryBound, func() bool { return recs[1].len() >= 1 && recs[2].len() >= 1 }, "B and C receive")
+	eventually(t, tm.delivery, func() bool { return recs[1].len() >= 1 && recs[2].len() >= 1 }, "B and C receive")
 	for i := 1; i < 3; i++ {
 		got := recs[i].all()[0]
-		checkInvFrom(t, fmt.Sprintf("instance %d", i), got, coord.KeyInvalidation, "user:42", ins[0])
+		checkInvFrom(t, tm, fmt.Sprintf("instance %d", i), got, coord.KeyInvalidation, "user:42", ins[0])
 		if string(got.Metadata) != `{"v":7}` {
 			t.Errorf("Metadata = %s, want {\"v\":7}", got.Metadata)
 		}
@@ -123,17 +121,18 @@ func testInvKeyReachesEveryOther(t *testing.T, h Harness) {
 			t.Errorf("Matches is wrong for %+v", got)
 		}
 	}
-	invFence(t, ins[1], "marker", recs[0], recs[2])
+	invFence(t, tm, ins[1], "marker", recs[0], recs[2])
 	if got := keysOf(recs[0].all()); !slices.Equal(got, []string{"marker"}) {
 		t.Errorf("the sender received %v, want only the marker from another instance", got)
 	}
-	invFence(t, ins[2], "marker2", recs[0], recs[1])
+	invFence(t, tm, ins[2], "marker2", recs[0], recs[1])
 	if got := keysOf(recs[1].all()); !slices.Equal(got, []string{"user:42", "marker2"}) {
 		t.Errorf("instance 1 received %v", got)
 	}
 }
 
 func testInvPatternReachesEveryOther(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 3)
 	ctx := ctxOf(t)
 	recs := make([]*recorder[coord.Invalidation], 3)
@@ -141,10 +140,10 @@ func testInvPatternReachesEveryOther(t *testing.T, h Harness) {
 		recs[i], _ = subInv(t, in)
 	}
 	must(t, ins[1].Invalidator().InvalidatePattern(ctx, "user:*", "why"), "InvalidatePattern")
-	eventually(t, deliveryBound, func() bool { return recs[0].len() >= 1 && recs[2].len() >= 1 }, "A and C receive")
+	eventually(t, tm.delivery, func() bool { return recs[0].len() >= 1 && recs[2].len() >= 1 }, "A and C receive")
 	for _, i := range []int{0, 2} {
 		got := recs[i].all()[0]
-		checkInvFrom(t, fmt.Sprintf("instance %d", i), got, coord.PatternInvalidation, "user:*", ins[1])
+		checkInvFrom(t, tm, fmt.Sprintf("instance %d", i), got, coord.PatternInvalidation, "user:*", ins[1])
 		if string(got.Metadata) != `"why"` {
 			t.Errorf("Metadata = %s", got.Metadata)
 		}
@@ -152,21 +151,22 @@ func testInvPatternReachesEveryOther(t *testing.T, h Harness) {
 			t.Errorf("Matches is wrong for pattern %q", got.Key)
 		}
 	}
-	invFence(t, ins[0], "marker", recs[1])
+	invFence(t, tm, ins[0], "marker", recs[1])
 	if got := keysOf(recs[1].all()); !slices.Equal(got, []string{"marker"}) {
 		t.Errorf("the sender received %v, want only the marker from another instance", got)
 	}
 }
 
 func testInvIncludeOwn(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 2)
 	ctx := ctxOf(t)
 	own, _ := subInv(t, ins[0], coord.IncludeOwn())
 	plain, _ := subInv(t, ins[0])
 	must(t, ins[0].Invalidator().Invalidate(ctx, "mine", nil), "Invalidate")
 	must(t, ins[0].Invalidator().InvalidatePattern(ctx, "mine:*", nil), "InvalidatePattern")
-	eventually(t, deliveryBound, func() bool { return own.len() >= 2 }, "own invalidations with IncludeOwn")
-	invFence(t, ins[1], "theirs", own, plain)
+	eventually(t, tm.delivery, func() bool { return own.len() >= 2 }, "own invalidations with IncludeOwn")
+	invFence(t, tm, ins[1], "theirs", own, plain)
 	if got := keysOf(own.all()); !slices.Equal(got, []string{"mine", "mine:*", "theirs"}) {
 		t.Errorf("IncludeOwn subscriber received %v", got)
 	}
@@ -179,6 +179,7 @@ func testInvIncludeOwn(t *testing.T, h Harness) {
 }
 
 func testInvMetadataRoundTrip(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 2)
 	ctx := ctxOf(t)
 	rec, _ := subInv(t, ins[1])
@@ -187,7 +188,7 @@ func testInvMetadataRoundTrip(t *testing.T, h Harness) {
 		must(t, ins[0].Invalidator().Invalidate(ctx, "k"+strconv.Itoa(i), m), "Invalidate")
 	}
 	must(t, ins[0].Invalidator().Invalidate(ctx, "nil", nil), "Invalidate")
-	eventually(t, deliveryBound, func() bool { return rec.len() >= len(metas)+1 }, "all invalidations")
+	eventually(t, tm.delivery, func() bool { return rec.len() >= len(metas)+1 }, "all invalidations")
 	got := rec.all()
 	for i, m := range metas {
 		want, err := driver.EncodePayload(m, 0)
@@ -246,6 +247,7 @@ func checkOrder(t *testing.T, got []string, publishers []string, n int) {
 }
 
 func testInvOrder(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 3)
 	ctx := ctxOf(t)
 	rec, _ := subInv(t, ins[2])
@@ -268,11 +270,12 @@ func testInvOrder(t *testing.T, h Harness) {
 		})
 	}
 	wg.Wait()
-	eventually(t, deliveryBound, func() bool { return rec.len() >= 2*n }, "%d invalidations (got %d)", 2*n, rec.len())
+	eventually(t, tm.delivery, func() bool { return rec.len() >= 2*n }, "%d invalidations (got %d)", 2*n, rec.len())
 	checkOrder(t, keysOf(rec.all()), []string{"p0", "p1"}, n)
 }
 
 func testInvOnlyKey(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 2)
 	ctx := ctxOf(t)
 	only, _ := subInv(t, ins[1], coord.OnlyKey("user:42"))
@@ -286,7 +289,7 @@ func testInvOnlyKey(t *testing.T, h Harness) {
 	must(t, inv.InvalidatePattern(ctx, "user:*", nil), "InvalidatePattern")
 	must(t, inv.InvalidatePattern(ctx, "user:[0-3]2", nil), "InvalidatePattern")
 	must(t, inv.Invalidate(ctx, "user:42", "end"), "Invalidate")
-	eventually(t, deliveryBound, func() bool { return all.len() >= 8 && only.len() >= 4 }, "deliveries")
+	eventually(t, tm.delivery, func() bool { return all.len() >= 8 && only.len() >= 4 }, "deliveries")
 	want := []string{"user:42", "user:4?", "user:*", "user:42"}
 	if got := keysOf(only.all()); !slices.Equal(got, want) {
 		t.Errorf("OnlyKey(user:42) received %v, want %v", got, want)
@@ -297,6 +300,7 @@ func testInvOnlyKey(t *testing.T, h Harness) {
 }
 
 func testInvGlob(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 2)
 	ctx := ctxOf(t)
 	recs := map[string]*recorder[coord.Invalidation]{}
@@ -309,7 +313,7 @@ func testInvGlob(t *testing.T, h Harness) {
 	for _, k := range globKeys {
 		must(t, ins[0].Invalidator().Invalidate(ctx, k, "end"), "Invalidate")
 	}
-	eventually(t, deliveryBound, func() bool {
+	eventually(t, tm.delivery, func() bool {
 		for _, k := range globKeys {
 			if !recs[k].any(hasKey(k)) {
 				return false
@@ -332,31 +336,33 @@ func testInvGlob(t *testing.T, h Harness) {
 }
 
 func testInvSubscribeActive(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 2)
 	ctx := ctxOf(t)
 	for i := 0; i < 20; i++ {
 		rec, sub := subInv(t, ins[1])
 		key := "active-" + strconv.Itoa(i)
 		must(t, ins[0].Invalidator().Invalidate(ctx, key, nil), "Invalidate")
-		eventually(t, deliveryBound, func() bool { return rec.any(hasKey(key)) },
+		eventually(t, tm.delivery, func() bool { return rec.any(hasKey(key)) },
 			"an invalidation published right after Subscribe returned is delivered (round %d)", i)
 		sub.Unsubscribe()
 	}
 }
 
 func testInvUnsubscribe(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 2)
 	ctx := ctxOf(t)
 	gone, sub := subInv(t, ins[1])
 	stay, _ := subInv(t, ins[1])
-	invFence(t, ins[0], "before", gone, stay)
+	invFence(t, tm, ins[0], "before", gone, stay)
 	sub.Unsubscribe()
-	if !closedWithin(sub.Done(), time.Second) {
+	if !closedWithin(sub.Done(), tm.prompt) {
 		t.Errorf("Done not closed after Unsubscribe")
 	}
 	sub.Unsubscribe() // idempotent
 	must(t, ins[0].Invalidator().Invalidate(ctx, "after", nil), "Invalidate")
-	invFence(t, ins[0], "fence", stay)
+	invFence(t, tm, ins[0], "fence", stay)
 	if got := keysOf(gone.all()); !slices.Equal(got, []string{"before"}) {
 		t.Errorf("an unsubscribed handler received %v", got)
 	}
@@ -366,6 +372,7 @@ func testInvUnsubscribe(t *testing.T, h Harness) {
 }
 
 func testInvContextEnds(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 2)
 	ctx := ctxOf(t)
 	sctx, cancel := context.WithCancel(ctx)
@@ -373,23 +380,24 @@ func testInvContextEnds(t *testing.T, h Harness) {
 	sub, err := ins[1].Invalidator().Subscribe(sctx, rec.add)
 	must(t, err, "Subscribe")
 	stay, _ := subInv(t, ins[1])
-	invFence(t, ins[0], "before", rec, stay)
+	invFence(t, tm, ins[0], "before", rec, stay)
 	cancel()
-	if !closedWithin(sub.Done(), 2*time.Second) {
-		t.Fatalf("Done not closed within 2s of the subscription's ctx ending")
+	if !closedWithin(sub.Done(), tm.ended) {
+		t.Fatalf("Done not closed within %v of the subscription's ctx ending", tm.ended)
 	}
-	invFence(t, ins[0], "after", stay)
+	invFence(t, tm, ins[0], "after", stay)
 	if got := keysOf(rec.all()); !slices.Equal(got, []string{"before"}) {
 		t.Errorf("a subscription whose ctx ended received %v", got)
 	}
 	// A subscription made with an ended ctx ends at once (or is refused).
 	sub2, err := ins[1].Invalidator().Subscribe(sctx, rec.add)
-	if err == nil && !closedWithin(sub2.Done(), 2*time.Second) {
+	if err == nil && !closedWithin(sub2.Done(), tm.ended) {
 		t.Errorf("a subscription made with a cancelled ctx is live")
 	}
 }
 
 func testInvUnsubscribeInHandler(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 2)
 	ctx := ctxOf(t)
 	var mu sync.Mutex
@@ -410,10 +418,10 @@ func testInvUnsubscribeInHandler(t *testing.T, h Harness) {
 	for i := 0; i < 5; i++ {
 		must(t, ins[0].Invalidator().Invalidate(ctx, "k"+strconv.Itoa(i), nil), "Invalidate")
 	}
-	if !closedWithin(sub.Done(), 2*time.Second) {
-		t.Fatalf("Unsubscribe from within the handler did not end the subscription within 2s")
+	if !closedWithin(sub.Done(), tm.ended) {
+		t.Fatalf("Unsubscribe from within the handler did not end the subscription within %v", tm.ended)
 	}
-	invFence(t, ins[0], "fence", stay)
+	invFence(t, tm, ins[0], "fence", stay)
 	mu.Lock()
 	defer mu.Unlock()
 	if calls != 1 {
@@ -422,6 +430,7 @@ func testInvUnsubscribeInHandler(t *testing.T, h Harness) {
 }
 
 func testInvPanic(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 3)
 	ctx := ctxOf(t)
 	survivor := &recorder[coord.Invalidation]{}
@@ -436,13 +445,14 @@ func testInvPanic(t *testing.T, h Harness) {
 	remote, _ := subInv(t, ins[2])
 	must(t, ins[0].Invalidator().Invalidate(ctx, "boom", nil), "Invalidate")
 	must(t, ins[0].Invalidator().Invalidate(ctx, "after", nil), "Invalidate")
-	eventually(t, deliveryBound, func() bool { return survivor.any(hasKey("after")) },
+	eventually(t, tm.delivery, func() bool { return survivor.any(hasKey("after")) },
 		"the panicking subscription keeps receiving")
-	eventually(t, deliveryBound, func() bool { return other.len() == 2 && remote.len() == 2 }, "other subscribers receive both")
-	eventually(t, time.Second, func() bool { return ins[1].Invalidator().Stats().Panics == 1 }, "Stats().Panics = 1 (got %d)", ins[1].Invalidator().Stats().Panics)
+	eventually(t, tm.delivery, func() bool { return other.len() == 2 && remote.len() == 2 }, "other subscribers receive both")
+	eventually(t, tm.prompt, func() bool { return ins[1].Invalidator().Stats().Panics == 1 }, "Stats().Panics = 1 (got %d)", ins[1].Invalidator().Stats().Panics)
 }
 
 func testInvBlocked(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 3)
 	ctx := ctxOf(t)
 	g := newGate(t)
@@ -455,10 +465,10 @@ func testInvBlocked(t *testing.T, h Harness) {
 	for i := 0; i < n; i++ {
 		must(t, ins[0].Invalidator().Invalidate(ctx, "k"+strconv.Itoa(i), nil), "Invalidate")
 	}
-	if !closedWithin(blocked.ch, deliveryBound) {
+	if !closedWithin(blocked.ch, tm.delivery) {
 		t.Fatal("the blocking handler was never called")
 	}
-	eventually(t, deliveryBound, func() bool { return same.len() == n && remote.len() == n },
+	eventually(t, tm.delivery, func() bool { return same.len() == n && remote.len() == n },
 		"subscribers next to a blocked one receive all %d (same instance %d, other %d)", n, func() any { return same.len() }, func() any { return remote.len() })
 	g.open()
 }
@@ -508,6 +518,7 @@ func silentSkip(got []coord.Invalidation, n int, prefix string) int {
 }
 
 func testInvOverflow(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 2)
 	ctx := ctxOf(t)
 	g := newGate(t)
@@ -523,19 +534,19 @@ func testInvOverflow(t *testing.T, h Harness) {
 	for i := 0; i < n; i++ {
 		must(t, ins[0].Invalidator().Invalidate(ctx, "k"+strconv.Itoa(i), nil), "Invalidate")
 	}
-	if !closedWithin(blocked.ch, deliveryBound) {
+	if !closedWithin(blocked.ch, tm.delivery) {
 		t.Fatal("handler never called")
 	}
-	eventually(t, deliveryBound, func() bool { return ins[1].Invalidator().Stats().Dropped > 0 },
+	eventually(t, tm.delivery, func() bool { return ins[1].Invalidator().Stats().Dropped > 0 },
 		"a queue of 2 behind a blocked handler overflows and counts drops (Stats %+v)", func() any { return ins[1].Invalidator().Stats() })
 	g.open()
 	// Once there is room again, a PurgeAll arrives, and delivery goes on.
-	eventually(t, deliveryBound, func() bool { return rec.any(isPurge) }, "PurgeAll after an overflow")
+	eventually(t, tm.delivery, func() bool { return rec.any(isPurge) }, "PurgeAll after an overflow")
 	// Delivery is at most once: a reconnect may lose a marker (and send a
 	// PurgeAll instead), so the marker is sent again until one arrives.
-	retrying(t, deliveryBound, func() bool {
+	retrying(t, tm.delivery, func() bool {
 		must(t, ins[0].Invalidator().Invalidate(ctx, "end", nil), "Invalidate")
-		return within(200*time.Millisecond, func() bool { return rec.any(hasKey("end")) })
+		return within(tm.resend, func() bool { return rec.any(hasKey("end")) })
 	}, "delivery resumes after the overflow")
 	got := rec.all()
 	checkNoSilentSkip(t, got, n, "k")
@@ -555,6 +566,7 @@ func testInvOverflow(t *testing.T, h Harness) {
 }
 
 func testInvConcurrent(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 4)
 	ctx := ctxOf(t)
 	rec, _ := subInv(t, ins[3])
@@ -571,7 +583,7 @@ func testInvConcurrent(t *testing.T, h Harness) {
 		})
 	}
 	wg.Wait()
-	eventually(t, deliveryBound, func() bool { return rec.len() >= gs*perG }, "all %d invalidations (got %d)", gs*perG, rec.len())
+	eventually(t, tm.delivery, func() bool { return rec.len() >= gs*perG }, "all %d invalidations (got %d)", gs*perG, rec.len())
 	var pubs []string
 	for g := 0; g < gs; g++ {
 		pubs = append(pubs, fmt.Sprintf("g%d", g))
@@ -581,6 +593,7 @@ func testInvConcurrent(t *testing.T, h Harness) {
 }
 
 func testInvStats(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 3)
 	ctx := ctxOf(t)
 	recB, _ := subInv(t, ins[1])
@@ -589,11 +602,11 @@ func testInvStats(t *testing.T, h Harness) {
 		must(t, ins[0].Invalidator().Invalidate(ctx, "k"+strconv.Itoa(i), nil), "Invalidate")
 	}
 	must(t, ins[0].Invalidator().InvalidatePattern(ctx, "k*", nil), "InvalidatePattern")
-	eventually(t, deliveryBound, func() bool { return recB.len() == 5 }, "deliveries")
+	eventually(t, tm.delivery, func() bool { return recB.len() == 5 }, "deliveries")
 	if st := ins[0].Invalidator().Stats(); st.Sent != 5 {
 		t.Errorf("sender's Stats().Sent = %d, want 5", st.Sent)
 	}
-	eventually(t, time.Second, func() bool { return ins[1].Invalidator().Stats().Received == 5 },
+	eventually(t, tm.prompt, func() bool { return ins[1].Invalidator().Stats().Received == 5 },
 		"receiver's Stats().Received = 5 (got %+v)", func() any { return ins[1].Invalidator().Stats() })
 	st := ins[1].Invalidator().Stats()
 	if st.Dropped != 0 || st.Malformed != 0 || st.Panics != 0 || st.Purges != 0 || st.Sent != 0 {
@@ -605,6 +618,7 @@ func testInvStats(t *testing.T, h Harness) {
 }
 
 func testInvBadInput(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 2)
 	ctx := ctxOf(t)
 	rec, _ := subInv(t, ins[1])
@@ -632,7 +646,7 @@ func testInvBadInput(t *testing.T, h Harness) {
 		_, err := inv.Subscribe(ctx, func(coord.Invalidation) {}, coord.WithQueueSize(q))
 		invalid(fmt.Sprintf("Subscribe with queue size %d", q), err)
 	}
-	invFence(t, ins[0], "fence", rec)
+	invFence(t, tm, ins[0], "fence", rec)
 	if got := keysOf(rec.all()); !slices.Equal(got, []string{"fence"}) {
 		t.Errorf("refused invalidations were delivered: %v", got)
 	}
@@ -656,6 +670,7 @@ func badPayloads() map[string]any {
 }
 
 func testInvCut(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	cutter, ok := h.(SubscriptionCutter)
 	if !ok {
 		t.Fatalf("harness %T declares CutSubscription but does not implement SubscriptionCutter", h)
@@ -665,7 +680,7 @@ func testInvCut(t *testing.T, h Harness) {
 	all, _ := subInv(t, ins[1])
 	only, _ := subInv(t, ins[1], coord.OnlyKey("k3"))
 	control, _ := subInv(t, ins[2])
-	invFence(t, ins[0], "before", all, control)
+	invFence(t, tm, ins[0], "before", all, control)
 	purgesBefore := ins[1].Invalidator().Stats().Purges
 
 	cutter.CutSubscription(t, ins[1])
@@ -673,9 +688,9 @@ func testInvCut(t *testing.T, h Harness) {
 	for i := 0; i < n; i++ {
 		must(t, ins[0].Invalidator().Invalidate(ctx, "k"+strconv.Itoa(i), nil), "Invalidate")
 	}
-	eventually(t, 5*time.Second, func() bool { return all.any(isPurge) && only.any(isPurge) },
+	eventually(t, tm.reconnect, func() bool { return all.any(isPurge) && only.any(isPurge) },
 		"every invalidation subscriber of the cut instance gets a PurgeAll (all: %v, OnlyKey: %v)", func() any { return keysOf(all.all()) }, func() any { return keysOf(only.all()) })
-	retrying(t, 5*time.Second, func() bool {
+	retrying(t, tm.reconnect, func() bool {
 		must(t, ins[0].Invalidator().Invalidate(ctx, "after", nil), "Invalidate")
 		return all.any(hasKey("after"))
 	}, "delivery resumes after the cut")
@@ -690,7 +705,7 @@ func testInvCut(t *testing.T, h Harness) {
 	if control.any(isPurge) {
 		t.Errorf("an instance whose subscription was not cut got a PurgeAll")
 	}
-	eventually(t, deliveryBound, func() bool { return control.any(hasKey("after")) }, "the uncut instance receives all")
+	eventually(t, tm.delivery, func() bool { return control.any(hasKey("after")) }, "the uncut instance receives all")
 	got = control.all()
 	if got[0].Key != "before" {
 		t.Fatalf("control: first invalidation %v, want before", keysOf(got[:1]))
@@ -705,6 +720,7 @@ func testInvCut(t *testing.T, h Harness) {
 // gap, in that order and with nothing between them but invalidations; a
 // subscriber without it gets only the PurgeAll.
 func testInvCutGapNotice(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	cutter, ok := h.(SubscriptionCutter)
 	if !ok {
 		t.Fatalf("harness %T declares CutSubscription but does not implement SubscriptionCutter", h)
@@ -713,12 +729,12 @@ func testInvCutGapNotice(t *testing.T, h Harness) {
 	ctx := ctxOf(t)
 	gaps, _ := subInv(t, ins[1], coord.NotifyGaps())
 	plain, _ := subInv(t, ins[1])
-	invFence(t, ins[0], "before", gaps, plain)
+	invFence(t, tm, ins[0], "before", gaps, plain)
 	cutter.CutSubscription(t, ins[1])
 	isGap := func(i coord.Invalidation) bool { return i.Kind == coord.GapStart }
-	eventually(t, 5*time.Second, func() bool { return gaps.any(isGap) }, "a GapStart after the cut (got %v)", func() any { return gaps.all() })
-	eventually(t, 5*time.Second, func() bool { return gaps.any(isPurge) && plain.any(isPurge) }, "the PurgeAll that ends the gap")
-	retrying(t, 5*time.Second, func() bool {
+	eventually(t, tm.reconnect, func() bool { return gaps.any(isGap) }, "a GapStart after the cut (got %v)", func() any { return gaps.all() })
+	eventually(t, tm.reconnect, func() bool { return gaps.any(isPurge) && plain.any(isPurge) }, "the PurgeAll that ends the gap")
+	retrying(t, tm.reconnect, func() bool {
 		must(t, ins[0].Invalidator().Invalidate(ctx, "after", nil), "Invalidate")
 		return gaps.any(hasKey("after"))
 	}, "delivery resumes after the cut")
@@ -754,10 +770,11 @@ func foreign(t *testing.T, h Harness) ForeignPublisher {
 // (leading and trailing: a burst gets at most two), and the last
 // malformed message is always followed by one.
 func testInvForeignMalformed(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	fp := foreign(t, h)
 	ins := instances(t, h, 2)
 	rec, _ := subInv(t, ins[1])
-	invFence(t, ins[0], "before", rec)
+	invFence(t, tm, ins[0], "before", rec)
 	bad := map[string][]string{
 		"invalidate": {
 			`not json`,
@@ -787,10 +804,10 @@ func testInvForeignMalformed(t *testing.T, h Harness) {
 		}
 	}
 	sent := time.Since(start)
-	eventually(t, deliveryBound, func() bool { return ins[1].Invalidator().Stats().Malformed >= uint64(total) },
+	eventually(t, tm.delivery, func() bool { return ins[1].Invalidator().Stats().Malformed >= uint64(total) },
 		"%d malformed messages counted (Stats %+v)", total, func() any { return ins[1].Invalidator().Stats() })
-	eventually(t, deliveryBound, func() bool { return rec.any(isPurge) }, "a PurgeAll after malformed invalidations")
-	invFence(t, ins[0], "after", rec)
+	eventually(t, tm.delivery, func() bool { return rec.any(isPurge) }, "a PurgeAll after malformed invalidations")
+	invFence(t, tm, ins[0], "after", rec)
 	var keys []string
 	purges := 0
 	for _, inv := range rec.all() {
@@ -811,13 +828,13 @@ func testInvForeignMalformed(t *testing.T, h Harness) {
 	}
 	// Rate limit: all were published within sent; one PurgeAll per
 	// second, the first at once and one owed at the end of the second.
-	if limit := 2 + int(sent/time.Second); purges > limit {
+	if limit := 2 + int(sent/tm.purgeEvery); purges > limit {
 		t.Errorf("%d PurgeAlls for %d malformed messages published within %v, want at most %d (one per second)", purges, total, sent, limit)
 	}
-	if purges < 2 && sent < time.Second {
+	if purges < 2 && sent < tm.purgeEvery {
 		// The messages after the first PurgeAll are owed one: it comes
 		// within a second and the delivery bound.
-		eventually(t, time.Second+deliveryBound, func() bool {
+		eventually(t, tm.purgeEvery+tm.delivery, func() bool {
 			n := 0
 			for _, inv := range rec.all() {
 				if isPurge(inv) {
@@ -830,12 +847,13 @@ func testInvForeignMalformed(t *testing.T, h Harness) {
 }
 
 func testInvForeignWellFormed(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	fp := foreign(t, h)
 	ins := instances(t, h, 1)
 	rec, _ := subInv(t, ins[0])
 	fp.PublishRaw(t, "invalidate", []byte(`{"instanceId":"node-legacy","cacheKey":"user:1","metadata":{"by":"node"},"timestamp":1700000000123}`))
 	fp.PublishRaw(t, "pattern", []byte(`{"instanceId":"node-legacy","cacheKey":"user:*","metadata":null,"timestamp":1700000000456}`))
-	eventually(t, deliveryBound, func() bool { return rec.len() >= 2 }, "messages in the Node fleet's wire format are delivered")
+	eventually(t, tm.delivery, func() bool { return rec.len() >= 2 }, "messages in the Node fleet's wire format are delivered")
 	got := rec.all()
 	if got[0].Kind != coord.KeyInvalidation || got[0].Key != "user:1" || got[0].InstanceID != "node-legacy" ||
 		string(got[0].Metadata) != `{"by":"node"}` || !got[0].Timestamp.Equal(time.UnixMilli(1700000000123)) {
@@ -848,7 +866,7 @@ func testInvForeignWellFormed(t *testing.T, h Harness) {
 	// A message carrying this instance's own ID is its own: not delivered.
 	fp.PublishRaw(t, "invalidate", []byte(`{"instanceId":"`+ins[0].InstanceID()+`","cacheKey":"own","timestamp":1700000000000}`))
 	fp.PublishRaw(t, "invalidate", []byte(`{"instanceId":"node-legacy","cacheKey":"last","timestamp":1700000000000}`))
-	eventually(t, deliveryBound, func() bool { return rec.any(hasKey("last")) }, "last message")
+	eventually(t, tm.delivery, func() bool { return rec.any(hasKey("last")) }, "last message")
 	if rec.any(hasKey("own")) {
 		t.Errorf("a message with this instance's ID was delivered to it")
 	}

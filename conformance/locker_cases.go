@@ -14,11 +14,6 @@ import (
 	"github.com/cgn-bot/coord"
 )
 
-// wakeBound is how soon a woken waiter must hold the lease after the
-// release that woke it. Tests that use it set a retry delay of 2s or more,
-// so a backend that only polls shows delays of up to that.
-const wakeBound = 100 * time.Millisecond
-
 func lockerCases() []testCase {
 	return []testCase{
 		{name: "WaiterWokenByRelease", serial: true, run: testWaiterWokenByRelease},
@@ -56,10 +51,12 @@ func lockerCases() []testCase {
 }
 
 // wakeRounds measures, over several rounds, how long after a release
-// (done by release) a waiter on another instance holds the lease. At
-// most one round may exceed wakeBound (a scheduling hiccup on a loaded
-// machine) and none may exceed a second.
+// (done by release) a waiter on another instance holds the lease. The
+// waiter's retry delay is the table's retry, twenty times its wake: at
+// most one round may exceed wake (a scheduling hiccup on a loaded
+// machine) and none may exceed prompt (half the retry delay).
 func wakeRounds(t *testing.T, h Harness, what string, hold0 func(ctx context.Context, holder coord.Backend, res string) func()) {
+	tm := timingOf(h)
 	ins := instances(t, h, 3)
 	ctx := ctxOf(t)
 	const rounds = 5
@@ -75,10 +72,10 @@ func wakeRounds(t *testing.T, h Harness, what string, hold0 func(ctx context.Con
 		}
 		got := make(chan result, 1)
 		go func() {
-			l, err := waiter.Locker().Acquire(ctx, res, coord.WithTTL(5*time.Second), coord.WithRetry(5, 2*time.Second))
+			l, err := waiter.Locker().Acquire(ctx, res, coord.WithTTL(tm.held), coord.WithRetry(5, tm.retry))
 			got <- result{time.Now(), err, l}
 		}()
-		hold(ctx, 120*time.Millisecond) // let the waiter try once and start waiting
+		hold(ctx, tm.settle) // let the waiter try once and start waiting
 		at := time.Now()
 		release()
 		r := <-got
@@ -87,31 +84,33 @@ func wakeRounds(t *testing.T, h Harness, what string, hold0 func(ctx context.Con
 		}
 		d := r.at.Sub(at)
 		t.Logf("round %d: waiter held the lease %v after the %s", i, d, what)
-		if d > time.Second {
-			t.Fatalf("round %d: waiter held the lease %v after the %s (RetryDelay 2s): waiters are polled, not woken", i, d, what)
+		if d > tm.prompt {
+			t.Fatalf("round %d: waiter held the lease %v after the %s (RetryDelay %v): waiters are polled, not woken", i, d, what, tm.retry)
 		}
-		if d > wakeBound {
+		if d > tm.wake {
 			slow++
 		}
 		must(t, r.l.Release(ctx), "Release")
 	}
 	if slow > 1 {
-		t.Fatalf("%d of %d waiters took over %v to get the lease after the %s (RetryDelay 2s): waiters are polled, not woken", slow, rounds, wakeBound, what)
+		t.Fatalf("%d of %d waiters took over %v to get the lease after the %s (RetryDelay %v): waiters are polled, not woken", slow, rounds, tm.wake, what, tm.retry)
 	}
 }
 
 func testWaiterWokenByRelease(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	wakeRounds(t, h, "release", func(ctx context.Context, holder coord.Backend, res string) func() {
-		l, err := holder.Locker().Acquire(ctx, res, coord.WithTTL(30*time.Second))
+		l, err := holder.Locker().Acquire(ctx, res, coord.WithTTL(tm.held))
 		must(t, err, "Acquire")
 		return func() { must(t, l.Release(ctx), "Release") }
 	})
 }
 
 func testWaiterWokenByForceRelease(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	admin := instances(t, h, 1)[0]
 	wakeRounds(t, h, "force release", func(ctx context.Context, holder coord.Backend, res string) func() {
-		_, err := holder.Locker().Acquire(ctx, res, coord.WithTTL(30*time.Second))
+		_, err := holder.Locker().Acquire(ctx, res, coord.WithTTL(tm.held))
 		must(t, err, "Acquire")
 		return func() {
 			ok, err := admin.Locker().ForceRelease(ctx, res)
@@ -124,17 +123,21 @@ func testWaiterWokenByForceRelease(t *testing.T, h Harness) {
 }
 
 func testWaiterWokenByExpiry(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 2)
 	ctx := ctxOf(t)
-	const ttl = 300 * time.Millisecond
-	l, err := ins[0].Locker().Acquire(ctx, "wbe", coord.WithTTL(ttl))
+	// A waiter that only retries on its delay would take four times the
+	// bound.
+	bound := tm.lease + tm.expiry
+	retry := 4 * bound
+	l, err := ins[0].Locker().Acquire(ctx, "wbe", coord.WithTTL(tm.lease))
 	must(t, err, "Acquire")
 	start := time.Now()
-	l2, err := ins[1].Locker().Acquire(ctx, "wbe", coord.WithTTL(time.Second), coord.WithRetry(3, 10*time.Second))
+	l2, err := ins[1].Locker().Acquire(ctx, "wbe", coord.WithTTL(tm.held), coord.WithRetry(3, retry))
 	must(t, err, "waiting Acquire")
 	d := time.Since(start)
-	if d > ttl+700*time.Millisecond {
-		t.Errorf("waiter got a lease that expired after %v only %v later (RetryDelay 10s): the wait is not bounded by the holder's TTL", ttl, d)
+	if d > bound {
+		t.Errorf("waiter got a lease that expired after %v only %v later (RetryDelay %v): the wait is not bounded by the holder's TTL", tm.lease, d, retry)
 	}
 	if l2.Fence() <= l.Fence() {
 		t.Errorf("fence %d after expiry is not above %d", l2.Fence(), l.Fence())
@@ -142,30 +145,31 @@ func testWaiterWokenByExpiry(t *testing.T, h Harness) {
 }
 
 func testCancelEndsWait(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 2)
 	a, b := ins[0], ins[1]
 	ctx := ctxOf(t)
-	l, err := a.Locker().Acquire(ctx, "cew", coord.WithTTL(30*time.Second))
+	l, err := a.Locker().Acquire(ctx, "cew", coord.WithTTL(tm.held))
 	must(t, err, "Acquire")
 
 	wctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	var at atomic.Int64
 	go func() {
-		_, err := b.Locker().Acquire(wctx, "cew", coord.WithTTL(30*time.Second), coord.WithWait(2*time.Second))
+		_, err := b.Locker().Acquire(wctx, "cew", coord.WithTTL(tm.held), coord.WithWait(tm.retry))
 		at.Store(time.Now().UnixNano())
 		done <- err
 	}()
-	hold(ctx, 120*time.Millisecond)
+	hold(ctx, tm.settle)
 	cancelled := time.Now()
 	cancel()
 	select {
 	case err = <-done:
-	case <-time.After(3 * time.Second):
-		t.Fatal("a cancelled wait did not end within 3s")
+	case <-time.After(tm.retry + tm.prompt):
+		t.Fatalf("a cancelled wait did not end within %v", tm.retry+tm.prompt)
 	}
-	if d := time.Unix(0, at.Load()).Sub(cancelled); d > 500*time.Millisecond {
-		t.Errorf("a cancelled wait ended %v after the cancel (RetryDelay 2s)", d)
+	if d := time.Unix(0, at.Load()).Sub(cancelled); d > tm.cancel {
+		t.Errorf("a cancelled wait ended %v after the cancel (RetryDelay %v)", d, tm.retry)
 	}
 	if !errors.Is(err, coord.ErrNotAcquired) || !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled wait: %v, want ErrNotAcquired joined with context.Canceled", err)
@@ -174,11 +178,11 @@ func testCancelEndsWait(t *testing.T, h Harness) {
 	pre, precancel := context.WithCancel(ctx)
 	precancel()
 	start := time.Now()
-	_, err = b.Locker().Acquire(pre, "cew", coord.WithWait(2*time.Second))
+	_, err = b.Locker().Acquire(pre, "cew", coord.WithWait(tm.retry))
 	if !errors.Is(err, coord.ErrNotAcquired) || !errors.Is(err, context.Canceled) {
 		t.Errorf("wait with a cancelled context: %v, want ErrNotAcquired joined with context.Canceled", err)
 	}
-	if d := time.Since(start); d > 500*time.Millisecond {
+	if d := time.Since(start); d > tm.cancel {
 		t.Errorf("wait with a cancelled context took %v", d)
 	}
 	// The cancelled waiters left nothing behind.
@@ -192,10 +196,11 @@ func testCancelEndsWait(t *testing.T, h Harness) {
 }
 
 func testAcquireRelease(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 2)
 	a, b := ins[0], ins[1]
 	ctx := ctxOf(t)
-	l, err := a.Locker().Acquire(ctx, "ar", coord.WithTTL(2*time.Second))
+	l, err := a.Locker().Acquire(ctx, "ar", coord.WithTTL(tm.long))
 	must(t, err, "Acquire")
 	if l.Resource() != "ar" {
 		t.Errorf("Resource = %q, want %q", l.Resource(), "ar")
@@ -218,11 +223,11 @@ func testAcquireRelease(t *testing.T, h Harness) {
 	}
 	ttl, err := l.TTL(ctx)
 	must(t, err, "TTL")
-	if ttl <= 0 || ttl > 2*time.Second {
-		t.Errorf("TTL = %v, want in (0, 2s]", ttl)
+	if ttl <= 0 || ttl > tm.long {
+		t.Errorf("TTL = %v, want in (0, %v]", ttl, tm.long)
 	}
 	must(t, l.Release(ctx), "Release")
-	if !closedWithin(l.Done(), time.Second) {
+	if !closedWithin(l.Done(), tm.prompt) {
 		t.Errorf("Done not closed after Release")
 	}
 	locked, err := b.Locker().Locked(ctx, "ar")
@@ -233,7 +238,7 @@ func testAcquireRelease(t *testing.T, h Harness) {
 	// Tokens are fresh per acquisition.
 	tokens := map[string]bool{l.Token(): true}
 	for i := 0; i < 50; i++ {
-		l, err := b.Locker().Acquire(ctx, "ar", coord.WithTTL(time.Second))
+		l, err := b.Locker().Acquire(ctx, "ar", coord.WithTTL(tm.long))
 		must(t, err, "Acquire")
 		if tokens[l.Token()] {
 			t.Fatalf("token repeated after %d acquisitions", i+1)
@@ -244,10 +249,13 @@ func testAcquireRelease(t *testing.T, h Harness) {
 }
 
 func testHeldElsewhereNotAcquired(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 2)
 	a, b := ins[0], ins[1]
 	ctx := ctxOf(t)
-	l, err := a.Locker().Acquire(ctx, "hena", coord.WithTTL(10*time.Second))
+	// held, not long: a failed acquisition that wrote the default TTL
+	// (10s) over the holder's would show.
+	l, err := a.Locker().Acquire(ctx, "hena", coord.WithTTL(tm.held))
 	must(t, err, "Acquire")
 	for name, in := range map[string]coord.Backend{"other instance": b, "same instance": a} {
 		start := time.Now()
@@ -258,34 +266,35 @@ func testHeldElsewhereNotAcquired(t *testing.T, h Harness) {
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, coord.ErrInvalid) {
 			t.Errorf("%s: try-once error %v wraps a context or input error", name, err)
 		}
-		if d := time.Since(start); d > time.Second {
+		if d := time.Since(start); d > tm.prompt {
 			t.Errorf("%s: try-once took %v", name, d)
 		}
 	}
 	ttl, err := l.TTL(ctx)
 	must(t, err, "TTL")
-	if ttl <= 9*time.Second {
+	if ttl <= tm.held-tm.drift {
 		t.Errorf("failed acquisitions changed the holder's TTL to %v", ttl)
 	}
 	must(t, l.Release(ctx), "Release")
 }
 
 func testNotAcquiredAfterRetries(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 2)
 	a, b := ins[0], ins[1]
 	ctx := ctxOf(t)
-	_, err := a.Locker().Acquire(ctx, "naar", coord.WithTTL(10*time.Second))
+	_, err := a.Locker().Acquire(ctx, "naar", coord.WithTTL(tm.held))
 	must(t, err, "Acquire")
 	start := time.Now()
-	_, err = b.Locker().Acquire(ctx, "naar", coord.WithRetry(3, 30*time.Millisecond))
+	_, err = b.Locker().Acquire(ctx, "naar", coord.WithRetry(3, tm.poll))
 	if !errors.Is(err, coord.ErrNotAcquired) {
 		t.Fatalf("Acquire after its retries: %v, want ErrNotAcquired", err)
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("retries ran out but the error wraps a context error: %v", err)
 	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Errorf("3 retries of at most 30ms took %v", d)
+	if d := time.Since(start); d > tm.retry {
+		t.Errorf("3 retries of at most %v took %v", tm.poll, d)
 	}
 	if n := len(b.Locker().Held()); n != 0 {
 		t.Errorf("failed Acquire left %d leases in Held", n)
@@ -293,23 +302,29 @@ func testNotAcquiredAfterRetries(t *testing.T, h Harness) {
 }
 
 func testDeadlineEndsWait(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 2)
 	ctx := ctxOf(t)
-	_, err := ins[0].Locker().Acquire(ctx, "dew", coord.WithTTL(30*time.Second))
+	_, err := ins[0].Locker().Acquire(ctx, "dew", coord.WithTTL(tm.held))
 	must(t, err, "Acquire")
-	dctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	// A wait that ignored its deadline would take the retry delay, over
+	// twice the bound.
+	deadline, retry := tm.deadline, 2*tm.retry
+	bound := deadline + tm.prompt
+	dctx, cancel := context.WithTimeout(ctx, deadline)
 	defer cancel()
 	start := time.Now()
-	_, err = ins[1].Locker().Acquire(dctx, "dew", coord.WithWait(5*time.Second))
+	_, err = ins[1].Locker().Acquire(dctx, "dew", coord.WithWait(retry))
 	if !errors.Is(err, coord.ErrNotAcquired) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("wait past the deadline: %v, want ErrNotAcquired joined with context.DeadlineExceeded", err)
 	}
-	if d := time.Since(start); d > 1500*time.Millisecond {
-		t.Errorf("a wait with a 200ms deadline took %v (RetryDelay 5s)", d)
+	if d := time.Since(start); d > bound {
+		t.Errorf("a wait with a %v deadline took %v (RetryDelay %v)", deadline, d, retry)
 	}
 }
 
 func testMutualExclusion(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 3)
 	ctx := ctxOf(t)
 	const perWorker = 12
@@ -321,8 +336,8 @@ func testMutualExclusion(t *testing.T, h Harness) {
 		in := ins[i%3]
 		wg.Go(func() {
 			for j := 0; j < perWorker; j++ {
-				wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-				l, err := in.Locker().Acquire(wctx, "mutex", coord.WithTTL(10*time.Second), coord.WithWait(time.Second))
+				wctx, cancel := context.WithTimeout(ctx, tm.guard)
+				l, err := in.Locker().Acquire(wctx, "mutex", coord.WithTTL(tm.held), coord.WithWait(tm.prompt))
 				cancel()
 				if err != nil {
 					errs <- err
@@ -335,7 +350,7 @@ func testMutualExclusion(t *testing.T, h Harness) {
 					fenceErrs.Add(1)
 				}
 				runtime.Gosched()
-				time.Sleep(100 * time.Microsecond)
+				time.Sleep(tm.critical)
 				inside.Add(-1)
 				if err := l.Release(context.WithoutCancel(ctx)); err != nil {
 					errs <- err
@@ -358,11 +373,12 @@ func testMutualExclusion(t *testing.T, h Harness) {
 }
 
 func testFenceAcrossInstances(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 3)
 	ctx := ctxOf(t)
 	var last int64
 	for i := 0; i < 30; i++ {
-		l, err := ins[i%3].Locker().Acquire(ctx, "fai", coord.WithTTL(5*time.Second))
+		l, err := ins[i%3].Locker().Acquire(ctx, "fai", coord.WithTTL(tm.long))
 		must(t, err, "Acquire")
 		if l.Fence() <= last {
 			t.Fatalf("acquisition %d: fence %d is not above %d", i, l.Fence(), last)
@@ -372,9 +388,9 @@ func testFenceAcrossInstances(t *testing.T, h Harness) {
 	}
 	// Another resource's fences do not need to relate, but holding one
 	// must not disturb the other.
-	other, err := ins[0].Locker().Acquire(ctx, "fai-other", coord.WithTTL(5*time.Second))
+	other, err := ins[0].Locker().Acquire(ctx, "fai-other", coord.WithTTL(tm.long))
 	must(t, err, "Acquire")
-	l, err := ins[1].Locker().Acquire(ctx, "fai", coord.WithTTL(5*time.Second))
+	l, err := ins[1].Locker().Acquire(ctx, "fai", coord.WithTTL(tm.long))
 	must(t, err, "Acquire")
 	if l.Fence() <= last {
 		t.Errorf("fence %d is not above %d after another resource was taken", l.Fence(), last)
@@ -383,15 +399,16 @@ func testFenceAcrossInstances(t *testing.T, h Harness) {
 }
 
 func testFenceAfterExpiry(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 2)
 	ctx := ctxOf(t)
-	l, err := ins[0].Locker().Acquire(ctx, "fae", coord.WithTTL(150*time.Millisecond))
+	l, err := ins[0].Locker().Acquire(ctx, "fae", coord.WithTTL(tm.short))
 	must(t, err, "Acquire")
-	eventually(t, 3*time.Second, func() bool {
+	eventually(t, tm.short+tm.expiry, func() bool {
 		locked, err := ins[1].Locker().Locked(ctx, "fae")
 		return err == nil && !locked
-	}, "a 150ms lease expires")
-	l2, err := ins[1].Locker().Acquire(ctx, "fae", coord.WithTTL(time.Second), coord.WithRetry(0, 0))
+	}, "a %v lease expires", tm.short)
+	l2, err := ins[1].Locker().Acquire(ctx, "fae", coord.WithTTL(tm.long), coord.WithRetry(0, 0))
 	must(t, err, "Acquire after expiry")
 	if l2.Fence() <= l.Fence() {
 		t.Errorf("fence %d after expiry is not above %d", l2.Fence(), l.Fence())
@@ -399,16 +416,17 @@ func testFenceAfterExpiry(t *testing.T, h Harness) {
 }
 
 func testFenceAfterForceRelease(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 3)
 	ctx := ctxOf(t)
-	l, err := ins[0].Locker().Acquire(ctx, "fafr", coord.WithTTL(10*time.Second))
+	l, err := ins[0].Locker().Acquire(ctx, "fafr", coord.WithTTL(tm.held))
 	must(t, err, "Acquire")
 	ok, err := ins[2].Locker().ForceRelease(ctx, "fafr")
 	must(t, err, "ForceRelease")
 	if !ok {
 		t.Fatal("ForceRelease of a held lease reported no lease")
 	}
-	l2, err := ins[1].Locker().Acquire(ctx, "fafr", coord.WithTTL(time.Second), coord.WithRetry(0, 0))
+	l2, err := ins[1].Locker().Acquire(ctx, "fafr", coord.WithTTL(tm.long), coord.WithRetry(0, 0))
 	must(t, err, "Acquire after ForceRelease")
 	if l2.Fence() <= l.Fence() {
 		t.Errorf("fence %d after ForceRelease is not above %d", l2.Fence(), l.Fence())
@@ -416,9 +434,10 @@ func testFenceAfterForceRelease(t *testing.T, h Harness) {
 }
 
 func testReleaseIdempotent(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	in := instances(t, h, 1)[0]
 	ctx := ctxOf(t)
-	l, err := in.Locker().Acquire(ctx, "ri", coord.WithTTL(5*time.Second))
+	l, err := in.Locker().Acquire(ctx, "ri", coord.WithTTL(tm.long))
 	must(t, err, "Acquire")
 	must(t, l.Release(ctx), "Release")
 	for i := 0; i < 2; i++ {
@@ -427,7 +446,7 @@ func testReleaseIdempotent(t *testing.T, h Harness) {
 		}
 	}
 	// Concurrent releases of one lease are all nil, too.
-	l, err = in.Locker().Acquire(ctx, "ri", coord.WithTTL(5*time.Second))
+	l, err = in.Locker().Acquire(ctx, "ri", coord.WithTTL(tm.long))
 	must(t, err, "Acquire")
 	var wg sync.WaitGroup
 	errs := make([]error, 4)
@@ -443,20 +462,21 @@ func testReleaseIdempotent(t *testing.T, h Harness) {
 }
 
 // lostTo makes a's lease on res expire and b take it; it returns both.
-func lostTo(t *testing.T, a, b coord.Backend, res string, bTTL time.Duration) (stale, holder coord.Lock) {
+func lostTo(t *testing.T, tm timing, a, b coord.Backend, res string, bTTL time.Duration) (stale, holder coord.Lock) {
 	t.Helper()
 	ctx := ctxOf(t)
-	stale, err := a.Locker().Acquire(ctx, res, coord.WithTTL(150*time.Millisecond))
+	stale, err := a.Locker().Acquire(ctx, res, coord.WithTTL(tm.short))
 	must(t, err, "Acquire")
-	l2, err := b.Locker().Acquire(ctx, res, coord.WithTTL(bTTL), coord.WithWait(50*time.Millisecond))
+	l2, err := b.Locker().Acquire(ctx, res, coord.WithTTL(bTTL), coord.WithWait(tm.poll))
 	must(t, err, "Acquire after expiry")
 	return stale, l2
 }
 
 func testStaleReleaseNotHeld(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 2)
 	ctx := ctxOf(t)
-	stale, holder := lostTo(t, ins[0], ins[1], "srnh", 5*time.Second)
+	stale, holder := lostTo(t, tm, ins[0], ins[1], "srnh", tm.long)
 	err := stale.Release(ctx)
 	if !errors.Is(err, coord.ErrNotHeld) || errors.Is(err, coord.ErrExpired) {
 		t.Errorf("stale Release while another holds the lease: %v, want ErrNotHeld (not ErrExpired)", err)
@@ -473,10 +493,11 @@ func testStaleReleaseNotHeld(t *testing.T, h Harness) {
 }
 
 func testStaleExtendNotHeld(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 2)
 	ctx := ctxOf(t)
-	stale, holder := lostTo(t, ins[0], ins[1], "senh", 2*time.Second)
-	err := stale.Extend(ctx, 30*time.Second)
+	stale, holder := lostTo(t, tm, ins[0], ins[1], "senh", tm.long)
+	err := stale.Extend(ctx, tm.held)
 	if !errors.Is(err, coord.ErrNotHeld) || errors.Is(err, coord.ErrExpired) {
 		t.Errorf("stale Extend while another holds the lease: %v, want ErrNotHeld (not ErrExpired)", err)
 	}
@@ -485,10 +506,10 @@ func testStaleExtendNotHeld(t *testing.T, h Harness) {
 	}
 	ttl, err := holder.TTL(ctx)
 	must(t, err, "the new holder's TTL")
-	if ttl > 2*time.Second {
+	if ttl > tm.long {
 		t.Errorf("a stale Extend changed the new holder's TTL to %v", ttl)
 	}
-	if !closedWithin(stale.Done(), time.Second) {
+	if !closedWithin(stale.Done(), tm.prompt) {
 		t.Errorf("Done of a lease found lost by Extend is not closed")
 	}
 	if isClosed(holder.Done()) {
@@ -498,21 +519,22 @@ func testStaleExtendNotHeld(t *testing.T, h Harness) {
 }
 
 func testExpiredLeaseErrExpired(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 2)
 	ctx := ctxOf(t)
 	for _, op := range []string{"Release", "Extend", "TTL"} {
 		res := "ele-" + op
-		l, err := ins[0].Locker().Acquire(ctx, res, coord.WithTTL(100*time.Millisecond))
+		l, err := ins[0].Locker().Acquire(ctx, res, coord.WithTTL(tm.short))
 		must(t, err, "Acquire")
-		eventually(t, 3*time.Second, func() bool {
+		eventually(t, tm.short+tm.expiry, func() bool {
 			locked, err := ins[1].Locker().Locked(ctx, res)
 			return err == nil && !locked
-		}, "a 100ms lease expires")
+		}, "a %v lease expires", tm.short)
 		switch op {
 		case "Release":
 			err = l.Release(ctx)
 		case "Extend":
-			err = l.Extend(ctx, 10*time.Second)
+			err = l.Extend(ctx, tm.long)
 		case "TTL":
 			_, err = l.TTL(ctx)
 		}
@@ -524,7 +546,7 @@ func testExpiredLeaseErrExpired(t *testing.T, h Harness) {
 		}
 	}
 	// A force-released lease is expired, too.
-	l, err := ins[0].Locker().Acquire(ctx, "ele-force", coord.WithTTL(10*time.Second))
+	l, err := ins[0].Locker().Acquire(ctx, "ele-force", coord.WithTTL(tm.held))
 	must(t, err, "Acquire")
 	_, err = ins[1].Locker().ForceRelease(ctx, "ele-force")
 	must(t, err, "ForceRelease")
@@ -534,6 +556,7 @@ func testExpiredLeaseErrExpired(t *testing.T, h Harness) {
 }
 
 func testForceRelease(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 2)
 	ctx := ctxOf(t)
 	ok, err := ins[1].Locker().ForceRelease(ctx, "fr")
@@ -541,9 +564,9 @@ func testForceRelease(t *testing.T, h Harness) {
 	if ok {
 		t.Errorf("ForceRelease of a free resource reported a lease")
 	}
-	_, err = ins[0].Locker().Acquire(ctx, "fr", coord.WithTTL(10*time.Second))
+	_, err = ins[0].Locker().Acquire(ctx, "fr", coord.WithTTL(tm.held))
 	must(t, err, "Acquire")
-	_, err = ins[0].Locker().Acquire(ctx, "fr-other", coord.WithTTL(10*time.Second))
+	_, err = ins[0].Locker().Acquire(ctx, "fr-other", coord.WithTTL(tm.held))
 	must(t, err, "Acquire")
 	ok, err = ins[1].Locker().ForceRelease(ctx, "fr")
 	must(t, err, "ForceRelease")
@@ -564,37 +587,39 @@ func testForceRelease(t *testing.T, h Harness) {
 }
 
 func testTTLAndExtend(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	in := instances(t, h, 1)[0]
 	ctx := ctxOf(t)
-	l, err := in.Locker().Acquire(ctx, "tte", coord.WithTTL(time.Second))
+	l, err := in.Locker().Acquire(ctx, "tte", coord.WithTTL(tm.renewed))
 	must(t, err, "Acquire")
 	ttl, err := l.TTL(ctx)
 	must(t, err, "TTL")
-	if ttl <= 0 || ttl > time.Second {
-		t.Errorf("TTL = %v, want in (0, 1s]", ttl)
+	if ttl <= 0 || ttl > tm.renewed {
+		t.Errorf("TTL = %v, want in (0, %v]", ttl, tm.renewed)
 	}
-	must(t, l.Extend(ctx, 5*time.Second), "Extend")
+	must(t, l.Extend(ctx, tm.long), "Extend")
 	ttl, err = l.TTL(ctx)
 	must(t, err, "TTL")
-	if ttl <= 3*time.Second || ttl > 5*time.Second {
-		t.Errorf("TTL after Extend(5s) = %v, want in (3s, 5s]", ttl)
+	if ttl <= tm.long-tm.drift || ttl > tm.long {
+		t.Errorf("TTL after Extend(%v) = %v, want in (%v, %v]", tm.long, ttl, tm.long-tm.drift, tm.long)
 	}
 	// Extend sets the end from now; it may also shorten.
-	must(t, l.Extend(ctx, 2*time.Second), "Extend")
+	must(t, l.Extend(ctx, tm.renewed), "Extend")
 	ttl, err = l.TTL(ctx)
 	must(t, err, "TTL")
-	if ttl > 2*time.Second {
-		t.Errorf("TTL after Extend(2s) = %v, want at most 2s", ttl)
+	if ttl > tm.renewed {
+		t.Errorf("TTL after Extend(%v) = %v, want at most %v", tm.renewed, ttl, tm.renewed)
 	}
 }
 
 func testExtendKeepsLease(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 2)
 	ctx := ctxOf(t)
-	l, err := ins[0].Locker().Acquire(ctx, "ekl", coord.WithTTL(300*time.Millisecond))
+	l, err := ins[0].Locker().Acquire(ctx, "ekl", coord.WithTTL(tm.lease))
 	must(t, err, "Acquire")
-	must(t, l.Extend(ctx, 5*time.Second), "Extend")
-	hold(ctx, 600*time.Millisecond) // past the first TTL
+	must(t, l.Extend(ctx, tm.long), "Extend")
+	hold(ctx, 2*tm.lease) // past the first TTL
 	if _, err := ins[1].Locker().Acquire(ctx, "ekl", coord.WithRetry(0, 0)); !errors.Is(err, coord.ErrNotAcquired) {
 		t.Errorf("an extended lease could be taken after its first TTL: %v", err)
 	}
@@ -605,9 +630,10 @@ func testExtendKeepsLease(t *testing.T, h Harness) {
 }
 
 func testAutoRenewKeepsLease(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 2)
 	ctx := ctxOf(t)
-	const ttl = 300 * time.Millisecond
+	ttl := tm.renewed
 	l, err := ins[0].Locker().Acquire(ctx, "arkl", coord.WithTTL(ttl), coord.WithAutoRenew())
 	must(t, err, "Acquire")
 	hold(ctx, 4*ttl)
@@ -621,7 +647,7 @@ func testAutoRenewKeepsLease(t *testing.T, h Harness) {
 		t.Errorf("TTL of an auto-renewed lease = %v, %v", left, err)
 	}
 	must(t, l.Release(ctx), "Release")
-	if !closedWithin(l.Done(), time.Second) {
+	if !closedWithin(l.Done(), tm.prompt) {
 		t.Errorf("Done not closed after Release")
 	}
 	// After Release the watchdog stops: the resource stays free.
@@ -632,39 +658,41 @@ func testAutoRenewKeepsLease(t *testing.T, h Harness) {
 }
 
 func testDoneClosesOnExpiry(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	in := instances(t, h, 1)[0]
 	ctx := ctxOf(t)
-	// 400ms: an acquire stalled on a loaded machine still returns a lease
-	// with time left.
-	l, err := in.Locker().Acquire(ctx, "dcoe", coord.WithTTL(400*time.Millisecond))
+	l, err := in.Locker().Acquire(ctx, "dcoe", coord.WithTTL(tm.lease))
 	must(t, err, "Acquire")
 	if isClosed(l.Done()) {
 		t.Fatal("Done closed on a fresh lease")
 	}
-	if !closedWithin(l.Done(), 2250*time.Millisecond) {
-		t.Errorf("Done not closed 1.85s after a 400ms lease ran out")
+	if !closedWithin(l.Done(), tm.lease+tm.expiry) {
+		t.Errorf("Done not closed %v after a %v lease ran out", tm.expiry, tm.lease)
 	}
 }
 
 func testDoneClosesOnForceRelease(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 2)
 	ctx := ctxOf(t)
-	renewed, err := ins[0].Locker().Acquire(ctx, "dcofr-renew", coord.WithTTL(300*time.Millisecond), coord.WithAutoRenew())
+	renewed, err := ins[0].Locker().Acquire(ctx, "dcofr-renew", coord.WithTTL(tm.lease), coord.WithAutoRenew())
 	must(t, err, "Acquire")
-	plain, err := ins[0].Locker().Acquire(ctx, "dcofr-plain", coord.WithTTL(10*time.Second))
+	plain, err := ins[0].Locker().Acquire(ctx, "dcofr-plain", coord.WithTTL(tm.held))
 	must(t, err, "Acquire")
 	for _, r := range []string{"dcofr-renew", "dcofr-plain"} {
 		if ok, err := ins[1].Locker().ForceRelease(ctx, r); err != nil || !ok {
 			t.Fatalf("ForceRelease(%s) = %v, %v", r, ok, err)
 		}
 	}
-	if !closedWithin(renewed.Done(), 2*time.Second) {
-		t.Errorf("Done of an auto-renewed lease not closed within 2s of a force release (TTL 300ms)")
+	// The watchdog's next renewal, a third of a lease later, finds the
+	// loss.
+	if !closedWithin(renewed.Done(), tm.lease+tm.expiry) {
+		t.Errorf("Done of an auto-renewed lease not closed within %v of a force release (TTL %v)", tm.lease+tm.expiry, tm.lease)
 	}
-	if err := plain.Extend(ctx, time.Minute); !errors.Is(err, coord.ErrNotHeld) {
+	if err := plain.Extend(ctx, tm.held); !errors.Is(err, coord.ErrNotHeld) {
 		t.Errorf("Extend of a force-released lease: %v, want ErrNotHeld", err)
 	}
-	if !closedWithin(plain.Done(), time.Second) {
+	if !closedWithin(plain.Done(), tm.prompt) {
 		t.Errorf("Done not closed after Extend found the lease force-released")
 	}
 	if locked, err := ins[1].Locker().Locked(ctx, "dcofr-plain"); err != nil || locked {
@@ -673,6 +701,7 @@ func testDoneClosesOnForceRelease(t *testing.T, h Harness) {
 }
 
 func testHeld(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 2)
 	ctx := ctxOf(t)
 	resources := func(ls []coord.Lock) []string {
@@ -686,11 +715,11 @@ func testHeld(t *testing.T, h Harness) {
 	if n := len(ins[0].Locker().Held()); n != 0 {
 		t.Fatalf("a fresh instance holds %d leases", n)
 	}
-	la, err := ins[0].Locker().Acquire(ctx, "held-a", coord.WithTTL(10*time.Second))
+	la, err := ins[0].Locker().Acquire(ctx, "held-a", coord.WithTTL(tm.held))
 	must(t, err, "Acquire")
-	_, err = ins[0].Locker().Acquire(ctx, "held-short", coord.WithTTL(150*time.Millisecond))
+	_, err = ins[0].Locker().Acquire(ctx, "held-short", coord.WithTTL(tm.short))
 	must(t, err, "Acquire")
-	_, err = ins[1].Locker().Acquire(ctx, "held-b", coord.WithTTL(10*time.Second))
+	_, err = ins[1].Locker().Acquire(ctx, "held-b", coord.WithTTL(tm.held))
 	must(t, err, "Acquire")
 	if got := resources(ins[0].Locker().Held()); !slices.Equal(got, []string{"held-a", "held-short"}) {
 		t.Errorf("Held = %v, want [held-a held-short]", got)
@@ -703,7 +732,7 @@ func testHeld(t *testing.T, h Harness) {
 			t.Errorf("Held returned a lease with another fence or token than Acquire")
 		}
 	}
-	eventually(t, 3*time.Second, func() bool {
+	eventually(t, tm.short+tm.expiry, func() bool {
 		return slices.Equal(resources(ins[0].Locker().Held()), []string{"held-a"})
 	}, "an expired lease leaves Held")
 	must(t, la.Release(ctx), "Release")
@@ -713,12 +742,13 @@ func testHeld(t *testing.T, h Harness) {
 }
 
 func testLockNames(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 2)
 	ctx := ctxOf(t)
 	names := goodNames()
 	var locks []coord.Lock
 	for _, n := range names {
-		l, err := ins[0].Locker().Acquire(ctx, n, coord.WithTTL(10*time.Second), coord.WithRetry(0, 0))
+		l, err := ins[0].Locker().Acquire(ctx, n, coord.WithTTL(tm.held), coord.WithRetry(0, 0))
 		if err != nil {
 			t.Fatalf("Acquire(%q): %v", n, err)
 		}
@@ -743,6 +773,7 @@ func testLockNames(t *testing.T, h Harness) {
 }
 
 func testLockerBadInput(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 2)
 	ctx := ctxOf(t)
 	lk := ins[0].Locker()
@@ -760,11 +791,13 @@ func testLockerBadInput(t *testing.T, h Harness) {
 		_, err = lk.ForceRelease(ctx, n)
 		invalid("ForceRelease with name "+label, err)
 	}
+	// The durations below are bad input, refused before any timing: a
+	// zero, a negative and a sub-millisecond TTL, a negative retry delay.
 	for _, d := range []time.Duration{0, -time.Second, time.Microsecond} {
 		_, err := lk.Acquire(ctx, "bad-ttl", coord.WithTTL(d))
 		invalid(fmt.Sprintf("Acquire with TTL %v", d), err)
 	}
-	_, err := lk.Acquire(ctx, "bad-ttl", coord.WithRetry(-2, time.Millisecond))
+	_, err := lk.Acquire(ctx, "bad-ttl", coord.WithRetry(-2, tm.poll))
 	invalid("Acquire with retries -2", err)
 	_, err = lk.Acquire(ctx, "bad-ttl", coord.WithRetry(1, -time.Millisecond))
 	invalid("Acquire with a negative retry delay", err)
@@ -774,14 +807,14 @@ func testLockerBadInput(t *testing.T, h Harness) {
 	if n := len(lk.Held()); n != 0 {
 		t.Errorf("refused Acquires left %d leases in Held", n)
 	}
-	l, err := lk.Acquire(ctx, "bad-extend", coord.WithTTL(5*time.Second))
+	l, err := lk.Acquire(ctx, "bad-extend", coord.WithTTL(tm.long))
 	must(t, err, "Acquire")
-	for _, d := range []time.Duration{0, -time.Second} {
+	for _, d := range []time.Duration{0, -time.Second} { // bad input, as above
 		invalid(fmt.Sprintf("Extend(%v)", d), l.Extend(ctx, d))
 	}
 	ttl, err := l.TTL(ctx)
 	must(t, err, "TTL after a refused Extend")
-	if ttl <= 3*time.Second {
+	if ttl <= tm.long-tm.drift {
 		t.Errorf("a refused Extend changed the TTL to %v", ttl)
 	}
 	if isClosed(l.Done()) {
@@ -791,6 +824,7 @@ func testLockerBadInput(t *testing.T, h Harness) {
 }
 
 func testWithLockRuns(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 2)
 	ctx := ctxOf(t)
 	ran := false
@@ -801,7 +835,7 @@ func testWithLockRuns(t *testing.T, h Harness) {
 			return fmt.Errorf("inside WithLock, Locked = %v, %v", locked, err)
 		}
 		return nil
-	}, coord.WithTTL(2*time.Second))
+	}, coord.WithTTL(tm.long))
 	must(t, err, "WithLock")
 	if !ran {
 		t.Fatal("fn did not run")
@@ -818,7 +852,7 @@ func testWithLockRuns(t *testing.T, h Harness) {
 		t.Errorf("after a failed fn, Locked = %v, %v", locked, err)
 	}
 	// Held elsewhere: WithLock returns Acquire's error and does not run fn.
-	_, err = ins[1].Locker().Acquire(ctx, "wlr", coord.WithTTL(10*time.Second))
+	_, err = ins[1].Locker().Acquire(ctx, "wlr", coord.WithTTL(tm.held))
 	must(t, err, "Acquire")
 	err = coord.WithLock(ctx, ins[0].Locker(), "wlr", func(context.Context) error {
 		t.Error("fn ran without the lease")
@@ -830,6 +864,7 @@ func testWithLockRuns(t *testing.T, h Harness) {
 }
 
 func testWithLockLeaseLost(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 2)
 	ctx := ctxOf(t)
 	var cause error
@@ -842,10 +877,10 @@ func testWithLockLeaseLost(t *testing.T, h Harness) {
 		case <-fctx.Done():
 			cause = context.Cause(fctx)
 			return fctx.Err()
-		case <-time.After(3 * time.Second):
-			return errors.New("fn's context not cancelled within 3s of the lease's loss (TTL 300ms)")
+		case <-time.After(tm.lease + tm.expiry):
+			return fmt.Errorf("fn's context not cancelled within %v of the lease's loss (TTL %v)", tm.lease+tm.expiry, tm.lease)
 		}
-	}, coord.WithTTL(300*time.Millisecond))
+	}, coord.WithTTL(tm.lease))
 	if !errors.Is(cause, coord.ErrLeaseLost) {
 		t.Errorf("cause of fn's cancelled context = %v, want ErrLeaseLost", cause)
 	}
@@ -858,6 +893,7 @@ func testWithLockLeaseLost(t *testing.T, h Harness) {
 }
 
 func testWithLockReleasesOnCancel(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 2)
 	ctx := ctxOf(t)
 	cctx, cancel := context.WithCancel(ctx)
@@ -865,7 +901,7 @@ func testWithLockReleasesOnCancel(t *testing.T, h Harness) {
 		cancel()
 		<-fctx.Done()
 		return fctx.Err()
-	}, coord.WithTTL(10*time.Second))
+	}, coord.WithTTL(tm.held))
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("WithLock with a cancelled ctx: %v, want context.Canceled", err)
 	}
@@ -875,9 +911,10 @@ func testWithLockReleasesOnCancel(t *testing.T, h Harness) {
 }
 
 func testWithLockAutoRenews(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 2)
 	ctx := ctxOf(t)
-	const ttl = 300 * time.Millisecond
+	ttl := tm.renewed
 	err := coord.WithLock(ctx, ins[0].Locker(), "wlar", func(fctx context.Context) error {
 		hold(fctx, 4*ttl)
 		if fctx.Err() != nil {
@@ -892,6 +929,7 @@ func testWithLockAutoRenews(t *testing.T, h Harness) {
 }
 
 func testConcurrentTryOneWinner(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 3)
 	ctx := ctxOf(t)
 	for round := 0; round < 20; round++ {
@@ -904,7 +942,7 @@ func testConcurrentTryOneWinner(t *testing.T, h Harness) {
 		for g := 0; g < 9; g++ {
 			wg.Go(func() {
 				<-start
-				l, err := ins[g%3].Locker().Acquire(ctx, res, coord.WithTTL(5*time.Second), coord.WithRetry(0, 0))
+				l, err := ins[g%3].Locker().Acquire(ctx, res, coord.WithTTL(tm.long), coord.WithRetry(0, 0))
 				mu.Lock()
 				defer mu.Unlock()
 				switch {
@@ -930,12 +968,12 @@ func testConcurrentTryOneWinner(t *testing.T, h Harness) {
 // testReleaseWithEndedCtx: a Release of an auto-renewed lease whose ctx
 // has already ended may fail, but gives the lease up all the same: it is
 // no longer renewed, Done closes and Held no longer lists it, and another
-// instance gets the resource within the TTL plus a margin.
+// instance gets the resource within the TTL plus the table's expiry.
 func testReleaseWithEndedCtx(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 2)
 	ctx := ctxOf(t)
-	const ttl = 400 * time.Millisecond
-	const margin = 2 * time.Second
+	ttl, margin := tm.lease, tm.expiry
 	l, err := ins[0].Locker().Acquire(ctx, "rwec", coord.WithTTL(ttl), coord.WithAutoRenew())
 	must(t, err, "Acquire")
 	ended, cancel := context.WithCancel(ctx)
@@ -958,7 +996,7 @@ func testReleaseWithEndedCtx(t *testing.T, h Harness) {
 	}
 	wctx, wcancel := context.WithTimeout(ctx, ttl+margin)
 	defer wcancel()
-	next, err := ins[1].Locker().Acquire(wctx, "rwec", coord.WithWait(50*time.Millisecond))
+	next, err := ins[1].Locker().Acquire(wctx, "rwec", coord.WithWait(tm.poll))
 	if err != nil {
 		t.Fatalf("another instance could not get the resource within %v of a Release with an ended ctx (TTL %v): %v",
 			time.Since(start), ttl, err)

@@ -52,6 +52,7 @@ func countOf(t *testing.T, s coord.SessionStore) int64 {
 	return n
 }
 
+// near reports whether a and b are at most d apart.
 func near(a, b time.Time, d time.Duration) bool {
 	diff := a.Sub(b)
 	return diff <= d && diff >= -d
@@ -96,6 +97,7 @@ func testTokenShape(t *testing.T, h Harness) {
 }
 
 func testForgedTokenNotFound(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 2)
 	ctx := ctxOf(t)
 	s := ins[0].Sessions()
@@ -125,7 +127,7 @@ func testForgedTokenNotFound(t *testing.T, h Harness) {
 		_, err = s.Touch(ctx, tok)
 		notFound("Touch", err)
 		notFound("Update", s.Update(ctx, tok, map[string]any{"adopted": true}))
-		notFound("Extend", s.Extend(ctx, tok, time.Hour))
+		notFound("Extend", s.Extend(ctx, tok, tm.held))
 		_, err = s.Rotate(ctx, tok)
 		notFound("Rotate", err)
 		if ok, err := s.Exists(ctx, tok); err != nil || ok {
@@ -150,6 +152,7 @@ func testForgedTokenNotFound(t *testing.T, h Harness) {
 }
 
 func testMalformedTokenInvalid(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	in := instances(t, h, 1)[0]
 	ctx := ctxOf(t)
 	s := in.Sessions()
@@ -179,7 +182,7 @@ func testMalformedTokenInvalid(t *testing.T, h Harness) {
 		_, err = s.Touch(ctx, tok)
 		invalid("Touch", err)
 		invalid("Update", s.Update(ctx, tok, map[string]any{"b": 1}))
-		invalid("Extend", s.Extend(ctx, tok, time.Hour))
+		invalid("Extend", s.Extend(ctx, tok, tm.held))
 		_, err = s.Rotate(ctx, tok)
 		invalid("Rotate", err)
 		_, err = s.Exists(ctx, tok)
@@ -196,20 +199,21 @@ func testMalformedTokenInvalid(t *testing.T, h Harness) {
 }
 
 func testSessionCRUD(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	in := instances(t, h, 1)[0]
 	ctx := ctxOf(t)
 	s := in.Sessions()
 	before := time.Now()
-	created, err := s.Create(ctx, "user-1", map[string]any{"name": "Ann", "n": 3, "skip": nil}, coord.WithIdleTTL(time.Hour))
+	created, err := s.Create(ctx, "user-1", map[string]any{"name": "Ann", "n": 3, "skip": nil}, coord.WithIdleTTL(tm.held))
 	must(t, err, "Create")
 	if created.UserID != "user-1" {
 		t.Errorf("UserID = %q", created.UserID)
 	}
-	if !near(created.CreatedAt, before, 2*time.Second) || !near(created.LastAccessedAt, created.CreatedAt, 5*time.Millisecond) {
+	if !near(created.CreatedAt, before, tm.drift) || !near(created.LastAccessedAt, created.CreatedAt, tm.stamp) {
 		t.Errorf("CreatedAt %v / LastAccessedAt %v not about now", created.CreatedAt, created.LastAccessedAt)
 	}
-	if !near(created.ExpiresAt, created.CreatedAt.Add(time.Hour), 5*time.Millisecond) {
-		t.Errorf("ExpiresAt = %v, want CreatedAt + 1h", created.ExpiresAt)
+	if !near(created.ExpiresAt, created.CreatedAt.Add(tm.held), tm.stamp) {
+		t.Errorf("ExpiresAt = %v, want CreatedAt + %v", created.ExpiresAt, tm.held)
 	}
 	if !created.Deadline.IsZero() {
 		t.Errorf("Deadline = %v without a lifetime, want zero", created.Deadline)
@@ -294,11 +298,12 @@ func testSessionShared(t *testing.T, h Harness) {
 }
 
 func testGetDoesNotTouch(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	in := instances(t, h, 1)[0]
 	ctx := ctxOf(t)
-	s, err := in.Sessions().Create(ctx, "u", nil, coord.WithIdleTTL(time.Hour))
+	s, err := in.Sessions().Create(ctx, "u", nil, coord.WithIdleTTL(tm.held))
 	must(t, err, "Create")
-	hold(ctx, 20*time.Millisecond)
+	hold(ctx, tm.apart)
 	_, err = in.Sessions().Get(ctx, s.ID)
 	must(t, err, "Get")
 	if _, err := in.Sessions().Exists(ctx, s.ID); err != nil {
@@ -313,7 +318,7 @@ func testGetDoesNotTouch(t *testing.T, h Harness) {
 	touched, err := in.Sessions().Touch(ctx, s.ID)
 	must(t, err, "Touch")
 	if !touched.LastAccessedAt.After(s.LastAccessedAt) || !touched.ExpiresAt.After(s.ExpiresAt) {
-		t.Errorf("Touch 20ms later did not move LastAccessedAt (%v -> %v) and ExpiresAt (%v -> %v)",
+		t.Errorf("Touch %v later did not move LastAccessedAt (%v -> %v) and ExpiresAt (%v -> %v)", tm.apart,
 			s.LastAccessedAt, touched.LastAccessedAt, s.ExpiresAt, touched.ExpiresAt)
 	}
 	if touched.ID != s.ID {
@@ -325,15 +330,16 @@ func testGetDoesNotTouch(t *testing.T, h Harness) {
 }
 
 func testTouchSlides(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 2)
 	ctx := ctxOf(t)
-	const idle = 600 * time.Millisecond
+	idle := tm.idle
 	s, err := ins[0].Sessions().Create(ctx, "u", map[string]any{"a": 1}, coord.WithIdleTTL(idle))
 	must(t, err, "Create")
 	prev := s
 	start := time.Now()
 	for time.Since(start) < 3*idle {
-		hold(ctx, 60*time.Millisecond)
+		hold(ctx, idle/10)
 		got, err := ins[1].Sessions().Touch(ctx, s.ID)
 		if err != nil {
 			t.Fatalf("Touch %v after creation with idle TTL %v: %v", time.Since(start), idle, err)
@@ -342,7 +348,7 @@ func testTouchSlides(t *testing.T, h Harness) {
 			t.Fatalf("Touch did not slide: LastAccessedAt %v -> %v, ExpiresAt %v -> %v",
 				prev.LastAccessedAt, got.LastAccessedAt, prev.ExpiresAt, got.ExpiresAt)
 		}
-		if !near(got.ExpiresAt, got.LastAccessedAt.Add(idle), 5*time.Millisecond) {
+		if !near(got.ExpiresAt, got.LastAccessedAt.Add(idle), tm.stamp) {
 			t.Fatalf("ExpiresAt %v is not LastAccessedAt %v + idle TTL", got.ExpiresAt, got.LastAccessedAt)
 		}
 		prev = got
@@ -360,12 +366,13 @@ func testTouchSlides(t *testing.T, h Harness) {
 	}
 }
 
-// expiresWithin waits until id is gone from s, at most slack after its
-// ExpiresAt, and not before.
-func expiresWithin(t *testing.T, s coord.SessionStore, sess *coord.Session, slack time.Duration) {
+// expiresWithin waits until id is gone from s, at most tm.gone after its
+// ExpiresAt, and not before (tm.early aside).
+func expiresWithin(t *testing.T, tm timing, s coord.SessionStore, sess *coord.Session) {
 	t.Helper()
 	ctx := ctxOf(t)
-	if _, err := s.Get(ctx, sess.ID); err != nil && time.Now().Before(sess.ExpiresAt.Add(-50*time.Millisecond)) {
+	slack := tm.gone
+	if _, err := s.Get(ctx, sess.ID); err != nil && time.Now().Before(sess.ExpiresAt.Add(-tm.early)) {
 		t.Fatalf("session gone before its ExpiresAt: %v", err)
 	}
 	eventually(t, time.Until(sess.ExpiresAt)+slack, func() bool {
@@ -375,16 +382,17 @@ func expiresWithin(t *testing.T, s coord.SessionStore, sess *coord.Session, slac
 }
 
 func testIdleExpiry(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 2)
 	ctx := ctxOf(t)
-	s, err := ins[0].Sessions().Create(ctx, "u", map[string]any{"a": 1}, coord.WithIdleTTL(300*time.Millisecond))
+	s, err := ins[0].Sessions().Create(ctx, "u", map[string]any{"a": 1}, coord.WithIdleTTL(tm.lease))
 	must(t, err, "Create")
-	keep, err := ins[0].Sessions().Create(ctx, "u", nil, coord.WithIdleTTL(time.Hour))
+	keep, err := ins[0].Sessions().Create(ctx, "u", nil, coord.WithIdleTTL(tm.held))
 	must(t, err, "Create")
 	if ok, err := ins[1].Sessions().Exists(ctx, s.ID); err != nil || !ok {
 		t.Fatalf("Exists right after Create = %v, %v", ok, err)
 	}
-	expiresWithin(t, ins[1].Sessions(), s, time.Second)
+	expiresWithin(t, tm, ins[1].Sessions(), s)
 	st := ins[1].Sessions()
 	if ok, err := st.Exists(ctx, s.ID); err != nil || ok {
 		t.Errorf("Exists after expiry = %v, %v", ok, err)
@@ -395,7 +403,7 @@ func testIdleExpiry(t *testing.T, h Harness) {
 	if err := st.Update(ctx, s.ID, map[string]any{"b": 1}); !errors.Is(err, coord.ErrNotFound) {
 		t.Errorf("Update after expiry: %v, want ErrNotFound", err)
 	}
-	if err := st.Extend(ctx, s.ID, time.Hour); !errors.Is(err, coord.ErrNotFound) {
+	if err := st.Extend(ctx, s.ID, tm.held); !errors.Is(err, coord.ErrNotFound) {
 		t.Errorf("Extend after expiry: %v, want ErrNotFound", err)
 	}
 	if _, err := st.Rotate(ctx, s.ID); !errors.Is(err, coord.ErrNotFound) {
@@ -410,27 +418,28 @@ func testIdleExpiry(t *testing.T, h Harness) {
 }
 
 func testLifetimeCaps(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	in := instances(t, h, 1)[0]
 	ctx := ctxOf(t)
 	st := in.Sessions()
-	const idle, life = 300 * time.Millisecond, 800 * time.Millisecond
+	idle, life := tm.lease, 2*tm.lease
 	s, err := st.Create(ctx, "u", map[string]any{"a": 1}, coord.WithIdleTTL(idle), coord.WithLifetime(life))
 	must(t, err, "Create")
-	if !near(s.Deadline, s.CreatedAt.Add(life), 5*time.Millisecond) {
+	if !near(s.Deadline, s.CreatedAt.Add(life), tm.stamp) {
 		t.Fatalf("Deadline = %v, want CreatedAt %v + %v", s.Deadline, s.CreatedAt, life)
 	}
-	must(t, st.Extend(ctx, s.ID, time.Hour), "Extend")
+	must(t, st.Extend(ctx, s.ID, tm.held), "Extend")
 	got, err := st.Get(ctx, s.ID)
 	must(t, err, "Get")
 	if got.ExpiresAt.After(s.Deadline) {
-		t.Errorf("Extend(1h) moved ExpiresAt %v past the Deadline %v", got.ExpiresAt, s.Deadline)
+		t.Errorf("Extend(%v) moved ExpiresAt %v past the Deadline %v", tm.held, got.ExpiresAt, s.Deadline)
 	}
 	if !got.Deadline.Equal(s.Deadline) {
 		t.Errorf("Extend changed the Deadline from %v to %v", s.Deadline, got.Deadline)
 	}
 	// Touch all along: the session still ends at its deadline.
 	for {
-		hold(ctx, 50*time.Millisecond)
+		hold(ctx, tm.poll)
 		got, err := st.Touch(ctx, s.ID)
 		if errors.Is(err, coord.ErrNotFound) {
 			break
@@ -439,48 +448,50 @@ func testLifetimeCaps(t *testing.T, h Harness) {
 		if got.ExpiresAt.After(s.Deadline) {
 			t.Fatalf("Touch moved ExpiresAt %v past the Deadline %v", got.ExpiresAt, s.Deadline)
 		}
-		if time.Now().After(s.Deadline.Add(time.Second)) {
-			t.Fatalf("Touch still succeeds 1s after the session's Deadline %v", s.Deadline)
+		if time.Now().After(s.Deadline.Add(tm.gone)) {
+			t.Fatalf("Touch still succeeds %v after the session's Deadline %v", tm.gone, s.Deadline)
 		}
 	}
-	if time.Now().Before(s.Deadline.Add(-50 * time.Millisecond)) {
+	if time.Now().Before(s.Deadline.Add(-tm.early)) {
 		t.Errorf("session ended at %v, before its Deadline %v while touched", time.Now(), s.Deadline)
 	}
-	if err := st.Extend(ctx, s.ID, time.Hour); !errors.Is(err, coord.ErrNotFound) {
+	if err := st.Extend(ctx, s.ID, tm.held); !errors.Is(err, coord.ErrNotFound) {
 		t.Errorf("Extend past the Deadline: %v, want ErrNotFound", err)
 	}
 }
 
 func testSessionExtend(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 2)
 	ctx := ctxOf(t)
-	s, err := ins[0].Sessions().Create(ctx, "u", nil, coord.WithIdleTTL(200*time.Millisecond))
+	s, err := ins[0].Sessions().Create(ctx, "u", nil, coord.WithIdleTTL(tm.short))
 	must(t, err, "Create")
-	must(t, ins[1].Sessions().Extend(ctx, s.ID, 5*time.Second), "Extend")
+	must(t, ins[1].Sessions().Extend(ctx, s.ID, tm.held), "Extend")
 	got, err := ins[0].Sessions().Get(ctx, s.ID)
 	must(t, err, "Get")
-	if !near(got.ExpiresAt, time.Now().Add(5*time.Second), time.Second) {
-		t.Errorf("ExpiresAt after Extend(5s) = %v, want about %v", got.ExpiresAt, time.Now().Add(5*time.Second))
+	if !near(got.ExpiresAt, time.Now().Add(tm.held), tm.drift) {
+		t.Errorf("ExpiresAt after Extend(%v) = %v, want about %v", tm.held, got.ExpiresAt, time.Now().Add(tm.held))
 	}
-	hold(ctx, 500*time.Millisecond) // past the first idle TTL
+	hold(ctx, 3*tm.short) // past the first idle TTL
 	if _, err := ins[0].Sessions().Get(ctx, s.ID); err != nil {
 		t.Errorf("an extended session expired at its first idle TTL: %v", err)
 	}
 	// Extend may shorten, too.
-	must(t, ins[1].Sessions().Extend(ctx, s.ID, 100*time.Millisecond), "Extend")
+	must(t, ins[1].Sessions().Extend(ctx, s.ID, tm.short), "Extend")
 	got, err = ins[0].Sessions().Get(ctx, s.ID)
 	if err == nil {
-		expiresWithin(t, ins[0].Sessions(), got, time.Second)
+		expiresWithin(t, tm, ins[0].Sessions(), got)
 	}
 }
 
 func testUpdateMerges(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	in := instances(t, h, 1)[0]
 	ctx := ctxOf(t)
 	st := in.Sessions()
-	s, err := st.Create(ctx, "u", map[string]any{"a": 1, "b": "x", "c": true}, coord.WithIdleTTL(time.Hour))
+	s, err := st.Create(ctx, "u", map[string]any{"a": 1, "b": "x", "c": true}, coord.WithIdleTTL(tm.held))
 	must(t, err, "Create")
-	hold(ctx, 10*time.Millisecond)
+	hold(ctx, tm.apart)
 	must(t, st.Update(ctx, s.ID, map[string]any{"b": "y", "d": map[string]any{"e": 1}}), "Update")
 	must(t, st.Update(ctx, s.ID, map[string]any{"a": nil, "zz": nil}), "Update with nil")
 	must(t, st.Update(ctx, s.ID, map[string]any{"c": json.RawMessage("null")}), "Update with JSON null")
@@ -738,11 +749,12 @@ func testNoAliasing(t *testing.T, h Harness) {
 }
 
 func testRotate(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 2)
 	ctx := ctxOf(t)
-	s, err := ins[0].Sessions().Create(ctx, "u", map[string]any{"a": 1, "big": int64(1234567890123456789)}, coord.WithIdleTTL(time.Hour), coord.WithLifetime(2*time.Hour))
+	s, err := ins[0].Sessions().Create(ctx, "u", map[string]any{"a": 1, "big": int64(1234567890123456789)}, coord.WithIdleTTL(tm.held), coord.WithLifetime(2*tm.held))
 	must(t, err, "Create")
-	hold(ctx, 5*time.Millisecond)
+	hold(ctx, tm.apart)
 	r, err := ins[1].Sessions().Rotate(ctx, s.ID)
 	must(t, err, "Rotate")
 	if r.ID == s.ID || r.Handle == s.Handle {
@@ -780,12 +792,12 @@ func testRotate(t *testing.T, h Harness) {
 }
 
 // createSpaced creates n sessions for userID with distinct creation times.
-func createSpaced(t *testing.T, st coord.SessionStore, userID string, n int, opts ...coord.SessionOption) []*coord.Session {
+func createSpaced(t *testing.T, tm timing, st coord.SessionStore, userID string, n int, opts ...coord.SessionOption) []*coord.Session {
 	t.Helper()
 	var out []*coord.Session
 	for i := 0; i < n; i++ {
 		if i > 0 {
-			hold(ctxOf(t), 3*time.Millisecond)
+			hold(ctxOf(t), tm.apart)
 		}
 		s, err := st.Create(ctxOf(t), userID, map[string]any{"i": i}, opts...)
 		must(t, err, "Create")
@@ -795,10 +807,11 @@ func createSpaced(t *testing.T, st coord.SessionStore, userID string, n int, opt
 }
 
 func testByUser(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 2)
 	ctx := ctxOf(t)
-	u1 := createSpaced(t, ins[0].Sessions(), "u1", 3)
-	_ = createSpaced(t, ins[1].Sessions(), "u2", 1)
+	u1 := createSpaced(t, tm, ins[0].Sessions(), "u1", 3)
+	_ = createSpaced(t, tm, ins[1].Sessions(), "u2", 1)
 	list, err := ins[1].Sessions().ByUser(ctx, "u1")
 	must(t, err, "ByUser")
 	if len(list) != 3 {
@@ -824,11 +837,12 @@ func testByUser(t *testing.T, h Harness) {
 }
 
 func testRevoke(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 2)
 	ctx := ctxOf(t)
 	st := ins[0].Sessions()
-	a := createSpaced(t, st, "alice", 2)
-	b := createSpaced(t, st, "bob", 1)
+	a := createSpaced(t, tm, st, "alice", 2)
+	b := createSpaced(t, tm, st, "bob", 1)
 	if err := ins[1].Sessions().Revoke(ctx, "bob", a[0].Handle); !errors.Is(err, coord.ErrNotFound) {
 		t.Errorf("Revoke of alice's session as bob: %v, want ErrNotFound", err)
 	}
@@ -866,10 +880,11 @@ func testRevoke(t *testing.T, h Harness) {
 }
 
 func testDeleteByUser(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 2)
 	ctx := ctxOf(t)
-	a := createSpaced(t, ins[0].Sessions(), "alice", 3)
-	b := createSpaced(t, ins[1].Sessions(), "bob", 2)
+	a := createSpaced(t, tm, ins[0].Sessions(), "alice", 3)
+	b := createSpaced(t, tm, ins[1].Sessions(), "bob", 2)
 	n, err := ins[1].Sessions().DeleteByUser(ctx, "alice")
 	must(t, err, "DeleteByUser")
 	if n != 3 {
@@ -905,6 +920,7 @@ func testDeleteByUser(t *testing.T, h Harness) {
 }
 
 func testCountAndStats(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 2)
 	ctx := ctxOf(t)
 	st := ins[0].Sessions()
@@ -913,21 +929,21 @@ func testCountAndStats(t *testing.T, h Harness) {
 	if stats.Sessions != 0 || stats.Users != 0 || !stats.OldestCreatedAt.IsZero() {
 		t.Errorf("Stats of an empty store = %+v", stats)
 	}
-	a := createSpaced(t, st, "alice", 2)
-	_ = createSpaced(t, ins[1].Sessions(), "bob", 1)
-	_ = createSpaced(t, ins[1].Sessions(), "carol", 2)
+	a := createSpaced(t, tm, st, "alice", 2)
+	_ = createSpaced(t, tm, ins[1].Sessions(), "bob", 1)
+	_ = createSpaced(t, tm, ins[1].Sessions(), "carol", 2)
 	if n := countOf(t, ins[1].Sessions()); n != 5 {
 		t.Errorf("Count = %d, want 5", n)
 	}
 	stats, err = ins[1].Sessions().Stats(ctx)
 	must(t, err, "Stats")
-	if stats.Sessions != 5 || stats.Users != 3 || !near(stats.OldestCreatedAt, a[0].CreatedAt, time.Millisecond) {
+	if stats.Sessions != 5 || stats.Users != 3 || !near(stats.OldestCreatedAt, a[0].CreatedAt, tm.stamp) {
 		t.Errorf("Stats = %+v, want 5 sessions, 3 users, oldest %v", stats, a[0].CreatedAt)
 	}
 	must(t, st.Delete(ctx, a[0].ID), "Delete")
 	stats, err = st.Stats(ctx)
 	must(t, err, "Stats")
-	if stats.Sessions != 4 || stats.Users != 3 || !near(stats.OldestCreatedAt, a[1].CreatedAt, time.Millisecond) {
+	if stats.Sessions != 4 || stats.Users != 3 || !near(stats.OldestCreatedAt, a[1].CreatedAt, tm.stamp) {
 		t.Errorf("Stats after Delete = %+v, want 4 sessions, 3 users, oldest %v", stats, a[1].CreatedAt)
 	}
 	must(t, st.Delete(ctx, a[1].ID), "Delete")
@@ -942,24 +958,27 @@ func testCountAndStats(t *testing.T, h Harness) {
 }
 
 func testListsAfterExpiry(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 2)
 	ctx := ctxOf(t)
 	st := ins[0].Sessions()
-	long := createSpaced(t, st, "alice", 1, coord.WithIdleTTL(time.Hour))
-	// 1s: the four creates and the count fit in it on a loaded machine.
-	_ = createSpaced(t, st, "bob", 1, coord.WithIdleTTL(time.Second))
-	short := createSpaced(t, st, "alice", 2, coord.WithIdleTTL(time.Second))
+	long := createSpaced(t, tm, st, "alice", 1, coord.WithIdleTTL(tm.held))
+	// renewed, and the spacing of the creates: the four creates and the
+	// count fit in it on a loaded machine.
+	ttl := tm.renewed + tm.apart
+	_ = createSpaced(t, tm, st, "bob", 1, coord.WithIdleTTL(ttl))
+	short := createSpaced(t, tm, st, "alice", 2, coord.WithIdleTTL(ttl))
 	if n := countOf(t, st); n != 4 {
 		t.Fatalf("Count = %d, want 4", n)
 	}
 	for _, s := range short {
-		expiresWithin(t, ins[1].Sessions(), s, time.Second)
+		expiresWithin(t, tm, ins[1].Sessions(), s)
 	}
 	// Right after expiry, with no Cleanup: every view agrees.
 	other := ins[1].Sessions()
-	last := short[len(short)-1].ExpiresAt.Add(20 * time.Millisecond) // bob's expired by then too
+	last := short[len(short)-1].ExpiresAt.Add(tm.apart) // bob's expired by then too
 	hold(ctx, time.Until(last))
-	eventually(t, 250*time.Millisecond, func() bool { return countOf(t, other) == 1 },
+	eventually(t, tm.lists, func() bool { return countOf(t, other) == 1 },
 		"Count drops to 1 right after sessions expired (got %d)", func() any { return countOf(t, other) })
 	list, err := other.ByUser(ctx, "alice")
 	must(t, err, "ByUser")
@@ -971,7 +990,7 @@ func testListsAfterExpiry(t *testing.T, h Harness) {
 	}
 	stats, err := other.Stats(ctx)
 	must(t, err, "Stats")
-	if stats.Sessions != 1 || stats.Users != 1 || !near(stats.OldestCreatedAt, long[0].CreatedAt, time.Millisecond) {
+	if stats.Sessions != 1 || stats.Users != 1 || !near(stats.OldestCreatedAt, long[0].CreatedAt, tm.stamp) {
 		t.Errorf("Stats after expiry = %+v, want 1 session of 1 user", stats)
 	}
 	if err := other.Revoke(ctx, "alice", short[0].Handle); !errors.Is(err, coord.ErrNotFound) {
@@ -1036,10 +1055,11 @@ func testConcurrentCreate(t *testing.T, h Harness) {
 }
 
 func testSessionBadInput(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	in := instances(t, h, 1)[0]
 	ctx := ctxOf(t)
 	st := in.Sessions()
-	s, err := st.Create(ctx, "u", map[string]any{"a": 1}, coord.WithIdleTTL(time.Hour))
+	s, err := st.Create(ctx, "u", map[string]any{"a": 1}, coord.WithIdleTTL(tm.held))
 	must(t, err, "Create")
 	invalid := func(what string, err error) {
 		t.Helper()
@@ -1078,6 +1098,8 @@ func testSessionBadInput(t *testing.T, h Harness) {
 		}
 		invalid("Update with "+label, st.Update(ctx, s.ID, withGood))
 	}
+	// Bad input, refused before any timing: a zero, a negative and a
+	// sub-millisecond duration.
 	for _, d := range []time.Duration{0, -time.Second, time.Microsecond} {
 		_, err := st.Create(ctx, "u", nil, coord.WithIdleTTL(d))
 		invalid(fmt.Sprintf("Create with idle TTL %v", d), err)
@@ -1136,6 +1158,7 @@ func testConcurrentRotateOnce(t *testing.T, h Harness) {
 }
 
 func testNoResurrection(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 2)
 	ctx := ctxOf(t)
 	for round := 0; round < 30; round++ {
@@ -1147,7 +1170,7 @@ func testNoResurrection(t *testing.T, h Harness) {
 			func(st coord.SessionStore) error { return st.Delete(ctx, s.ID) },
 			func(st coord.SessionStore) error { return st.Update(ctx, s.ID, map[string]any{"b": 2}) },
 			func(st coord.SessionStore) error { _, err := st.Touch(ctx, s.ID); return err },
-			func(st coord.SessionStore) error { return st.Extend(ctx, s.ID, time.Hour) },
+			func(st coord.SessionStore) error { return st.Extend(ctx, s.ID, tm.held) },
 			func(st coord.SessionStore) error { return st.Update(ctx, s.ID, map[string]any{"a": nil}) },
 		}
 		for i, op := range ops {

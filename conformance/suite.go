@@ -133,9 +133,6 @@ func instances(t *testing.T, h Harness, n int) []coord.Backend {
 	return out
 }
 
-// pollEvery is how often eventually checks its condition.
-const pollEvery = 2 * time.Millisecond
-
 // eventually fails t unless cond becomes true within d. It must be called
 // from the test's goroutine.
 func eventually(t *testing.T, d time.Duration, cond func() bool, format string, args ...any) {
@@ -159,10 +156,11 @@ func lazy(args []any) []any {
 }
 
 // retrying is eventually for a cond that acts (publishes a message and
-// looks for it): it calls cond every 50ms rather than every 2ms.
+// looks for it): it calls cond every retryEvery rather than every
+// pollEvery.
 func retrying(t *testing.T, d time.Duration, cond func() bool, format string, args ...any) {
 	t.Helper()
-	if !withinEvery(d, 50*time.Millisecond, cond) {
+	if !withinEvery(d, retryEvery, cond) {
 		t.Fatalf("not within %v: %s", d, fmt.Sprintf(format, lazy(args)...))
 	}
 }

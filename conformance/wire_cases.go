@@ -91,10 +91,11 @@ func (w wireInput) check(t *testing.T, what, id, value string, ts time.Time) {
 }
 
 func testWireInvForeign(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	fp := foreign(t, h)
 	ins := instances(t, h, 2)
 	rec, _ := subInv(t, ins[1])
-	invFence(t, ins[0], "wire:before", rec)
+	invFence(t, tm, ins[0], "wire:before", rec)
 	malformed0 := ins[1].Invalidator().Stats().Malformed
 	inputs := wireInputs()
 	refused, accepted := 0, 0
@@ -112,7 +113,7 @@ func testWireInvForeign(t *testing.T, h Harness) {
 			}
 		}
 	}
-	eventually(t, deliveryBound, func() bool { return ins[1].Invalidator().Stats().Malformed-malformed0 >= uint64(refused) },
+	eventually(t, tm.delivery, func() bool { return ins[1].Invalidator().Stats().Malformed-malformed0 >= uint64(refused) },
 		"%d refused messages counted as malformed (Stats %+v)", refused, func() any { return ins[1].Invalidator().Stats() })
 	foreignDelivered := func() int {
 		n := 0
@@ -125,9 +126,9 @@ func testWireInvForeign(t *testing.T, h Harness) {
 	}
 	// The raw publisher and ins[0] may reach the subscriber through
 	// different servers (a Cluster): wait for the accepted ones too.
-	eventually(t, deliveryBound, func() bool { return foreignDelivered() >= accepted },
+	eventually(t, tm.delivery, func() bool { return foreignDelivered() >= accepted },
 		"%d accepted messages delivered", accepted)
-	invFence(t, ins[0], "wire:after", rec)
+	invFence(t, tm, ins[0], "wire:after", rec)
 	got := map[string]coord.Invalidation{}
 	for _, inv := range rec.all() {
 		if inv.Kind == coord.PurgeAll || inv.Key == "wire:before" || inv.Key == "wire:after" {
@@ -172,10 +173,11 @@ func testWireInvForeign(t *testing.T, h Harness) {
 }
 
 func testWireEvForeign(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	fp := foreign(t, h)
 	ins := instances(t, h, 2)
 	rec, _ := subEv(t, ins[1], "wire")
-	evFence(t, ins[0], "wire", "before", rec)
+	evFence(t, tm, ins[0], "wire", "before", rec)
 	malformed0 := ins[1].Events().Stats().Malformed
 	inputs := wireInputs()
 	refused, accepted := 0, 0
@@ -187,9 +189,9 @@ func testWireEvForeign(t *testing.T, h Harness) {
 			refused++
 		}
 	}
-	eventually(t, deliveryBound, func() bool { return ins[1].Events().Stats().Malformed-malformed0 >= uint64(refused) },
+	eventually(t, tm.delivery, func() bool { return ins[1].Events().Stats().Malformed-malformed0 >= uint64(refused) },
 		"%d refused messages counted as malformed (Stats %+v)", refused, func() any { return ins[1].Events().Stats() })
-	eventually(t, deliveryBound, func() bool {
+	eventually(t, tm.delivery, func() bool {
 		n := 0
 		for _, ev := range rec.all() {
 			if ev.InstanceID != ins[0].InstanceID() {
@@ -198,7 +200,7 @@ func testWireEvForeign(t *testing.T, h Harness) {
 		}
 		return n >= accepted
 	}, "%d accepted messages delivered", accepted)
-	evFence(t, ins[0], "wire", "after", rec)
+	evFence(t, tm, ins[0], "wire", "after", rec)
 	var got []coord.Event
 	for _, ev := range rec.all() {
 		if ev.InstanceID != ins[0].InstanceID() {
@@ -239,13 +241,14 @@ func emptyValues() []any {
 }
 
 func testWireInvEmpty(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 2)
 	rec, _ := subInv(t, ins[1])
 	values := emptyValues()
 	for i, v := range values {
 		must(t, ins[0].Invalidator().Invalidate(ctxOf(t), fmt.Sprintf("empty:%d", i), v), "Invalidate")
 	}
-	invFence(t, ins[0], "empty:end", rec)
+	invFence(t, tm, ins[0], "empty:end", rec)
 	for i, v := range values {
 		key := fmt.Sprintf("empty:%d", i)
 		for _, inv := range rec.all() {
@@ -264,13 +267,14 @@ func testWireInvEmpty(t *testing.T, h Harness) {
 }
 
 func testWireEvEmpty(t *testing.T, h Harness) {
+	tm := timingOf(h)
 	ins := instances(t, h, 2)
 	rec, _ := subEv(t, ins[1], "empty")
 	values := emptyValues()
 	for _, v := range values {
 		must(t, ins[0].Events().Publish(ctxOf(t), "empty", v), "Publish")
 	}
-	evFence(t, ins[0], "empty", "end", rec)
+	evFence(t, tm, ins[0], "empty", "end", rec)
 	got := rec.all()
 	if len(got) != len(values)+1 {
 		t.Fatalf("%d events delivered, want %d", len(got), len(values)+1)
