@@ -15,7 +15,7 @@ import (
 type coarseHarness struct{ hub *memory.Hub }
 
 func (h coarseHarness) NewInstance(t *testing.T) coord.Backend {
-	n := h.hub.NewNode(nil)
+	n := h.hub.New(nil)
 	t.Cleanup(func() { _ = n.Close(context.Background()) })
 	return n
 }
