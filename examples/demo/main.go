@@ -5,13 +5,15 @@
 // instance, read on another and ended everywhere from a third, and events
 // between instances.
 //
-//	go run ./examples/demo                      # embedded Redis-protocol server, 3 instances, 10s
+//	go run ./examples/demo                      # in-process memory hub, 3 instances, 10s
 //	go run ./examples/demo -redis redis://127.0.0.1:6379/0 -instances 5 -duration 0
 //
-// With no -redis it starts an embedded Redis-protocol server (miniredis)
-// on 127.0.0.1. Each instance has its own go-redis client and its own
-// coord Redis backend, opened with backend.Open and wrapped in the metrics
-// middleware, exactly as separate processes would be. While it runs it
+// With -redis each instance has its own go-redis client and its own coord
+// Redis backend, opened with backend.Open and wrapped in the metrics
+// middleware, exactly as separate processes would be. With no -redis the
+// instances are nodes of one in-process memory hub (backend/memory, opened
+// from mem:// URLs), so the demo needs no server and brings no Redis
+// emulator into the module's build. While it runs it
 // serves /healthz (package health) and /metrics (Prometheus) on -listen.
 // -duration 0 runs until SIGINT or SIGTERM.
 package main
@@ -30,7 +32,7 @@ import (
 
 // config holds the demo's settings, from flags.
 type config struct {
-	redisURL  string        // "" starts the embedded server
+	redisURL  string        // "": an in-process memory hub
 	instances int           // instances to run
 	duration  time.Duration // 0: until ctx ends
 	listen    string        // address of /healthz and /metrics
@@ -42,7 +44,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cfg config
-	fs.StringVar(&cfg.redisURL, "redis", "", "Redis URL (redis:// or rediss://); empty starts an embedded Redis-protocol server")
+	fs.StringVar(&cfg.redisURL, "redis", "", "Redis URL (redis:// or rediss://); empty runs the instances on an in-process memory hub")
 	fs.IntVar(&cfg.instances, "instances", 3, "number of instances")
 	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, "how long to run; 0 runs until interrupted")
 	fs.StringVar(&cfg.listen, "listen", "127.0.0.1:0", "address for /healthz and /metrics")

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -58,8 +59,8 @@ func TestRunEmbedded(t *testing.T) {
 	}
 	s := out.String()
 	wantLines(t, s,
-		"embedded Redis-protocol server (miniredis)",
-		"demo-3 up",
+		"no -redis: the instances share an in-process memory hub",
+		"demo-3 up: own node on the memory hub",
 		"GET /healthz -> 200",
 		`"overall":"healthy"`,
 		"session: demo-2 read session",
@@ -160,4 +161,30 @@ func TestRunOnRealRedis(t *testing.T) {
 		t.Fatalf("run: %v\n%s", err, out.String())
 	}
 	wantLines(t, out.String(), "with fence", "near caches coherent", "2 sessions ended", "once per tick: yes")
+}
+
+// TestNoEmulatorInBuild checks that no package of the module, the demo
+// included, needs the Redis emulator (miniredis) or its Lua interpreter
+// outside tests, so that they never reach the build of a program that
+// uses coord.
+func TestNoEmulatorInBuild(t *testing.T) {
+	goBin, err := exec.LookPath("go") // go test puts its own go first in PATH
+	if err != nil {
+		t.Fatalf("no go command: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, goBin, "list", "-deps", "github.com/cgn-bot/coord/...").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list -deps: %v\n%s", err, out)
+	}
+	pkgs := strings.Fields(string(out))
+	if len(pkgs) < 10 {
+		t.Fatalf("go list -deps listed %d packages: %q", len(pkgs), pkgs)
+	}
+	for _, p := range pkgs {
+		if strings.HasPrefix(p, "github.com/alicebob/miniredis") || strings.HasPrefix(p, "github.com/yuin/gopher-lua") {
+			t.Errorf("%s is in the build of the module's packages", p)
+		}
+	}
 }

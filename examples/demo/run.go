@@ -17,7 +17,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	goredis "github.com/redis/go-redis/v9"
@@ -57,12 +56,52 @@ func (p *printer) say(format string, args ...any) {
 	fmt.Fprintf(p.w, "%6.2fs  %s\n", time.Since(p.start).Seconds(), fmt.Sprintf(format, args...))
 }
 
+// truthStore holds the source of truth of the report: the Redis backend's
+// JSON keys, or with no Redis, a map that the instances share.
+type truthStore interface {
+	GetJSON(ctx context.Context, key string, v any) error
+	SetJSON(ctx context.Context, key string, v any, ttl time.Duration) error
+}
+
+// memStore is the source of truth without Redis: JSON values in a map,
+// shared by the instances of one process. It keeps no TTL: a run is short.
+type memStore struct {
+	mu sync.Mutex
+	m  map[string][]byte
+}
+
+// GetJSON decodes the value at key into v, or returns coord.ErrNotFound.
+func (s *memStore) GetJSON(_ context.Context, key string, v any) error {
+	s.mu.Lock()
+	raw, ok := s.m[key]
+	s.mu.Unlock()
+	if !ok {
+		return coord.ErrNotFound
+	}
+	return json.Unmarshal(raw, v)
+}
+
+// SetJSON stores v, as JSON, at key.
+func (s *memStore) SetJSON(_ context.Context, key string, v any, _ time.Duration) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = make(map[string][]byte)
+	}
+	s.m[key] = raw
+	return nil
+}
+
 // instance is one coord instance: its backend, its near cache and what it
 // has seen of the others' events.
 type instance struct {
 	name  string
 	b     *backend.Opened
-	store goredis.UniversalClient // the backend's client, for the source of truth
+	store truthStore // the source of truth: the same Redis backend, or the shared memStore
 	cache *cache.Cache[report]
 
 	eventsSeen atomic.Uint64
@@ -77,6 +116,11 @@ type demo struct {
 	truthKey string
 	reg      *prometheus.Registry
 	base     string // http://127.0.0.1:port of /healthz and /metrics
+
+	// Without Redis: the memory hub the instances share, and the source
+	// of truth.
+	opener backend.Opener
+	mem    memStore
 
 	// Counters for the summary, written by the tick loop only.
 	ticks, runs, held, done, failed int
@@ -105,21 +149,14 @@ func run(ctx context.Context, cfg config, w io.Writer) (err error) {
 	_, _ = rand.Read(runID[:])
 	d.truthKey = "demo:report:" + hex.EncodeToString(runID[:])
 
-	redisURL := cfg.redisURL
-	if redisURL == "" {
-		m := miniredis.NewMiniRedis()
-		if err := m.Start(); err != nil {
-			return fmt.Errorf("starting the embedded Redis-protocol server: %w", err)
-		}
-		defer m.Close()
-		redisURL = "redis://" + m.Addr() + "/0"
-		d.p.say("embedded Redis-protocol server (miniredis) listening on %s; use -redis URL for a real Redis", m.Addr())
+	if cfg.redisURL == "" {
+		d.p.say("no -redis: the instances share an in-process memory hub (backend/memory); use -redis URL for a real Redis")
 	} else {
-		d.p.say("using Redis at %s", redactURL(redisURL))
+		d.p.say("using Redis at %s", redactURL(cfg.redisURL))
 	}
 
 	defer func() { err = errors.Join(err, d.closeAll()) }()
-	if err := d.open(ctx, redisURL); err != nil {
+	if err := d.open(ctx, cfg.redisURL); err != nil {
 		return err
 	}
 	stopHTTP, err := d.serve(ctx)
@@ -145,16 +182,21 @@ func (d *demo) quiet(ctx context.Context, err error) error {
 }
 
 // open opens the instances: each its own go-redis client and coord Redis
-// backend, wrapped in the metrics middleware, a near cache and an event
+// backend (or, when redisURL is empty, its own node on one memory hub),
+// wrapped in the metrics middleware, a near cache and an event
 // subscription.
 func (d *demo) open(ctx context.Context, redisURL string) error {
+	raw, kind := redisURL, "own go-redis client, coord Redis backend"
+	if raw == "" {
+		raw, kind = "mem://demo", "own node on the memory hub"
+	}
 	mopts := &metrics.Options{
 		ResourceLabel: metrics.Allow(jobResource),
 		EventLabel:    metrics.Allow(eventTopic),
 	}
 	for i := range d.cfg.instances {
 		name := fmt.Sprintf("demo-%d", i+1)
-		u, err := url.Parse(redisURL)
+		u, err := url.Parse(raw)
 		if err != nil {
 			return fmt.Errorf("-redis: %w", err)
 		}
@@ -163,14 +205,18 @@ func (d *demo) open(ctx context.Context, redisURL string) error {
 		// do not take each other's messages for their own.
 		q.Set("instance", name+"-"+d.truthKey[len(d.truthKey)-8:])
 		u.RawQuery = q.Encode()
-		b, err := backend.Open(ctx, backend.Config{URL: u.String(), Registerer: d.reg, Metrics: mopts})
+		b, err := d.opener.Open(ctx, backend.Config{URL: u.String(), Registerer: d.reg, Metrics: mopts})
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
-		in := &instance{name: name, b: b}
+		in := &instance{name: name, b: b, store: &d.mem}
 		d.insts = append(d.insts, in)
-		if !coord.As(b, &in.store) {
-			return fmt.Errorf("%s: not a Redis backend", name)
+		if redisURL != "" {
+			var c goredis.UniversalClient
+			if !coord.As(b, &c) {
+				return fmt.Errorf("%s: not a Redis backend", name)
+			}
+			in.store = redisStore{c}
 		}
 		in.cache, err = cache.New[report](ctx, b.Invalidator(), &cache.Options{MaxSize: 1000, MaxTTL: time.Minute})
 		if err != nil {
@@ -186,8 +232,8 @@ func (d *demo) open(ctx context.Context, redisURL string) error {
 		if err != nil {
 			return fmt.Errorf("%s: subscribe: %w", name, err)
 		}
-		d.p.say("%s up: own go-redis client, coord Redis backend with metrics, near cache, subscribed to %q (instance ID %s)",
-			name, eventTopic, b.InstanceID())
+		d.p.say("%s up: %s with metrics, near cache, subscribed to %q (instance ID %s)",
+			name, kind, eventTopic, b.InstanceID())
 	}
 	return nil
 }
@@ -398,7 +444,7 @@ func (d *demo) job(ctx context.Context, in *instance, n int64) outcome {
 	err := coord.WithLock(ctx, in.b.Locker(), jobResource, func(ctx context.Context) error {
 		fence := fenceOf(in.b.Locker(), jobResource)
 		var last report
-		if err := getJSON(ctx, in.store, d.truthKey, &last); err != nil && !errors.Is(err, coord.ErrNotFound) {
+		if err := in.store.GetJSON(ctx, d.truthKey, &last); err != nil && !errors.Is(err, coord.ErrNotFound) {
 			return err
 		}
 		if last.Tick >= n {
@@ -409,7 +455,7 @@ func (d *demo) job(ctx context.Context, in *instance, n int64) outcome {
 			return fmt.Errorf("fence %d is not above the last writer's %d: stale holder, write refused", fence, last.Fence)
 		}
 		r := report{Tick: n, Fence: fence, By: in.name}
-		if err := setJSON(ctx, in.store, d.truthKey, r, time.Hour); err != nil {
+		if err := in.store.SetJSON(ctx, d.truthKey, r, time.Hour); err != nil {
 			return err
 		}
 		if err := in.cache.Delete(ctx, cacheKey); err != nil {
@@ -444,7 +490,7 @@ func (d *demo) check(ctx context.Context, n int64, winner string) {
 		for _, in := range d.insts {
 			r, err := in.cache.GetOrLoad(ctx, cacheKey, func(ctx context.Context, _ string) (report, error) {
 				var r report
-				err := getJSON(ctx, in.store, d.truthKey, &r)
+				err := in.store.GetJSON(ctx, d.truthKey, &r)
 				return r, err
 			})
 			if err != nil || r.Tick != n {
@@ -605,10 +651,14 @@ func redactURL(s string) string {
 	return u.Redacted()
 }
 
-// getJSON reads key's JSON value into v; a missing key is
+// redisStore is the source of truth on Redis: JSON values under plain
+// keys, through the backend's client.
+type redisStore struct{ c goredis.UniversalClient }
+
+// GetJSON reads key's JSON value into v; a missing key is
 // [coord.ErrNotFound].
-func getJSON(ctx context.Context, c goredis.UniversalClient, key string, v any) error {
-	raw, err := c.Get(ctx, key).Bytes()
+func (s redisStore) GetJSON(ctx context.Context, key string, v any) error {
+	raw, err := s.c.Get(ctx, key).Bytes()
 	if errors.Is(err, goredis.Nil) {
 		return fmt.Errorf("%s: %w", key, coord.ErrNotFound)
 	}
@@ -618,11 +668,11 @@ func getJSON(ctx context.Context, c goredis.UniversalClient, key string, v any) 
 	return json.Unmarshal(raw, v)
 }
 
-// setJSON stores v as JSON under key for ttl.
-func setJSON(ctx context.Context, c goredis.UniversalClient, key string, v any, ttl time.Duration) error {
+// SetJSON stores v as JSON under key for ttl.
+func (s redisStore) SetJSON(ctx context.Context, key string, v any, ttl time.Duration) error {
 	raw, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	return c.Set(ctx, key, raw, ttl).Err()
+	return s.c.Set(ctx, key, raw, ttl).Err()
 }
