@@ -15,6 +15,7 @@ import (
 	"github.com/cgn-bot/coord"
 	"github.com/cgn-bot/coord/driver"
 	"github.com/cgn-bot/coord/internal/secret"
+	"github.com/cgn-bot/coord/internal/wire"
 )
 
 // Sessions is the Backend's [coord.SessionStore]. Each session is one
@@ -716,11 +717,11 @@ func validJSON(b []byte) bool {
 	case c == '"':
 		// A string without whitespace around it: the scan of the
 		// string alone (the most common value).
-		if i, ok := scanString(b, 0); ok && i == len(b) {
+		if i, ok := wire.ScanString(b, 0); ok && i == len(b) {
 			return true
 		}
 	case c == '-' || (c >= '0' && c <= '9'):
-		if i, ok := scanNumber(b, 0); ok && i == len(b) {
+		if i, ok := wire.ScanNumber(b, 0); ok && i == len(b) {
 			return true
 		}
 	}
@@ -756,7 +757,7 @@ func scanValue(b []byte, i, depth int) (int, bool) {
 	}
 	switch c := b[i]; c {
 	case '"':
-		return scanString(b, i)
+		return wire.ScanString(b, i)
 	case '[':
 		if depth >= maxScanDepth {
 			return i, false
@@ -795,7 +796,7 @@ func scanValue(b []byte, i, depth int) (int, bool) {
 				return i, false
 			}
 			var ok bool
-			if i, ok = scanString(b, i); !ok {
+			if i, ok = wire.ScanString(b, i); !ok {
 				return i, false
 			}
 			if i = skipSpace(b, i); i >= len(b) || b[i] != ':' {
@@ -823,7 +824,7 @@ func scanValue(b []byte, i, depth int) (int, bool) {
 	case 'n':
 		return scanWord(b, i, "null")
 	}
-	return scanNumber(b, i)
+	return wire.ScanNumber(b, i)
 }
 
 // scanWord scans the literal w at b[i].
@@ -832,86 +833,4 @@ func scanWord(b []byte, i int, w string) (int, bool) {
 		return i + len(w), true
 	}
 	return i, false
-}
-
-// scanString scans the JSON string whose opening quote is b[i]. Like
-// json.Valid, it does not check that the bytes are UTF-8.
-func scanString(b []byte, i int) (int, bool) {
-	i++
-	for i < len(b) {
-		c := b[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
-			i++
-			continue
-		}
-		switch {
-		case c == '"':
-			return i + 1, true
-		case c < 0x20 || i+1 >= len(b):
-			return i, false
-		}
-		switch b[i+1] {
-		case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-			i += 2
-		case 'u':
-			if len(b)-i < 6 || !isHex(b[i+2]) || !isHex(b[i+3]) || !isHex(b[i+4]) || !isHex(b[i+5]) {
-				return i, false
-			}
-			i += 6
-		default:
-			return i, false
-		}
-	}
-	return i, false
-}
-
-func isHex(c byte) bool {
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
-}
-
-// scanNumber scans the JSON number at b[i]: an optional minus, 0 or
-// digits without a leading zero, an optional fraction, an optional
-// exponent.
-func scanNumber(b []byte, i int) (int, bool) {
-	if i < len(b) && b[i] == '-' {
-		i++
-	}
-	switch {
-	case i >= len(b):
-		return i, false
-	case b[i] == '0':
-		i++
-	case b[i] >= '1' && b[i] <= '9':
-		i = skipDigits(b, i+1)
-	default:
-		return i, false
-	}
-	if i < len(b) && b[i] == '.' {
-		j := skipDigits(b, i+1)
-		if j == i+1 {
-			return j, false
-		}
-		i = j
-	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		i++
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		j := skipDigits(b, i)
-		if j == i {
-			return j, false
-		}
-		i = j
-	}
-	return i, true
-}
-
-// skipDigits returns the index of the first byte at or after i that is
-// not a decimal digit.
-func skipDigits(b []byte, i int) int {
-	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-		i++
-	}
-	return i
 }

@@ -46,7 +46,7 @@ func scanCompact(s string) bool {
 				continue
 			case '"':
 				var ok bool
-				if i, ok = scanString(s, i); !ok {
+				if i, ok = ScanString(s, i); !ok {
 					return false
 				}
 			case 't':
@@ -66,7 +66,7 @@ func scanCompact(s string) bool {
 				i += 4
 			default:
 				var ok bool
-				if i, ok = scanNumber(s, i); !ok {
+				if i, ok = ScanNumber(s, i); !ok {
 					return false
 				}
 			}
@@ -76,7 +76,7 @@ func scanCompact(s string) bool {
 				return false
 			}
 			var ok bool
-			if i, ok = scanString(s, i); !ok || i >= len(s) || s[i] != ':' {
+			if i, ok = ScanString(s, i); !ok || i >= len(s) || s[i] != ':' {
 				return false
 			}
 			i++
@@ -109,9 +109,14 @@ func hasWord(s string, i int, w string) bool {
 	return len(s)-i >= len(w) && s[i:i+len(w)] == w
 }
 
-// scanString scans the JSON string whose opening quote is s[i] and
-// returns the index just past its closing quote.
-func scanString(s string, i int) (int, bool) {
+// text is what the scanners read: a received message (string) or a
+// stored value ([]byte).
+type text interface{ ~string | ~[]byte }
+
+// ScanString scans the JSON string whose opening quote is s[i] and
+// returns the index just past its closing quote. Like json.Valid, it does
+// not check that the bytes are UTF-8.
+func ScanString[T text](s T, i int) (int, bool) {
 	i++
 	for i < len(s) {
 		c := s[i]
@@ -144,10 +149,10 @@ func isHex(c byte) bool {
 	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
 }
 
-// scanNumber scans the JSON number at s[i]: an optional minus, 0 or
+// ScanNumber scans the JSON number at s[i]: an optional minus, 0 or
 // digits without a leading zero, an optional fraction, an optional
-// exponent.
-func scanNumber(s string, i int) (int, bool) {
+// exponent, and returns the index just past it.
+func ScanNumber[T text](s T, i int) (int, bool) {
 	if i < len(s) && s[i] == '-' {
 		i++
 	}
@@ -182,7 +187,7 @@ func scanNumber(s string, i int) (int, bool) {
 	return i, true
 }
 
-func skipDigits(s string, i int) int {
+func skipDigits[T text](s T, i int) int {
 	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
 		i++
 	}
