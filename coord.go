@@ -20,6 +20,19 @@ type Backend interface {
 	Invalidator() Invalidator
 	// Events returns the event bus between instances.
 	Events() EventBus
+	// RWLocker returns the read-write leases of this instance.
+	RWLocker() RWLocker
+	// Semaphores returns the permits of this instance.
+	Semaphores() Semaphores
+	// Elector returns the elections this instance takes part in.
+	Elector() Elector
+	// Jobs returns the record that lets a job run once per period
+	// across the instances.
+	Jobs() Jobs
+	// RateLimiter returns the rate limits shared by every instance.
+	RateLimiter() RateLimiter
+	// Streams returns the durable streams.
+	Streams() Streams
 	// InstanceID returns this instance's ID, carried in every message it
 	// publishes so that it can ignore its own.
 	InstanceID() string

@@ -42,6 +42,11 @@ var (
 	// ErrUnavailable is returned when the backend cannot be reached or
 	// answered with an error that is not about the request itself.
 	ErrUnavailable = errors.New("coord: backend unavailable")
+
+	// ErrUnsupported is returned by every method of a part a backend does
+	// not provide (for example [Backend.Streams] on a backend without
+	// streams). It wraps the standard library's [errors.ErrUnsupported].
+	ErrUnsupported = &wrapped{msg: "coord: unsupported by this backend", base: errors.ErrUnsupported}
 )
 
 // wrapped is an error that unwraps to base, for sentinels that refine

@@ -17,6 +17,7 @@ func backendCases() []testCase {
 	return []testCase{
 		{name: "CloseStopsGoroutines", serial: true, run: testCloseStopsGoroutines},
 		{name: "CapabilitiesHonest", run: testCapabilitiesHonest},
+		{name: "UnsupportedSaysSo", run: testUnsupportedSaysSo},
 		{name: "InstanceIDsDistinct", run: testInstanceIDsDistinct},
 		{name: "HealthHealthy", run: testHealthHealthy},
 		{name: "CloseIdempotent", run: testCloseIdempotent},

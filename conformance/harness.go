@@ -41,6 +41,34 @@ type Capabilities struct {
 	// on an expiry, is scaled to it. Zero means 1ms (the memory backend,
 	// Redis); a negative value fails the CapabilitiesHonest case.
 	LeaseGranularity time.Duration
+	// Unsupported lists the primitives the backend does not provide: its
+	// parts for them must fail with [coord.ErrUnsupported] (the
+	// UnsupportedSaysSo case checks it), and the cases about them are
+	// skipped. Every primitive not listed must work.
+	Unsupported []Primitive
+}
+
+// Primitive names a part of a [coord.Backend] that a backend may lack.
+type Primitive string
+
+// The primitives a backend may lack.
+const (
+	RWLocks    Primitive = "RWLocker"
+	Semaphores Primitive = "Semaphores"
+	Elections  Primitive = "Elector"
+	Jobs       Primitive = "Jobs"
+	RateLimits Primitive = "RateLimiter"
+	Streams    Primitive = "Streams"
+)
+
+// lacks reports whether caps declares p unsupported.
+func (caps Capabilities) lacks(p Primitive) bool {
+	for _, u := range caps.Unsupported {
+		if u == p {
+			return true
+		}
+	}
+	return false
 }
 
 // SubscriptionCutter is a fault hook: it cuts an instance's subscriber

@@ -1,0 +1,24 @@
+package memory
+
+import (
+	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/driver"
+)
+
+// RWLocker returns the read-write leases of this instance.
+func (n *Backend) RWLocker() coord.RWLocker { return driver.UnsupportedRWLocker{} }
+
+// Semaphores returns the permits of this instance.
+func (n *Backend) Semaphores() coord.Semaphores { return driver.UnsupportedSemaphores{} }
+
+// Elector returns the elections this instance takes part in.
+func (n *Backend) Elector() coord.Elector { return driver.UnsupportedElector{} }
+
+// Jobs returns the record of periodic jobs.
+func (n *Backend) Jobs() coord.Jobs { return driver.UnsupportedJobs{} }
+
+// RateLimiter returns the rate limits shared by the hub's instances.
+func (n *Backend) RateLimiter() coord.RateLimiter { return driver.UnsupportedRateLimiter{} }
+
+// Streams returns the durable streams.
+func (n *Backend) Streams() coord.Streams { return driver.UnsupportedStreams{} }

@@ -1,0 +1,15 @@
+package tracing
+
+import "github.com/cgn-bot/coord"
+
+func (b *backend) RWLocker() coord.RWLocker { return b.next.RWLocker() }
+
+func (b *backend) Semaphores() coord.Semaphores { return b.next.Semaphores() }
+
+func (b *backend) Elector() coord.Elector { return b.next.Elector() }
+
+func (b *backend) Jobs() coord.Jobs { return b.next.Jobs() }
+
+func (b *backend) RateLimiter() coord.RateLimiter { return b.next.RateLimiter() }
+
+func (b *backend) Streams() coord.Streams { return b.next.Streams() }
