@@ -80,9 +80,14 @@ type Config struct {
 	Metrics *metrics.Options
 
 	// Logger, when set, wraps the backend in the logging middleware
-	// ([logging.New]) and receives the fallback record. When nil, no
-	// operation is logged and a fallback to memory is logged to
-	// [slog.Default], so that it is never silent. Default: nil.
+	// ([logging.New]) and receives everything else coord logs: the
+	// connection retries at start-up, the choice or fallback of the
+	// memory backend, and the Redis backend's own records (reconnects,
+	// renewals, subscriber state; see docs/LOGGING.md), unless
+	// Redis.Logger names another logger for those. When nil, no operation
+	// is logged and the rest goes to [slog.Default], so that an outage
+	// is never silent. go-redis's own log lines are not routed by it: see
+	// [coordredis.SlogLogger]. Default: nil.
 	Logger *slog.Logger
 
 	// Logging configures the logging middleware. Default: nil (its
@@ -172,6 +177,15 @@ func (o *Opener) FromEnv(ctx context.Context, cfg Config) (*Opened, error) {
 			return nil, fmt.Errorf("%w: backend: ENABLE_DISTRIBUTED_CACHE %q is not true or false", coord.ErrInvalid, v)
 		}
 		if !on {
+			if set := redisVar(getenv); set != "" {
+				// Redis is configured but switched off: every instance
+				// runs alone, which is worth a warning and a degraded
+				// Health, as for a fallback.
+				reason := "ENABLE_DISTRIBUTED_CACHE is false while " + set + " is set: running on memory: locks, sessions and invalidations are NOT shared with other instances"
+				logOf(cfg).LogAttrs(ctx, slog.LevelWarn, "coord: distributed mode disabled; running on the memory backend",
+					slog.String("reason", reason))
+				return o.openMemory(cfg, DefaultMemoryName, nil, reason)
+			}
 			logChoice(ctx, cfg, "ENABLE_DISTRIBUTED_CACHE is false")
 			return o.open(ctx, cfg, memTarget)
 		}
@@ -211,6 +225,26 @@ func (o *Opener) FromEnv(ctx context.Context, cfg Config) (*Opened, error) {
 		t.ropts = *cfg.Redis
 	}
 	return o.open(ctx, cfg, t)
+}
+
+// redisVar returns the name of the first environment variable that
+// configures a Redis (REDIS_URL, REDIS_HOST) and is set, or "".
+func redisVar(getenv func(string) string) string {
+	for _, k := range [...]string{"REDIS_URL", "REDIS_HOST"} {
+		if strings.TrimSpace(getenv(k)) != "" {
+			return k
+		}
+	}
+	return ""
+}
+
+// logOf returns the logger of everything coord logs outside the logging
+// middleware: cfg.Logger, else [slog.Default].
+func logOf(cfg Config) *slog.Logger {
+	if cfg.Logger != nil {
+		return cfg.Logger
+	}
+	return slog.Default()
 }
 
 // logChoice logs, at info level on cfg.Logger, that the environment
@@ -359,21 +393,22 @@ func (o *Opener) connectRedis(ctx context.Context, cfg Config, t *target) (*Open
 	if cfg.TLSConfig != nil && gopts.TLSConfig != nil {
 		gopts.TLSConfig = cfg.TLSConfig.Clone()
 	}
+	logger := logOf(cfg)
+	ropts := t.ropts
+	if ropts.Logger == nil {
+		ropts.Logger = logger
+	}
 	client := goredis.NewClient(&gopts)
-	b, err := coordredis.New(client, &t.ropts)
+	b, err := coordredis.New(client, &ropts)
 	if err != nil {
 		return nil, errors.Join(err, client.Close())
 	}
-	if err := coordredis.Connect(ctx, client); err != nil {
+	if err := coordredis.Connect(ctx, client, coordredis.ConnectLogger(logger)); err != nil {
 		cerr := errors.Join(b.Close(context.WithoutCancel(ctx)), client.Close())
 		if !cfg.FallbackToMemory {
 			return nil, fmt.Errorf("backend: Redis at %s: %w", t.where, errors.Join(err, cerr))
 		}
 		reason := fmt.Sprintf("Redis at %s unreachable, running on memory: locks, sessions and invalidations are NOT shared with other instances: %v", t.where, err)
-		logger := cfg.Logger
-		if logger == nil {
-			logger = slog.Default()
-		}
 		logger.LogAttrs(ctx, slog.LevelError, "coord: falling back to the memory backend",
 			slog.String("redis", t.where), slog.String("error", err.Error()))
 		return o.openMemory(cfg, DefaultMemoryName, nil, reason)

@@ -159,7 +159,16 @@ func (b *Backend) setConnState(s coord.ConnState) {
 	b.connSt = s
 	b.connFast.Store(s)
 	b.stMu.Unlock()
-	if old != s && b.opts.OnStateChange != nil {
+	if old == s {
+		return
+	}
+	switch {
+	case s == coord.Reconnecting:
+		b.opts.Logger.Warn("coord/redis: command connection lost; reconnecting", "state", string(s), "from", string(old))
+	case s == coord.Connected && old == coord.Reconnecting:
+		b.opts.Logger.Info("coord/redis: command connection restored", "state", string(s), "from", string(old))
+	}
+	if b.opts.OnStateChange != nil {
 		b.opts.OnStateChange(StateChange{From: old, To: s})
 	}
 }
@@ -176,7 +185,7 @@ func (b *Backend) setSubState(s coord.ConnState) {
 	b.stMu.Unlock()
 	if old != s {
 		if s != coord.Connected {
-			b.opts.Logger.Warn("coord/redis: subscriber connection " + string(s))
+			b.opts.Logger.Warn("coord/redis: subscriber connection "+string(s), "state", string(s), "from", string(old))
 		}
 		if b.opts.OnStateChange != nil {
 			b.opts.OnStateChange(StateChange{Subscriber: true, From: old, To: s})

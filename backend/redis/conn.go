@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"os"
@@ -194,12 +195,45 @@ func isAuthError(err error) bool {
 	return false
 }
 
+// ConnectOption configures [Connect].
+type ConnectOption func(*connectConfig)
+
+type connectConfig struct {
+	logger *slog.Logger
+}
+
+// ConnectLogger makes [Connect] log each failed try that it will retry,
+// at [slog.LevelWarn] on l, with the message "coord/redis: Redis did not
+// answer; retrying" and the attributes addr (the server, when the client
+// names one), attempt, attempts (the most it makes), error (without the
+// password) and retry_in (the wait before the next try). A nil l logs
+// nothing, which is the default.
+func ConnectLogger(l *slog.Logger) ConnectOption {
+	return func(c *connectConfig) { c.logger = l }
+}
+
+// addrOf returns the server a client talks to, for log lines, or "" when
+// it has several.
+func addrOf(c goredis.UniversalClient) string {
+	if t, ok := c.(*goredis.Client); ok {
+		return t.Options().Addr
+	}
+	return ""
+}
+
 // Connect waits until client answers PING: up to [ConnectAttempts] tries
 // with exponential backoff from 100ms to at most [ConnectMaxDelay] apart,
 // bounded by ctx. A refused AUTH ends it at once with an error wrapping
 // [ErrAuth]; other failures wrap [coord.ErrUnavailable]. No error contains
-// the password.
-func Connect(ctx context.Context, client goredis.UniversalClient) error {
+// the password. With [ConnectLogger], each try that fails and is retried
+// is logged.
+func Connect(ctx context.Context, client goredis.UniversalClient, opts ...ConnectOption) error {
+	var cfg connectConfig
+	for _, o := range opts {
+		if o != nil {
+			o(&cfg)
+		}
+	}
 	pw := passwordOf(client)
 	delay := connectFirstDelay
 	var last error
@@ -217,6 +251,14 @@ func Connect(ctx context.Context, client goredis.UniversalClient) error {
 		if ctx.Err() != nil || attempt == ConnectAttempts {
 			break
 		}
+		if cfg.logger != nil {
+			cfg.logger.LogAttrs(ctx, slog.LevelWarn, "coord/redis: Redis did not answer; retrying",
+				slog.String("addr", addrOf(client)),
+				slog.Int("attempt", attempt),
+				slog.Int("attempts", ConnectAttempts),
+				slog.String("error", redact(err.Error(), pw)),
+				slog.Duration("retry_in", delay))
+		}
 		t := time.NewTimer(delay)
 		select {
 		case <-t.C:
@@ -232,4 +274,43 @@ func Connect(ctx context.Context, client goredis.UniversalClient) error {
 		return fmt.Errorf("%w: coord/redis: connect: %s (%w)", coord.ErrUnavailable, redact(last.Error(), pw), err)
 	}
 	return fmt.Errorf("%w: coord/redis: connect: no answer after %d attempts: %s", coord.ErrUnavailable, ConnectAttempts, redact(last.Error(), pw))
+}
+
+// ClientLogger is the logger interface of go-redis, the argument of
+// [goredis.SetLogger].
+type ClientLogger interface {
+	Printf(ctx context.Context, format string, v ...any)
+}
+
+// SlogLogger returns a go-redis logger that writes each line go-redis
+// logs (a dropped connection, a failed reconnect, a pool error) to l as
+// one record at [slog.LevelWarn], with the message "go-redis: " followed
+// by the line and the attribute source="go-redis". go-redis logs through
+// one logger per process, so routing it is a process-wide choice that
+// coord never makes by itself: call
+//
+//	goredis.SetLogger(coordredis.SlogLogger(logger))
+//
+// once at start-up, before opening clients. A nil l gives a logger that
+// discards every line. See docs/LOGGING.md.
+func SlogLogger(l *slog.Logger) ClientLogger {
+	if l == nil {
+		l = slog.New(slog.DiscardHandler)
+	}
+	return slogLogger{l: l}
+}
+
+type slogLogger struct{ l *slog.Logger }
+
+// Printf logs the line at warn level.
+func (s slogLogger) Printf(ctx context.Context, format string, v ...any) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if !s.l.Enabled(ctx, slog.LevelWarn) {
+		return
+	}
+	msg := strings.TrimSpace(fmt.Sprintf(format, v...))
+	msg = strings.TrimPrefix(msg, "redis: ")
+	s.l.LogAttrs(ctx, slog.LevelWarn, "go-redis: "+msg, slog.String("source", "go-redis"))
 }

@@ -1,0 +1,187 @@
+package redis_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	redislogging "github.com/redis/go-redis/v9/logging"
+
+	"github.com/cgn-bot/coord"
+	coordredis "github.com/cgn-bot/coord/backend/redis"
+	"github.com/cgn-bot/coord/internal/coordtest"
+	"github.com/cgn-bot/coord/internal/redistest"
+)
+
+// record is one slog record as a recordingHandler saw it.
+type record struct {
+	Level slog.Level
+	Msg   string
+	Attrs map[string]string
+}
+
+// text renders the record, attributes included, for scanning.
+func (r record) text() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s", r.Level, r.Msg)
+	for k, v := range r.Attrs {
+		fmt.Fprintf(&b, " %s=%s", k, v)
+	}
+	return b.String()
+}
+
+// recordingHandler keeps every record at or above its level.
+type recordingHandler struct {
+	level slog.Level
+	mu    *sync.Mutex
+	recs  *[]record
+	attrs []slog.Attr
+}
+
+func newRecorder(level slog.Level) *recordingHandler {
+	return &recordingHandler{level: level, mu: new(sync.Mutex), recs: new([]record)}
+}
+
+func (h *recordingHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= h.level }
+
+func (h *recordingHandler) Handle(_ context.Context, r slog.Record) error {
+	rec := record{Level: r.Level, Msg: r.Message, Attrs: map[string]string{}}
+	for _, a := range h.attrs {
+		rec.Attrs[a.Key] = a.Value.String()
+	}
+	r.Attrs(func(a slog.Attr) bool {
+		rec.Attrs[a.Key] = a.Value.String()
+		return true
+	})
+	h.mu.Lock()
+	*h.recs = append(*h.recs, rec)
+	h.mu.Unlock()
+	return nil
+}
+
+func (h *recordingHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	c := *h
+	c.attrs = append(append([]slog.Attr(nil), h.attrs...), as...)
+	return &c
+}
+
+func (h *recordingHandler) WithGroup(string) slog.Handler { return h }
+
+// all returns the records so far.
+func (h *recordingHandler) all() []record {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]record(nil), *h.recs...)
+}
+
+// find returns the records whose message contains msg.
+func (h *recordingHandler) find(msg string) []record {
+	var out []record
+	for _, r := range h.all() {
+		if strings.Contains(r.Msg, msg) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func TestClientLogsRoutedToSlog(t *testing.T) {
+	rec := newRecorder(slog.LevelDebug)
+	goredis.SetLogger(coordredis.SlogLogger(slog.New(rec)))
+	t.Cleanup(redislogging.Enable) // go-redis's default logger again
+	srv := redistest.Start(t)
+	o := srv.Options()
+	o.MaxRetries = -1
+	c := goredis.NewClient(o)
+	defer c.Close()
+	b, err := coordredis.New(c, &coordredis.Options{HealthInterval: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(context.Background())
+	ctx := t.Context()
+	if _, err := b.Invalidator().Subscribe(ctx, func(coord.Invalidation) {}); err != nil {
+		t.Fatal(err)
+	}
+	if h := b.Health(ctx); h.Status != coord.Healthy {
+		t.Fatalf("Health = %+v", h)
+	}
+	srv.Kill(t)
+	// A command while the server is down makes go-redis dial, fail and
+	// log it.
+	if h := b.Health(ctx); h.Status != coord.Unhealthy {
+		t.Errorf("Health with the server down = %+v", h)
+	}
+	coordtest.Eventually(t, 5*time.Second, func() bool { return len(rec.find("go-redis: ")) > 0 }, "a go-redis line as a slog record")
+	srv.Restart(t)
+	coordtest.Eventually(t, 10*time.Second, func() bool { return b.Health(ctx).Status == coord.Healthy }, "healthy again")
+	for _, r := range rec.find("go-redis: ") {
+		if r.Level != slog.LevelWarn || r.Attrs["source"] != "go-redis" {
+			t.Errorf("go-redis record %s: want level WARN and source=go-redis", r.text())
+		}
+		if strings.HasPrefix(r.Msg, "go-redis: redis: ") || strings.HasSuffix(r.Msg, "\n") {
+			t.Errorf("go-redis record %q keeps go-redis's prefix or newline", r.Msg)
+		}
+	}
+	t.Logf("go-redis records: %d, first: %s", len(rec.find("go-redis: ")), rec.find("go-redis: ")[0].text())
+}
+
+func TestConnectLogsEachRetry(t *testing.T) {
+	ln := deadLoopback(t)
+	rec := newRecorder(slog.LevelDebug)
+	c := goredis.NewClient(&goredis.Options{Addr: ln, Password: "hunter2secret", MaxRetries: -1, DialTimeout: 100 * time.Millisecond})
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 1500*time.Millisecond)
+	defer cancel()
+	err := coordredis.Connect(ctx, c, coordredis.ConnectLogger(slog.New(rec)))
+	if !errors.Is(err, coord.ErrUnavailable) {
+		t.Fatalf("Connect to %s = %v, want ErrUnavailable", ln, err)
+	}
+	retries := rec.find("Redis did not answer; retrying")
+	// 100ms, 200ms, 400ms between tries: at least the first two retries
+	// fit in 1.5s even on a loaded machine.
+	if len(retries) < 2 {
+		t.Fatalf("%d retry records, want one per retry (at least 2); records: %v", len(retries), rec.all())
+	}
+	for i, r := range retries {
+		if r.Level != slog.LevelWarn {
+			t.Errorf("retry record %d at %v, want WARN", i, r.Level)
+		}
+		if r.Attrs["attempt"] != strconv.Itoa(i+1) || r.Attrs["attempts"] != strconv.Itoa(coordredis.ConnectAttempts) {
+			t.Errorf("retry record %d: attempt %q of %q", i, r.Attrs["attempt"], r.Attrs["attempts"])
+		}
+		if r.Attrs["addr"] != ln || r.Attrs["error"] == "" || r.Attrs["retry_in"] == "" {
+			t.Errorf("retry record %d lacks addr, error or retry_in: %s", i, r.text())
+		}
+		if strings.Contains(r.text(), "hunter2secret") {
+			t.Errorf("retry record carries the password: %s", r.text())
+		}
+	}
+	if retries[0].Attrs["retry_in"] != "100ms" || retries[1].Attrs["retry_in"] != "200ms" {
+		t.Errorf("retry_in %q, %q: want 100ms then 200ms", retries[0].Attrs["retry_in"], retries[1].Attrs["retry_in"])
+	}
+	// Without ConnectLogger, Connect logs nothing (and has nowhere to).
+	if err := coordredis.Connect(ctx, c, nil); !errors.Is(err, coord.ErrUnavailable) {
+		t.Errorf("Connect with a nil option = %v", err)
+	}
+}
+
+// deadLoopback returns a loopback address nothing listens on.
+func deadLoopback(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	return addr
+}
