@@ -44,3 +44,28 @@ func ExampleErrorKind() {
 	fmt.Println(middleware.ErrorKind(err), middleware.ErrorKind(nil))
 	// Output: expired ok
 }
+
+func TestIsExpected(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{nil, false},
+		{coord.ErrNotAcquired, true},
+		{errors.Join(coord.ErrNotAcquired, context.DeadlineExceeded), true},
+		{fmt.Errorf("get: %w", coord.ErrNotFound), true},
+		{coord.ErrExpired, true},
+		{coord.ErrNotHeld, true},
+		{context.Canceled, true},
+		{coord.ErrLeaseLost, false},
+		{coord.ErrUnavailable, false},
+		{coord.ErrInvalid, false},
+		{coord.ErrClosed, false},
+		{context.DeadlineExceeded, false},
+		{errors.New("other"), false},
+	} {
+		if got := middleware.IsExpected(c.err); got != c.want {
+			t.Errorf("IsExpected(%v) = %v; want %v", c.err, got, c.want)
+		}
+	}
+}

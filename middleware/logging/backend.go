@@ -2,7 +2,6 @@ package logging
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 
 	"github.com/cgn-bot/coord"
@@ -59,10 +58,7 @@ func (b *backend) Health(ctx context.Context) coord.Health {
 	h := b.next.Health(ctx)
 	var err error
 	if h.Status != coord.Healthy {
-		err = coord.ErrUnavailable
-		if h.Error != "" {
-			err = fmt.Errorf("%w: %s", coord.ErrUnavailable, h.Error)
-		}
+		err = healthError(h.Error)
 	}
 	m.done(ctx, obs.BackendHealth, start, err, func() []slog.Attr {
 		return []slog.Attr{
@@ -73,6 +69,22 @@ func (b *backend) Health(ctx context.Context) coord.Health {
 	})
 	return h
 }
+
+// healthError is the error a Health that is not healthy is logged with:
+// its kind is unavailable and its text is the Health's Error as the
+// backend wrote it (which usually says "unavailable" already), or the
+// text of [coord.ErrUnavailable] when it is empty.
+type healthError string
+
+func (e healthError) Error() string {
+	if e == "" {
+		return coord.ErrUnavailable.Error()
+	}
+	return string(e)
+}
+
+// Is makes a healthError match [coord.ErrUnavailable].
+func (e healthError) Is(target error) bool { return target == coord.ErrUnavailable }
 
 func (b *backend) Close(ctx context.Context) error {
 	m := b.m

@@ -9,8 +9,13 @@
 // # Records
 //
 // Each operation is logged with its name, duration, outcome and error: at
-// Debug when it succeeds, at Warn when it fails, and a lease found lost
-// before its release at Error (see [Options] to change the levels). When
+// Debug when it succeeds or ends with an outcome of normal running (a lock
+// held by another holder, a session not found, a lease that had already
+// ended, a call the caller canceled; see
+// [github.com/cgn-bot/coord/middleware.IsExpected]), at Warn when it fails
+// (the backend unavailable, a deadline exceeded, bad input), and a lease
+// found lost before its release at Error (see [Options] to change the
+// levels, and docs/LOGGING.md for the table). When
 // no record could be written at the logger's level, a decorator costs a
 // call to the handler's Enabled and nothing else. When only successes are
 // below the level (a logger at Info), an operation is still timed, in

@@ -35,7 +35,7 @@ func ExampleMiddleware_Backend() {
 	_ = b.Close(ctx)
 	// Output:
 	// level=DEBUG msg="coord lock_acquire" op=lock_acquire outcome=ok resource=nightly-report
-	// level=WARN msg="coord lock_acquire" op=lock_acquire outcome=not_acquired resource=nightly-report
+	// level=DEBUG msg="coord lock_acquire" op=lock_acquire outcome=not_acquired resource=nightly-report
 	// level=DEBUG msg="coord lock_release" op=lock_release outcome=ok resource=nightly-report
 	// level=DEBUG msg="coord close" op=close outcome=ok instance=node-1
 }

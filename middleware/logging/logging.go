@@ -16,8 +16,20 @@ type Options struct {
 	// Success is the level of the record of an operation that succeeded.
 	// Default: [slog.LevelDebug].
 	Success slog.Leveler
-	// Failure is the level of the record of an operation that returned an
-	// error, and of a purge-all signal delivered to a subscriber.
+	// Expected is the level of the record of an operation whose error is
+	// an answer the caller expects in normal running rather than a
+	// failure: [coord.ErrNotAcquired] (the lock is held by another
+	// holder, whether Acquire tried once or waited), [coord.ErrNotFound]
+	// (a session that does not exist, expired or was rotated out),
+	// [coord.ErrNotHeld] and [coord.ErrExpired] from Release, Extend or
+	// TTL (the lease had already ended; the loss itself is logged once at
+	// the LeaseLost level), and [context.Canceled] (the caller gave up).
+	// Default: [slog.LevelDebug].
+	Expected slog.Leveler
+	// Failure is the level of the record of an operation that returned
+	// any other error (the backend unavailable, a deadline exceeded, bad
+	// input, a closed backend), of a Health that is not healthy, and of a
+	// purge-all signal delivered to a subscriber.
 	// Default: [slog.LevelWarn].
 	Failure slog.Leveler
 	// LeaseLost is the level of the record of a lease found lost before
@@ -42,8 +54,8 @@ type Middleware struct {
 	log   *slog.Logger
 	clock obs.Clock
 
-	success, failure, lost slog.Leveler
-	// top is the highest of the three levels when all of them are fixed
+	success, expected, failure, lost slog.Leveler
+	// top is the highest of the four levels when all of them are fixed
 	// slog.Level values, so that the disabled check is one call.
 	top      slog.Level
 	fixedTop bool
@@ -70,6 +82,9 @@ func New(logger *slog.Logger, opts *Options) *Middleware {
 	if o.Success == nil {
 		o.Success = slog.LevelDebug
 	}
+	if o.Expected == nil {
+		o.Expected = slog.LevelDebug
+	}
 	if o.Failure == nil {
 		o.Failure = slog.LevelWarn
 	}
@@ -77,17 +92,19 @@ func New(logger *slog.Logger, opts *Options) *Middleware {
 		o.LeaseLost = slog.LevelError
 	}
 	m := &Middleware{
-		log:     logger,
-		clock:   obs.NewClock(),
-		success: o.Success,
-		failure: o.Failure,
-		lost:    o.LeaseLost,
+		log:      logger,
+		clock:    obs.NewClock(),
+		success:  o.Success,
+		expected: o.Expected,
+		failure:  o.Failure,
+		lost:     o.LeaseLost,
 	}
 	s, ok1 := o.Success.(slog.Level)
 	f, ok2 := o.Failure.(slog.Level)
 	l, ok3 := o.LeaseLost.(slog.Level)
-	if ok1 && ok2 && ok3 {
-		m.top, m.fixedTop = max(s, f, l), true
+	e, ok4 := o.Expected.(slog.Level)
+	if ok1 && ok2 && ok3 && ok4 {
+		m.top, m.fixedTop = max(s, f, l, e), true
 	}
 	for op := range obs.NumOps {
 		m.msgs[op] = "coord " + op.String()
@@ -103,17 +120,27 @@ func (m *Middleware) on(ctx context.Context) bool {
 	if m.fixedTop {
 		return m.log.Enabled(ctx, m.top)
 	}
-	return m.log.Enabled(ctx, max(m.success.Level(), m.failure.Level(), m.lost.Level()))
+	return m.log.Enabled(ctx, max(m.success.Level(), m.expected.Level(), m.failure.Level(), m.lost.Level()))
 }
 
 // level returns the level of an operation's record given its error, and
 // whether a record at that level is written.
 func (m *Middleware) level(ctx context.Context, err error) (slog.Level, bool) {
-	lvl := m.success.Level()
-	if err != nil {
-		lvl = m.failure.Level()
-	}
+	lvl := m.levelOf(err)
 	return lvl, m.log.Enabled(ctx, lvl)
+}
+
+// levelOf returns the level of an operation's record given its error:
+// Success for nil, Expected for an outcome of normal running (see
+// [Options].Expected), Failure for any other error.
+func (m *Middleware) levelOf(err error) slog.Level {
+	switch k := obs.KindOf(err); {
+	case k == obs.OK:
+		return m.success.Level()
+	case obs.Expected(k):
+		return m.expected.Level()
+	}
+	return m.failure.Level()
 }
 
 // write logs the record of op, which took d and ended with err, at lvl,

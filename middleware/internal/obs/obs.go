@@ -177,3 +177,14 @@ func NewClock() Clock { return Clock{base: time.Now()} }
 
 // Now returns the time since the Clock was made.
 func (c Clock) Now() time.Duration { return time.Since(c.base) }
+
+// Expected reports whether k is the kind of an error that is an answer
+// in normal running rather than a failure: not acquired, not found, not
+// held, expired and canceled (docs/LOGGING.md).
+func Expected(k Kind) bool {
+	switch k {
+	case NotAcquired, NotFound, NotHeld, Expired, Canceled:
+		return true
+	}
+	return false
+}
