@@ -1,5 +1,26 @@
-// Package health serves a coord backend's [coord.Health] over HTTP as the
-// JSON document of the Node fleet's health check (docs/WIRE.md):
+// Package health serves a coord backend's [coord.Health] over HTTP, as
+// three handlers with the Kubernetes probes' meanings (docs/LOGGING.md,
+// "Health endpoints"):
+//
+//   - [Liveness] (/livez): the process is working. 200 unless the backend
+//     is closed or wedged (its Health does not return); never 503 just
+//     because Redis is down. This is the probe for load balancers and for
+//     Kubernetes liveness and readiness probes: Redis is shared, so when
+//     it is down every instance would fail a check that depends on it at
+//     the same moment, and the load balancer would drop the whole fleet.
+//   - [Readiness] (/readyz): the backend works. 503 while it is unhealthy
+//     (Redis unreachable, backend closed); 200 when healthy or degraded:
+//     degraded counts as ready, the instance works, perhaps alone or
+//     slowly. For a start-up gate (a Kubernetes startupProbe) and for
+//     monitoring.
+//   - [Handler] (/healthz): the Node fleet's health document, with the
+//     status codes of readiness (unchanged: 200 healthy or degraded, 503
+//     unhealthy). Kept for the Node fleet and existing dashboards; do not
+//     point a load balancer at it, for the reason above.
+//
+// [Register] mounts the three on a ServeMux.
+//
+// The /healthz document is the Node fleet's (docs/WIRE.md):
 //
 //	{
 //	  "redis":    {"connected": true, "state": "connected", "latency": 2},
@@ -13,11 +34,10 @@
 // subscriber is connected; sessions.count is null when the backend could
 // not count. Two fields are added to the Node document: "backend"
 // ("redis" or "memory") and, when overall is not healthy, "error" with the
-// reason. Consumers of the Node document ignore them.
-//
-// The status code is 200 when overall is "healthy" or "degraded" (the
-// instance works, perhaps alone or slowly: keep it in the load balancer,
-// alert on the field) and 503 when it is "unhealthy".
+// reason. Consumers of the Node document ignore them. /livez and /readyz
+// serve the same document with two more fields first: "status" ("ok" or
+// "fail", the probe's verdict) and "probe" ("liveness" or "readiness");
+// see [ProbeReport].
 package health
 
 import (
@@ -121,9 +141,9 @@ func StatusCode(s coord.HealthStatus) int {
 	return http.StatusServiceUnavailable
 }
 
-// Handler returns an http.Handler that answers GET and HEAD with b's
-// health as a [Report] in JSON: 200 when healthy or degraded, 503 when
-// unhealthy; other methods get 405. Each request calls b.Health once,
+// Handler returns the /healthz handler: it answers GET and HEAD with b's
+// health as a [Report] in JSON, 200 when healthy or degraded, 503 when
+// unhealthy (the status codes of [Readiness]); other methods get 405. Each request calls b.Health once,
 // bounded by the request's context and [Options].Timeout. The handler is
 // safe for concurrent use by multiple goroutines.
 func Handler(b coord.Backend, opts *Options) http.Handler {
