@@ -272,7 +272,7 @@ func (l *lock) renewed(ctx, rctx context.Context, start time.Time, ttl time.Dura
 	}
 	b.setConnState(coord.Connected)
 	if n != 1 {
-		b.opts.Logger.Warn("coord/redis: auto-renewed lease lost", "resource_tag", secret.Redact(l.resource))
+		b.opts.Logger.Error("coord/redis: auto-renewed lease lost", "resource_tag", secret.Redact(l.resource))
 		l.finishLocked()
 		return time.Time{}, false
 	}

@@ -185,3 +185,68 @@ func deadLoopback(t *testing.T) string {
 	_ = ln.Close()
 	return addr
 }
+
+// TestBackendRecordLevels checks the level of the backend's own records
+// for a lost auto-renewed lease (Error) and a subscriber outage (Warn,
+// then Info once resubscribed), and that none carries the lease token.
+func TestBackendRecordLevels(t *testing.T) {
+	srv := redistest.Start(t)
+	rec := newRecorder(slog.LevelDebug)
+	o := srv.Options()
+	o.MaxRetries = -1
+	c := goredis.NewClient(o)
+	defer c.Close()
+	b, err := coordredis.New(c, &coordredis.Options{Logger: slog.New(rec), HealthInterval: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(context.Background())
+	ctx := t.Context()
+	lk, err := b.Locker().Acquire(ctx, "job", coord.WithTTL(300*time.Millisecond), coord.WithAutoRenew())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The key disappears behind the backend's back (as after a failover
+	// that lost it): the holder finds out at its next renewal.
+	if n, err := c.Del(ctx, coordredis.DefaultPrefix+"lock:{job}").Result(); err != nil || n != 1 {
+		t.Fatalf("DEL of the lease key: %d, %v", n, err)
+	}
+	if !coordtest.ClosedWithin(lk.Done(), 5*time.Second) {
+		t.Fatal("the force-released lease's Done did not close")
+	}
+	coordtest.Eventually(t, 2*time.Second, func() bool { return len(rec.find("auto-renewed lease lost")) > 0 }, "a lease lost record")
+	if r := rec.find("auto-renewed lease lost")[0]; r.Level != slog.LevelError {
+		t.Errorf("lease lost at %v; want ERROR", r.Level)
+	}
+
+	if _, err := b.Invalidator().Subscribe(ctx, func(coord.Invalidation) {}); err != nil {
+		t.Fatal(err)
+	}
+	srv.Kill(t)
+	_ = b.Health(ctx)
+	coordtest.Eventually(t, 5*time.Second, func() bool { return len(rec.find("coord/redis: subscriber connection")) > 0 }, "a subscriber record")
+	srv.Restart(t)
+	coordtest.Eventually(t, 10*time.Second, func() bool { return b.Health(ctx).Status == coord.Healthy }, "healthy again")
+	coordtest.Eventually(t, 5*time.Second, func() bool { return len(rec.find("subscriber resubscribed")) > 0 }, "a resubscribed record")
+	want := map[string]slog.Level{
+		"coord/redis: subscriber connection reconnecting":    slog.LevelWarn,
+		"coord/redis: command connection lost; reconnecting": slog.LevelWarn,
+		"coord/redis: command connection restored":           slog.LevelInfo,
+		"subscriber resubscribed":                            slog.LevelInfo,
+	}
+	for msg, lvl := range want {
+		rs := rec.find(msg)
+		if len(rs) == 0 {
+			t.Errorf("no record %q", msg)
+			continue
+		}
+		if rs[0].Level != lvl {
+			t.Errorf("%q at %v; want %v", msg, rs[0].Level, lvl)
+		}
+	}
+	for _, r := range rec.all() {
+		if strings.Contains(r.text(), lk.Token()) {
+			t.Errorf("record carries the lease token: %s", r.text())
+		}
+	}
+}
