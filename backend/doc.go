@@ -53,7 +53,21 @@
 // that parses them, and this package adds only the prefix and instance
 // parameters of a URL and ENABLE_DISTRIBUTED_CACHE. ENABLE_DISTRIBUTED_CACHE=false selects memory even when
 // Redis is configured; true, or unset, uses Redis when it is configured.
-// The choice of memory is logged at info level on [Config].Logger.
+// The choice of memory is logged at info level on [Config].Logger; when
+// Redis is configured (REDIS_URL or REDIS_HOST) but ENABLE_DISTRIBUTED_CACHE
+// is false, it is logged at warn level (on [slog.Default] when
+// Config.Logger is nil) and Health reports [coord.Degraded] with the
+// reason, as for a fallback: the instance runs alone.
+//
+// # Logs
+//
+// [Config].Logger receives the operation records of the logging
+// middleware and everything else coord logs: each retry of the connection
+// at start-up (attempt, error, next delay), the fallback or choice of
+// memory, and the Redis backend's own records (connections lost and
+// restored, renewals, lost leases). With no Logger, only the operation
+// records are off; the rest goes to [slog.Default]. docs/LOGGING.md lists
+// every record with its level.
 //
 // # Lifetime
 //

@@ -21,6 +21,7 @@ import (
 	"github.com/cgn-bot/coord"
 	"github.com/cgn-bot/coord/backend"
 	"github.com/cgn-bot/coord/cache"
+	"github.com/cgn-bot/coord/health"
 	"github.com/cgn-bot/coord/internal/coordtest"
 	"github.com/cgn-bot/coord/middleware/metrics"
 )
@@ -266,5 +267,31 @@ func TestDashboardSeries(t *testing.T) {
 	}
 	if checked == 0 {
 		t.Error("the dashboard queries no ${namespace}_ series")
+	}
+}
+
+// TestKubernetesProbes checks that the manifest probes the paths the
+// health package serves, as docs/LOGGING.md recommends: /readyz only as
+// the start-up gate, /livez for liveness and readiness, so that a Redis
+// outage does not take every pod out of the Service at once.
+func TestKubernetesProbes(t *testing.T) {
+	raw, err := os.ReadFile("kubernetes.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe := regexp.MustCompile(`(?m)^\s+(startupProbe|livenessProbe|readinessProbe):\s*\n\s+httpGet:\s*\n\s+path:\s*(\S+)`)
+	got := map[string]string{}
+	for _, m := range probe.FindAllStringSubmatch(string(raw), -1) {
+		got[m[1]] = m[2]
+	}
+	want := map[string]string{
+		"startupProbe":   health.PathReadiness,
+		"livenessProbe":  health.PathLiveness,
+		"readinessProbe": health.PathLiveness,
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s path %q; want %q", k, got[k], v)
+		}
 	}
 }

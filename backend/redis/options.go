@@ -132,8 +132,13 @@ type Options struct {
 	// called synchronously and must not block. Default: nil.
 	OnStateChange func(StateChange)
 
-	// Logger receives the backend's own log lines (reconnects, renewal
-	// failures). Tokens are never logged in clear. Default: discard.
+	// Logger receives the backend's own records: the command and
+	// subscriber connections lost and restored, renewals that failed,
+	// leases lost, orphaned leases released, handler panics (the list,
+	// with levels and attributes, is in docs/LOGGING.md). Tokens and
+	// session IDs are never logged. Default: nil, which discards them;
+	// [github.com/cgn-bot/coord/backend.Open] passes its Config.Logger
+	// (or [slog.Default]) here when this is nil.
 	Logger *slog.Logger
 }
 

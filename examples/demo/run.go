@@ -269,6 +269,8 @@ func (d *demo) serve(ctx context.Context) (func() error, error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /healthz", health.Handler(d.insts[0].b, nil))
+	mux.Handle("GET /livez", health.Liveness(d.insts[0].b, nil))
+	mux.Handle("GET /readyz", health.Readiness(d.insts[0].b, nil))
 	for i, in := range d.insts {
 		mux.Handle(fmt.Sprintf("GET /healthz/%d", i+1), health.Handler(in.b, nil))
 	}
