@@ -461,8 +461,9 @@ type Opened struct {
 // Kind returns "memory" or "redis": the backend in use.
 func (o *Opened) Kind() string { return o.kind }
 
-// FellBack returns why a configured Redis was replaced by memory, or ""
-// when it was not.
+// FellBack returns why a configured Redis was replaced by memory (it was
+// unreachable with FallbackToMemory set, or ENABLE_DISTRIBUTED_CACHE is
+// false while Redis is configured), or "" when it was not.
 func (o *Opened) FellBack() string { return o.degraded }
 
 // Unwrap returns the decorated backend, for [coord.As].
