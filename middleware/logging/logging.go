@@ -18,13 +18,13 @@ type Options struct {
 	Success slog.Leveler
 	// Expected is the level of the record of an operation whose error is
 	// an answer the caller expects in normal running rather than a
-	// failure: [coord.ErrNotAcquired] (the lock is held by another
-	// holder, whether Acquire tried once or waited), [coord.ErrNotFound]
-	// (a session that does not exist, expired or was rotated out),
-	// [coord.ErrNotHeld] and [coord.ErrExpired] from Release, Extend or
-	// TTL (the lease had already ended; the loss itself is logged once at
-	// the LeaseLost level), and [context.Canceled] (the caller gave up).
-	// Default: [slog.LevelDebug].
+	// failure (see [github.com/cgn-bot/coord/middleware.IsExpected]):
+	// coord.ErrNotAcquired (the lock is held by another holder, whether
+	// Acquire tried once or waited), coord.ErrNotFound (a session that
+	// does not exist, expired or was rotated out), coord.ErrNotHeld and
+	// coord.ErrExpired from Release, Extend or TTL (the lease had already
+	// ended; the loss itself is logged once at the LeaseLost level), and
+	// [context.Canceled] (the caller gave up). Default: [slog.LevelDebug].
 	Expected slog.Leveler
 	// Failure is the level of the record of an operation that returned
 	// any other error (the backend unavailable, a deadline exceeded, bad
