@@ -131,7 +131,10 @@ func (p *probe) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rep := ProbeReport{Status: StatusOK, Probe: "readiness", Report: NewReport(h)}
 	if p.liveness {
 		rep.Probe = "liveness"
-		if !answered || (h.Status == coord.Unhealthy && closed(r.Context(), p.b)) {
+		// A closed backend reports itself unhealthy and disconnected (a
+		// Redis that is down leaves it reconnecting): only then is the
+		// backend asked, so a Redis outage costs no extra call.
+		if !answered || (h.Status == coord.Unhealthy && h.Connection != coord.Reconnecting && closed(r.Context(), p.b)) {
 			rep.Status = StatusFail
 		}
 	} else if !answered || StatusCode(rep.Overall) != http.StatusOK {
