@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"net/http/httptest"
 
 	"github.com/cgn-bot/coord/backend/memory"
@@ -24,4 +25,24 @@ func ExampleHandler() {
 	fmt.Print(rec.Code, " ", string(body))
 	// Output:
 	// 200 {"redis":{"connected":true,"state":"connected","latency":0},"cache":{"initialized":true,"messageCount":0},"sessions":{"count":0},"overall":"healthy","backend":"memory"}
+}
+
+// Serve /livez, /readyz and /healthz. Point the load balancer at /livez:
+// it stays 200 while Redis is down, so the fleet is not dropped at once.
+func ExampleRegister() {
+	node := memory.NewHub(nil).New(nil)
+	defer node.Close(context.Background())
+
+	mux := http.NewServeMux()
+	health.Register(mux, node, nil)
+
+	for _, path := range []string{"/livez", "/readyz"} {
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		body, _ := io.ReadAll(rec.Body)
+		fmt.Print(path, " ", rec.Code, " ", string(body))
+	}
+	// Output:
+	// /livez 200 {"status":"ok","probe":"liveness","redis":{"connected":true,"state":"connected","latency":0},"cache":{"initialized":true,"messageCount":0},"sessions":{"count":0},"overall":"healthy","backend":"memory"}
+	// /readyz 200 {"status":"ok","probe":"readiness","redis":{"connected":true,"state":"connected","latency":0},"cache":{"initialized":true,"messageCount":0},"sessions":{"count":0},"overall":"healthy","backend":"memory"}
 }
