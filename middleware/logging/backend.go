@@ -3,6 +3,7 @@ package logging
 import (
 	"context"
 	"log/slog"
+	"sync/atomic"
 
 	"github.com/cgn-bot/coord"
 	"github.com/cgn-bot/coord/middleware/internal/obs"
@@ -11,7 +12,9 @@ import (
 // Backend decorates next and its parts: Locker, Sessions, Invalidator and
 // Events return next's parts decorated by m (made once, here); Health and
 // Close are logged and forwarded. A Health whose status is not healthy is
-// logged at the Failure level. A nil m or next gives next unchanged.
+// logged at the Failure level when the status changed since the previous
+// Health, at the Success level while it stays the same. A nil m or next
+// gives next unchanged.
 func (m *Middleware) Backend(next coord.Backend) coord.Backend {
 	if m == nil || next == nil {
 		return next
@@ -28,6 +31,7 @@ func (m *Middleware) Backend(next coord.Backend) coord.Backend {
 
 type backend struct {
 	m           *Middleware
+	last        atomic.Value // string: the status of the last Health
 	next        coord.Backend
 	locker      coord.Locker
 	sessions    coord.SessionStore
@@ -49,24 +53,42 @@ func (b *backend) Invalidator() coord.Invalidator { return b.invalidator }
 func (b *backend) Events() coord.EventBus         { return b.events }
 func (b *backend) InstanceID() string             { return b.next.InstanceID() }
 
+// Health logs the backend's health. A status other than healthy is
+// logged at the Failure level when it differs from the previous call's
+// (the start of an outage, or a change of its kind), and at the Success
+// level while it stays the same, so that a load balancer or a Kubernetes
+// probe polling every few seconds does not repeat a warning for as long
+// as Redis is down.
 func (b *backend) Health(ctx context.Context) coord.Health {
 	m := b.m
 	if !m.on(ctx) {
-		return b.next.Health(ctx)
+		h := b.next.Health(ctx)
+		b.last.Store(string(h.Status))
+		return h
 	}
 	start := m.clock.Now()
 	h := b.next.Health(ctx)
+	prev, _ := b.last.Swap(string(h.Status)).(string)
 	var err error
 	if h.Status != coord.Healthy {
 		err = healthError(h.Error)
 	}
-	m.done(ctx, obs.BackendHealth, start, err, func() []slog.Attr {
-		return []slog.Attr{
-			slog.String("status", string(h.Status)),
-			slog.String("backend", h.Backend),
-			slog.String("connection", string(h.Connection)),
-		}
-	})
+	lvl := m.success.Level()
+	if err != nil && prev != string(h.Status) {
+		lvl = m.failure.Level()
+	}
+	if !m.log.Enabled(ctx, lvl) {
+		return h
+	}
+	attrs := []slog.Attr{
+		slog.String("status", string(h.Status)),
+		slog.String("backend", h.Backend),
+		slog.String("connection", string(h.Connection)),
+	}
+	if prev != "" && prev != string(h.Status) {
+		attrs = append(attrs, slog.String("previous", prev))
+	}
+	m.write(ctx, lvl, obs.BackendHealth, m.clock.Now()-start, err, attrs...)
 	return h
 }
 

@@ -128,3 +128,34 @@ func TestHealthErrorTextOnce(t *testing.T) {
 		t.Errorf("the error text repeats itself:\n%s", cp.output())
 	}
 }
+
+// TestHealthWarnsOnChange checks that a probe polling Health during an
+// outage gives one warning when the status changes, not one per call.
+func TestHealthWarnsOnChange(t *testing.T) {
+	cp := newCapture(slog.LevelDebug)
+	mk := newMocks(t)
+	down := coord.Health{Status: coord.Unhealthy, Backend: "redis", Error: "coord: backend unavailable: coord/redis: ping: refused", Sessions: -1}
+	slow := coord.Health{Status: coord.Degraded, Backend: "redis", Error: "coord/redis: subscriber connection reconnecting", Sessions: -1}
+	up := coord.Health{Status: coord.Healthy, Backend: "redis", Sessions: 0}
+	seq := []coord.Health{up, down, down, down, slow, slow, up, down}
+	for _, h := range seq {
+		mk.backend.EXPECT().Health(gomock.Any()).Return(h)
+	}
+	b := logging.New(slog.New(cp), nil).Backend(mk.backend)
+	for range seq {
+		_ = b.Health(t.Context())
+	}
+	recs := cp.find("coord health")
+	if len(recs) != len(seq) {
+		t.Fatalf("%d records; want %d", len(recs), len(seq))
+	}
+	want := []slog.Level{slog.LevelDebug, slog.LevelWarn, slog.LevelDebug, slog.LevelDebug, slog.LevelWarn, slog.LevelDebug, slog.LevelDebug, slog.LevelWarn}
+	for i, r := range recs {
+		if r.Level != want[i] {
+			t.Errorf("record %d (%s) at %v; want %v", i, seq[i].Status, r.Level, want[i])
+		}
+	}
+	if v, _ := attr(recs[4], "previous"); v.String() != "unhealthy" {
+		t.Errorf("previous = %q on the change to degraded; want unhealthy", v)
+	}
+}
