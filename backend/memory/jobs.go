@@ -19,9 +19,6 @@ type Jobs struct{ n *Backend }
 
 var _ coord.Jobs = (*Jobs)(nil)
 
-// Jobs returns the record of periodic jobs.
-func (n *Backend) Jobs() coord.Jobs { return &Jobs{n: n} }
-
 // jobRecord is a job's record: the one period anything was recorded in.
 type jobRecord struct {
 	period, index int64 // microseconds; the period's index

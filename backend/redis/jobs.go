@@ -22,9 +22,6 @@ type Jobs struct{ b *Backend }
 
 var _ coord.Jobs = (*Jobs)(nil)
 
-// Jobs returns the record of periodic jobs.
-func (b *Backend) Jobs() coord.Jobs { return &Jobs{b: b} }
-
 // jobKey returns the record key of job.
 func (k keyspace) jobKey(job string) string {
 	return k.prefix + "job:{" + escapeName(job) + "}"

@@ -14,6 +14,8 @@ func (b *Backend) Semaphores() coord.Semaphores { return driver.UnsupportedSemap
 // Elector returns the elections this instance takes part in.
 func (b *Backend) Elector() coord.Elector { return driver.UnsupportedElector{} }
 
+// Jobs returns the record of periodic jobs.
+func (b *Backend) Jobs() coord.Jobs { return &Jobs{b: b} }
 
 // RateLimiter returns the rate limits shared by every instance.
 func (b *Backend) RateLimiter() coord.RateLimiter { return driver.UnsupportedRateLimiter{} }
