@@ -272,6 +272,9 @@ func (r *jobRunner) holding(ctx context.Context, lock Lock) (wait time.Duration,
 		}
 		return 0, nil
 	}
+	if ctx.Err() != nil {
+		return 0, nil // stopping: a run cut short by the caller is no failure of the job
+	}
 	if ferr := r.jobs.Fail(rctx, r.job, slot); ferr != nil && fatal(ferr) {
 		return 0, ferr
 	}
