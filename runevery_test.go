@@ -124,3 +124,87 @@ func TestRunEveryPanicReleases(t *testing.T) {
 		t.Error("the job's lease is still held after fn panicked")
 	}
 }
+
+// TestWithLockAloneIsNotOncePerPeriod shows what docs/JOBS.md says: three
+// instances whose tickers fire together, each running the job under
+// WithLock with the default retries, run it three times; with RunEvery
+// they run it once.
+func TestWithLockAloneIsNotOncePerPeriod(t *testing.T) {
+	hub := memory.NewHub(nil)
+	var nodes []*memory.Backend
+	for range 3 {
+		n := hub.New(nil)
+		t.Cleanup(func() { _ = n.Close(context.Background()) })
+		nodes = append(nodes, n)
+	}
+	ctx := t.Context()
+	var withLock atomic.Int32
+	done := make(chan error, len(nodes))
+	for _, n := range nodes {
+		go func() {
+			done <- coord.WithLock(ctx, n.Locker(), "nightly-report", func(context.Context) error {
+				withLock.Add(1)
+				return nil
+			})
+		}()
+	}
+	for range nodes {
+		if err := <-done; err != nil {
+			t.Fatalf("WithLock: %v", err)
+		}
+	}
+	if withLock.Load() != 3 {
+		t.Fatalf("WithLock alone ran the job %d times; docs/JOBS.md says 3", withLock.Load())
+	}
+
+	var runEvery atomic.Int32
+	rctx, cancel := context.WithCancel(ctx)
+	for _, n := range nodes {
+		go func() {
+			done <- coord.RunEvery(rctx, n, "nightly-report", 24*time.Hour, func(context.Context) error {
+				runEvery.Add(1)
+				return nil
+			})
+		}()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s, err := nodes[0].Jobs().Due(ctx, "nightly-report", 24*time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Done {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("RunEvery did not run the job within 5s")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	// The others see the record, under the lease or before taking it.
+	for _, n := range nodes {
+		eventuallyFree(t, n, coord.JobLockPrefix+"nightly-report")
+	}
+	cancel()
+	for range nodes {
+		<-done
+	}
+	if runEvery.Load() != 1 {
+		t.Fatalf("RunEvery ran the job %d times, want 1", runEvery.Load())
+	}
+}
+
+// eventuallyFree waits up to 2s for resource to be free.
+func eventuallyFree(t *testing.T, n *memory.Backend, resource string) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		if locked, err := n.Locker().Locked(t.Context(), resource); err == nil && !locked {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still locked after 2s", resource)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
