@@ -253,7 +253,13 @@ func (r *jobRunner) round(ctx context.Context) (time.Duration, error) {
 
 // holding runs the job under lock if it is still due, and releases lock.
 func (r *jobRunner) holding(ctx context.Context, lock Lock) (wait time.Duration, err error) {
-	defer func() { _ = lock.Release(context.WithoutCancel(ctx)) }()
+	defer func() {
+		// Released even when ctx ended; bounded, as the lease is given up
+		// whatever Release returns (see Lock).
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.o.TTL)
+		defer cancel()
+		_ = lock.Release(rctx)
+	}()
 	slot, err := r.jobs.Due(ctx, r.job, r.period)
 	if err != nil {
 		return r.backoff(1), r.failed(ctx, slot, err)
