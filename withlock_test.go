@@ -132,3 +132,36 @@ func TestWithLockReleaseError(t *testing.T) {
 		t.Fatalf("WithLock = %v, want the release error", err)
 	}
 }
+
+func TestWithLockGivesFnItsLease(t *testing.T) {
+	f := &fakeLocker{}
+	if _, ok := coord.LockFromContext(t.Context()); ok {
+		t.Fatal("LockFromContext found a lease in a context that carries none")
+	}
+	var got coord.Lock
+	err := coord.WithLock(t.Context(), f, "job", func(ctx context.Context) error {
+		l, ok := coord.LockFromContext(ctx)
+		if !ok {
+			return errors.New("fn's ctx carries no lease")
+		}
+		got = l
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("WithLock = %v", err)
+	}
+	if got != coord.Lock(f.lock) {
+		t.Fatalf("LockFromContext = %v, want the lease Acquire returned (%v)", got, f.lock)
+	}
+}
+
+func TestLockFromContextInnermost(t *testing.T) {
+	outer, inner := &fakeLock{resource: "outer"}, &fakeLock{resource: "inner"}
+	ctx := coord.ContextWithLock(coord.ContextWithLock(t.Context(), outer), inner)
+	if l, ok := coord.LockFromContext(ctx); !ok || l.Resource() != "inner" {
+		t.Fatalf("LockFromContext = %v, %v; want the inner lease", l, ok)
+	}
+	if _, ok := coord.LockFromContext(coord.ContextWithLock(t.Context(), nil)); ok {
+		t.Fatal("LockFromContext reported a nil lease as present")
+	}
+}

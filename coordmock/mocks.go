@@ -2979,6 +2979,44 @@ func (c *MockJobsDueCall) DoAndReturn(f func(context.Context, string, time.Durat
 	return c
 }
 
+// Fail mocks base method.
+func (m *MockJobs) Fail(ctx context.Context, job string, slot coord.JobSlot) error {
+	m.ctrl.T.Helper()
+	ret := m.ctrl.Call(m, "Fail", ctx, job, slot)
+	ret0, _ := ret[0].(error)
+	return ret0
+}
+
+// Fail indicates an expected call of Fail.
+func (mr *MockJobsMockRecorder) Fail(ctx, job, slot any) *MockJobsFailCall {
+	mr.mock.ctrl.T.Helper()
+	call := mr.mock.ctrl.RecordCallWithMethodType(mr.mock, "Fail", reflect.TypeOf((*MockJobs)(nil).Fail), ctx, job, slot)
+	return &MockJobsFailCall{Call: call}
+}
+
+// MockJobsFailCall wrap *gomock.Call
+type MockJobsFailCall struct {
+	*gomock.Call
+}
+
+// Return rewrite *gomock.Call.Return
+func (c *MockJobsFailCall) Return(arg0 error) *MockJobsFailCall {
+	c.Call = c.Call.Return(arg0)
+	return c
+}
+
+// Do rewrite *gomock.Call.Do
+func (c *MockJobsFailCall) Do(f func(context.Context, string, coord.JobSlot) error) *MockJobsFailCall {
+	c.Call = c.Call.Do(f)
+	return c
+}
+
+// DoAndReturn rewrite *gomock.Call.DoAndReturn
+func (c *MockJobsFailCall) DoAndReturn(f func(context.Context, string, coord.JobSlot) error) *MockJobsFailCall {
+	c.Call = c.Call.DoAndReturn(f)
+	return c
+}
+
 // MockRateLimiter is a mock of RateLimiter interface.
 type MockRateLimiter struct {
 	ctrl     *gomock.Controller

@@ -98,6 +98,11 @@ func (UnsupportedJobs) Complete(context.Context, string, coord.JobSlot) error {
 	return Unsupported("Jobs", "Complete")
 }
 
+// Fail fails with [coord.ErrUnsupported].
+func (UnsupportedJobs) Fail(context.Context, string, coord.JobSlot) error {
+	return Unsupported("Jobs", "Fail")
+}
+
 // UnsupportedRateLimiter is the [coord.RateLimiter] of a backend without
 // rate limiting: every method fails with [coord.ErrUnsupported].
 type UnsupportedRateLimiter struct{}

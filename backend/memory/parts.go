@@ -15,7 +15,7 @@ func (n *Backend) Semaphores() coord.Semaphores { return driver.UnsupportedSemap
 func (n *Backend) Elector() coord.Elector { return driver.UnsupportedElector{} }
 
 // Jobs returns the record of periodic jobs.
-func (n *Backend) Jobs() coord.Jobs { return driver.UnsupportedJobs{} }
+func (n *Backend) Jobs() coord.Jobs { return &Jobs{n: n} }
 
 // RateLimiter returns the rate limits shared by the hub's instances.
 func (n *Backend) RateLimiter() coord.RateLimiter { return driver.UnsupportedRateLimiter{} }

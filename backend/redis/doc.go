@@ -81,6 +81,7 @@
 //	P + "{s}:byuser"                    zset: user NUL handle, by member (ByUser)
 //	P + "{s}:created"                   zset: user NUL handle -> created at (ms)
 //	P + "{s}:users"                     hash: user -> number of indexed sessions
+//	P + "job:{J}"                       hash: job J's record (see [Jobs]), expires with its period
 //
 // The invalidation message is {"instanceId","cacheKey","metadata",
 // "timestamp"} and the event message {"instanceId","event","payload",

@@ -15,7 +15,7 @@ func (b *Backend) Semaphores() coord.Semaphores { return driver.UnsupportedSemap
 func (b *Backend) Elector() coord.Elector { return driver.UnsupportedElector{} }
 
 // Jobs returns the record of periodic jobs.
-func (b *Backend) Jobs() coord.Jobs { return driver.UnsupportedJobs{} }
+func (b *Backend) Jobs() coord.Jobs { return &Jobs{b: b} }
 
 // RateLimiter returns the rate limits shared by every instance.
 func (b *Backend) RateLimiter() coord.RateLimiter { return driver.UnsupportedRateLimiter{} }

@@ -18,6 +18,8 @@ type scripts struct {
 	sessCreate, sessTouch, sessExtend, sessUpdate, sessDelete *goredis.Script
 	sessRotate, sessRemove, sessCount, sessStats              *goredis.Script
 	sessGet                                                   *goredis.Script
+
+	jobDue, jobRecord *goredis.Script
 }
 
 func mustLua(name string) string {
@@ -52,5 +54,7 @@ func loadScripts() *scripts {
 		sessCount:   sess("session_count"),
 		sessStats:   sess("session_stats"),
 		sessGet:     sess("session_get"),
+		jobDue:      goredis.NewScript(mustLua("job_due")),
+		jobRecord:   goredis.NewScript(mustLua("job_record")),
 	}
 }

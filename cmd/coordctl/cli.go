@@ -145,6 +145,7 @@ Commands:
   session logout USER            end every session of USER (asks first)
   tail [invalidations|events]    print invalidations and events as they come
   health                         connection and server health
+  job show NAME --every D        a RunEvery job: this period done?, failures, runner
 
 Global flags (also accepted after the command):
   --url URL          redis:// or rediss:// URL (default: $REDIS_URL, else
@@ -216,6 +217,8 @@ func (c *cli) dispatch(ctx context.Context, args []string) error {
 		return c.tail(ctx, rest)
 	case "health":
 		return c.health(ctx, rest)
+	case "job", "jobs":
+		return c.job(ctx, rest)
 	}
 	return usageErr("unknown command %q (run coordctl help)", cmd)
 }

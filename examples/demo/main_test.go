@@ -75,8 +75,11 @@ func TestRunEmbedded(t *testing.T) {
 		"distributed_lock_acquisitions_total{resource=demo:report,status=acquired}",
 		"closed 3 instances",
 		"GET /metrics -> 200",
+		`periodic: every instance runs RunEvery("demo:digest"`,
+		"ran the digest of period",
+		"once per period: yes",
 	)
-	for _, bad := range []string{"NOT coherent", "STILL LIVE", "NOT increasing", "want exactly 1"} {
+	for _, bad := range []string{"NOT coherent", "STILL LIVE", "NOT increasing", "want exactly 1", "once per period: NO"} {
 		if strings.Contains(s, bad) {
 			t.Errorf("the output reports a failure: %q\n%s", bad, s)
 		}

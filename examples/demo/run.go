@@ -164,6 +164,7 @@ func run(ctx context.Context, cfg config, w io.Writer) (err error) {
 		return err
 	}
 	defer func() { err = errors.Join(err, stopHTTP()) }()
+	defer d.periodic(ctx)()
 
 	if err := d.sessions(ctx); err != nil {
 		return d.quiet(ctx, fmt.Errorf("sessions: %w", err))
@@ -427,16 +428,6 @@ func (d *demo) tick(ctx context.Context, n int64) {
 	d.check(ctx, n, winner.name)
 }
 
-// fenceOf returns the fence of the lease on resource that l holds.
-func fenceOf(l coord.Locker, resource string) int64 {
-	for _, lk := range l.Held() {
-		if lk.Resource() == resource {
-			return lk.Fence()
-		}
-	}
-	return 0
-}
-
 // job is one instance's attempt at the scheduled job: under the lease,
 // unless this tick was already done, it writes a new report to the
 // source of truth (refusing a write whose fence is not above the last
@@ -444,7 +435,11 @@ func fenceOf(l coord.Locker, resource string) int64 {
 func (d *demo) job(ctx context.Context, in *instance, n int64) outcome {
 	o := outcome{name: in.name}
 	err := coord.WithLock(ctx, in.b.Locker(), jobResource, func(ctx context.Context) error {
-		fence := fenceOf(in.b.Locker(), jobResource)
+		lease, ok := coord.LockFromContext(ctx)
+		if !ok {
+			return errors.New("no lease in WithLock's ctx")
+		}
+		fence := lease.Fence()
 		var last report
 		if err := in.store.GetJSON(ctx, d.truthKey, &last); err != nil && !errors.Is(err, coord.ErrNotFound) {
 			return err

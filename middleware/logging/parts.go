@@ -8,7 +8,7 @@ func (b *backend) Semaphores() coord.Semaphores { return b.next.Semaphores() }
 
 func (b *backend) Elector() coord.Elector { return b.next.Elector() }
 
-func (b *backend) Jobs() coord.Jobs { return b.next.Jobs() }
+func (b *backend) Jobs() coord.Jobs { return b.m.Jobs(b.next.Jobs()) }
 
 func (b *backend) RateLimiter() coord.RateLimiter { return b.next.RateLimiter() }
 

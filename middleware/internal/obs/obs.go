@@ -42,6 +42,9 @@ const (
 	EventSubscribe
 	BackendHealth
 	BackendClose
+	JobDue
+	JobComplete
+	JobFail
 	// NumOps is the number of operations.
 	NumOps
 )
@@ -74,6 +77,9 @@ var opNames = [NumOps]string{
 	EventSubscribe:      "event_subscribe",
 	BackendHealth:       "health",
 	BackendClose:        "close",
+	JobDue:              "job_due",
+	JobComplete:         "job_complete",
+	JobFail:             "job_fail",
 }
 
 // String returns the operation's name, such as "lock_acquire".
