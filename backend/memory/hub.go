@@ -49,6 +49,7 @@ type Hub struct {
 	fence     int64                // the last fence handed out, on any resource
 
 	sessions sessionStore
+	rates    rateStore
 
 	// nmu guards changes of nodes; readers load the snapshot.
 	nmu   sync.Mutex
@@ -148,6 +149,8 @@ type Backend struct {
 
 	invStats invCounters
 	evStats  evCounters
+
+	skew atomic.Int64 // see SkewClock
 }
 
 var (
@@ -462,6 +465,7 @@ func (h *Hub) Restart() {
 	st.heap = nil
 	st.oldest, st.newest = nil, nil
 	st.mu.Unlock()
+	h.rates.restart()
 
 	for _, n := range *h.nodes.Load() {
 		n.CutSubscription()
