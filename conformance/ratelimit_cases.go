@@ -257,8 +257,8 @@ func testRateSharedAcrossInstances(t *testing.T, h Harness) {
 	}
 	hold(ctxOf(t), run)
 	stop.Store(true)
-	elapsed := time.Since(start) // every allowed decision was made before now
 	wg.Wait()
+	elapsed := time.Since(start) // every allowed decision was made before now
 	if err, _ := failed.Load().(error); err != nil {
 		t.Fatalf("Allow: %v", err)
 	}
