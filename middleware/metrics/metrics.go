@@ -126,6 +126,7 @@ type Middleware struct {
 
 	state  *stateCollector
 	caches *cacheCollector // near caches, see Middleware.Cache
+	rates  *rateDecisions  // see Middleware.RateLimiter
 }
 
 // Channels, the values of the channel label.
@@ -203,6 +204,10 @@ func reasonOf(s string) int {
 //     read at each scrape.
 //   - cache_*{cache}: the Stats of the near caches recorded with
 //     [Middleware.Cache], read at each scrape.
+//   - rate_limit_decisions_total{limit,decision}: counter of rate limit
+//     decisions, decision "allowed" or "denied", limit the
+//     [coord.Limit.Label] (at most [MaxRateLimitLabels] names, then
+//     "other").
 func New(reg prometheus.Registerer, opts *Options) (*Middleware, error) {
 	if reg == nil {
 		return nil, nil
@@ -263,6 +268,7 @@ func New(reg prometheus.Registerer, opts *Options) (*Middleware, error) {
 	}, []string{"reason"}))
 	state := register(&r, newStateCollector(ns, o.HealthTimeout))
 	caches := register(&r, newCacheCollector(ns))
+	rates := register(&r, newRateDecisionsVec(ns))
 	if r.err != nil {
 		r.undo()
 		return nil, r.err
@@ -277,6 +283,7 @@ func New(reg prometheus.Registerer, opts *Options) (*Middleware, error) {
 		leasesLost:  leasesLost,
 		state:       state,
 		caches:      caches,
+		rates:       newRateDecisions(rates),
 	}
 	m.received, m.channelPfx = received, o.ChannelPrefix
 	for i := range m.purges {

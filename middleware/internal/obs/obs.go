@@ -42,6 +42,9 @@ const (
 	EventSubscribe
 	BackendHealth
 	BackendClose
+	RateAllow
+	RatePeek
+	RateReset
 	// NumOps is the number of operations.
 	NumOps
 )
@@ -74,6 +77,9 @@ var opNames = [NumOps]string{
 	EventSubscribe:      "event_subscribe",
 	BackendHealth:       "health",
 	BackendClose:        "close",
+	RateAllow:           "rate_allow",
+	RatePeek:            "rate_peek",
+	RateReset:           "rate_reset",
 }
 
 // String returns the operation's name, such as "lock_acquire".
@@ -98,6 +104,7 @@ const (
 	Closed
 	Invalid
 	Unavailable
+	RateLimited
 	Canceled
 	DeadlineExceeded
 	Other
@@ -115,6 +122,7 @@ var kindNames = [NumKinds]string{
 	Closed:           "closed",
 	Invalid:          "invalid",
 	Unavailable:      "unavailable",
+	RateLimited:      "rate_limited",
 	Canceled:         "canceled",
 	DeadlineExceeded: "deadline_exceeded",
 	Other:            "other",
@@ -143,6 +151,7 @@ var sentinels = [...]struct {
 	{Closed, coord.ErrClosed},
 	{Invalid, coord.ErrInvalid},
 	{Unavailable, coord.ErrUnavailable},
+	{RateLimited, coord.ErrRateLimited},
 	{Canceled, context.Canceled},
 	{DeadlineExceeded, context.DeadlineExceeded},
 }
