@@ -119,3 +119,51 @@ func (rl *RateLimiter) Reset(ctx context.Context, key string) error {
 // RateKeys returns the Redis keys that hold key's rate limit state: the
 // GCRA TAT and the sliding window. For tools; see [RateLimiter].
 func (b *Backend) RateKeys(key string) (gcra, window string) { return b.keys.rateKeys(key) }
+
+// RateInfo is what Redis holds about one rate limited key, for tools
+// (coordctl rate show). It needs no Limit: the keys say how long their
+// state matters.
+type RateInfo struct {
+	// Key is the rate limited key.
+	Key string
+	// GCRAResetAfter is how long until the key is back to its full GCRA
+	// allowance: the time left on its TAT key; zero when it has none.
+	GCRAResetAfter time.Duration
+	// WindowEvents is how many events the sliding window key holds,
+	// including any that left the window since the last decision trimmed
+	// it.
+	WindowEvents int64
+	// WindowResetAfter is how long until the window key expires, a
+	// period after its newest event; zero when it has none.
+	WindowResetAfter time.Duration
+}
+
+// RateInfo reads what Redis holds about key's rate limits, in one round
+// trip. The error wraps [coord.ErrInvalid] for a bad key,
+// [coord.ErrClosed] or [coord.ErrUnavailable].
+func (b *Backend) RateInfo(ctx context.Context, key string) (RateInfo, error) {
+	if err := driver.ValidateName("rate key", key); err != nil {
+		return RateInfo{}, err
+	}
+	if err := b.checkOpen(); err != nil {
+		return RateInfo{}, err
+	}
+	gk, wk := b.keys.rateKeys(key)
+	var gttl, wttl *goredis.DurationCmd
+	var card *goredis.IntCmd
+	_, err := b.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		gttl = p.PTTL(ctx, gk)
+		card = p.ZCard(ctx, wk)
+		wttl = p.PTTL(ctx, wk)
+		return nil
+	})
+	if err := b.fail(ctx, "rate info", err); err != nil {
+		return RateInfo{}, err
+	}
+	return RateInfo{
+		Key:              key,
+		GCRAResetAfter:   max(gttl.Val(), 0),
+		WindowEvents:     card.Val(),
+		WindowResetAfter: max(wttl.Val(), 0),
+	}, nil
+}

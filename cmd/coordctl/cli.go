@@ -145,6 +145,9 @@ Commands:
   session logout USER            end every session of USER (asks first)
   tail [invalidations|events]    print invalidations and events as they come
   health                         connection and server health
+  rate show KEY [--rate N --period D [--burst B] [--window]]
+                                 a rate limited key (exit 3 when unknown)
+  rate reset KEY                 forget a rate limited key's history
 
 Global flags (also accepted after the command):
   --url URL          redis:// or rediss:// URL (default: $REDIS_URL, else
@@ -216,6 +219,8 @@ func (c *cli) dispatch(ctx context.Context, args []string) error {
 		return c.tail(ctx, rest)
 	case "health":
 		return c.health(ctx, rest)
+	case "rate":
+		return c.rate(ctx, rest)
 	}
 	return usageErr("unknown command %q (run coordctl help)", cmd)
 }
