@@ -9,7 +9,8 @@
 -- events pass when the window holds at most Rate − n; each is a member
 -- "now:i" with i past the window's count, unique since the count only
 -- grows within one microsecond. The key expires (PX) a Period after its
--- newest event. A denied request waits until enough of the oldest events
+-- newest event (ResetAfter, read from it, is rounded up to the
+-- millisecond). A denied request waits until enough of the oldest events
 -- leave the window. A key that is not a ZSET (a foreign writer) is an
 -- error: WRONGTYPE.
 local t = redis.call('TIME')
@@ -19,12 +20,13 @@ local period = tonumber(ARGV[2])
 local n = tonumber(ARGV[3])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%.0f', now - period))
 local count = redis.call('ZCARD', KEYS[1])
+-- The key expires a Period after its newest event: its PTTL (rounded up
+-- to the millisecond when set) is the time until the window is empty.
 local function reset_after()
-  local newest = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-  if newest[2] then
-    return tonumber(newest[2]) + period - now
+  if count == 0 then
+    return 0
   end
-  return 0
+  return math.max(redis.call('PTTL', KEYS[1]), 0) * 1000
 end
 if count + n > rate then
   -- The (count + n − rate)-th oldest event must leave first.
@@ -38,6 +40,10 @@ end
 -- ZADD in chunks: unpack of a large table overflows Lua's C stack.
 local stamp = string.format('%.0f', now)
 local i = 1
+if n == 1 then
+  redis.call('ZADD', KEYS[1], stamp, stamp .. ':' .. (count + 1))
+  i = 2
+end
 while i <= n do
   local args = {}
   while #args < 200 and i <= n do
