@@ -508,7 +508,9 @@ func testRateNeverAllowsOnError(t *testing.T, h Harness) {
 		go func() {
 			defer wg.Done()
 			for !stop.Load() {
-				ctx, cancel := context.WithTimeout(context.Background(), tm.restart)
+				// A short deadline, so that calls made while the server
+				// is down end in errors rather than wait it out.
+				ctx, cancel := context.WithTimeout(context.Background(), tm.poll)
 				d, err := ins[i%2].RateLimiter().Allow(ctx, "k", l, 1)
 				cancel()
 				switch {
