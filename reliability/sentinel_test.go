@@ -64,7 +64,7 @@ func (h *sentinelHarness) Capabilities() conformance.Capabilities { return confo
 
 // TestSentinel starts one Sentinel group (a master, a replica, three
 // sentinels), runs the Locker, SessionStore and EventBus cases of the
-// suite through failover clients, and its RateLimiter cases,
+// suite through failover clients,
 // then forces a failover under load.
 func TestSentinel(t *testing.T) {
 	start := time.Now()
@@ -75,7 +75,6 @@ func TestSentinel(t *testing.T) {
 	t.Run("Locker", func(t *testing.T) { conformance.RunLocker(t, maker) })
 	t.Run("SessionStore", func(t *testing.T) { conformance.RunSessionStore(t, maker) })
 	t.Run("EventBus", func(t *testing.T) { conformance.RunEventBus(t, maker) })
-	t.Run("RateLimiter", func(t *testing.T) { conformance.RunRateLimiter(t, maker) })
 	t.Run("FailoverUnderLoad", func(t *testing.T) { testFailoverUnderLoad(t, g) })
 	t.Run("LockReplicas", func(t *testing.T) { testLockReplicas(t, g) })
 }
