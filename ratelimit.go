@@ -146,7 +146,7 @@ func (l Limit) Validate(n int) error {
 	if l.Burst != 0 && l.Window {
 		return fmt.Errorf("%w: rate limit %q: a window limit has no Burst", ErrInvalid, l.Label())
 	}
-	if !l.Window && int64(l.Size())*l.IntervalMicros() > 10*int64(MaxRatePeriod/time.Microsecond) {
+	if !l.Window && int64(l.Size()) > 10*int64(MaxRatePeriod/time.Microsecond)/l.IntervalMicros() {
 		return fmt.Errorf("%w: rate limit %q: Burst %d at %d per %v spans more than %v", ErrInvalid, l.Label(), l.Size(), l.Rate, l.Period, 10*MaxRatePeriod)
 	}
 	if n < 1 || n > l.Size() {

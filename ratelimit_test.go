@@ -35,6 +35,8 @@ func TestLimitValidate(t *testing.T) {
 		{coord.Limit{Rate: 1, Period: coord.MaxRatePeriod + 1}, 1},
 		{coord.Limit{Rate: 1, Period: coord.MaxRatePeriod, Burst: 11}, 1},
 		{coord.Limit{Rate: coord.MaxRate + 1, Period: coord.MaxRatePeriod}, 1},
+		{coord.Limit{Rate: 1, Period: coord.MaxRatePeriod, Burst: coord.MaxRate}, 1},
+		{coord.Limit{Rate: 3, Period: coord.MaxRatePeriod, Burst: 1 << 29}, 1},
 	}
 	for _, c := range bad {
 		if err := c.l.Validate(c.n); !errors.Is(err, coord.ErrInvalid) {
