@@ -20,6 +20,8 @@ func GCRA(now, tat int64, limit coord.Limit, n int, record bool) (coord.RateDeci
 	tau := int64(limit.Size()) * t
 	if tat < now {
 		tat = now
+	} else if tat > now+tau {
+		tat = now + tau // another limit's state on the key: the whole burst is taken
 	}
 	newTat := tat + int64(n)*t
 	diff := now - (newTat - tau)

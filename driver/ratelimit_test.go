@@ -37,6 +37,12 @@ func TestGCRA(t *testing.T) {
 	if !d.Allowed || d.Remaining != 0 || d.ResetAfter != 500*time.Millisecond {
 		t.Fatalf("3 at +300ms: %+v", d)
 	}
+	// A TAT beyond any this limit makes (a clock that stepped back):
+	// the whole burst counts as taken.
+	d, _ = driver.GCRA(now, now+time.Hour.Microseconds(), l, 1, true)
+	if d.Allowed || d.Remaining != 0 || d.RetryAfter != 100*time.Millisecond || d.ResetAfter != 500*time.Millisecond {
+		t.Fatalf("TAT an hour ahead: %+v", d)
+	}
 	// Long idle: back to the full burst, never more.
 	d, _ = driver.GCRA(now+time.Hour.Microseconds(), tat, l, 1, false)
 	if d.Remaining != 5 || d.ResetAfter != 0 {

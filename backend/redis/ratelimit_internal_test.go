@@ -94,6 +94,15 @@ func TestRateKeys(t *testing.T) {
 		if d, err := rl.Allow(ctx, "a{b}", l, 2); err != nil || !d.Allowed {
 			t.Fatalf("Allow over a foreign TAT = %+v, %v; want it counted as none", d, err)
 		}
+		// A TAT beyond any this limit makes (a clock that stepped back):
+		// the whole burst counts as taken, the wait is at most the
+		// burst's span.
+		if err := c.Set(ctx, gk, "9000000000000000", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if d, err := rl.Allow(ctx, "a{b}", l, 1); err != nil || d.Allowed || d.RetryAfter > 5*time.Second || d.ResetAfter > 10*time.Second {
+			t.Fatalf("Allow over a TAT far ahead = %+v, %v; want denied within the burst's span", d, err)
+		}
 		if err := rl.Reset(ctx, "a{b}"); err != nil {
 			t.Fatal(err)
 		}

@@ -10,7 +10,7 @@
 -- never rounded up. A denial writes nothing. The key expires (PX) when
 -- the TAT is reached: from then on a missing key and the stored one
 -- decide alike. A TAT that is not a number (a foreign writer) counts as
--- missing.
+-- missing, one beyond now + burst offset as that.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1])
@@ -19,6 +19,10 @@ local n = tonumber(ARGV[3])
 local tat = tonumber(redis.call('GET', KEYS[1]) or '') or now
 if tat < now then
   tat = now
+elseif tat > now + tau then
+  -- Beyond any state this limit makes (a clock that stepped back, a
+  -- foreign writer, another limit on the key): the whole burst is taken.
+  tat = now + tau
 end
 local new_tat = tat + n * interval
 local diff = now - (new_tat - tau)
