@@ -129,7 +129,8 @@ type Options struct {
 	// wraps [coord.ErrUnavailable], [coord.ErrInvalid] for a bad key or
 	// cost, [ErrNoKey], or ctx's error). It must not let the request
 	// through unless failing open is meant (see docs/RATELIMIT.md).
-	// Default: 503 with Retry-After: 1, or 400 for [ErrNoKey].
+	// Default: 503 with Retry-After: 1; 400 for [ErrNoKey]; 500 for
+	// [coord.ErrInvalid].
 	OnError func(w http.ResponseWriter, r *http.Request, err error)
 	// NoHeaders leaves out the RateLimit-* headers (Retry-After stays).
 	NoHeaders bool
@@ -215,6 +216,9 @@ func defaultOnError(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(err, ErrNoKey):
 		http.Error(w, "bad request", http.StatusBadRequest)
+	case errors.Is(err, coord.ErrInvalid):
+		// A key or cost the limit refuses: a bug of the server's, not an outage.
+		http.Error(w, "internal server error", http.StatusInternalServerError)
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		// The client went away: nobody reads the answer.
 		w.WriteHeader(http.StatusServiceUnavailable)

@@ -141,7 +141,7 @@ func TestBadLimitAndCost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w := get(mw(ok), "192.0.2.1:1"); w.Code != http.StatusServiceUnavailable {
-		t.Fatalf("cost over the burst: %d, want the error answer", w.Code)
+	if w := get(mw(ok), "192.0.2.1:1"); w.Code != http.StatusInternalServerError {
+		t.Fatalf("cost over the burst: %d, want 500", w.Code)
 	}
 }
