@@ -28,11 +28,13 @@ import (
 	"time"
 
 	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/driver"
 )
 
-// KeyFunc returns the rate limit key of a request. An error (or an empty
-// key) makes the middleware answer with [Options.OnError]; the request is
-// not let through.
+// KeyFunc returns the rate limit key of a request. An error, or a key that
+// is empty or no valid name (see [coord.MaxNameLen]), makes the middleware
+// answer with [Options.OnError] (400 by default, as [ErrNoKey]); the
+// request is not let through.
 type KeyFunc func(r *http.Request) (string, error)
 
 // ErrNoKey is wrapped by the error of a [KeyFunc] that finds no key in a
@@ -169,8 +171,14 @@ func New(rl coord.RateLimiter, limit coord.Limit, opts *Options) (func(http.Hand
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			key, err := o.Key(r)
-			if err == nil && key == "" {
-				err = fmt.Errorf("%w: empty key", ErrNoKey)
+			if err == nil {
+				// A key from the request (a header) that is no valid
+				// name is the client's fault, not the server's.
+				if key == "" {
+					err = fmt.Errorf("%w: empty key", ErrNoKey)
+				} else if verr := driver.ValidateName("key", o.Prefix+key); verr != nil {
+					err = fmt.Errorf("%w: %w", ErrNoKey, verr)
+				}
 			}
 			if err != nil {
 				o.OnError(w, r, err)

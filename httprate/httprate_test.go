@@ -116,6 +116,9 @@ func TestKeyFuncs(t *testing.T) {
 	if c := req("", "/a"); c != 400 {
 		t.Fatalf("request without a user: %d, want 400", c)
 	}
+	if c := req("eve\x01", "/a"); c != 400 {
+		t.Fatalf("request with a control character in its key: %d, want 400", c)
+	}
 	hdr, err := httprate.New(n.RateLimiter(), l, &httprate.Options{Key: httprate.ByHeader("X-Forwarded-For"), Prefix: "xff:"})
 	if err != nil {
 		t.Fatal(err)
