@@ -102,8 +102,8 @@ func Allow(names ...string) func(string) string {
 }
 
 // Middleware holds the metrics of one registry and makes the decorators
-// that record them. Its methods Backend, Locker, Sessions, Invalidator and
-// Events are decorators of the form func(next coord.Locker) coord.Locker.
+// that record them. Its methods Backend, Locker, Sessions, Invalidator,
+// Events and RateLimiter are decorators of the form func(next coord.Locker) coord.Locker.
 // Several decorated backends may share one Middleware; their series add
 // up. A nil *Middleware is valid: its decorators return next unchanged.
 // A Middleware is safe for concurrent use by multiple goroutines.
