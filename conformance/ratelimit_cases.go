@@ -100,10 +100,10 @@ func testRateBurstThenSpaced(t *testing.T, h Harness) {
 		t.Fatalf("RetryAfter of the 6th = %v, want %v less the %v the calls took", d.RetryAfter, interval, elapsed)
 	}
 	hold(ctxOf(t), d.RetryAfter)
+	at := time.Now() // before the next decision: an interval after it, the one after may pass
 	if d := allow(t, ins[1], "k", l, 1); !d.Allowed {
 		t.Fatalf("denied after waiting the RetryAfter: %+v", d)
 	}
-	at := time.Now()
 	d = allow(t, ins[0], "k", l, 1)
 	if d.Allowed && time.Since(at) < interval {
 		t.Fatalf("two events allowed less than an emission interval apart after the burst")
