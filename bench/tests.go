@@ -186,6 +186,12 @@ func setup(ctx context.Context, srv *server, cfg config) ([]*test, func(), error
 			},
 		})
 	}
+	rt, closeRate, err := rateTests(srv, cfg)
+	if err != nil {
+		return fail(err)
+	}
+	closers = append(closers, closeRate)
+	tests = append(tests, rt...)
 	for _, t := range tests {
 		t.metrics = append(t.metrics, cpuMetrics...)
 	}
@@ -217,5 +223,7 @@ func targets(cfg config) []target {
 		{desc: "invalidation p50 ≤ 1.2× raw pub/sub", test: "pubsub-1k", contender: "invalidation", metric: "p50", ratio: true, atMost: true, limit: 1.2},
 		{desc: fmt.Sprintf("invalidation p99 ≤ 1 ms at %d/s", cfg.rate), test: "pubsub-1k", contender: "invalidation", metric: "p99", atMost: true, limit: 1, unit: " ms"},
 		{desc: "one subscriber ≥ 100k invalidations/s", test: "subscriber", contender: "invalidation", metric: "msgs/s", limit: 100000, unit: "/s"},
+		{desc: fmt.Sprintf("rate limit GCRA at %d goroutines ≥ 1.0× redis_rate", g), test: "rate-gcra", contender: "coord", metric: "ops/s", ratio: true, limit: 1.0},
+		{desc: "sliding window ≥ 0.8× coord GCRA", test: "rate-window", contender: "coord-window", metric: "ops/s", ratio: true, limit: 0.8},
 	}
 }

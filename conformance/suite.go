@@ -22,6 +22,7 @@ func Run(t *testing.T, maker HarnessMaker) {
 	t.Run("Invalidator", func(t *testing.T) { RunInvalidator(t, maker) })
 	t.Run("EventBus", func(t *testing.T) { RunEventBus(t, maker) })
 	t.Run("Jobs", func(t *testing.T) { RunJobs(t, maker) })
+	t.Run("RateLimiter", func(t *testing.T) { RunRateLimiter(t, maker) })
 }
 
 // RunBackend runs the cases about a Backend as a whole: declared

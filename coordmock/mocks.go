@@ -3080,6 +3080,45 @@ func (c *MockRateLimiterAllowCall) DoAndReturn(f func(context.Context, string, c
 	return c
 }
 
+// Peek mocks base method.
+func (m *MockRateLimiter) Peek(ctx context.Context, key string, limit coord.Limit) (coord.RateDecision, error) {
+	m.ctrl.T.Helper()
+	ret := m.ctrl.Call(m, "Peek", ctx, key, limit)
+	ret0, _ := ret[0].(coord.RateDecision)
+	ret1, _ := ret[1].(error)
+	return ret0, ret1
+}
+
+// Peek indicates an expected call of Peek.
+func (mr *MockRateLimiterMockRecorder) Peek(ctx, key, limit any) *MockRateLimiterPeekCall {
+	mr.mock.ctrl.T.Helper()
+	call := mr.mock.ctrl.RecordCallWithMethodType(mr.mock, "Peek", reflect.TypeOf((*MockRateLimiter)(nil).Peek), ctx, key, limit)
+	return &MockRateLimiterPeekCall{Call: call}
+}
+
+// MockRateLimiterPeekCall wrap *gomock.Call
+type MockRateLimiterPeekCall struct {
+	*gomock.Call
+}
+
+// Return rewrite *gomock.Call.Return
+func (c *MockRateLimiterPeekCall) Return(arg0 coord.RateDecision, arg1 error) *MockRateLimiterPeekCall {
+	c.Call = c.Call.Return(arg0, arg1)
+	return c
+}
+
+// Do rewrite *gomock.Call.Do
+func (c *MockRateLimiterPeekCall) Do(f func(context.Context, string, coord.Limit) (coord.RateDecision, error)) *MockRateLimiterPeekCall {
+	c.Call = c.Call.Do(f)
+	return c
+}
+
+// DoAndReturn rewrite *gomock.Call.DoAndReturn
+func (c *MockRateLimiterPeekCall) DoAndReturn(f func(context.Context, string, coord.Limit) (coord.RateDecision, error)) *MockRateLimiterPeekCall {
+	c.Call = c.Call.DoAndReturn(f)
+	return c
+}
+
 // Reset mocks base method.
 func (m *MockRateLimiter) Reset(ctx context.Context, key string) error {
 	m.ctrl.T.Helper()

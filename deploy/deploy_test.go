@@ -243,6 +243,10 @@ func TestDashboardSeries(t *testing.T) {
 		t.Fatal("the invalidation was not delivered within 5s")
 	}
 
+	if _, err := a.RateLimiter().Allow(ctx, "k", coord.Limit{Name: "dash", Rate: 1, Period: time.Second}, 1); err != nil {
+		t.Fatal(err)
+	}
+
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)

@@ -114,6 +114,11 @@ func (UnsupportedRateLimiter) Allow(context.Context, string, coord.Limit, int) (
 	return coord.RateDecision{}, Unsupported("RateLimiter", "Allow")
 }
 
+// Peek fails with [coord.ErrUnsupported]; its decision never allows.
+func (UnsupportedRateLimiter) Peek(context.Context, string, coord.Limit) (coord.RateDecision, error) {
+	return coord.RateDecision{}, Unsupported("RateLimiter", "Peek")
+}
+
 // Reset fails with [coord.ErrUnsupported].
 func (UnsupportedRateLimiter) Reset(context.Context, string) error {
 	return Unsupported("RateLimiter", "Reset")

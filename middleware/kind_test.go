@@ -29,6 +29,7 @@ func TestErrorKind(t *testing.T) {
 		{coord.ErrClosed, "closed"},
 		{fmt.Errorf("%w: name is empty", coord.ErrInvalid), "invalid"},
 		{fmt.Errorf("%w: dial tcp: refused", coord.ErrUnavailable), "unavailable"},
+		{errors.Join(coord.ErrRateLimited, context.DeadlineExceeded), "rate_limited"},
 		{context.Canceled, "canceled"},
 		{fmt.Errorf("wait: %w", context.DeadlineExceeded), "deadline_exceeded"},
 		{errors.New("something else entirely"), "other"},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/cgn-bot/coord"
 	"github.com/cgn-bot/coord/backend/memory"
@@ -18,6 +19,7 @@ var (
 	_ conformance.SubscriptionCutter = (*harness)(nil)
 	_ conformance.ForeignPublisher   = (*harness)(nil)
 	_ conformance.Restarter          = (*harness)(nil)
+	_ conformance.ClockSkewer        = (*harness)(nil)
 )
 
 func (h *harness) NewInstance(t *testing.T) coord.Backend {
@@ -43,6 +45,16 @@ func (h *harness) CutSubscription(t *testing.T, instance coord.Backend) {
 		t.Fatalf("instance %T is not a *memory.Backend", instance)
 	}
 	n.CutSubscription()
+}
+
+// SkewClock shifts the Backend's own clock.
+func (h *harness) SkewClock(t *testing.T, instance coord.Backend, d time.Duration) {
+	t.Helper()
+	n, ok := instance.(*memory.Backend)
+	if !ok {
+		t.Fatalf("instance %T is not a *memory.Backend", instance)
+	}
+	n.SkewClock(d)
 }
 
 // Restart restarts the Hub as a Redis without persistence restarts:

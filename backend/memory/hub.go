@@ -50,6 +50,7 @@ type Hub struct {
 
 	sessions sessionStore
 	jobs     jobTable // periodic jobs' records (jobs.go)
+	rates    rateStore
 
 	// nmu guards changes of nodes; readers load the snapshot.
 	nmu   sync.Mutex
@@ -149,6 +150,8 @@ type Backend struct {
 
 	invStats invCounters
 	evStats  evCounters
+
+	skew atomic.Int64 // see SkewClock
 }
 
 var (
@@ -463,6 +466,7 @@ func (h *Hub) Restart() {
 	st.heap = nil
 	st.oldest, st.newest = nil, nil
 	st.mu.Unlock()
+	h.rates.restart()
 
 	for _, n := range *h.nodes.Load() {
 		n.CutSubscription()

@@ -18,7 +18,7 @@ func (n *Backend) Elector() coord.Elector { return driver.UnsupportedElector{} }
 func (n *Backend) Jobs() coord.Jobs { return &Jobs{n: n} }
 
 // RateLimiter returns the rate limits shared by the hub's instances.
-func (n *Backend) RateLimiter() coord.RateLimiter { return driver.UnsupportedRateLimiter{} }
+func (n *Backend) RateLimiter() coord.RateLimiter { return RateLimiter{n} }
 
 // Streams returns the durable streams.
 func (n *Backend) Streams() coord.Streams { return driver.UnsupportedStreams{} }

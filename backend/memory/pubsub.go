@@ -111,7 +111,7 @@ func (iv *Invalidator) publish(kind coord.InvalidationKind, key string, meta any
 	if n.closed.Load() {
 		return errClosed("Invalidate")
 	}
-	m.ts = nowMilli()
+	m.ts = n.clockMilli()
 	n.invStats.sent.Add(1)
 	n.hub.fanOut(m)
 	return nil
@@ -201,7 +201,7 @@ func (eb *Events) Publish(ctx context.Context, topic string, payload any) error 
 	if n.closed.Load() {
 		return errClosed("Publish")
 	}
-	m := &message{key: topic, payload: raw, instance: n.id, ts: nowMilli(), trace: wireTrace(coord.TraceFrom(ctx))}
+	m := &message{key: topic, payload: raw, instance: n.id, ts: n.clockMilli(), trace: wireTrace(coord.TraceFrom(ctx))}
 	n.evStats.published.Add(1)
 	n.hub.fanOut(m)
 	return nil

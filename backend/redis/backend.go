@@ -47,6 +47,7 @@ type Backend struct {
 	sessions *Sessions
 	inv      *Invalidator
 	events   *Events
+	rates    *RateLimiter
 	sub      *subscriber
 	budget   *subq.Budget // bytes queued for the subscriptions
 }
@@ -91,6 +92,7 @@ func New(client goredis.UniversalClient, opts *Options) (*Backend, error) {
 	b.sessions = &Sessions{b: b}
 	b.inv = newInvalidator(b)
 	b.events = newEvents(b)
+	b.rates = newRateLimiter(b)
 	b.sub = newSubscriber(b)
 	return b, nil
 }

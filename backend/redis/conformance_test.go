@@ -187,6 +187,11 @@ func TestConformanceRedisRestart(t *testing.T) {
 	conformance.RunBackend(t, func(t *testing.T) conformance.Harness {
 		return restartHarness{newRealHarness(redistest.Start(t))}
 	})
+	t.Run("RateLimiter", func(t *testing.T) {
+		conformance.RunRateLimiter(t, func(t *testing.T) conformance.Harness {
+			return restartHarness{newRealHarness(redistest.Start(t))}
+		})
+	})
 }
 
 // TestConformanceCluster runs the suite on a three-master Redis Cluster

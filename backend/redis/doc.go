@@ -75,6 +75,8 @@
 //	P + "lock:{R}"                      string: the lease on resource R (token, PX TTL)
 //	P + "lock:{R}:fence"                string: R's last fence, expires 10min after the clock passes it
 //	P + "lock:{R}:wake"                 channel: R's releases wake waiters here
+//	P + "rl:{K}"                        string: K's GCRA rate limit TAT (µs of TIME), PX until reached
+//	P + "rl:{K}:w"                      zset: K's sliding window rate limit, one member per event
 //	P + "oom-probe"                     never written: Health's SET XX probe for OOM
 //	P + "{s}:s:" + handle               hash: one session (see [Sessions])
 //	P + "{s}:exp"                       zset: user NUL handle -> expires at (ms)

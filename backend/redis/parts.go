@@ -18,7 +18,7 @@ func (b *Backend) Elector() coord.Elector { return driver.UnsupportedElector{} }
 func (b *Backend) Jobs() coord.Jobs { return &Jobs{b: b} }
 
 // RateLimiter returns the rate limits shared by every instance.
-func (b *Backend) RateLimiter() coord.RateLimiter { return driver.UnsupportedRateLimiter{} }
+func (b *Backend) RateLimiter() coord.RateLimiter { return b.rates }
 
 // Streams returns the durable streams.
 func (b *Backend) Streams() coord.Streams { return driver.UnsupportedStreams{} }

@@ -146,6 +146,9 @@ Commands:
   tail [invalidations|events]    print invalidations and events as they come
   health                         connection and server health
   job show NAME --every D        a RunEvery job: this period done?, failures, runner
+  rate show KEY [--rate N --period D [--burst B] [--window]]
+                                 a rate limited key (exit 3 when unknown)
+  rate reset KEY                 forget a rate limited key's history
 
 Global flags (also accepted after the command):
   --url URL          redis:// or rediss:// URL (default: $REDIS_URL, else
@@ -219,6 +222,8 @@ func (c *cli) dispatch(ctx context.Context, args []string) error {
 		return c.health(ctx, rest)
 	case "job", "jobs":
 		return c.job(ctx, rest)
+	case "rate":
+		return c.rate(ctx, rest)
 	}
 	return usageErr("unknown command %q (run coordctl help)", cmd)
 }

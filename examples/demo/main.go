@@ -2,8 +2,8 @@
 // lines a person can follow, what coord does for a fleet: a scheduled job
 // that runs once per tick under a lease whatever the number of instances,
 // near caches that stay coherent after an update, a session created on one
-// instance, read on another and ended everywhere from a third, and events
-// between instances.
+// instance, read on another and ended everywhere from a third, one rate
+// limit shared by every instance, and events between instances.
 //
 //	go run ./examples/demo                      # in-process memory hub, 3 instances, 10s
 //	go run ./examples/demo -redis redis://127.0.0.1:6379/0 -instances 5 -duration 0

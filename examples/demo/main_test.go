@@ -64,6 +64,7 @@ func TestRunEmbedded(t *testing.T) {
 		"GET /healthz -> 200",
 		`"overall":"healthy"`,
 		"session: demo-2 read session",
+		"rate limit: 12 calls from 3 instances on one limit of 5 per 10s: 5 allowed",
 		"demo-3 revoked alice everywhere (log out everywhere): 2 sessions ended",
 		"first token again: gone",
 		`ran the scheduled job under lock "demo:report" with fence`,
@@ -93,7 +94,7 @@ func TestRunOnGivenRedisOneInstance(t *testing.T) {
 	if err := run(t.Context(), cfg, &out); err != nil {
 		t.Fatalf("run: %v\n%s", err, out.String())
 	}
-	wantLines(t, out.String(), "using Redis at redis://"+m.Addr(), "no other instance", "once per tick: yes", "summary:")
+	wantLines(t, out.String(), "using Redis at redis://"+m.Addr(), "no other instance", "once per tick: yes", "summary:", "5 allowed")
 }
 
 func TestRunUntilInterrupted(t *testing.T) {

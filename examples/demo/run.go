@@ -169,6 +169,7 @@ func run(ctx context.Context, cfg config, w io.Writer) (err error) {
 	if err := d.sessions(ctx); err != nil {
 		return d.quiet(ctx, fmt.Errorf("sessions: %w", err))
 	}
+	d.rateScene(ctx)
 	d.loop(ctx)
 	d.summary()
 	return nil

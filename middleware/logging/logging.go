@@ -38,8 +38,8 @@ type Options struct {
 }
 
 // Middleware logs the operations of the values it decorates to one
-// [slog.Logger]. Its methods Backend, Locker, Sessions, Invalidator and
-// Events are decorators of the form func(next coord.Locker) coord.Locker.
+// [slog.Logger]. Its methods Backend, Locker, Sessions, Invalidator,
+// Events and RateLimiter are decorators of the form func(next coord.Locker) coord.Locker.
 // A nil *Middleware is valid: its decorators return next unchanged.
 // A Middleware is safe for concurrent use by multiple goroutines.
 //

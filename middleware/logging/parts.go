@@ -10,6 +10,6 @@ func (b *backend) Elector() coord.Elector { return b.next.Elector() }
 
 func (b *backend) Jobs() coord.Jobs { return b.m.Jobs(b.next.Jobs()) }
 
-func (b *backend) RateLimiter() coord.RateLimiter { return b.next.RateLimiter() }
+func (b *backend) RateLimiter() coord.RateLimiter { return b.m.RateLimiter(b.next.RateLimiter()) }
 
 func (b *backend) Streams() coord.Streams { return b.next.Streams() }

@@ -102,8 +102,8 @@ func Allow(names ...string) func(string) string {
 }
 
 // Middleware holds the metrics of one registry and makes the decorators
-// that record them. Its methods Backend, Locker, Sessions, Invalidator and
-// Events are decorators of the form func(next coord.Locker) coord.Locker.
+// that record them. Its methods Backend, Locker, Sessions, Invalidator,
+// Events and RateLimiter are decorators of the form func(next coord.Locker) coord.Locker.
 // Several decorated backends may share one Middleware; their series add
 // up. A nil *Middleware is valid: its decorators return next unchanged.
 // A Middleware is safe for concurrent use by multiple goroutines.
@@ -127,6 +127,7 @@ type Middleware struct {
 	state  *stateCollector
 	caches *cacheCollector // near caches, see Middleware.Cache
 	jobs   *jobMetrics     // see jobs.go
+	rates  *rateDecisions  // see Middleware.RateLimiter
 }
 
 // Channels, the values of the channel label.
@@ -204,6 +205,10 @@ func reasonOf(s string) int {
 //     read at each scrape.
 //   - cache_*{cache}: the Stats of the near caches recorded with
 //     [Middleware.Cache], read at each scrape.
+//   - rate_limit_decisions_total{limit,decision}: counter of rate limit
+//     decisions, decision "allowed" or "denied", limit the
+//     [coord.Limit.Label] (at most [MaxRateLimitLabels] names, then
+//     "other").
 func New(reg prometheus.Registerer, opts *Options) (*Middleware, error) {
 	if reg == nil {
 		return nil, nil
@@ -265,6 +270,7 @@ func New(reg prometheus.Registerer, opts *Options) (*Middleware, error) {
 	state := register(&r, newStateCollector(ns, o.HealthTimeout))
 	caches := register(&r, newCacheCollector(ns))
 	jobs := register(&r, newJobMetrics(ns, o.ResourceLabel))
+	rates := register(&r, newRateDecisionsVec(ns))
 	if r.err != nil {
 		r.undo()
 		return nil, r.err
@@ -280,6 +286,7 @@ func New(reg prometheus.Registerer, opts *Options) (*Middleware, error) {
 		state:       state,
 		caches:      caches,
 		jobs:        jobs,
+		rates:       newRateDecisions(rates),
 	}
 	m.received, m.channelPfx = received, o.ChannelPrefix
 	for i := range m.purges {

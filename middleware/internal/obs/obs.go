@@ -45,6 +45,9 @@ const (
 	JobDue
 	JobComplete
 	JobFail
+	RateAllow
+	RatePeek
+	RateReset
 	// NumOps is the number of operations.
 	NumOps
 )
@@ -80,6 +83,9 @@ var opNames = [NumOps]string{
 	JobDue:              "job_due",
 	JobComplete:         "job_complete",
 	JobFail:             "job_fail",
+	RateAllow:           "rate_allow",
+	RatePeek:            "rate_peek",
+	RateReset:           "rate_reset",
 }
 
 // String returns the operation's name, such as "lock_acquire".
@@ -104,6 +110,7 @@ const (
 	Closed
 	Invalid
 	Unavailable
+	RateLimited
 	Canceled
 	DeadlineExceeded
 	Other
@@ -121,6 +128,7 @@ var kindNames = [NumKinds]string{
 	Closed:           "closed",
 	Invalid:          "invalid",
 	Unavailable:      "unavailable",
+	RateLimited:      "rate_limited",
 	Canceled:         "canceled",
 	DeadlineExceeded: "deadline_exceeded",
 	Other:            "other",
@@ -149,6 +157,7 @@ var sentinels = [...]struct {
 	{Closed, coord.ErrClosed},
 	{Invalid, coord.ErrInvalid},
 	{Unavailable, coord.ErrUnavailable},
+	{RateLimited, coord.ErrRateLimited},
 	{Canceled, context.Canceled},
 	{DeadlineExceeded, context.DeadlineExceeded},
 }
