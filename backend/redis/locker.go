@@ -147,19 +147,15 @@ func (lk *Locker) try(ctx context.Context, resource string, o coord.LockOptions,
 	if ctx.Done() != nil {
 		rctx = context.WithoutCancel(ctx)
 	}
-	keys := []string{key, fenceKey}
 	var tokenArg any = token // boxed once for acquire and release
-	who := "0"
-	if waiter {
-		who = "1"
-	}
+	keys, args := lk.acquireArgs(key, fenceKey, tokenArg, o, waiter)
 	var res int64
 	var err error
 	acked := int64(-1)
 	if b.opts.LockReplicas > 0 {
-		res, acked, err = lk.acquireAndWait(rctx, keys, tokenArg, o.TTL.Milliseconds(), who)
+		res, acked, err = lk.acquireAndWait(rctx, keys, args...)
 	} else {
-		res, err = b.batch.run(rctx, b.sc.lockAcquire, keys, tokenArg, o.TTL.Milliseconds(), who).Int64()
+		res, err = b.batch.run(rctx, b.sc.lockAcquire, keys, args...).Int64()
 	}
 	if err != nil {
 		// The outcome is unknown (the server may run the script later,

@@ -1,12 +1,21 @@
--- Release a lease in one round trip: compare-and-delete, and wake waiters.
--- KEYS[1] lease key; ARGV[1] token, ARGV[2] wake channel, ARGV[3] wake
--- payload, ARGV[4] handoff window in milliseconds (0: none), ARGV[5] how
--- many of the channel's subscribers are the releasing instance's own ('0'
--- or '1'; absent: '0').
--- When the wake-up reached another instance's subscriber (a waiter), the
--- key holds the handoff marker for the window instead of being deleted
--- (see lock_acquire.lua).
+-- Release a lease in one round trip: compare-and-delete, and pass the
+-- lease to the oldest waiter queued, if any.
+-- KEYS[1] lease key, KEYS[2] waiter queue (see lock_queue.lua, prepended
+-- to this script); ARGV[1] token, ARGV[2] wake channel, ARGV[3] wake
+-- payload (the instance ID), ARGV[4] handoff window in milliseconds (0:
+-- none), ARGV[5] how many of the channel's subscribers are the releasing
+-- instance's own ('0' or '1'; absent: '0').
 -- Returns 1 released, 0 nobody holds it (expired), -1 someone else holds it.
+--
+-- With the queue key: the releasing instance's own entry, if any, is
+-- dropped (its waiters, if any, queue again at the back); when another
+-- instance's waiters are queued, the lease is reserved for the oldest
+-- entry (the key holds the handoff marker until the entry expires, see
+-- lock_acquire.lua) and only that instance is woken; when none is,
+-- nothing is published. Without it (a release in the
+-- background, by the watchdog): the wake-up goes to every waiter, and
+-- when it reached another instance's subscriber the key holds the
+-- handoff marker for the window.
 --
 -- The delete is the script's first write: with maxmemory reached under
 -- noeviction, Redis refuses a script's first write that may grow memory
@@ -16,7 +25,18 @@
 local v = redis.call('GET', KEYS[1])
 if v == ARGV[1] then
   redis.call('DEL', KEYS[1])
-  if redis.call('PUBLISH', ARGV[2], ARGV[3]) > tonumber(ARGV[5] or '0') and ARGV[4] ~= '0' then
+  if KEYS[2] then
+    if redis.call('EXISTS', KEYS[2]) == 1 then
+      local nowms = qnow()
+      local _, _, mine, other, oexp = qscan(KEYS[2], nowms, ARGV[3])
+      if mine then
+        redis.call('ZREM', KEYS[2], mine)
+      end
+      if other then
+        qreserve(KEYS[1], other, oexp, nowms, ARGV[2])
+      end
+    end
+  elseif redis.call('PUBLISH', ARGV[2], ARGV[3]) > tonumber(ARGV[5] or '0') and ARGV[4] ~= '0' then
     redis.pcall('SET', KEYS[1], '\0handoff', 'PX', ARGV[4])
   end
   return 1
