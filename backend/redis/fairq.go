@@ -35,12 +35,12 @@ func (lk *Locker) beat(o coord.LockOptions) time.Duration {
 }
 
 // placeLife is how long an instance's queue entry lasts past its last
-// try, in milliseconds: a beat plus [Options].HandoffWindow, so an entry a
-// live waiter renews does not lapse while a late renewal has
-// HandoffWindow of slack, and a dead waiter holds the queue up for at
-// most twice HandoffWindow.
+// try, in milliseconds: a beat plus twice [Options].HandoffWindow, so an
+// entry a live waiter renews does not lapse while its renewal is late by
+// less than that (a loaded machine), and a dead waiter holds the queue up
+// for at most three HandoffWindows (150ms by default).
 func (lk *Locker) placeLife(o coord.LockOptions) int64 {
-	return (lk.beat(o) + lk.b.opts.HandoffWindow).Milliseconds()
+	return (lk.beat(o) + 2*lk.b.opts.HandoffWindow).Milliseconds()
 }
 
 // acquireArgs returns the keys and arguments of lock_acquire.lua for a
