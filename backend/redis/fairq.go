@@ -23,6 +23,10 @@ const wakeTo = "\x00>"
 // slot).
 func (k keyspace) lockQueueKey(lockKey string) string { return lockKey + ":q" }
 
+// lockQueueFlag returns the key of the flag that says the queue of a
+// lease key may hold entries (same hash slot).
+func (k keyspace) lockQueueFlag(lockKey string) string { return lockKey + ":qf" }
+
 // queueOn reports whether the waiter queue is in use: it is unless
 // [Options].HandoffWindow is negative.
 func (lk *Locker) queueOn() bool { return lk.b.opts.HandoffWindow > 0 }
@@ -35,12 +39,12 @@ func (lk *Locker) beat(o coord.LockOptions) time.Duration {
 }
 
 // placeLife is how long an instance's queue entry lasts past its last
-// try, in milliseconds: a beat plus twice [Options].HandoffWindow, so an
+// try, in milliseconds: a beat plus four [Options].HandoffWindow, so an
 // entry a live waiter renews does not lapse while its renewal is late by
 // less than that (a loaded machine), and a dead waiter holds the queue up
-// for at most three HandoffWindows (150ms by default).
+// for at most five HandoffWindows (250ms by default).
 func (lk *Locker) placeLife(o coord.LockOptions) int64 {
-	return (lk.beat(o) + 2*lk.b.opts.HandoffWindow).Milliseconds()
+	return (lk.beat(o) + 4*lk.b.opts.HandoffWindow).Milliseconds()
 }
 
 // acquireArgs returns the keys and arguments of lock_acquire.lua for a
@@ -59,17 +63,19 @@ func (lk *Locker) acquireArgs(key, fenceKey string, tokenArg any, o coord.LockOp
 	if lk.queueOn() {
 		life = lk.placeLife(o)
 	}
-	return []string{key, fenceKey, b.keys.lockQueueKey(key)},
+	return []string{key, fenceKey, b.keys.lockQueueKey(key), b.keys.lockQueueFlag(key)},
 		[]any{tokenArg, ttl, who, b.idArg, life, b.keys.wakeChannel(key)}
 }
 
 // releaseKeys returns the keys of lock_release.lua for l: with the queue
-// key, the release serves the queue; without it, it wakes every waiter.
+// keys, the release serves the queue; without them, it wakes every
+// waiter.
 func (l *lock) releaseKeys() []string {
 	if !l.lk.queueOn() {
 		return l.keys
 	}
-	return []string{l.key, l.lk.b.keys.lockQueueKey(l.key)}
+	k := l.lk.b.keys
+	return []string{l.key, k.lockQueueKey(l.key), k.lockQueueFlag(l.key)}
 }
 
 // leave drops this instance's queue entry for resource after its last

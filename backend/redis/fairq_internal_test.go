@@ -17,7 +17,7 @@ import (
 // the queue (older than a live waiter's, so the release reserves the
 // lease for it) holds the queue up for at most its lifetime: the live
 // waiter, whose retry delay is 30s, gets the lease well within 1s of the
-// release (the bound is three handoff windows, 150ms, plus a wake-up).
+// release (the bound is five handoff windows, 250ms, plus a wake-up).
 func TestDeadWaiterDoesNotStallQueue(t *testing.T) {
 	handoffServers(t, func(t *testing.T, opts func() *goredis.Options) {
 		ctx := t.Context()
@@ -28,13 +28,13 @@ func TestDeadWaiterDoesNotStallQueue(t *testing.T) {
 			t.Fatal(err)
 		}
 		// The entry of a waiter killed just after its last try: as a live
-		// one renews it, lasting three handoff windows.
+		// one renews it, lasting five handoff windows.
 		now, err := raw.Time(ctx).Result()
 		if err != nil {
 			t.Fatal(err)
 		}
 		q := "dw:lock:{r}:q"
-		life := 3 * DefaultHandoffWindow
+		life := 5 * DefaultHandoffWindow
 		member := fmt.Sprintf("%d%06d%s", now.Unix(), now.Nanosecond()/1000, "bot-dead")
 		if err := raw.ZAdd(ctx, q, goredis.Z{Score: float64(now.Add(life).UnixMilli()), Member: member}).Err(); err != nil {
 			t.Fatal(err)
@@ -127,8 +127,8 @@ func TestQueuedNotServedOutOfTurn(t *testing.T) {
 		case <-time.After(time.Second):
 			t.Fatal("the second waiter did not get the lease within 1s of the first's release")
 		}
-		if n, _ := raw.Exists(ctx, q, "ot:lock:{r}").Result(); n != 0 {
-			t.Errorf("%d of the queue and the lease key left after every release", n)
+		if n, _ := raw.Exists(ctx, q, q+"f", "ot:lock:{r}").Result(); n != 0 {
+			t.Errorf("%d of the queue, its flag and the lease key left after every release", n)
 		}
 	})
 }

@@ -35,7 +35,7 @@ import (
 // try refused to a waiting Acquire puts its instance's entry in the
 // resource's queue (a ZSET in the lease's hash slot), in the order the
 // instances first found the lease held, and each later try renews it; an
-// entry not renewed for three HandoffWindows after its last try (150ms by
+// entry not renewed for five HandoffWindows after its last try (250ms by
 // default) drops out, so a dead waiter (a killed process) holds the queue
 // up for at most that long. A release that finds other instances queued
 // reserves the lease for the oldest (a marker value in the lease key,

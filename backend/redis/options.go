@@ -32,7 +32,7 @@ const (
 	DefaultLockReplicaTimeout = 100 * time.Millisecond
 	// DefaultHandoffWindow paces the waiter queue in Redis (see
 	// [Options].HandoffWindow): a dead waiter holds it up for at most
-	// three of it.
+	// five of it.
 	DefaultHandoffWindow = 50 * time.Millisecond
 	// DefaultLocalHandoffs is how many times in a row a release hands its
 	// lease straight to a waiter of the same instance before it yields to
@@ -111,7 +111,7 @@ type Options struct {
 
 	// HandoffWindow paces the waiter queue in Redis (see [Locker]): a
 	// waiting instance renews its place at least this often, and its place
-	// lapses three windows after its last renewal, which bounds how long a
+	// lapses five windows after its last renewal, which bounds how long a
 	// dead waiter holds the queue up; a lease released to the queue stays
 	// reserved for the oldest waiter until its place lapses. Negative
 	// disables the queue (every release wakes every waiting instance, and

@@ -1,6 +1,6 @@
 -- Acquire a lease in one round trip.
--- KEYS[1] lease key, KEYS[2] fence counter, KEYS[3] waiter queue (same
--- hash slot; see lock_lib.lua and lock_queue.lua).
+-- KEYS[1] lease key, KEYS[2] fence counter, KEYS[3] waiter queue,
+-- KEYS[4] its flag (same hash slot; see lock_lib.lua and lock_queue.lua).
 -- ARGV[1] token, ARGV[2] TTL in milliseconds, ARGV[3] who asks: '0' a
 -- try-once newcomer, '2' a newcomer that will wait, '1' a waiter (it
 -- found the lease held before); ARGV[4] the instance ID, ARGV[5] the
@@ -39,23 +39,31 @@ elseif ARGV[5] == '0' then
   return -2 - redis.call('PTTL', KEYS[1])
 end
 local nowms, arrival = qnow()
-local head, hexp, mine = qscan(KEYS[3], nowms, ARGV[4])
-local v = redis.call('GET', KEYS[1])
-if who == '1' and (not v or v == '\0handoff') and (not head or head == mine) then
-  if mine then
-    redis.call('ZREM', KEYS[3], mine)
-  end
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return take()
-end
+local head, hexp, mine = qread(KEYS[3], nowms, ARGV[4])
+-- The first write adds or renews this instance's entry: under maxmemory
+-- (noeviction) Redis refuses it, so a try fails then as SET NX would.
 local life = tonumber(ARGV[5])
-if not mine then
+local fresh = not mine
+if fresh then
   mine = arrival .. ARGV[4]
 end
 redis.call('ZADD', KEYS[3], nowms + life, mine)
-if redis.call('PTTL', KEYS[3]) < life then
-  redis.call('PEXPIRE', KEYS[3], life)
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', nowms)
+if fresh and not head then
+  head, hexp = mine, nowms + life
 end
+local v = redis.call('GET', KEYS[1])
+if who == '1' and (not v or v == '\0handoff') and head == mine then
+  redis.call('ZREM', KEYS[3], mine)
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return take()
+end
+local qttl = redis.call('PTTL', KEYS[3])
+if qttl < life then
+  redis.call('PEXPIRE', KEYS[3], life)
+  qttl = life
+end
+redis.call('SET', KEYS[4], '1', 'PX', qttl)
 if not v then
   -- Free, and another instance's entry is older: reserve it for that one.
   qreserve(KEYS[1], head, hexp, nowms, ARGV[6])

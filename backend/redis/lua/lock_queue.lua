@@ -7,7 +7,9 @@
 -- expiry (server milliseconds). A waiter renews its entry with each try,
 -- and an entry not renewed drops out at its expiry, so a dead waiter
 -- holds the queue up for at most one entry lifetime. The key itself
--- expires with its last entry.
+-- expires with its last entry. Beside it, a string flag (lease key +
+-- ":qf", "1") lives at least as long as the queue, so a release reads the
+-- lease and whether anyone may be queued in one MGET.
 --
 -- qnow() returns the server clock in milliseconds and the arrival prefix
 -- of a new entry.
@@ -16,25 +18,33 @@ local function qnow()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), t[1] .. string.sub('00000' .. t[2], -6)
 end
 
--- qscan drops the expired entries of queue q and returns the oldest
--- entry and its expiry, the entry of instance id (nil if none), and the
--- oldest entry of another instance and its expiry.
-local function qscan(q, nowms, id)
-  redis.call('ZREMRANGEBYSCORE', q, '-inf', nowms)
+-- qread returns the oldest live entry of queue q and its expiry, the
+-- live entry of instance id (nil if none), and the oldest live entry of
+-- another instance and its expiry. It writes nothing.
+local function qread(q, nowms, id)
   local all = redis.call('ZRANGE', q, 0, -1, 'WITHSCORES')
   local head, hexp, mine, other, oexp
   for i = 1, #all, 2 do
-    local m = all[i]
-    if not head or m < head then
-      head, hexp = m, tonumber(all[i + 1])
-    end
-    if string.sub(m, 17) == id then
-      mine = m
-    elseif not other or m < other then
-      other, oexp = m, tonumber(all[i + 1])
+    local m, e = all[i], tonumber(all[i + 1])
+    if e > nowms then
+      if string.sub(m, 17) == id then
+        mine = m
+      end
+      if not head or m < head then
+        head, hexp = m, e
+      end
+      if m ~= mine and (not other or m < other) then
+        other, oexp = m, e
+      end
     end
   end
   return head, hexp, mine, other, oexp
+end
+
+-- qscan drops the expired entries of queue q, then reads it (qread).
+local function qscan(q, nowms, id)
+  redis.call('ZREMRANGEBYSCORE', q, '-inf', nowms)
+  return qread(q, nowms, id)
 end
 
 -- qreserve reserves the lease (key k, free now) for the waiter of entry
