@@ -36,11 +36,13 @@ import (
 // resource's queue (a ZSET in the lease's hash slot), in the order the
 // instances first found the lease held, and each later try renews it; an
 // entry not renewed for five HandoffWindows after its last try (250ms by
-// default) drops out, so a dead waiter (a killed process) holds the queue
-// up for at most that long. A release that finds other instances queued
-// reserves the lease for the oldest (a marker value in the lease key,
-// which no token can equal, until that entry's expiry) and wakes only that
-// instance; a release with nobody queued publishes nothing. Only the
+// default) is passed over until it is renewed, so a dead waiter (a killed
+// process) holds the queue up for at most that long, and a stalled one
+// misses its turns meanwhile but not its place. A release that finds
+// other instances queued reserves the lease for the oldest (a marker
+// value in the lease key, which no token can equal, until that entry's
+// expiry) and wakes only that instance; a release with nobody queued
+// publishes nothing. Only the
 // reserved instance's head may take a reserved lease: a newcomer's try,
 // the releaser coming straight back, a later waiter, or a peer using
 // plain SET NX, finds it held. So waiters are served in the order their

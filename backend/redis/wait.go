@@ -193,7 +193,11 @@ func (t *queueWait) asHead() (grant, bool) {
 	b, w := t.lk.b, t.w
 	<-t.q.subscribed
 	if t.q.ready != nil {
-		b.waitReady(t.ctx, t.q.ready, max(t.o.RetryDelay, time.Millisecond))
+		d := t.o.RetryDelay
+		if t.lk.queueOn() {
+			d = t.lk.beat(t.o) // the instance's queue entry needs its next try
+		}
+		b.waitReady(t.ctx, t.q.ready, max(d, time.Millisecond))
 	}
 	if w.inherit > 0 {
 		// The previous head holds the lease: a try now would fail.

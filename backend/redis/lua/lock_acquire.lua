@@ -43,13 +43,13 @@ local head, hexp, mine = qread(KEYS[3], nowms, ARGV[4])
 -- The first write adds or renews this instance's entry: under maxmemory
 -- (noeviction) Redis refuses it, so a try fails then as SET NX would.
 local life = tonumber(ARGV[5])
-local fresh = not mine
-if fresh then
+if not mine then
   mine = arrival .. ARGV[4]
 end
 redis.call('ZADD', KEYS[3], nowms + life, mine)
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', nowms)
-if fresh and not head then
+qprune(KEYS[3], nowms)
+if not head or mine < head then
+  -- Renewed, or first in an empty queue: the oldest live entry now.
   head, hexp = mine, nowms + life
 end
 local v = redis.call('GET', KEYS[1])

@@ -19,21 +19,26 @@ local function qnow()
 end
 
 -- qread returns the oldest live entry of queue q and its expiry, the
--- live entry of instance id (nil if none), and the oldest live entry of
--- another instance and its expiry. It writes nothing.
+-- entry of instance id (nil if none; live or lapsed), and the oldest
+-- live entry of another instance and its expiry. It writes nothing. A
+-- lapsed entry is never served, but its instance keeps its place if it
+-- renews it before the entry is dropped (qscan): a waiter late by more
+-- than its slack (a stalled process) misses its turns meanwhile, not its
+-- place.
 local function qread(q, nowms, id)
   local all = redis.call('ZRANGE', q, 0, -1, 'WITHSCORES')
   local head, hexp, mine, other, oexp
   for i = 1, #all, 2 do
     local m, e = all[i], tonumber(all[i + 1])
+    local own = string.sub(m, 17) == id
+    if own then
+      mine = m
+    end
     if e > nowms then
-      if string.sub(m, 17) == id then
-        mine = m
-      end
       if not head or m < head then
         head, hexp = m, e
       end
-      if m ~= mine and (not other or m < other) then
+      if not own and (not other or m < other) then
         other, oexp = m, e
       end
     end
@@ -41,9 +46,14 @@ local function qread(q, nowms, id)
   return head, hexp, mine, other, oexp
 end
 
--- qscan drops the expired entries of queue q, then reads it (qread).
+-- qprune drops the entries of queue q that lapsed over 10 seconds ago.
+local function qprune(q, nowms)
+  redis.call('ZREMRANGEBYSCORE', q, '-inf', nowms - 10000)
+end
+
+-- qscan prunes queue q (qprune), then reads it (qread).
 local function qscan(q, nowms, id)
-  redis.call('ZREMRANGEBYSCORE', q, '-inf', nowms)
+  qprune(q, nowms)
   return qread(q, nowms, id)
 end
 
