@@ -42,14 +42,14 @@ import (
 // other instances queued reserves the lease for the oldest (a marker
 // value in the lease key, which no token can equal, until that entry's
 // expiry) and wakes only that instance; a release with nobody queued
-// publishes nothing. Only the
-// reserved instance's head may take a reserved lease: a newcomer's try,
-// the releaser coming straight back, a later waiter, or a peer using
-// plain SET NX, finds it held. So waiters are served in the order their
-// instances asked, with two tolerances: the instance that releases goes
-// to the back of the queue (its waiters queue again), and a lease that
-// ends without a release (its TTL ran out), or whose reservation lapsed,
-// may go to a newcomer that tries before the queued waiters do.
+// publishes nothing. Only the reserved instance's head may take a
+// reserved lease: a newcomer's try, the releaser coming straight back, a
+// later waiter, or a peer using plain SET NX, finds it held. So waiters
+// are served in the order their instances asked, with these tolerances:
+// the instance that releases goes to the back of the queue (its waiters
+// queue again); a lease that ends without a release (its TTL ran out), or
+// whose reservation lapsed, may go to a newcomer that tries before the
+// queued waiters do; and a stalled waiter is passed over, as above.
 //
 // A release by this instance while a local waiter queues hands the lease
 // straight to the local head in its own round trip (the lease key takes
