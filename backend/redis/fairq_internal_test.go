@@ -1,6 +1,8 @@
 package redis
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -186,4 +188,47 @@ func TestUncontendedPairPublishesNothing(t *testing.T) {
 	if total > 8*2*n {
 		t.Errorf("%d commands for %d pairs: over 8 a pair", total, 2*n)
 	}
+}
+
+// TestCancelledWaiterLeavesQueue: an instance whose only waiter gives up
+// takes its entry out of the queue at once (an entry left behind would be
+// passed over only after it lapsed, and dropped after 10s), and the next
+// instance's waiter gets the lease on the release.
+func TestCancelledWaiterLeavesQueue(t *testing.T) {
+	handoffServers(t, func(t *testing.T, opts func() *goredis.Options) {
+		ctx := t.Context()
+		holder, raw := newTestBackend(t, opts, &Options{Prefix: "cl:"})
+		quitter, _ := newTestBackend(t, opts, &Options{Prefix: "cl:"})
+		next, _ := newTestBackend(t, opts, &Options{Prefix: "cl:"})
+		l, err := holder.Locker().Acquire(ctx, "r", coord.WithTTL(time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := "cl:lock:{r}:q"
+		qctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		gq := acquireAsync(qctx, quitter.Locker().(*Locker), "r", coord.WithTTL(time.Minute), coord.WithWait(30*time.Second))
+		waitQueued(t, raw, q, 1)
+		gn := acquireAsync(ctx, next.Locker().(*Locker), "r", coord.WithTTL(time.Minute), coord.WithWait(30*time.Second))
+		waitQueued(t, raw, q, 2)
+		cancel()
+		if r := <-gq; !errors.Is(r.err, context.Canceled) {
+			t.Fatalf("cancelled waiter: %v", r.err)
+		}
+		waitQueued(t, raw, q, 1) // the quitter's entry is gone
+		if err := l.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case r := <-gn:
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
+			if err := r.l.Release(ctx); err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(time.Second):
+			t.Fatal("the next waiter did not get the lease within 1s of the release (retry delay 30s)")
+		}
+	})
 }
