@@ -65,7 +65,11 @@ func run() int {
 	flag.StringVar(&only, "only", "", "run only the cells whose \"test/contender\" matches this `regexp` (e.g. 'contended/coord')")
 	flag.StringVar(&cfg.out, "o", "", "also write the report to `file`")
 	flag.BoolVar(&cfg.warmup, "warmup", true, "run every cell once, unmeasured, before the rounds")
+	child := flag.String("proc-child", "", "run as a child of the multi-process test (internal)")
 	flag.Parse()
+	if *child != "" {
+		return runProcChild(*child)
+	}
 	if only != "" {
 		re, err := regexp.Compile(only)
 		if err != nil {

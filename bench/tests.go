@@ -192,6 +192,7 @@ func setup(ctx context.Context, srv *server, cfg config) ([]*test, func(), error
 	}
 	closers = append(closers, closeRate)
 	tests = append(tests, rt...)
+	tests = append(tests, procTest(srv, cfg))
 	for _, t := range tests {
 		t.metrics = append(t.metrics, cpuMetrics...)
 	}
@@ -219,6 +220,10 @@ func targets(cfg config) []target {
 		{desc: "contended: max wait ≤ 50 ms (worst round)", test: "contended", contender: "coord", metric: "wait max", worst: true, atMost: true, limit: 50, unit: " ms"},
 		{desc: "contended: releaser re-wins ≤ 50% of handoffs", test: "contended", contender: "coord", metric: "re-wins", atMost: true, limit: 50, unit: "%"},
 		{desc: "contended: no goroutine starved (worst round)", test: "contended", contender: "coord", metric: "starved", worst: true, atMost: true, limit: 0},
+		{desc: "4 processes: wait p99 ≤ 10 ms (worst round)", test: "contended-4proc", contender: "coord", metric: "wait p99", worst: true, atMost: true, limit: 10, unit: " ms"},
+		{desc: "4 processes: wait max ≤ 50 ms (worst round)", test: "contended-4proc", contender: "coord", metric: "wait max", worst: true, atMost: true, limit: 50, unit: " ms"},
+		{desc: "4 processes: each process's share within ±25% of the mean (worst round)", test: "contended-4proc", contender: "coord", metric: "share", worst: true, atMost: true, limit: 25, unit: "%"},
+		{desc: "uncontended pair at 1 goroutine ≥ 1.0× raw", test: "lock-1", contender: "coord", metric: "pairs/s", ratio: true, limit: 1.0},
 		{desc: "session Get ≥ 0.9× raw", test: "session-get", contender: "coord", metric: "ops/s", ratio: true, limit: 0.9},
 		{desc: "invalidation p50 ≤ 1.2× raw pub/sub", test: "pubsub-1k", contender: "invalidation", metric: "p50", ratio: true, atMost: true, limit: 1.2},
 		{desc: fmt.Sprintf("invalidation p99 ≤ 1 ms at %d/s", cfg.rate), test: "pubsub-1k", contender: "invalidation", metric: "p99", atMost: true, limit: 1, unit: " ms"},

@@ -74,6 +74,7 @@
 //	P + "shard:event"                   channel: events, every topic (Node format)
 //	P + "lock:{R}"                      string: the lease on resource R (token, PX TTL)
 //	P + "lock:{R}:fence"                string: R's last fence, expires 10min after the clock passes it
+//	P + "lock:{R}:q"                    zset: R's waiting instances, arrival + ID -> place expires at (ms)
 //	P + "lock:{R}:wake"                 channel: R's releases wake waiters here
 //	P + "rl:{K}"                        string: K's GCRA rate limit TAT (µs of TIME), PX until reached
 //	P + "rl:{K}:w"                      zset: K's sliding window rate limit, one member per event
@@ -111,8 +112,9 @@
 // # Leases
 //
 // Acquire is one script (SET NX PX, then a new fence); Release is one
-// script (compare-and-delete, then PUBLISH on the wake channel), or one
-// that hands the lease to a waiter of the same instance. Waiting, the
+// script (compare-and-delete, then, when instances are queued, a
+// reservation for the oldest and a PUBLISH on the wake channel addressed
+// to it), or one that hands the lease to a waiter of the same instance. Waiting, the
 // local handoff and the reservation for waiters are described once, at
 // [Locker]. A lease's local deadline is its TTL from the moment before
 // the acquire was sent, on the monotonic clock; Done closes when it

@@ -47,9 +47,14 @@ func (lk *Locker) handoffTarget(resource string) (*waiter, bool) {
 		// A handoff to w is under way, or its outcome not yet taken.
 		return nil, false
 	}
+	yield := q.streak >= b.opts.LocalHandoffs
+	if yield && !lk.queueOn() {
+		// Without the queue in Redis, yielding is a plain release.
+		q.streak = 0
+		return nil, false
+	}
 	w.pending = true
 	q.streak++
-	yield := q.streak > b.opts.LocalHandoffs
 	if yield {
 		q.streak = 0
 	}
@@ -68,9 +73,8 @@ func (l *lock) handOff(ctx context.Context, w *waiter, yield bool) error {
 	}
 	key, fenceKey := b.keys.lockKeys(l.resource)
 	start := time.Now()
-	ch := b.keys.wakeChannel(key)
-	n, err := b.batch.run(ctx, b.sc.lockHandoff, []string{key, fenceKey}, l.tokenArg, token, w.ttl.Milliseconds(),
-		y, ch, b.idArg, b.handoffMs, b.sub.ownArg(ch)).Int64()
+	n, err := b.batch.run(ctx, b.sc.lockHandoff, []string{key, fenceKey, b.keys.lockQueueKey(key)}, l.tokenArg, token,
+		w.ttl.Milliseconds(), y, b.keys.wakeChannel(key), b.idArg).Int64()
 	if err != nil {
 		// The outcome is unknown: the waiter's token may hold the lease.
 		lk.addOrphan(key, token, w.ttl)

@@ -128,7 +128,7 @@ func (l *lock) Release(ctx context.Context) error {
 	}
 	b := l.lk.b
 	ch := b.keys.wakeChannel(l.key)
-	n, err := b.batch.run(ctx, b.sc.lockRelease, l.keys, l.tokenArg, ch, b.idArg, b.handoffMs, b.sub.ownArg(ch)).Int64()
+	n, err := b.batch.run(ctx, b.sc.lockRelease, l.releaseKeys(), l.tokenArg, ch, b.idArg, b.handoffMs, b.sub.ownArg(ch)).Int64()
 	if err := b.fail(ctx, "release", err); err != nil {
 		l.giveUp()
 		return err

@@ -21,32 +21,46 @@ import (
 //
 // Waiting: an Acquire that finds the resource held queues behind the
 // other waiters of this instance for that resource (FIFO). Only the head
-// of the queue contends in Redis: it subscribes to the resource's wake
-// channel (one subscription per resource, shared by the instance's
+// of the local queue contends in Redis: it subscribes to the resource's
+// wake channel (one subscription per resource, shared by the instance's
 // waiters, on the Backend's subscriber connection) before its next try, so
 // no release is missed, and sleeps until a release wakes it or until the
-// holder's remaining TTL (PTTL) or RetryDelay passes, whichever is first.
-// A waiter behind others on this instance counts each RetryDelay it waits
-// for its turn as one try of its retry budget. A release by this instance
-// hands the lease straight to the local head in its own round trip (the
-// lease key takes the head's new token and TTL, and a new fence is drawn:
-// lock_handoff.lua), so the head gets it without a round trip of its own;
-// after [Options].LocalHandoffs handoffs in a row, a release yields
-// instead: it publishes the wake-up and, when another instance's waiter
-// listens, releases the lease to the waiters (see below), the local head
-// then trying as a newcomer. A release elsewhere wakes the local head
-// through the channel. While waiters queue, a new
-// Acquire on this instance does not try ahead of them. Across instances,
-// a release whose wake-up reached another instance (a waiter there) leaves
-// the lease reserved for waiters for [Options].HandoffWindow (a marker
-// value in the lease key, which no token can equal): a newcomer's first
-// try, including the releaser coming straight back, finds it held, and
-// only a waiter's retry takes it. So the releaser does not re-win the
-// lease it hands over, on this instance or elsewhere. Every instance's
-// head is woken by a release (there is no queue in Redis), and the
-// holder's expiry bounds every wait. In a Cluster, PUBLISH counts only
-// the subscribers of the node it ran on, so the reservation is made, and
-// a local handoff yields, less often there.
+// holder's remaining TTL (PTTL), RetryDelay or [Options].HandoffWindow
+// passes, whichever is first. A waiter behind others on this instance
+// counts each RetryDelay it waits for its turn as one try of its retry
+// budget. While waiters queue, a new Acquire on this instance does not
+// try ahead of them.
+//
+// Across instances the waiters queue in Redis (lua/lock_queue.lua): a
+// try refused to a waiting Acquire puts its instance's entry in the
+// resource's queue (a ZSET in the lease's hash slot), in the order the
+// instances first found the lease held, and each later try renews it; an
+// entry not renewed for five HandoffWindows after its last try (250ms by
+// default) is passed over until it is renewed, so a dead waiter (a killed
+// process) holds the queue up for at most that long, and a stalled one
+// misses its turns meanwhile but not its place. A release that finds
+// other instances queued reserves the lease for the oldest (a marker
+// value in the lease key, which no token can equal, until that entry's
+// expiry) and wakes only that instance; a release with nobody queued
+// publishes nothing. Only the reserved instance's head may take a
+// reserved lease: a newcomer's try, the releaser coming straight back, a
+// later waiter, or a peer using plain SET NX, finds it held. So waiters
+// are served in the order their instances asked, with these tolerances:
+// the instance that releases goes to the back of the queue (its waiters
+// queue again); a lease that ends without a release (its TTL ran out), or
+// whose reservation lapsed, may go to a newcomer that tries before the
+// queued waiters do; and a stalled waiter is passed over, as above.
+//
+// A release by this instance while a local waiter queues hands the lease
+// straight to the local head in its own round trip (the lease key takes
+// the head's new token and TTL, and a new fence is drawn:
+// lua/lock_handoff.lua), so the head gets it without a round trip of its
+// own. After [Options].LocalHandoffs handoffs in a row, a release yields:
+// when another instance is queued, it reserves the lease for it instead,
+// and the local head queues again at the back. So another instance's
+// waiter waits at most one local streak per instance queued ahead of it.
+// With HandoffWindow negative there is no queue in Redis: every release
+// wakes every instance's head, and the first try wins.
 //
 // A Locker is safe for concurrent use by multiple goroutines.
 type Locker struct {
@@ -147,19 +161,15 @@ func (lk *Locker) try(ctx context.Context, resource string, o coord.LockOptions,
 	if ctx.Done() != nil {
 		rctx = context.WithoutCancel(ctx)
 	}
-	keys := []string{key, fenceKey}
 	var tokenArg any = token // boxed once for acquire and release
-	who := "0"
-	if waiter {
-		who = "1"
-	}
+	keys, args := lk.acquireArgs(key, fenceKey, tokenArg, o, waiter)
 	var res int64
 	var err error
 	acked := int64(-1)
 	if b.opts.LockReplicas > 0 {
-		res, acked, err = lk.acquireAndWait(rctx, keys, tokenArg, o.TTL.Milliseconds(), who)
+		res, acked, err = lk.acquireAndWait(rctx, keys, args...)
 	} else {
-		res, err = b.batch.run(rctx, b.sc.lockAcquire, keys, tokenArg, o.TTL.Milliseconds(), who).Int64()
+		res, err = b.batch.run(rctx, b.sc.lockAcquire, keys, args...).Int64()
 	}
 	if err != nil {
 		// The outcome is unknown (the server may run the script later,

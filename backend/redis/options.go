@@ -30,8 +30,9 @@ const (
 	// DefaultLockReplicaTimeout bounds the WAIT for replicas after an
 	// acquire when [Options].LockReplicas is set.
 	DefaultLockReplicaTimeout = 100 * time.Millisecond
-	// DefaultHandoffWindow is how long a released lease with waiters stays
-	// reserved for them.
+	// DefaultHandoffWindow paces the waiter queue in Redis (see
+	// [Options].HandoffWindow): a dead waiter holds it up for at most
+	// five of it.
 	DefaultHandoffWindow = 50 * time.Millisecond
 	// DefaultLocalHandoffs is how many times in a row a release hands its
 	// lease straight to a waiter of the same instance before it yields to
@@ -108,22 +109,24 @@ type Options struct {
 	// Default: [DefaultLockReplicaTimeout].
 	LockReplicaTimeout time.Duration
 
-	// HandoffWindow is how long a lease released while others wait for it
-	// stays reserved for those waiters: a newcomer's Acquire (including
-	// the releaser's next one) finds it held for that long, so the
-	// releaser does not win back the lease it hands over. Negative
-	// disables it. Default: [DefaultHandoffWindow].
+	// HandoffWindow paces the waiter queue in Redis (see [Locker]): a
+	// waiting instance renews its place at least this often, and its place
+	// lapses five windows after its last renewal, which bounds how long a
+	// dead waiter holds the queue up; a lease released to the queue stays
+	// reserved for the oldest waiter until its place lapses. Negative
+	// disables the queue (every release wakes every waiting instance, and
+	// the first try wins). Default: [DefaultHandoffWindow].
 	HandoffWindow time.Duration
 
 	// LocalHandoffs bounds the local handoff: a Release with a waiter for
 	// the same resource on this Backend hands the lease straight to it in
 	// the release's own round trip (a new token and fence, the waiter's
 	// TTL), so a handoff costs one round trip instead of two. After that
-	// many handoffs in a row, a release yields: it wakes the other
-	// instances' waiters and, when one is listening, releases the lease
-	// to them (reserved for HandoffWindow) instead. Negative disables the
-	// local handoff (every release deletes the lease and wakes waiters).
-	// Default: [DefaultLocalHandoffs].
+	// many handoffs in a row, a release yields: when another instance is
+	// queued for the lease, it reserves the lease for the oldest one
+	// instead, and this instance's waiters queue again at the back.
+	// Negative disables the local handoff (every release deletes the
+	// lease and serves the queue). Default: [DefaultLocalHandoffs].
 	LocalHandoffs int
 
 	// OnStateChange, when set, is called with the new state each time the

@@ -15,6 +15,8 @@ var luaFiles embed.FS
 type scripts struct {
 	lockAcquire, lockRelease, lockHandoff, lockExtend, lockTTL, lockForce, lockLocked *goredis.Script
 
+	lockLeave *goredis.Script // lua/lock_leave.lua, with lua/lock_queue.lua
+
 	sessCreate, sessTouch, sessExtend, sessUpdate, sessDelete *goredis.Script
 	sessRotate, sessRemove, sessCount, sessStats              *goredis.Script
 	sessGet                                                   *goredis.Script
@@ -36,10 +38,12 @@ func loadScripts() *scripts {
 	lib := mustLua("session_lib") + "\n"
 	sess := func(name string) *goredis.Script { return goredis.NewScript(lib + mustLua(name)) }
 	lockLib := mustLua("lock_lib") + "\n"
+	lockQueue := mustLua("lock_queue") + "\n"
 	return &scripts{
-		lockAcquire: goredis.NewScript(lockLib + mustLua("lock_acquire")),
-		lockRelease: goredis.NewScript(mustLua("lock_release")),
-		lockHandoff: goredis.NewScript(lockLib + mustLua("lock_handoff")),
+		lockAcquire: goredis.NewScript(lockLib + lockQueue + mustLua("lock_acquire")),
+		lockRelease: goredis.NewScript(lockQueue + mustLua("lock_release")),
+		lockHandoff: goredis.NewScript(lockLib + lockQueue + mustLua("lock_handoff")),
+		lockLeave:   goredis.NewScript(lockQueue + mustLua("lock_leave")),
 		lockExtend:  goredis.NewScript(mustLua("lock_extend")),
 		lockTTL:     goredis.NewScript(mustLua("lock_ttl")),
 		lockForce:   goredis.NewScript(mustLua("lock_force")),

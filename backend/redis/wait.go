@@ -63,7 +63,10 @@ func (lk *Locker) wait(ctx context.Context, resource string, o coord.LockOptions
 	if l != nil || g.ok || late.ok {
 		handoff = o.TTL
 	}
-	lk.dequeue(q, w, handoff)
+	if lk.dequeue(q, w, handoff) && handoff == 0 {
+		// The instance's last waiter gave up: leave the queue in Redis.
+		lk.leave(resource)
+	}
 	if late.ok {
 		// Handed over after the wait ended: pass it on.
 		lk.giveBack(resource, late, o.TTL)
@@ -110,6 +113,10 @@ type queueWait struct {
 	o     coord.LockOptions
 	tries int
 	timer *time.Timer
+
+	beating bool      // the last wait was cut to a beat (see Locker.beat)
+	fired   bool      // the last wait ended with its timer
+	counted time.Time // when the last try that counted was made
 }
 
 func (t *queueWait) exhausted() bool { return t.o.Retries >= 0 && t.tries > t.o.Retries }
@@ -162,11 +169,13 @@ func (t *queueWait) untilHead() error {
 // await waits up to d for a handoff (returned), a wake-up or the time;
 // false when ctx or Close ended the wait.
 func (t *queueWait) await(d time.Duration) (grant, bool) {
+	t.fired = false
 	select {
 	case g := <-t.w.grant:
 		return g, true
 	case <-t.w.wake:
 	case <-t.sleep(d):
+		t.fired = true
 	case <-t.ctx.Done():
 		return grant{}, false
 	case <-t.lk.b.closing:
@@ -184,7 +193,11 @@ func (t *queueWait) asHead() (grant, bool) {
 	b, w := t.lk.b, t.w
 	<-t.q.subscribed
 	if t.q.ready != nil {
-		b.waitReady(t.ctx, t.q.ready, max(t.o.RetryDelay, time.Millisecond))
+		d := t.o.RetryDelay
+		if t.lk.queueOn() {
+			d = t.lk.beat(t.o) // the instance's queue entry needs its next try
+		}
+		b.waitReady(t.ctx, t.q.ready, max(d, time.Millisecond))
 	}
 	if w.inherit > 0 {
 		// The previous head holds the lease: a try now would fail.
@@ -213,19 +226,31 @@ func (t *queueWait) contend(g grant) (*lock, grant, error) {
 		case <-t.w.wake: // drop a stale wake-up: the try below sees the state
 		default:
 		}
-		// After a release that yielded to other instances' waiters, try as
-		// a newcomer, which leaves the reserved lease to them.
-		l, pttl, err := t.lk.try(t.ctx, resource, t.o, !g.yielded)
+		// After a release that yielded to other instances' waiters, try
+		// at the back of the queue (without it: as a newcomer), which
+		// leaves the reserved lease to them.
+		l, pttl, err := t.lk.try(t.ctx, resource, t.o, !g.yielded || t.lk.queueOn())
 		if l != nil || err != nil {
 			return l, grant{}, err
 		}
-		t.tries++
-		if t.exhausted() {
-			return nil, grant{}, notAcquired(resource)
+		// A try made only to renew the queue entry (a beat) counts once a
+		// retry delay has passed since the last try that counted.
+		if !t.beating || !t.fired || time.Since(t.counted) >= t.o.RetryDelay {
+			t.tries++
+			t.counted = time.Now()
+			if t.exhausted() {
+				return nil, grant{}, notAcquired(resource)
+			}
 		}
 		d := t.o.RetryDelay
 		if pttl >= 0 && pttl+time.Millisecond < d {
 			d = pttl + time.Millisecond
+		}
+		t.beating = false
+		if t.lk.queueOn() {
+			if beat := t.lk.beat(t.o); beat < d {
+				d, t.beating = beat, true
+			}
 		}
 		var ok bool
 		if g, ok = t.await(d); !ok {
@@ -264,8 +289,8 @@ func (lk *Locker) enqueue(ctx context.Context, resource string, w *waiter) *wait
 
 // dequeue removes w from q, hands the turn to the next waiter (telling it
 // when w took the lease, see waiter.inherit), and drops the wake
-// subscription with the last waiter.
-func (lk *Locker) dequeue(q *waitq, w *waiter, handoff time.Duration) {
+// subscription with the last waiter. It reports whether w was the last.
+func (lk *Locker) dequeue(q *waitq, w *waiter, handoff time.Duration) bool {
 	lk.mu.Lock()
 	i := slices.Index(q.waiters, w)
 	if i >= 0 {
@@ -287,6 +312,7 @@ func (lk *Locker) dequeue(q *waitq, w *waiter, handoff time.Duration) {
 			lk.b.sub.release(q.channel)
 		}
 	}
+	return empty
 }
 
 // localWake wakes the head waiter of resource on this instance.
@@ -308,7 +334,7 @@ func wakeOne(w *waiter) {
 // remoteWake handles a message on a wake channel. A release by this
 // instance has already woken its waiter.
 func (lk *Locker) remoteWake(channel, payload string) {
-	if payload == lk.b.opts.InstanceID {
+	if payload == lk.b.opts.InstanceID || lk.addressedWake(channel, payload) {
 		return
 	}
 	lk.mu.Lock()

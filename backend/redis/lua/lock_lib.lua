@@ -13,13 +13,18 @@
 -- the clock steps back; it is needed only while it is ahead of the clock,
 -- so the key expires 10 minutes after the clock passes it.
 -- A counter that is not a number (a foreign writer) counts as missing.
+--
+-- One write in the common case: SET ... GET stores the clock and returns
+-- the counter it replaced; only when that counter was not behind the
+-- clock is it written again, as counter + 1.
 local function take()
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-  local f = (tonumber(redis.call('GET', KEYS[2]) or '') or 0) + 1
-  if f < now then
-    f = now
+  local c = tonumber(redis.call('SET', KEYS[2], t[1] .. string.sub('00000' .. t[2], -6), 'PX', 600000, 'GET') or '')
+  if c and c >= now then
+    local f = c + 1
+    redis.call('SET', KEYS[2], string.format('%.0f', f), 'PX', math.floor((f - now) / 1000) + 600000)
+    return f
   end
-  redis.call('SET', KEYS[2], string.format('%.0f', f), 'PX', math.floor((f - now) / 1000) + 600000)
-  return f
+  return now
 end
