@@ -1,5 +1,5 @@
 // Command coordbench measures coord's Redis backend side by side with raw
-// go-redis, go-redsync/redsync and bsm/redislock on a redis-server it
+// go-redis, redis/rueidis, go-redsync/redsync and bsm/redislock on a redis-server it
 // starts itself on a free loopback port (no persistence) and stops at
 // exit.
 //
@@ -8,7 +8,7 @@
 // and the report gives the median over the rounds. A ratio is the median
 // of the per-round ratios ours/raw, so that load on the machine that
 // changes from round to round cancels out. The report is a markdown table
-// on stdout, with the targets of issue 7 and PASS or MISS for each.
+// on stdout, with the targets of issues 7 and 17 and PASS or MISS for each.
 //
 // Usage:
 //

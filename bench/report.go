@@ -94,7 +94,7 @@ func describe(ctx context.Context, srv *server) (*env, error) {
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, d := range bi.Deps {
 			switch d.Path {
-			case "github.com/redis/go-redis/v9", "github.com/go-redsync/redsync/v4", "github.com/bsm/redislock":
+			case "github.com/redis/go-redis/v9", "github.com/redis/rueidis", "github.com/go-redsync/redsync/v4", "github.com/bsm/redislock":
 				e.modules = append(e.modules, d.Path+" "+d.Version)
 			case "github.com/cgn-bot/coord":
 				e.modules = append(e.modules, d.Path+" (this repository, commit "+coordRev+")")
