@@ -32,6 +32,7 @@ import (
 	"regexp"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"strings"
 	"syscall"
 	"time"
@@ -49,6 +50,7 @@ type config struct {
 	starve      time.Duration
 	redisServer string
 	cpuprofile  string
+	trace       string
 	only        *regexp.Regexp
 	out         string
 	warmup      bool
@@ -69,6 +71,7 @@ func run() int {
 	flag.DurationVar(&cfg.starve, "starve", 500*time.Millisecond, "a contending goroutine whose longest wait is over this (or that never acquires) counts as starved")
 	flag.StringVar(&cfg.redisServer, "redis-server", "redis-server", "redis-server binary")
 	flag.StringVar(&cfg.cpuprofile, "cpuprofile", "", "write a CPU profile of the measured rounds (of the first run) to `file`")
+	flag.StringVar(&cfg.trace, "trace", "", "write an execution trace of the measured rounds (of the first run) to `file`, for go tool trace")
 	flag.StringVar(&only, "only", "", "run only the cells whose \"test/contender\" matches this `regexp` (e.g. 'contended/coord')")
 	flag.StringVar(&cfg.out, "o", "", "also write the report to `file`")
 	flag.BoolVar(&cfg.warmup, "warmup", true, "run every cell once, unmeasured, before the rounds")
@@ -194,6 +197,17 @@ func benchRun(ctx context.Context, cfg config, run int) (*runResult, error) {
 			return nil, err
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if cfg.trace != "" && run == 0 {
+		f, err := os.Create(cfg.trace)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		if err := trace.Start(f); err != nil {
+			return nil, err
+		}
+		defer trace.Stop()
 	}
 	stalls := startStallMonitor()
 	defer stalls.close()
