@@ -1,5 +1,5 @@
 // Command coordbench measures coord's Redis backend side by side with raw
-// go-redis, go-redsync/redsync and bsm/redislock on a redis-server it
+// go-redis, redis/rueidis, go-redsync/redsync and bsm/redislock on a redis-server it
 // starts itself on a free loopback port (no persistence) and stops at
 // exit.
 //
@@ -8,11 +8,16 @@
 // and the report gives the median over the rounds. A ratio is the median
 // of the per-round ratios ours/raw, so that load on the machine that
 // changes from round to round cancels out. The report is a markdown table
-// on stdout, with the targets of issue 7 and PASS or MISS for each.
+// on stdout, with the targets of issues 7 and 17 and PASS or MISS for each.
 //
 // Usage:
 //
-//	go run . [-duration 1s] [-rounds 5] [-only regexp] [-cpuprofile file]
+//	go run . [-duration 1s] [-rounds 5] [-runs 3] [-only regexp] [-cpuprofile file]
+//
+// With -runs N the whole measurement runs N times, each on a redis-server
+// of its own, each printing its report; a summary then gives, for every
+// target and every test's headline figure, the figure of each run, the
+// worst round over all runs and the spread of the runs.
 package main
 
 import (
@@ -27,6 +32,7 @@ import (
 	"regexp"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"strings"
 	"syscall"
 	"time"
@@ -38,11 +44,13 @@ var coordRev = "unknown"
 type config struct {
 	duration    time.Duration
 	rounds      int
+	runs        int
 	goroutines  int
 	rate        int
 	starve      time.Duration
 	redisServer string
 	cpuprofile  string
+	trace       string
 	only        *regexp.Regexp
 	out         string
 	warmup      bool
@@ -57,11 +65,13 @@ func run() int {
 	var only string
 	flag.DurationVar(&cfg.duration, "duration", 800*time.Millisecond, "how long each contender runs in each test of each round")
 	flag.IntVar(&cfg.rounds, "rounds", 5, "interleaved rounds; the report gives medians over them")
+	flag.IntVar(&cfg.runs, "runs", 1, "whole runs, each with its report; with more than one, a summary gives each run's figures, the worst round and the spread")
 	flag.IntVar(&cfg.goroutines, "goroutines", 16, "goroutines of the concurrent tests")
 	flag.IntVar(&cfg.rate, "rate", 1000, "messages/s of the publish-to-receive latency test")
 	flag.DurationVar(&cfg.starve, "starve", 500*time.Millisecond, "a contending goroutine whose longest wait is over this (or that never acquires) counts as starved")
 	flag.StringVar(&cfg.redisServer, "redis-server", "redis-server", "redis-server binary")
-	flag.StringVar(&cfg.cpuprofile, "cpuprofile", "", "write a CPU profile of the measured rounds to `file`")
+	flag.StringVar(&cfg.cpuprofile, "cpuprofile", "", "write a CPU profile of the measured rounds (of the first run) to `file`")
+	flag.StringVar(&cfg.trace, "trace", "", "write an execution trace of the measured rounds (of the first run) to `file`, for go tool trace")
 	flag.StringVar(&only, "only", "", "run only the cells whose \"test/contender\" matches this `regexp` (e.g. 'contended/coord')")
 	flag.StringVar(&cfg.out, "o", "", "also write the report to `file`")
 	flag.BoolVar(&cfg.warmup, "warmup", true, "run every cell once, unmeasured, before the rounds")
@@ -78,8 +88,8 @@ func run() int {
 		}
 		cfg.only = re
 	}
-	if cfg.rounds < 1 || cfg.duration <= 0 || cfg.goroutines < 2 || cfg.rate < 1 {
-		fmt.Fprintln(os.Stderr, "coordbench: -rounds, -duration, -rate must be positive and -goroutines at least 2")
+	if cfg.rounds < 1 || cfg.runs < 1 || cfg.duration <= 0 || cfg.goroutines < 2 || cfg.rate < 1 {
+		fmt.Fprintln(os.Stderr, "coordbench: -rounds, -runs, -duration, -rate must be positive and -goroutines at least 2")
 		return 2
 	}
 
@@ -93,20 +103,60 @@ func run() int {
 }
 
 func bench(ctx context.Context, cfg config) error {
+	var w io.Writer = os.Stdout
+	if cfg.out != "" {
+		f, err := os.Create(cfg.out)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		w = io.MultiWriter(os.Stdout, f)
+	}
+	var runs []*runResult
+	for i := range cfg.runs {
+		if cfg.runs > 1 {
+			fmt.Fprintf(os.Stderr, "coordbench: run %d of %d\n", i+1, cfg.runs)
+		}
+		rr, err := benchRun(ctx, cfg, i)
+		if err != nil {
+			return err
+		}
+		if cfg.runs > 1 {
+			fmt.Fprintf(w, "# Run %d of %d\n\n", i+1, cfg.runs)
+		}
+		report(w, cfg, rr.env, rr.tests, rr.res)
+		runs = append(runs, rr)
+	}
+	if len(runs) > 1 {
+		summary(w, cfg, runs)
+	}
+	return nil
+}
+
+// runResult is one whole run: its tests, figures and machine.
+type runResult struct {
+	env   *env
+	tests []*test
+	res   *results
+}
+
+// benchRun does one whole run (run counts from 0) on a redis-server of
+// its own.
+func benchRun(ctx context.Context, cfg config, run int) (*runResult, error) {
 	srv, err := startServer(ctx, cfg.redisServer)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer srv.stop()
 	fmt.Fprintf(os.Stderr, "coordbench: redis-server on %s\n", srv.addr)
 
 	env, err := describe(ctx, srv)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	tests, closeAll, err := setup(ctx, srv, cfg)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer closeAll()
 
@@ -122,7 +172,7 @@ func bench(ctx context.Context, cfg config) error {
 		}
 	}
 	if cells == 0 {
-		return errors.New("-only matches no test/contender")
+		return nil, errors.New("-only matches no test/contender")
 	}
 	est := time.Duration(cells*cfg.rounds) * cfg.duration
 	fmt.Fprintf(os.Stderr, "coordbench: %d cells x %d rounds x %v: about %v of measurement\n", cells, cfg.rounds, cfg.duration, est.Round(time.Second))
@@ -135,22 +185,33 @@ func bench(ctx context.Context, cfg config) error {
 					continue
 				}
 				if _, err := t.run(ctx, c, -1, max(cfg.duration/5, 100*time.Millisecond)); err != nil {
-					return fmt.Errorf("warm-up %s/%s: %w", t.id, c, err)
+					return nil, fmt.Errorf("warm-up %s/%s: %w", t.id, c, err)
 				}
 			}
 		}
 	}
 
-	if cfg.cpuprofile != "" {
+	if cfg.cpuprofile != "" && run == 0 {
 		f, err := os.Create(cfg.cpuprofile)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		defer f.Close()
 		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
+			return nil, err
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if cfg.trace != "" && run == 0 {
+		f, err := os.Create(cfg.trace)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		if err := trace.Start(f); err != nil {
+			return nil, err
+		}
+		defer trace.Stop()
 	}
 	stalls := startStallMonitor()
 	defer stalls.close()
@@ -165,15 +226,15 @@ func bench(ctx context.Context, cfg config) error {
 					continue
 				}
 				if ctx.Err() != nil {
-					return ctx.Err()
+					return nil, ctx.Err()
 				}
 				runtime.GC()
 				mark := meter.mark(ctx)
 				stalls.reset()
-				m, err := t.run(ctx, c, r, cfg.duration)
+				m, err := t.run(ctx, c, run*cfg.rounds+r, cfg.duration)
 				if err != nil {
 					if ctx.Err() != nil {
-						return ctx.Err()
+						return nil, ctx.Err()
 					}
 					res.fail(t.id, c, r, err)
 					fmt.Fprintf(os.Stderr, "coordbench: round %d %s/%s: %v\n", r+1, t.id, c, err)
@@ -184,24 +245,14 @@ func bench(ctx context.Context, cfg config) error {
 					meter.add(ctx, m, mark, t.ops(m, cfg.duration))
 				}
 				res.add(t.id, c, r, m)
-				fmt.Fprintf(os.Stderr, "coordbench: round %d/%d %-12s %-12s %s\n", r+1, cfg.rounds, t.id, c, m.brief(t.metrics))
+				fmt.Fprintf(os.Stderr, "coordbench: run %d round %d/%d %-12s %-12s %s\n", run+1, r+1, cfg.rounds, t.id, c, m.brief(t.metrics))
 			}
 		}
 	}
 	env.elapsed = time.Since(started)
 	env.loadEnd = loadavg()
 
-	var w io.Writer = os.Stdout
-	if cfg.out != "" {
-		f, err := os.Create(cfg.out)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		w = io.MultiWriter(os.Stdout, f)
-	}
-	report(w, cfg, env, tests, res)
-	return nil
+	return &runResult{env: env, tests: tests, res: res}, nil
 }
 
 func (c config) selected(test, contender string) bool {

@@ -94,7 +94,7 @@ func describe(ctx context.Context, srv *server) (*env, error) {
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, d := range bi.Deps {
 			switch d.Path {
-			case "github.com/redis/go-redis/v9", "github.com/go-redsync/redsync/v4", "github.com/bsm/redislock":
+			case "github.com/redis/go-redis/v9", "github.com/redis/rueidis", "github.com/go-redsync/redsync/v4", "github.com/bsm/redislock":
 				e.modules = append(e.modules, d.Path+" "+d.Version)
 			case "github.com/cgn-bot/coord":
 				e.modules = append(e.modules, d.Path+" (this repository, commit "+coordRev+")")
@@ -145,44 +145,16 @@ func report(w io.Writer, cfg config, e *env, tests []*test, r *results) {
 		cfg.rounds, cfg.duration, cfg.goroutines, e.elapsed.Round(time.Second))
 	p("")
 
-	p("### Targets (issue 7)")
+	p("### Targets")
 	p("")
 	p("| target | measured | result |")
 	p("|---|---:|:---:|")
 	for _, t := range targets(cfg) {
-		if cfg.only != nil && !cfg.selected(t.test, t.contender) {
+		o, ok := t.eval(cfg, tests, r)
+		if !ok {
 			continue
 		}
-		if _, ok := r.m[t.test]; !ok {
-			continue
-		}
-		var v float64
-		var shown string
-		switch {
-		case t.ratio:
-			base := testByID(tests, t.test).contenders[0]
-			vs := r.ratios(t.test, t.contender, base, t.metric)
-			v = median(vs)
-			if t.worst {
-				v = worst(vs, !t.atMost)
-			}
-			shown = num(v) + "×"
-		default:
-			vs := r.values(t.test, t.contender, t.metric)
-			v = median(vs)
-			if t.worst {
-				v = worst(vs, !t.atMost)
-			}
-			shown = num(v) + t.unit
-		}
-		verdict := "MISS"
-		if !math.IsNaN(v) && ((t.atMost && v <= t.limit) || (!t.atMost && v >= t.limit)) {
-			verdict = "PASS"
-		}
-		if math.IsNaN(v) {
-			verdict = "n/a"
-		}
-		p("| %s | %s | %s |", t.desc, shown, verdict)
+		p("| %s | %s | %s |", t.desc, o.shown, o.verdict())
 	}
 	p("")
 
@@ -209,11 +181,20 @@ func report(w io.Writer, cfg config, e *env, tests []*test, r *results) {
 			head += " " + c + " |"
 			sep += "---:|"
 		}
-		var ratioCs []string
+		var ratioCs, bases []string
 		for _, c := range cs {
 			if c != base && cfg.selected(t.id, base) {
 				ratioCs = append(ratioCs, c)
+				bases = append(bases, base)
 				head += " " + c + "/" + base + " |"
+				sep += "---:|"
+			}
+		}
+		for _, v := range t.vs {
+			if cfg.selected(t.id, v) && cfg.selected(t.id, "coord") {
+				ratioCs = append(ratioCs, "coord")
+				bases = append(bases, v)
+				head += " coord/" + v + " |"
 				sep += "---:|"
 			}
 		}
@@ -233,10 +214,10 @@ func report(w io.Writer, cfg config, e *env, tests []*test, r *results) {
 				}
 				row += " " + cell + " |"
 			}
-			for _, c := range ratioCs {
+			for i, c := range ratioCs {
 				cell := ""
 				if d.ratio {
-					cell = num(median(r.ratios(t.id, c, base, d.key))) + "×"
+					cell = num(median(r.ratios(t.id, c, bases[i], d.key))) + "×"
 				}
 				row += " " + cell + " |"
 			}
@@ -261,4 +242,158 @@ func testByID(tests []*test, id string) *test {
 		}
 	}
 	return nil
+}
+
+// outcome is a target's figure in one run.
+type outcome struct {
+	v     float64
+	shown string
+	pass  bool
+}
+
+func (o outcome) verdict() string {
+	switch {
+	case math.IsNaN(o.v):
+		return "n/a"
+	case o.pass:
+		return "PASS"
+	}
+	return "MISS"
+}
+
+// eval judges target t on one run's results; false when the run did not
+// measure it.
+func (t target) eval(cfg config, tests []*test, r *results) (outcome, bool) {
+	base := t.versus
+	if base == "" {
+		if tt := testByID(tests, t.test); tt != nil {
+			base = tt.contenders[0]
+		}
+	}
+	if !cfg.selected(t.test, t.contender) || (t.ratio && !cfg.selected(t.test, base)) {
+		return outcome{}, false
+	}
+	if _, ok := r.m[t.test]; !ok {
+		return outcome{}, false
+	}
+	var vs []float64
+	unit := t.unit
+	if t.ratio {
+		vs = r.ratios(t.test, t.contender, base, t.metric)
+		unit = "×"
+	} else {
+		vs = r.values(t.test, t.contender, t.metric)
+	}
+	v := median(vs)
+	if t.worst {
+		v = worst(vs, !t.atMost)
+	}
+	return outcome{v: v, shown: num(v) + unit, pass: !math.IsNaN(v) && ((t.atMost && v <= t.limit) || (!t.atMost && v >= t.limit))}, true
+}
+
+// higherBetter reports whether a larger value of metric key is better
+// (a rate).
+func higherBetter(key string) bool { return strings.HasSuffix(key, "/s") }
+
+// summary prints, over several runs, each target's figure in every run,
+// the worst of them and their spread, and each test's headline ratios
+// (its first metric, every contender against the baseline and the
+// test's other baselines): the median of each run, the worst single
+// round of all runs and the spread of the run medians.
+func summary(w io.Writer, cfg config, runs []*runResult) {
+	p := func(format string, a ...any) { fmt.Fprintf(w, format+"\n", a...) }
+	n := len(runs)
+	first := runs[0]
+	p("# Summary of %d runs", n)
+	p("")
+	for i, rr := range runs {
+		p("- run %d: %s, load average %s at the start, %s at the end, measured for %v",
+			i+1, rr.env.started.Format("2006-01-02 15:04 UTC"), rr.env.loadStart, rr.env.loadEnd, rr.env.elapsed.Round(time.Second))
+	}
+	p("- %d interleaved rounds per run, %v per cell; coord at commit %s", cfg.rounds, cfg.duration, coordRev)
+	p("")
+	head, sep := "", ""
+	for i := range n {
+		head += fmt.Sprintf(" run %d |", i+1)
+		sep += "---:|"
+	}
+	p("### Targets over the runs")
+	p("")
+	p("A target passes when it passes in every run; worst = the worst run's figure (a target judged on the worst round is judged so in each run).")
+	p("")
+	p("| target |%s worst | spread | result |", head)
+	p("|---|%s---:|---:|:---:|", sep)
+	for _, t := range targets(cfg) {
+		row := "| " + t.desc + " |"
+		var vs []float64
+		pass, seen := true, false
+		for _, rr := range runs {
+			o, ok := t.eval(cfg, rr.tests, rr.res)
+			if !ok {
+				row += " |"
+				vs = append(vs, math.NaN())
+				continue
+			}
+			seen = true
+			row += " " + o.shown + " |"
+			vs = append(vs, o.v)
+			pass = pass && o.pass
+		}
+		if !seen {
+			continue
+		}
+		unit := t.unit
+		if t.ratio {
+			unit = "×"
+		}
+		verdict := "MISS"
+		if pass {
+			verdict = "PASS"
+		}
+		p("%s %s | %s | %s |", row, num(worst(vs, !t.atMost))+unit, runSpread(vs, unit), verdict)
+	}
+	p("")
+	p("### Headline ratios over the runs")
+	p("")
+	p("Each test's first metric, as contender/baseline: the median of the per-round ratios in each run, the worst single round of all runs, and the spread (lowest–highest) of the run figures.")
+	p("")
+	p("| test | metric | ratio |%s worst round | spread |", head)
+	p("|---|---|---|%s---:|---:|", sep)
+	for _, t := range first.tests {
+		d := t.metrics[0]
+		base := t.contenders[0]
+		type pair struct{ c, b string }
+		var pairs []pair
+		for _, c := range t.contenders[1:] {
+			pairs = append(pairs, pair{c, base})
+		}
+		for _, v := range t.vs {
+			pairs = append(pairs, pair{"coord", v})
+		}
+		for _, pr := range pairs {
+			if !cfg.selected(t.id, pr.c) || !cfg.selected(t.id, pr.b) {
+				continue
+			}
+			row := fmt.Sprintf("| %s | %s | %s/%s |", t.id, d.label, pr.c, pr.b)
+			var meds, all []float64
+			for _, rr := range runs {
+				rs := rr.res.ratios(t.id, pr.c, pr.b, d.key)
+				m := median(rs)
+				meds = append(meds, m)
+				all = append(all, rs...)
+				row += " " + num(m) + "× |"
+			}
+			p("%s %s× | %s |", row, num(worst(all, higherBetter(d.key))), runSpread(meds, "×"))
+		}
+	}
+	p("")
+}
+
+// runSpread returns the lowest and highest of vs, ignoring NaNs.
+func runSpread(vs []float64, unit string) string {
+	lo, hi := worst(vs, true), worst(vs, false)
+	if math.IsNaN(lo) {
+		return "–"
+	}
+	return num(lo) + "–" + num(hi) + unit
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds and runs the side-by-side benchmark (coord vs raw go-redis,
-# redsync and redislock) on a redis-server it starts itself on a free
+# rueidis, redsync and redislock) on a redis-server it starts itself on a free
 # loopback port. Flags are passed on, e.g.:
+#   bench/run.sh -runs 3 -o /tmp/bench.md          # the figures of docs/BENCHMARKS.md
 #   bench/run.sh -duration 2s -rounds 7 -o /tmp/bench.md
 #   bench/run.sh -only 'contended/coord' -cpuprofile /tmp/cpu.out
 set -euo pipefail

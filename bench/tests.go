@@ -12,7 +12,8 @@ type metricDef struct {
 	// worst: the table also shows the worst round (the largest, or the
 	// smallest when low is set).
 	worst, low bool
-	// ratio: the table shows contender/baseline.
+	// ratio: the table shows contender/baseline (and contender/each of
+	// the test's vs).
 	ratio bool
 }
 
@@ -33,7 +34,10 @@ func rate(key string) func(metrics, time.Duration) float64 {
 type test struct {
 	id, title, note string
 	contenders      []string
-	metrics         []metricDef
+	// vs are more baselines: the table shows the coord contenders' ratios
+	// to each of them too.
+	vs      []string
+	metrics []metricDef
 	// ops returns how many operations a cell did, for CPU per operation.
 	ops func(m metrics, d time.Duration) float64
 	run func(ctx context.Context, contender string, round int, d time.Duration) (metrics, error)
@@ -57,6 +61,12 @@ func setup(ctx context.Context, srv *server, cfg config) ([]*test, func(), error
 		return fail(err)
 	}
 	closers = append(closers, closeLk)
+	rlc, err := newRueidis(srv)
+	if err != nil {
+		return fail(err)
+	}
+	closers = append(closers, rlc.Close)
+	lk["rueidis"] = newRueidisLocker(rlc)
 
 	chans := map[string]*channel{}
 	for _, name := range []string{"raw", "raw-hop", "raw-timeout"} {
@@ -84,8 +94,21 @@ func setup(ctx context.Context, srv *server, cfg config) ([]*test, func(), error
 	}
 	closers = append(closers, sess.close)
 	sessOps := sess.ops()
+	rsc, err := newRueidis(srv)
+	if err != nil {
+		return fail(err)
+	}
+	closers = append(closers, rsc.Close)
+	rsess, err := newRueidisSessions(ctx, rsc, cfg.goroutines)
+	if err != nil {
+		return fail(err)
+	}
+	for name, o := range rsess.ops() {
+		sessOps[name]["rueidis"] = o
+	}
 
-	lockNames := []string{"raw", "coord", "redsync", "redislock"}
+	lockNames := []string{"raw", "coord", "redsync", "redislock", "rueidis"}
+	vsRueidis := []string{"rueidis"}
 	pairMetrics := []metricDef{
 		{key: "pairs/s", label: "pairs/s", ratio: true},
 		{key: "p50", label: "pair p50 ms", ratio: true},
@@ -95,7 +118,8 @@ func setup(ctx context.Context, srv *server, cfg config) ([]*test, func(), error
 	tests := []*test{
 		{
 			id: "lock-1", title: "Locks, uncontended, 1 goroutine",
-			note:       "Acquire (try once) + Release of a key of its own, in a loop. raw = SET NX PX + EVALSHA compare-and-delete.",
+			note: "Acquire (try once) + Release of a key of its own, in a loop. raw = SET NX PX + EVALSHA compare-and-delete; " +
+				"rueidis = the same commands on github.com/redis/rueidis with its defaults (auto-pipelining: concurrent callers' commands share a pipeline).",
 			contenders: lockNames, metrics: pairMetrics, ops: rate("pairs/s"),
 			run: func(ctx context.Context, c string, r int, d time.Duration) (metrics, error) {
 				return runUncontended(ctx, lk[c], fmt.Sprintf("u1:%s:%d", c, r), 1, d)
@@ -104,7 +128,7 @@ func setup(ctx context.Context, srv *server, cfg config) ([]*test, func(), error
 		{
 			id: fmt.Sprintf("lock-%d", g), title: fmt.Sprintf("Locks, uncontended, %d goroutines", g),
 			note:       "Each goroutine takes and releases a key of its own, in a loop.",
-			contenders: lockNames, metrics: pairMetrics, ops: rate("pairs/s"),
+			contenders: lockNames, vs: vsRueidis, metrics: pairMetrics, ops: rate("pairs/s"),
 			run: func(ctx context.Context, c string, r int, d time.Duration) (metrics, error) {
 				return runUncontended(ctx, lk[c], fmt.Sprintf("u%d:%s:%d", g, c, r), g, d)
 			},
@@ -112,12 +136,12 @@ func setup(ctx context.Context, srv *server, cfg config) ([]*test, func(), error
 		{
 			id: "contended", title: fmt.Sprintf("Locks, %d goroutines contending for one key, zero hold time", g),
 			note: fmt.Sprintf("Each goroutine waits as long as it takes (coord: WithWait(100ms), woken by releases; raw, redsync, redislock: "+
-				"retry every %v without limit), releases at once, and goes again. Handoff = from the release call to the acquisition "+
+				"retry every %v without limit; rueidis: raw's polling on rueidis), releases at once, and goes again. Handoff = from the release call to the acquisition "+
 				"by a different goroutine. Starved = a goroutine that never acquired or waited over %v once (a wait still running at "+
 				"the end counts, cut there). coord-%dinst: the goroutines spread over %d Backends (instances), %d on each; no target applies to it. "+
 				"coord-nolocal: coord with the local handoff off (Options.LocalHandoffs -1: every release deletes the lease and wakes "+
 				"the next waiter, which takes it in a round trip of its own).", pollDelay, cfg.starve, instances, instances, g/instances),
-			contenders: append(lockNames[:len(lockNames):len(lockNames)], fmt.Sprintf("coord-%dinst", instances), "coord-nolocal"), ops: rate("acq/s"),
+			contenders: append(lockNames[:len(lockNames):len(lockNames)], fmt.Sprintf("coord-%dinst", instances), "coord-nolocal"), vs: vsRueidis, ops: rate("acq/s"),
 			metrics: []metricDef{
 				{key: "acq/s", label: "acquisitions/s", ratio: true, worst: true, low: true},
 				{key: "wait p50", label: "wait p50 ms", ratio: true},
@@ -171,11 +195,11 @@ func setup(ctx context.Context, srv *server, cfg config) ([]*test, func(), error
 			"create": "coord Create of a 10-field session vs a raw pipelined HSET of the same 10 JSON fields + PEXPIRE",
 			"get":    "coord Get vs a raw HGETALL of the same session hash",
 			"update": "coord Update of 2 fields vs a raw HSET of the same 2 JSON fields",
-		}[name]
+		}[name] + "; rueidis = raw's commands on github.com/redis/rueidis (auto-pipelined)"
 		tests = append(tests, &test{
 			id: "session-" + name, title: fmt.Sprintf("Session %s, %d goroutines", name, g),
 			note:       what + ".",
-			contenders: []string{"raw", "coord"}, ops: rate("ops/s"),
+			contenders: []string{"raw", "coord", "rueidis"}, vs: vsRueidis, ops: rate("ops/s"),
 			metrics: []metricDef{
 				{key: "ops/s", label: "ops/s", ratio: true},
 				{key: "p50", label: "p50 ms", ratio: true},
@@ -199,12 +223,13 @@ func setup(ctx context.Context, srv *server, cfg config) ([]*test, func(), error
 	return tests, closeAll, nil
 }
 
-// target is one goal of issue 7, item 3.
+// target is one goal: of issue 7 (item 3), then of issue 17.
 type target struct {
 	desc            string
 	test, contender string
 	metric          string
 	ratio           bool    // compare contender/baseline (median of the per-round ratios)
+	versus          string  // the baseline of the ratio when not the test's first contender
 	worst           bool    // compare the worst round instead of the median
 	atMost          bool    // the value must be <= limit (else >=)
 	limit           float64 // in the metric's unit, or a ratio
@@ -230,5 +255,16 @@ func targets(cfg config) []target {
 		{desc: "one subscriber ≥ 100k invalidations/s", test: "subscriber", contender: "invalidation", metric: "msgs/s", limit: 100000, unit: "/s"},
 		{desc: fmt.Sprintf("rate limit GCRA at %d goroutines ≥ 1.0× redis_rate", g), test: "rate-gcra", contender: "coord", metric: "ops/s", ratio: true, limit: 1.0},
 		{desc: "sliding window ≥ 0.8× coord GCRA", test: "rate-window", contender: "coord-window", metric: "ops/s", ratio: true, limit: 0.8},
+		// Issue 17, items 3 to 5.
+		{desc: fmt.Sprintf("uncontended pair at %d goroutines ≥ 0.9× rueidis", g), test: fmt.Sprintf("lock-%d", g), contender: "coord", versus: "rueidis", metric: "pairs/s", ratio: true, limit: 0.9},
+		{desc: "contended: acquisitions/s ≥ 0.9× rueidis polling at 1 ms", test: "contended", contender: "coord", versus: "rueidis", metric: "acq/s", ratio: true, limit: 0.9},
+		{desc: "session Create ≥ 0.9× rueidis", test: "session-create", contender: "coord", versus: "rueidis", metric: "ops/s", ratio: true, limit: 0.9},
+		{desc: "session Get ≥ 0.9× rueidis", test: "session-get", contender: "coord", versus: "rueidis", metric: "ops/s", ratio: true, limit: 0.9},
+		{desc: "session Update ≥ 0.9× rueidis", test: "session-update", contender: "coord", versus: "rueidis", metric: "ops/s", ratio: true, limit: 0.9},
+		{desc: "session Create ≥ 0.8× raw", test: "session-create", contender: "coord", metric: "ops/s", ratio: true, limit: 0.8},
+		{desc: "session Create: server CPU per create ≤ 1.5× raw", test: "session-create", contender: "coord", metric: "redis µs/op", ratio: true, atMost: true, limit: 1.5},
+		{desc: fmt.Sprintf("invalidation p99 at %d/s ≤ 1.1× raw", cfg.rate), test: "pubsub-1k", contender: "invalidation", metric: "p99", ratio: true, atMost: true, limit: 1.1},
+		{desc: fmt.Sprintf("event p99 at %d/s ≤ 1.1× raw", cfg.rate), test: "pubsub-1k", contender: "events", metric: "p99", ratio: true, atMost: true, limit: 1.1},
+		{desc: "one subscriber: invalidations/s ≥ 0.95× raw", test: "subscriber", contender: "invalidation", metric: "msgs/s", ratio: true, limit: 0.95},
 	}
 }

@@ -23,7 +23,10 @@ import (
 // token itself is never stored), with one field per data key ("d:<key>",
 // the value's JSON) and meta fields ("_u" user, "_c" created, "_a" last
 // access, "_e" expires, "_x" deadline or 0, "_i" idle TTL, all in server
-// milliseconds, and "_n" the data's size in bytes, for Update's limit).
+// milliseconds, "_n" the data's size in bytes, for Update's limit, and
+// "_f" the hash's field count as the scripts left it, so that a script
+// that writes reads the field names only when something else added or
+// removed one).
 // The hash expires (PEXPIREAT) with the session, but a session is live
 // only while "_e" and "_x" are ahead of the server's clock, so a key
 // that lost its TTL (a restore, another tool) does not outlive it; meta
@@ -252,7 +255,7 @@ func parseSession(fields map[string]string, token, handle string) (*coord.Sessio
 	// append by the caller cannot run into the next one; when the buffer
 	// grows, the values already sliced keep the old one).
 	buf := make([]byte, 0, 512)
-	sess := &coord.Session{ID: token, Handle: handle, Data: make(map[string]json.RawMessage, max(len(fields)-7, 0))}
+	sess := &coord.Session{ID: token, Handle: handle, Data: make(map[string]json.RawMessage, max(len(fields)-8, 0))}
 	var c, a, e, x, i int64
 	seen := 0
 	for k, v := range fields {

@@ -135,13 +135,20 @@ func ownTrace(c coord.TraceCarrier) coord.TraceCarrier {
 // carrier (its strings slice msg); ok is false when msg does not end so,
 // and the caller decodes msg as it is. The field's value is a flat
 // object of strings without escapes, so the field found is the
-// message's last top-level one.
+// message's last top-level one. The field is found from the end: the
+// last '{' (a message without a trace, ending in its timestamp, is
+// looked at no further), which must follow the field's name. A value
+// holding a '{' is not found so, and encoding/json reads the message.
 func cutTrace(msg string) (head string, c coord.TraceCarrier, ok bool) {
-	i := strings.LastIndex(msg, FieldTrace)
-	if i < 0 || !strings.HasSuffix(msg, "}}") {
+	if !strings.HasSuffix(msg, "}}") {
 		return "", nil, false
 	}
-	if c, ok = flatObject(msg[i+len(FieldTrace) : len(msg)-1]); !ok {
+	j := strings.LastIndexByte(msg[:len(msg)-1], '{')
+	i := j - len(FieldTrace)
+	if i < 0 || msg[i:j] != FieldTrace {
+		return "", nil, false
+	}
+	if c, ok = flatObject(msg[j : len(msg)-1]); !ok {
 		return "", nil, false
 	}
 	return msg[:i] + "}", c, true

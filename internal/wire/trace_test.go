@@ -84,6 +84,13 @@ func TestTraceFastSlowAgree(t *testing.T) {
 		`{"instanceId":"i1","cacheKey":"k","metadata":{},"timestamp":5,"trace":{"a":"b"},"trace":{"c":"d"}}`,
 		`{"instanceId":"i1","cacheKey":"k","metadata":{},"timestamp":5,"trace":{"a":"b"}}}`,
 		`{"trace":{"a":"b"},"instanceId":"i1","cacheKey":"k","metadata":{},"timestamp":5}`,
+		`{"instanceId":"i1","cacheKey":"k","metadata":{},"timestamp":5,"trace":{"a":"b{c","d":"e"}}`,
+		`{"instanceId":"i1","cacheKey":"k","metadata":{},"timestamp":5,"trace":{"a":"}}"}}`,
+		`{"instanceId":"i1","cacheKey":"k","metadata":{},"timestamp":5,"trace":{"a":",\"trace\":{"}}`,
+		`{"instanceId":"i1","cacheKey":"k","metadata":{"m":{}},"timestamp":5,"trace":{"a":"b"}}`,
+		`{"instanceId":"i1","cacheKey":"k","metadata":{"m":"}}"}}`,
+		`"trace":{"a":"b"}}`,
+		`{}}`,
 	} {
 		got, err := DecodeInvalidation(msg, false)
 		slow, serr := decodeInvalidationSlow(msg, false)

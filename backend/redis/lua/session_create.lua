@@ -22,9 +22,10 @@ for i = 5, #ARGV, 2 do
   n = n + #ARGV[i] - 2 + #ARGV[i + 1]
 end
 -- One HSET per 500 data fields (Lua's stack bounds unpack), the first
--- with the meta fields.
+-- with the meta fields ("_f" counts the hash's fields: 8 of them, and the
+-- data's).
 local j = math.min(#ARGV, 1004)
-redis.call('HSET', KEYS[1], '_u', ARGV[1], '_c', nows, '_a', nows, '_e', es, '_x', ms(x), '_i', ms(idle), '_n', ms(n), unpack(ARGV, 5, j))
+redis.call('HSET', KEYS[1], '_u', ARGV[1], '_c', nows, '_a', nows, '_e', es, '_x', ms(x), '_i', ms(idle), '_n', ms(n), '_f', ms(8 + (#ARGV - 4) / 2), unpack(ARGV, 5, j))
 while j < #ARGV do
   local i = j + 1
   j = math.min(i + 999, #ARGV)

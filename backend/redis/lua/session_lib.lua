@@ -132,28 +132,53 @@ local function valid_field(f)
   return valid_name(string.sub(f, 3))
 end
 
+-- names_ok reports whether every field name of session k is one a
+-- session may have (valid_field).
+local function names_ok(k)
+  for _, f in ipairs(redis.call('HKEYS', k)) do
+    if not valid_field(f) then
+      return false
+    end
+  end
+  return true
+end
+
 -- load reads and judges the meta fields of session k (handle h), and
 -- checks its field names (not its values, which only the Go reader
--- checks).
-local function load(k, h, now)
-  local v = redis.pcall('HMGET', k, '_u', '_c', '_a', '_e', '_x', '_i', '_n')
+-- checks). The names are read only when the hash's field count differs
+-- from "_f", the count the scripts that add or remove fields keep: a
+-- field added by anything else, or a session without "_f", is checked
+-- name by name. extra, when given, lists up to 500 more fields whose
+-- values the same HMGET reads: the third result holds them from its 9th
+-- entry on. The meta's "len" is the hash's field count.
+local function load(k, h, now, extra)
+  local v
+  if extra then
+    v = redis.pcall('HMGET', k, '_u', '_c', '_a', '_e', '_x', '_i', '_n', '_f', unpack(extra))
+  else
+    v = redis.pcall('HMGET', k, '_u', '_c', '_a', '_e', '_x', '_i', '_n', '_f')
+  end
   if v.err then
     return 'malformed' -- not a hash
   end
-  for _, f in ipairs(redis.call('HKEYS', k)) do
-    if not valid_field(f) then
-      return 'malformed'
-    end
+  local len = redis.call('HLEN', k)
+  if len > 0 and len ~= num(v[8]) and not names_ok(k) then
+    return 'malformed'
   end
-  return judge(k, h, now, v)
+  local st, m = judge(k, h, now, v)
+  if m then
+    m.len = len
+  end
+  return st, m, v
 end
 
--- meta_at maps each meta field name to its position in META.
+-- meta_at maps each meta field name to its position in load's HMGET.
 local meta_at = {_u = 1, _c = 2, _a = 3, _e = 4, _x = 5, _i = 6, _n = 7}
 
 -- load_all reads session k (handle h) whole and judges it as load does;
 -- a field that is neither a meta field ("_...") nor "d:" and a data key
--- makes it malformed too. It returns the status, the meta, the flat
+-- makes it malformed too (every name is checked here, whatever "_f"
+-- says: the reply is at hand). It returns the status, the meta, the flat
 -- HGETALL reply and, by meta field name, the index of each value in it.
 local function load_all(k, h, now)
   local all = redis.pcall('HGETALL', k)
