@@ -570,7 +570,13 @@ func (c *Cache[V]) onInvalidation(inv coord.Invalidation) {
 			c.suspended.Store(false)
 		}
 		c.purges[reasonIndex(inv)].Add(1)
-		c.logger.Warn("cache: purged after a gap in invalidations", slog.String("reason", inv.Reason))
+		if inv.Kind == coord.PurgeAll && inv.Reason == coord.ReasonReconnect {
+			// The end of a gap: recovery, not a failure (the gap's
+			// start was the warning).
+			c.logger.Info("cache: purged after a gap in invalidations", slog.String("reason", inv.Reason))
+		} else {
+			c.logger.Warn("cache: purged after a gap in invalidations", slog.String("reason", inv.Reason))
+		}
 	}
 }
 

@@ -272,3 +272,53 @@ func TestCloseWarnsOnStuckSubscription(t *testing.T) {
 		t.Fatal("Close did not return within 5s of Done closing")
 	}
 }
+
+// levels is a slog.Handler that records each record's message and level.
+type levels struct {
+	mu   sync.Mutex
+	recs []slog.Record
+}
+
+func (l *levels) Enabled(context.Context, slog.Level) bool { return true }
+func (l *levels) Handle(_ context.Context, r slog.Record) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.recs = append(l.recs, r)
+	return nil
+}
+func (l *levels) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l *levels) WithGroup(string) slog.Handler      { return l }
+
+func (l *levels) level(msg string) []slog.Level {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []slog.Level
+	for _, r := range l.recs {
+		if r.Message == msg {
+			out = append(out, r.Level)
+		}
+	}
+	return out
+}
+
+// TestPurgeLogLevels checks the levels of the near cache's gap records:
+// the start of a gap and a purge for an overflow are warnings, the purge
+// that ends a gap (the subscription live again) is recovery, at INFO.
+func TestPurgeLogLevels(t *testing.T) {
+	inv := &fakeInvalidator{}
+	logs := &levels{}
+	c, err := New[int](t.Context(), inv, &Options{Logger: slog.New(logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	inv.deliver(coord.Invalidation{Kind: coord.GapStart, Reason: coord.ReasonReconnect})
+	inv.deliver(coord.Invalidation{Kind: coord.PurgeAll, Reason: coord.ReasonReconnect})
+	inv.deliver(coord.Invalidation{Kind: coord.PurgeAll, Reason: coord.ReasonOverflow})
+	if got := logs.level("cache: invalidations may be missed; serving nothing until the subscription is live again"); len(got) != 1 || got[0] != slog.LevelWarn {
+		t.Errorf("gap start logged at %v; want one WARN", got)
+	}
+	if got := logs.level("cache: purged after a gap in invalidations"); len(got) != 2 || got[0] != slog.LevelInfo || got[1] != slog.LevelWarn {
+		t.Errorf("purges logged at %v; want INFO (reconnect) then WARN (overflow)", got)
+	}
+}

@@ -355,6 +355,12 @@ func TestPurgeLogged(t *testing.T) {
 	if v, _ := attr(recs[0], "reason"); v.String() != "overflow" {
 		t.Errorf("reason = %v", v)
 	}
+	// The purge that ends a gap is recovery: INFO, not WARN.
+	handler(coord.Invalidation{Kind: coord.PurgeAll, Reason: coord.ReasonReconnect})
+	recs = c.find("coord invalidation purge")
+	if len(recs) != 2 || recs[1].Level != slog.LevelInfo {
+		t.Fatalf("purge records = %v; want the reconnect one at INFO", recs)
+	}
 }
 
 func TestNotConfigured(t *testing.T) {

@@ -67,7 +67,12 @@ func (v *invalidator) Subscribe(ctx context.Context, fn func(coord.Invalidation)
 	// Subscribe may have ended: its records carry no context.
 	handler := func(inv coord.Invalidation) {
 		if inv.Kind == coord.PurgeAll {
-			if lvl := m.failure.Level(); m.log.Enabled(context.Background(), lvl) {
+			lvl := m.failure.Level()
+			if inv.Reason == coord.ReasonReconnect {
+				// The end of a gap: the subscription is live again.
+				lvl = slog.LevelInfo
+			}
+			if m.log.Enabled(context.Background(), lvl) {
 				m.log.LogAttrs(context.Background(), lvl, msgPurge, slog.String("reason", inv.Reason))
 			}
 		}
