@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/url"
 	"os"
 	"strings"
@@ -389,8 +390,11 @@ func (c *cli) connect(ctx context.Context) (*conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.g.timeout)
 	defer cancel()
 	cn := &conn{where: opts.Addr}
+	// Each retry of the first connection is said on stderr, so a wait
+	// for an unreachable server is not silent.
+	retries := coordredis.ConnectLogger(slog.New(slog.NewTextHandler(c.stderr, nil)))
 	var client goredis.UniversalClient = goredis.NewClient(opts)
-	if err := coordredis.Connect(ctx, client); err != nil {
+	if err := coordredis.Connect(ctx, client, retries); err != nil {
 		_ = client.Close()
 		return nil, fmt.Errorf("connect to Redis at %s: %w", cn.where, err)
 	}
@@ -401,7 +405,7 @@ func (c *cli) connect(ctx context.Context) (*conn, error) {
 		}
 		client = goredis.NewClusterClient(clusterOptions(opts))
 		cn.cluster = true
-		if err := coordredis.Connect(ctx, client); err != nil {
+		if err := coordredis.Connect(ctx, client, retries); err != nil {
 			_ = client.Close()
 			return nil, fmt.Errorf("connect to Redis Cluster at %s: %w", cn.where, err)
 		}

@@ -558,6 +558,13 @@ func TestHealth(t *testing.T) {
 	if h.Status != "unhealthy" || h.Error == "" {
 		t.Fatalf("health of a dead server = %+v", h)
 	}
+	// Given time to retry, each retry is said on stderr: a wait for an
+	// unreachable server is not silent.
+	r = e.runCLI(context.Background(), nil, nil, []string{"--url", down, "--timeout", "6s", "health", "-o", "json"})
+	wantCode(t, r, exitError)
+	if !strings.Contains(r.stderr, "retrying") || !strings.Contains(r.stderr, "attempt=1") {
+		t.Fatalf("no retry on stderr while waiting for a dead server:\n%s", r)
+	}
 }
 
 func TestUsage(t *testing.T) {

@@ -12,9 +12,14 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	coordredis "github.com/cgn-bot/coord/backend/redis"
 )
 
 func main() { os.Exit(runMain()) }
@@ -24,5 +29,9 @@ func main() { os.Exit(runMain()) }
 func runMain() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// go-redis's own log lines (each failed dial of its pool) would repeat
+	// on stderr what the connection retries already say: this program
+	// owns the process, so it silences them for the whole process.
+	goredis.SetLogger(coordredis.SlogLogger(slog.New(slog.DiscardHandler)))
 	return run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 }
