@@ -240,8 +240,9 @@ func (e *Elector) ForceRelease(ctx context.Context, election string) (bool, erro
 
 // Observe calls fn with the leader of election now and on every change,
 // on a goroutine of its own, until ctx ends, the subscription is ended or
-// the node closes. Options are accepted and ignored: an observer's queue
-// holds at most 64 changes, past which it is replaced by a fresh read.
+// the node closes. A panic in fn is recovered. Options are accepted and
+// ignored: an observer's queue holds at most 64 changes, past which it is
+// replaced by a fresh read.
 func (e *Elector) Observe(ctx context.Context, election string, fn func(coord.LeaderInfo), opts ...coord.SubscribeOption) (coord.Subscription, error) {
 	if err := driver.ValidateName("election", election); err != nil {
 		return nil, err
@@ -351,9 +352,16 @@ func (o *observer) run(ctx context.Context) {
 				return
 			default:
 			}
-			o.fn(info)
+			o.call(info)
 		}
 	}
+}
+
+// call runs fn, recovering a panic: a panicking observer loses that one
+// observation and goes on.
+func (o *observer) call(info coord.LeaderInfo) {
+	defer func() { _ = recover() }()
+	o.fn(info)
 }
 
 // leave takes the observer out of its election.

@@ -222,3 +222,36 @@ func TestObserverQueueBounded(t *testing.T) {
 		time.Sleep(2 * time.Millisecond)
 	}
 }
+
+// TestObserverPanicRecovered checks that a panicking observer goes on
+// receiving changes.
+func TestObserverPanicRecovered(t *testing.T) {
+	h := NewHub(nil)
+	a := h.New(nil)
+	defer a.Close(context.Background())
+	ctx := t.Context()
+	got := make(chan coord.LeaderInfo, 8)
+	sub, err := a.Elector().Observe(ctx, "p", func(i coord.LeaderInfo) {
+		got <- i
+		if i.InstanceID == "" {
+			panic("observer bug")
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	<-got // none, and the panic
+	l, err := a.Elector().Campaign(ctx, "p", "id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case i := <-got:
+		if i.Term != l.Fence() {
+			t.Errorf("observed %+v, want term %d", i, l.Fence())
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("a panicking observer stopped receiving")
+	}
+}
