@@ -370,18 +370,19 @@ func testSemHoldersAfterExpiry(t *testing.T, h Harness) {
 	tm := timingOf(h)
 	ins := instances(t, h, 2)
 	ctx := ctxOf(t)
-	start := time.Now()
-	_, err := ins[0].Semaphores().Acquire(ctx, "shae", 2, coord.WithTTL(tm.short))
-	must(t, err, "Acquire")
 	live, err := ins[0].Semaphores().Acquire(ctx, "shae", 2, coord.WithTTL(tm.long))
 	must(t, err, "Acquire")
-	if n := holders(t, ins[1], "shae"); n != 2 {
+	_, err = ins[0].Semaphores().Acquire(ctx, "shae", 2, coord.WithTTL(tm.lease))
+	must(t, err, "Acquire")
+	// The permit's TTL started before Acquire returned.
+	start := time.Now()
+	if n := holders(t, ins[1], "shae"); n != 2 && time.Since(start) < tm.lease {
 		t.Fatalf("Holders = %d, want 2", n)
 	}
 	// Holders counts only live permits: once the short one's end has
 	// passed (and the backend's clock agrees), it is left out without any
 	// sweep or release.
-	hold(ctx, time.Until(start.Add(tm.short+tm.tick)))
+	hold(ctx, time.Until(start.Add(tm.lease+tm.tick)))
 	eventually(t, tm.early+tm.tick, func() bool { return holders(t, ins[1], "shae") == 1 }, "Holders leaves out a permit whose TTL ran out: %d", func() any { return holders(t, ins[1], "shae") })
 	l, err := ins[1].Semaphores().Acquire(ctx, "shae", 2, coord.WithTTL(tm.long), coord.WithRetry(0, 0))
 	must(t, err, "Acquire in the expired permit's place")
