@@ -327,7 +327,8 @@ func (lk *Locker) ForceRelease(ctx context.Context, resource string) (bool, erro
 	return true, nil
 }
 
-// Held returns the leases this node holds whose deadline has not passed.
+// Held returns the Locker leases this node holds whose deadline has not
+// passed (not its read-write leases, permits or leaderships).
 func (lk *Locker) Held() []coord.Lock {
 	n := lk.n
 	if n.closed.Load() {
@@ -339,7 +340,7 @@ func (lk *Locker) Held() []coord.Lock {
 	now := time.Now()
 	out := make([]coord.Lock, 0, len(n.timers))
 	for _, l := range n.timers {
-		if now.Before(l.deadline) {
+		if _, ok := l.res.(*resource); ok && now.Before(l.deadline) {
 			out = append(out, l)
 		}
 	}

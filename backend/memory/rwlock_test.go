@@ -255,3 +255,30 @@ func TestObserverPanicRecovered(t *testing.T) {
 		t.Fatal("a panicking observer stopped receiving")
 	}
 }
+
+// TestLockerHeldListsOnlyLocks checks that Locker.Held lists the
+// Locker's leases only, not the node's read-write leases, permits or
+// leaderships of the same name.
+func TestLockerHeldListsOnlyLocks(t *testing.T) {
+	h := NewHub(nil)
+	a := h.New(nil)
+	defer a.Close(context.Background())
+	ctx := t.Context()
+	if _, err := a.RWLocker().RLock(ctx, "x"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Semaphores().Acquire(ctx, "x", 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Elector().Campaign(ctx, "x", "id"); err != nil {
+		t.Fatal(err)
+	}
+	l, err := a.Locker().Acquire(ctx, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := a.Locker().Held()
+	if len(held) != 1 || held[0] != l {
+		t.Errorf("Held = %v, want only the Locker's lease", held)
+	}
+}
