@@ -39,6 +39,7 @@ func rwLockerCases() []testCase {
 		{name: "ExclusionChecker", run: testRWExclusionChecker},
 		{name: "DeadlineEndsWait", run: testRWDeadline},
 		{name: "ApartFromLocker", run: testRWApartFromLocker},
+		{name: "NotInLockerHeld", run: testRWNotInHeld},
 		{name: "CloseReleases", run: testRWCloseReleases},
 		{name: "BadInput", run: testRWBadInput},
 		{name: "WithRLockAndWithWriteLock", run: testRWHelpers},
@@ -901,5 +902,36 @@ func testRWHelpers(t *testing.T, h Harness) {
 	}, coord.WithTTL(tm.lease))
 	if !errors.Is(err, coord.ErrLeaseLost) {
 		t.Errorf("WithWriteLock after the lease was lost: %v, want ErrLeaseLost", err)
+	}
+}
+
+// testRWNotInHeld checks that Locker.Held lists Locker leases only: not
+// the instance's read and write leases, permits or leaderships, even of
+// the same name.
+func testRWNotInHeld(t *testing.T, h Harness) {
+	requirePrimitive(t, h, RWLocks)
+	tm := timingOf(h)
+	in := instances(t, h, 1)[0]
+	ctx := ctxOf(t)
+	_, err := in.RWLocker().RLock(ctx, "nih-r", coord.WithTTL(tm.long))
+	must(t, err, "RLock")
+	_, err = in.RWLocker().Lock(ctx, "nih-w", coord.WithTTL(tm.long))
+	must(t, err, "Lock")
+	caps := h.Capabilities()
+	if !caps.lacks(Semaphores) {
+		_, err = in.Semaphores().Acquire(ctx, "nih-r", 2, coord.WithTTL(tm.long))
+		must(t, err, "Semaphores.Acquire")
+	}
+	if !caps.lacks(Elections) {
+		_, err = in.Elector().Campaign(ctx, "nih-r", "id", coord.WithTTL(tm.long))
+		must(t, err, "Campaign")
+	}
+	if held := in.Locker().Held(); len(held) != 0 {
+		t.Errorf("Locker.Held lists %d leases that are not the Locker's", len(held))
+	}
+	l, err := in.Locker().Acquire(ctx, "nih-r", coord.WithTTL(tm.long))
+	must(t, err, "Acquire")
+	if held := in.Locker().Held(); len(held) != 1 || held[0].Fence() != l.Fence() {
+		t.Errorf("Locker.Held lists %d leases, want the Locker's one", len(held))
 	}
 }
