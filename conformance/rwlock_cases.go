@@ -618,9 +618,9 @@ func testRWExtendAutoRenew(t *testing.T, h Harness) {
 	must(t, err, "RLock")
 	ww, err := ins[0].RWLocker().Lock(ctx, "ear-aw", coord.WithTTL(tm.renewed), coord.WithAutoRenew())
 	must(t, err, "Lock")
-	hold(ctx, 3*tm.renewed)
+	hold(ctx, 2*tm.renewed)
 	if isClosed(rr.Done()) || isClosed(ww.Done()) {
-		t.Fatalf("an auto-renewed lease ended after three TTLs")
+		t.Fatalf("an auto-renewed lease ended after two TTLs")
 	}
 	if st := rwState(t, ins[1], "ear-ar"); st.Readers != 1 {
 		t.Errorf("an auto-renewed read lease is gone: %+v", st)

@@ -317,12 +317,12 @@ func testSemExtendAutoRenew(t *testing.T, h Harness) {
 	must(t, l.Release(ctx), "Release")
 	ar, err := ins[0].Semaphores().Acquire(ctx, "sear", 1, coord.WithTTL(tm.renewed), coord.WithAutoRenew())
 	must(t, err, "Acquire with AutoRenew")
-	hold(ctx, 3*tm.renewed)
+	hold(ctx, 2*tm.renewed)
 	if isClosed(ar.Done()) {
-		t.Fatalf("an auto-renewed permit ended after three TTLs")
+		t.Fatalf("an auto-renewed permit ended after two TTLs")
 	}
 	if n := holders(t, ins[1], "sear"); n != 1 {
-		t.Errorf("Holders of an auto-renewed permit after three TTLs = %d", n)
+		t.Errorf("Holders of an auto-renewed permit after two TTLs = %d", n)
 	}
 	must(t, ar.Release(ctx), "Release")
 	if !closedWithin(ar.Done(), tm.prompt) {
