@@ -54,7 +54,7 @@ func ExampleRWLocker() {
 // At most two calls to a paid API at once, across every instance: each
 // call runs under a permit, which frees itself at its TTL if its holder
 // crashes.
-func ExampleWithPermit() {
+func ExampleSemaphores() {
 	ctx := context.Background()
 	node := memory.NewHub(nil).New(nil)
 	defer node.Close(ctx)
