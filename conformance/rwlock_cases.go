@@ -24,6 +24,7 @@ func rwLockerCases() []testCase {
 	return []testCase{
 		{name: "ReleaseWakesByNotification", serial: true, run: testRWReleaseWakes},
 		{name: "CancelledWriterUnblocksReaders", serial: true, run: testRWCancelledWriter},
+		{name: "ClosedWriterUnblocksReaders", serial: true, run: testRWClosedWriter},
 		{name: "WriterNotStarved", serial: true, run: testRWWriterNotStarved},
 		{name: "ReadersShare", run: testRWReadersShare},
 		{name: "WriterExcludesReaders", run: testRWWriterExcludesReaders},
@@ -936,4 +937,46 @@ func testRWNotInHeld(t *testing.T, h Harness) {
 	if held := in.Locker().Held(); len(held) != 1 || held[0].Fence() != l.Fence() {
 		t.Errorf("Locker.Held lists %d leases, want the Locker's one", len(held))
 	}
+}
+
+// testRWClosedWriter closes the instance of a waiting writer: the readers
+// it held back get in within the bound of a crashed writer's intent (two
+// of its retry delays), or sooner.
+func testRWClosedWriter(t *testing.T, h Harness) {
+	requirePrimitive(t, h, RWLocks)
+	tm := timingOf(h)
+	ins := instances(t, h, 3)
+	ctx := ctxOf(t)
+	r1, err := ins[0].RWLocker().RLock(ctx, "clwr", coord.WithTTL(tm.held))
+	must(t, err, "RLock")
+	wdone := make(chan error, 1)
+	go func() {
+		_, err := ins[1].RWLocker().Lock(ctx, "clwr", coord.WithTTL(tm.held), coord.WithWait(tm.poll))
+		wdone <- err
+	}()
+	eventually(t, tm.prompt, func() bool { return rwState(t, ins[2], "clwr").WritersWaiting == 1 }, "the writer waits")
+	rch := make(chan error, 1)
+	go func() {
+		l, err := ins[2].RWLocker().RLock(ctx, "clwr", coord.WithTTL(tm.held), coord.WithWait(tm.retry))
+		if err == nil {
+			err = l.Release(ctx)
+		}
+		rch <- err
+	}()
+	hold(ctx, tm.settle)
+	closed := time.Now()
+	must(t, ins[1].Close(ctx), "Close of the waiting writer's instance")
+	if err := <-wdone; !errors.Is(err, coord.ErrClosed) {
+		t.Errorf("the closed instance's wait: %v, want ErrClosed", err)
+	}
+	select {
+	case err := <-rch:
+		must(t, err, "reader")
+	case <-time.After(tm.retry + tm.prompt):
+		t.Fatalf("a reader still blocked %v after the waiting writer's instance closed", tm.retry+tm.prompt)
+	}
+	if d := time.Since(closed); d > tm.prompt {
+		t.Errorf("a closed writer blocked readers for %v (its retry delay %v, the reader's %v)", d, tm.poll, tm.retry)
+	}
+	must(t, r1.Release(ctx), "Release")
 }
