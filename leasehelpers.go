@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // leaseKey is the context key under which the helpers of this file put
@@ -54,9 +55,10 @@ func WithPermit(ctx context.Context, s Semaphores, resource string, limit int, f
 // RunElected returns when ctx ends, with ctx.Err(); when fn returns an
 // error other than one caused by the loss of leadership (its ctx's
 // cause is ErrLeaseLost), it resigns and returns that error; and when
-// Campaign fails otherwise than by waiting too long (ErrInvalid,
-// ErrClosed), it returns that error. opts are Campaign's; RunElected adds
-// [WithWait] and [WithAutoRenew] to them.
+// Campaign fails otherwise than by waiting too long or by an unavailable
+// backend (ErrInvalid, ErrClosed), it returns that error; after those two
+// it campaigns again [DefaultRetryDelay] later. opts are Campaign's;
+// RunElected adds [WithWait] and [WithAutoRenew] to them.
 func RunElected(ctx context.Context, e Elector, election, identity string, fn func(ctx context.Context, l Leadership) error, opts ...LockOption) error {
 	opts = append(opts[:len(opts):len(opts)], WithWait(0), WithAutoRenew())
 	for {
@@ -68,10 +70,15 @@ func RunElected(ctx context.Context, e Elector, election, identity string, fn fu
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			if errors.Is(err, ErrNotAcquired) || errors.Is(err, ErrUnavailable) {
-				continue // a wait that ran out, or a backend that will return
+			if !errors.Is(err, ErrNotAcquired) && !errors.Is(err, ErrUnavailable) {
+				return err
 			}
-			return err
+			// A wait that ran out, or a backend that will be back: try
+			// again after a pause, so an outage is not a busy loop.
+			if err := pause(ctx, DefaultRetryDelay); err != nil {
+				return err
+			}
+			continue
 		}
 		if l == nil { // a broken Elector, such as a mock told no Return
 			return fmt.Errorf("%w: Campaign of %q returned neither a leadership nor an error", ErrInvalid, election)
@@ -80,6 +87,18 @@ func RunElected(ctx context.Context, e Elector, election, identity string, fn fu
 		if ferr != nil && !lost {
 			return ferr
 		}
+	}
+}
+
+// pause waits d or until ctx ends, and returns ctx.Err() if it ended.
+func pause(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 

@@ -147,3 +147,32 @@ func TestRunElectedWaitsItsTurn(t *testing.T) {
 		t.Errorf("RunElected = %v, want context.Canceled", err)
 	}
 }
+
+// downElector is an Elector whose backend cannot be reached.
+type downElector struct {
+	driver.UnsupportedElector
+	calls atomic.Int32
+}
+
+func (e *downElector) Campaign(context.Context, string, string, ...coord.LockOption) (coord.Leadership, error) {
+	e.calls.Add(1)
+	return nil, coord.ErrUnavailable
+}
+
+func TestRunElectedPausesWhileUnavailable(t *testing.T) {
+	e := &downElector{}
+	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
+	defer cancel()
+	err := coord.RunElected(ctx, e, "sched", "a", func(context.Context, coord.Leadership) error {
+		t.Error("fn ran without leadership")
+		return nil
+	})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("RunElected = %v, want DeadlineExceeded", err)
+	}
+	// One try per DefaultRetryDelay (100ms): about five; a busy loop makes
+	// thousands.
+	if n := e.calls.Load(); n < 2 || n > 20 {
+		t.Errorf("%d Campaign calls in 500ms against an unavailable backend", n)
+	}
+}
