@@ -7,20 +7,11 @@ import (
 	"time"
 )
 
-// leaseKey is the context key under which the helpers of this file put
-// the lease fn runs under.
-type leaseKey struct{}
-
-// leaseFrom returns the lease a helper of this file put in ctx.
-func leaseFrom(ctx context.Context) (Lock, bool) {
-	l, ok := ctx.Value(leaseKey{}).(Lock)
-	return l, ok
-}
-
 // WithRLock runs fn while holding a shared (read) lease on resource, as
 // [WithLock] runs fn under the exclusive lease: the lease is renewed while
-// fn runs, fn's context is cancelled with cause [ErrLeaseLost] if it is
-// lost, and it is released when fn returns.
+// fn runs, fn's context carries it ([LockFromContext], for its fence) and
+// is cancelled with cause [ErrLeaseLost] if it is lost, and it is
+// released when fn returns.
 func WithRLock(ctx context.Context, rw RWLocker, resource string, fn func(ctx context.Context) error, opts ...LockOption) error {
 	return withLease(ctx, resource, fn, func(ctx context.Context, opts []LockOption) (Lock, error) {
 		return rw.RLock(ctx, resource, opts...)
@@ -120,14 +111,15 @@ func withLease(ctx context.Context, resource string, fn func(ctx context.Context
 	return err
 }
 
-// runHeld runs fn under the held lease l: fn's context carries l and is
-// cancelled with cause [ErrLeaseLost] when l ends before fn returns. When
+// runHeld runs fn under the held lease l: fn's context carries l (see
+// [LockFromContext]) and is cancelled with cause [ErrLeaseLost] when l
+// ends before fn returns. When
 // fn returns, l is released (with a context that is not cancelled). It
 // reports whether the lease was lost, and returns fn's error joined with
 // Release's (Release's error is left out when the lease was lost: the
 // loss says it all).
 func runHeld(ctx context.Context, l Lock, fn func(ctx context.Context) error) (lost bool, err error) {
-	fctx, cancel := context.WithCancelCause(context.WithValue(ctx, leaseKey{}, l))
+	fctx, cancel := context.WithCancelCause(ContextWithLock(ctx, l))
 	stop := make(chan struct{})
 	watched := make(chan struct{})
 	go func() {

@@ -21,11 +21,11 @@ func (l *heldLock) Done() <-chan struct{}         { return l.done }
 
 func TestWithLeasePutsTheLeaseInCtx(t *testing.T) {
 	l := &heldLock{done: make(chan struct{})}
-	if _, ok := leaseFrom(context.Background()); ok {
+	if _, ok := LockFromContext(context.Background()); ok {
 		t.Fatal("a lease in a bare context")
 	}
 	err := withLease(context.Background(), "r", func(ctx context.Context) error {
-		got, ok := leaseFrom(ctx)
+		got, ok := LockFromContext(ctx)
 		if !ok || got != l {
 			t.Errorf("fn's ctx carries %v, %v; want the lease", got, ok)
 		}
