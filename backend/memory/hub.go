@@ -49,6 +49,7 @@ type Hub struct {
 	fence     int64                // the last fence handed out, on any resource
 
 	sessions sessionStore
+	streams  streamStore
 
 	// nmu guards changes of nodes; readers load the snapshot.
 	nmu   sync.Mutex

@@ -21,4 +21,4 @@ func (n *Backend) Jobs() coord.Jobs { return driver.UnsupportedJobs{} }
 func (n *Backend) RateLimiter() coord.RateLimiter { return driver.UnsupportedRateLimiter{} }
 
 // Streams returns the durable streams.
-func (n *Backend) Streams() coord.Streams { return driver.UnsupportedStreams{} }
+func (n *Backend) Streams() coord.Streams { return &Streams{n: n} }
