@@ -49,6 +49,7 @@ type Backend struct {
 	events   *Events
 	sub      *subscriber
 	budget   *subq.Budget // bytes queued for the subscriptions
+	st       streamState  // the Streams, made on first use (streams.go)
 }
 
 var (
@@ -290,6 +291,7 @@ func (b *Backend) Close(ctx context.Context) error {
 func (b *Backend) shutdown(ctx context.Context) error {
 	var errs []error
 	errs = append(errs, b.locker.shutdown(ctx))
+	errs = append(errs, b.st.shutdown(ctx))
 	b.inv.stop()
 	b.events.stop()
 	b.sub.close()
