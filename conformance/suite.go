@@ -21,6 +21,7 @@ func Run(t *testing.T, maker HarnessMaker) {
 	t.Run("SessionStore", func(t *testing.T) { RunSessionStore(t, maker) })
 	t.Run("Invalidator", func(t *testing.T) { RunInvalidator(t, maker) })
 	t.Run("EventBus", func(t *testing.T) { RunEventBus(t, maker) })
+	t.Run("Streams", func(t *testing.T) { RunStreams(t, maker) })
 }
 
 // RunBackend runs the cases about a Backend as a whole: declared

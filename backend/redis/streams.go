@@ -615,7 +615,14 @@ func (s *rstreamSub) loop(stopWatch func() bool) {
 			got, next, err := s.claimOnce(ctx, minIdle, k, own, from)
 			if err != nil {
 				s.release(k)
-				s.pause(backoff)
+				if strings.Contains(err.Error(), "NOGROUP") {
+					// The server lost the group (a restart without
+					// persistence): make it again.
+					err = s.createGroup(ctx)
+				}
+				if err != nil {
+					s.pause(backoff)
+				}
 				continue
 			}
 			if own {
