@@ -294,15 +294,20 @@ func testStreamTraceTravels(t *testing.T, h Harness) {
 	c := newTally()
 	consume(t, s[1], "traced", "g", c.acking())
 	eventually(t, tm.delivery, func() bool { return c.distinct() == 1 }, "entry not delivered")
+	// A tracing decorator may put spans of its own in between: the trace
+	// (its ID, in the traceparent's second field) is what must travel.
+	sameTrace := func(c coord.TraceCarrier) bool {
+		return len(c["traceparent"]) >= 35 && c["traceparent"][:35] == carrier["traceparent"][:35]
+	}
 	for _, e := range c.snapshotEntries() {
-		if !maps.Equal(e.Trace, carrier) {
-			t.Fatalf("delivered Trace = %v, want %v", e.Trace, carrier)
+		if !sameTrace(e.Trace) {
+			t.Fatalf("delivered Trace = %v, want the trace of %v", e.Trace, carrier)
 		}
 	}
 	got, err := s[1].Range(ctxOf(t), "traced", "", 1)
 	must(t, err, "Range")
-	if len(got) != 1 || !maps.Equal(got[0].Trace, carrier) {
-		t.Fatalf("replayed %+v, want Trace %v", got, carrier)
+	if len(got) != 1 || !sameTrace(got[0].Trace) {
+		t.Fatalf("replayed %+v, want the trace of %v", got, carrier)
 	}
 }
 

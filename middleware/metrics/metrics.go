@@ -115,6 +115,7 @@ type Middleware struct {
 	sentSingle  prometheus.Counter
 	sentPattern prometheus.Counter
 	events      labelCache[prometheus.Counter]
+	streams     *streamMetrics
 	acquire     labelCache[int] // slots of the resource label (see histograms)
 
 	hist     *histograms
@@ -263,6 +264,7 @@ func New(reg prometheus.Registerer, opts *Options) (*Middleware, error) {
 	}, []string{"reason"}))
 	state := register(&r, newStateCollector(ns, o.HealthTimeout))
 	caches := register(&r, newCacheCollector(ns))
+	streams := newStreamMetrics(&r, ns, o.EventLabel)
 	if r.err != nil {
 		r.undo()
 		return nil, r.err
@@ -277,6 +279,7 @@ func New(reg prometheus.Registerer, opts *Options) (*Middleware, error) {
 		leasesLost:  leasesLost,
 		state:       state,
 		caches:      caches,
+		streams:     streams,
 	}
 	m.received, m.channelPfx = received, o.ChannelPrefix
 	for i := range m.purges {

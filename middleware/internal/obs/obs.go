@@ -42,6 +42,12 @@ const (
 	EventSubscribe
 	BackendHealth
 	BackendClose
+	StreamAppend
+	StreamConsume
+	StreamRange
+	StreamInfo
+	StreamDeadLetters
+	StreamTrim
 	// NumOps is the number of operations.
 	NumOps
 )
@@ -74,6 +80,12 @@ var opNames = [NumOps]string{
 	EventSubscribe:      "event_subscribe",
 	BackendHealth:       "health",
 	BackendClose:        "close",
+	StreamAppend:        "stream_append",
+	StreamConsume:       "stream_consume",
+	StreamRange:         "stream_range",
+	StreamInfo:          "stream_info",
+	StreamDeadLetters:   "stream_dead_letters",
+	StreamTrim:          "stream_trim",
 }
 
 // String returns the operation's name, such as "lock_acquire".
