@@ -51,7 +51,14 @@ func newStreamMetrics(r *registrar, ns string, label func(string) string) *strea
 		trimmedDesc: prometheus.NewDesc(prometheus.BuildFQName(ns, "", "stream_trimmed_while_pending_total"), "Entries found trimmed while a group still had them pending, by stream (read at scrape).", []string{"stream"}, nil),
 		watched:     make(map[watchKey]struct{}),
 	}
-	return register(r, sm)
+	sm = register(r, sm)
+	if label == nil {
+		// Every stream maps to AllLabel: its series exist from the start.
+		for _, v := range []*prometheus.CounterVec{sm.appended, sm.delivered, sm.acked, sm.redelivered, sm.failed} {
+			v.WithLabelValues(AllLabel)
+		}
+	}
+	return sm
 }
 
 func (sm *streamMetrics) labelOf(name string) string {
