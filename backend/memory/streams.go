@@ -89,7 +89,8 @@ type mstream struct {
 	groups  map[string]*mgroup
 	dead    []coord.StreamEntry
 	trimmed int64         // entries found trimmed while pending
-	changed chan struct{} // closed and replaced on every change
+	changed chan struct{} // closed and replaced on a change a consumer waits for
+	waited  bool          // a consumer took changed since it was made
 }
 
 // stream returns the stream named name, creating it.
@@ -105,10 +106,20 @@ func (st *streamStore) stream(name string) *mstream {
 	return s
 }
 
-// notify wakes the stream's consumers.
+// notify wakes the stream's consumers, if one waits.
 func (s *mstream) notify() {
+	if !s.waited {
+		return
+	}
 	close(s.changed)
 	s.changed = make(chan struct{})
+	s.waited = false
+}
+
+// waitCh returns the channel closed on the next change.
+func (s *mstream) waitCh() <-chan struct{} {
+	s.waited = true
+	return s.changed
 }
 
 // index returns the index of the first entry with an ID at or after id.
@@ -524,7 +535,7 @@ func (sub *streamSub) pick() (*coord.StreamEntry, <-chan struct{}, time.Duration
 			return take(id, p, e), nil, 0
 		}
 	}
-	return nil, s.changed, wake
+	return nil, s.waitCh(), wake
 }
 
 // claimable reports whether the pending entry id may be delivered again.
