@@ -216,6 +216,8 @@ func (c *cli) dispatch(ctx context.Context, args []string) error {
 		return c.tail(ctx, rest)
 	case "health":
 		return c.health(ctx, rest)
+	case "stream", "streams":
+		return c.streams(ctx, rest)
 	}
 	return usageErr("unknown command %q (run coordctl help)", cmd)
 }
