@@ -313,18 +313,22 @@ func streamTests(srv *server, cfg config) ([]*test, func(), error) {
 		{
 			id: "stream-drain", title: "One consumer acking a backlog",
 			note: "raw = a go-redis loop of XREADGROUP COUNT 256 BLOCK 100ms and one XACK per batch; coord = Streams.Consume with " +
-				"ConsumeConcurrency(256) (reads take as many entries as there are free handler slots; acks go through the batcher). " +
-				"The handler only counts.",
-			contenders: []string{"raw", "coord"}, ops: rate("entries/s"),
+				"ConsumeConcurrency(256) (reads take as many entries as there are free handler slots; acks go through the batcher); " +
+				"watermill = watermill-redisstream v1.4.5's subscriber (one message in flight, XACK per message). The handler only counts.",
+			contenders: []string{"raw", "coord", "watermill"}, ops: rate("entries/s"),
 			metrics: []metricDef{{key: "entries/s", label: "entries/s", ratio: true, worst: true, low: true}},
 			run: func(ctx context.Context, c string, _ int, d time.Duration) (metrics, error) {
+				if c == "watermill" {
+					return sb.runWatermillDrain(ctx, d)
+				}
 				return sb.runStreamDrain(ctx, c, d)
 			},
 		},
 		{
 			id: "stream-latency", title: fmt.Sprintf("Stream append to handler at %d entries/s", cfg.rate),
-			note:       "From before the append call to the handler, on another Backend (raw: another client, XREADGROUP COUNT 16 BLOCK 100ms).",
-			contenders: []string{"raw", "coord"},
+			note: "From before the append call to the handler, on another Backend (raw: another client, XREADGROUP COUNT 16 BLOCK 100ms; " +
+				"watermill: watermill-redisstream v1.4.5's publisher and subscriber, its defaults).",
+			contenders: []string{"raw", "coord", "watermill"},
 			ops:        func(m metrics, d time.Duration) float64 { return float64(cfg.rate) * d.Seconds() },
 			metrics: []metricDef{
 				{key: "p50", label: "p50 ms", ratio: true},
@@ -332,6 +336,9 @@ func streamTests(srv *server, cfg config) ([]*test, func(), error) {
 				{key: "lost %", label: "lost %", worst: true},
 			},
 			run: func(ctx context.Context, c string, _ int, d time.Duration) (metrics, error) {
+				if c == "watermill" {
+					return sb.runWatermillLatency(ctx, cfg.rate, d)
+				}
 				return sb.runStreamLatency(ctx, c, cfg.rate, d)
 			},
 		},
