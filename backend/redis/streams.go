@@ -777,7 +777,8 @@ func (s *rstreamSub) heartbeat(bg *sync.WaitGroup, beatStop <-chan struct{}) {
 			args = append(args, id)
 		}
 		s.mu.Unlock()
-		ctx, cancel := context.WithTimeout(context.Background(), every)
+		// A slow round trip still counts while the entries are young.
+		ctx, cancel := context.WithTimeout(context.Background(), max(2*every, time.Second))
 		_ = s.x.b.fail(ctx, "stream heartbeat", s.x.b.batch.run(ctx, s.x.beat, []string{s.k.key, s.k.live}, args...).Err())
 		cancel()
 	}
