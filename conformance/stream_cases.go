@@ -522,7 +522,8 @@ func testStreamAbandonedClaimed(t *testing.T, h Harness) {
 func testStreamInFlightNotStolen(t *testing.T, h Harness) {
 	tm := timingOf(h)
 	s := streamsOf(t, h, 3)
-	claim := tm.lease
+	// The heartbeat at a third of it survives a stall of two thirds (530ms).
+	claim := 2 * tm.lease
 	var running, overlap, calls atomic.Int32
 	fn := func(ctx context.Context, e coord.StreamEntry) error {
 		calls.Add(1)
