@@ -144,6 +144,8 @@ Commands:
   session revoke USER HANDLE     end one session
   session logout USER            end every session of USER (asks first)
   tail [invalidations|events]    print invalidations and events as they come
+  stream info|pending STREAM     a stream's length, groups, pending, lag
+  stream dead|replay STREAM      its dead letters; its entries from an ID
   health                         connection and server health
 
 Global flags (also accepted after the command):
