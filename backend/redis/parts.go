@@ -21,4 +21,4 @@ func (b *Backend) Jobs() coord.Jobs { return &Jobs{b: b} }
 func (b *Backend) RateLimiter() coord.RateLimiter { return b.rates }
 
 // Streams returns the durable streams.
-func (b *Backend) Streams() coord.Streams { return driver.UnsupportedStreams{} }
+func (b *Backend) Streams() coord.Streams { return b.streamPart() }
