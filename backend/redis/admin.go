@@ -51,9 +51,9 @@ type LeaseInfo struct {
 	// Fence is the last fence drawn for the resource: the holder's while
 	// the lease is held. 0 when the resource has no fence counter.
 	Fence int64
-	// Holder is the instance ID of the holder when the lease value
-	// records it. The Locker's lease value is its token alone today, so
-	// Holder is empty.
+	// Holder is the instance ID of the holder, recorded in the lease
+	// value beside its secret part (empty for a value that records none,
+	// such as an older writer's). The secret part is never returned.
 	Holder string
 	// Tag is a short, non-reversible tag of the lease value (the first 8
 	// hex digits of its SHA-256), so two reads can tell whether the lease
@@ -205,6 +205,7 @@ func parseLeaseInfo(resource string, res []any) (LeaseInfo, error) {
 		return li, nil
 	}
 	li.State = LeaseHeld
+	li.Holder = holderOf(v)
 	li.Tag = secret.Redact(v)
 	return li, nil
 }
