@@ -16,16 +16,16 @@ import (
 // any answer ends it (the token cannot hold the lease again), and so does
 // the time by which the lease has expired in Redis.
 type orphan struct {
-	kind       *leaseKind
-	keys       []string // the kind's script keys
-	relArgs    []any    // the release script's arguments after the token
-	token      string
-	resource   string    // set for a lease that was held: its local waiters are woken
-	until      time.Time // for a lease that was held: it has expired in Redis by then
-	ttl        time.Duration
-	next       time.Time     // when to try next
-	backoff    time.Duration // between tries
-	answered   time.Time     // when the server first answered; zero before
+	kind     *leaseKind
+	keys     []string // the kind's script keys
+	relArgs  []any    // the release script's arguments after the token
+	token    string
+	resource string    // set for a lease that was held: its local waiters are woken
+	until    time.Time // for a lease that was held: it has expired in Redis by then
+	ttl      time.Duration
+	next     time.Time     // when to try next
+	backoff  time.Duration // between tries
+	answered time.Time     // when the server first answered; zero before
 }
 
 // addOrphan records an acquire of an exclusive lease of unknown outcome

@@ -1,0 +1,13 @@
+-- Take leadership. KEYS[1] leadership hash {v = value, t = term},
+-- KEYS[2] fence counter. ARGV[1] value ('<secret>.<instance ID>\n<identity>'),
+-- ARGV[2] TTL in milliseconds, ARGV[3] changes channel, ARGV[4] change
+-- payload. The term is the fence (take()). Publishes the change.
+-- Returns the term (> 0), else -2 - the leader's PTTL (-1: no expiry).
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  local f = take()
+  redis.call('HSET', KEYS[1], 'v', ARGV[1], 't', string.format('%.0f', f))
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  redis.call('PUBLISH', ARGV[3], ARGV[4])
+  return f
+end
+return -2 - redis.call('PTTL', KEYS[1])
