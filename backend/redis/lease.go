@@ -157,6 +157,19 @@ func (l *lock) heldErr(op string, code int64) error {
 	return fmt.Errorf("%w: coord/redis: %s %s on %q: another holder has it", coord.ErrNotHeld, op, l.kind.name, l.resource)
 }
 
+// releasedErr is the error of op on a lease this Lock released: as the
+// memory backend says, [coord.ErrNotHeld] when another holder has it now,
+// else [coord.ErrExpired] (the kind's TTL script tells, reading only; a
+// release still being retried in the background counts as done).
+func (l *lock) releasedErr(ctx context.Context, op string) error {
+	b := l.lk.b
+	res, err := l.kind.ttl.Run(ctx, b.client, l.keys, l.tokenArg).Int64Slice()
+	if err == nil && len(res) == 2 && res[0] == -1 {
+		return fmt.Errorf("%w: coord/redis: %s %s on %q: released; another holder has it", coord.ErrNotHeld, op, l.kind.name, l.resource)
+	}
+	return fmt.Errorf("%w: coord/redis: %s %s on %q: released", coord.ErrExpired, op, l.kind.name, l.resource)
+}
+
 // Release ends the lease and wakes a waiter. May return
 // [coord.ErrNotHeld] or [coord.ErrExpired], or, when Redis could not be
 // reached (or ctx ended first), [coord.ErrUnavailable] or ctx's error:
@@ -222,7 +235,7 @@ func (l *lock) Extend(ctx context.Context, ttl time.Duration) error {
 	l.opMu.Lock()
 	defer l.opMu.Unlock()
 	if l.isReleased() {
-		return fmt.Errorf("%w: coord/redis: extend %s on %q: released", coord.ErrNotHeld, l.kind.name, l.resource)
+		return l.releasedErr(ctx, "extend")
 	}
 	b := l.lk.b
 	start := time.Now()
@@ -246,7 +259,7 @@ func (l *lock) TTL(ctx context.Context) (time.Duration, error) {
 	released := l.released
 	l.mu.Unlock()
 	if released {
-		return 0, fmt.Errorf("%w: coord/redis: TTL of %s on %q: released", coord.ErrNotHeld, l.kind.name, l.resource)
+		return 0, l.releasedErr(ctx, "TTL of")
 	}
 	b := l.lk.b
 	res, err := l.kind.ttl.Run(ctx, b.client, l.keys, l.tokenArg).Int64Slice()

@@ -52,6 +52,12 @@ type Locker struct {
 	b    *Backend
 	excl *leaseKind // the kind of the Locker's own leases
 
+	// The other kinds of lease, on the same engine.
+	leases *leaseWaits
+	rw     *RWLocker
+	sem    *Semaphores
+	elect  *Elector
+
 	mu        sync.Mutex
 	held      map[*lock]struct{}
 	queues    map[string]*waitq // by resource
@@ -86,6 +92,10 @@ func newLocker(b *Backend) *Locker {
 		release: b.sc.lockRelease, extend: b.sc.lockExtend, ttl: b.sc.lockTTL,
 		woken: lk.localWake,
 	}
+	lk.leases = newLeaseWaits(b)
+	lk.rw = newRWLocker(lk)
+	lk.sem = newSemaphores(lk)
+	lk.elect = newElector(lk)
 	return lk
 }
 
@@ -375,8 +385,10 @@ func (lk *Locker) heldOf(kind *leaseKind) []coord.Lock {
 	return out
 }
 
-// shutdown stops the watchdog and releases every lease held.
+// shutdown stops the election observers and the watchdog, and releases
+// every lease held, of every kind.
 func (lk *Locker) shutdown(ctx context.Context) error {
+	lk.leases.shutdown()
 	lk.mu.Lock()
 	lk.stopped = true
 	cancel, done := lk.wdCancel, lk.wdDone
