@@ -145,6 +145,10 @@ Commands:
   session logout USER            end every session of USER (asks first)
   tail [invalidations|events]    print invalidations and events as they come
   health                         connection and server health
+  rw show NAME                   a read-write resource's writer, readers, waiting writers
+  sem show NAME                  a semaphore's permit holders
+  elect show NAME                an election's leader (instance, identity, term)
+  elect watch NAME [--count N]   print the leader and each change of leader
 
 Global flags (also accepted after the command):
   --url URL          redis:// or rediss:// URL (default: $REDIS_URL, else
@@ -216,6 +220,8 @@ func (c *cli) dispatch(ctx context.Context, args []string) error {
 		return c.tail(ctx, rest)
 	case "health":
 		return c.health(ctx, rest)
+	case "rw", "sem", "elect":
+		return c.leaseCmd(ctx, cmd, rest)
 	}
 	return usageErr("unknown command %q (run coordctl help)", cmd)
 }
