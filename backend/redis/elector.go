@@ -77,7 +77,7 @@ func (e *Elector) Campaign(ctx context.Context, election, identity string, opts 
 	l, err := e.lk.acquireLease(ctx, &leaseTry{
 		kind: e.leader, resource: election, script: b.sc.electCampaign, keys: keys,
 		leaseKeys: keys[0:1], relArgs: []any{ch, e.lk.leases.payload(wakeLeaderLeft)},
-		suffix: "\n" + identity, extra: []any{ch, e.lk.leases.payload(wakeLeaderNew)},
+		suffix: "\n" + identity, extra: []any{ch, e.lk.leases.payload(wakeLeaderNew) + "\n" + identity},
 		channel: ch, role: roleLeader,
 	}, o)
 	if err != nil {
@@ -174,9 +174,46 @@ func (e *Elector) ForceRelease(ctx context.Context, election string) (bool, erro
 // observer is one Observe subscription.
 type observer struct {
 	kick chan struct{} // buffered 1: re-read the leader
+
+	mu    sync.Mutex
+	taken []coord.LeaderInfo // leaderships announced on the channel, not yet delivered
+
 	stop chan struct{} // closed by Unsubscribe
 	once sync.Once
+
+	election string
 	done chan struct{} // closed when the goroutine has returned
+}
+
+// maxTaken bounds the announcements an observer keeps: past it, the
+// oldest go (the re-read that follows still delivers the latest state).
+const maxTaken = 64
+
+// announce records a leadership announced on the changes channel (see
+// lua/elect_campaign.lua): payload after its first byte is "<instance
+// ID>\n<identity>\n<term>". Malformed payloads are ignored: the re-read
+// that follows is the truth.
+func (o *observer) announce(election, payload string) {
+	id, rest, ok1 := strings.Cut(payload, "\n")
+	identity, ts, ok2 := strings.Cut(rest, "\n")
+	term, err := strconv.ParseInt(ts, 10, 64)
+	if !ok1 || !ok2 || err != nil || id == "" || term < 1 {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.taken) >= maxTaken {
+		o.taken = o.taken[1:]
+	}
+	o.taken = append(o.taken, coord.LeaderInfo{Election: election, Identity: identity, InstanceID: id, Term: term, TTL: -1})
+}
+
+func (o *observer) takeAnnounced() []coord.LeaderInfo {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	t := o.taken
+	o.taken = nil
+	return t
 }
 
 // Unsubscribe ends the subscription.
@@ -205,7 +242,7 @@ func (e *Elector) Observe(ctx context.Context, election string, fn func(coord.Le
 		return nil, fmt.Errorf("%w: coord/redis: observe: nil func", coord.ErrInvalid)
 	}
 	lw := e.lk.leases
-	o := &observer{kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	o := &observer{election: election, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	lw.mu.Lock()
 	if lw.stopped {
 		lw.mu.Unlock()
@@ -230,9 +267,32 @@ func (e *Elector) observe(ctx context.Context, election string, o *observer, fn 
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	var last coord.LeaderInfo
+	var maxTerm int64 // the highest term delivered
 	first := true
+	deliver := func(li coord.LeaderInfo) bool {
+		if !first && li.InstanceID == last.InstanceID && li.Term == last.Term && li.Identity == last.Identity {
+			return true
+		}
+		select {
+		case <-o.stop:
+			return false
+		default:
+		}
+		first = false
+		last = li
+		maxTerm = max(maxTerm, li.Term)
+		fn(li)
+		return true
+	}
 	backoff := 10 * time.Millisecond
 	for {
+		// Leaderships announced since the last read, even those already
+		// over, in term order; an older term than one delivered is stale.
+		for _, li := range o.takeAnnounced() {
+			if !first && li.Term > maxTerm && !deliver(li) {
+				return
+			}
+		}
 		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		li, err := e.read(rctx, election)
 		cancel()
@@ -245,15 +305,11 @@ func (e *Elector) observe(ctx context.Context, election string, o *observer, fn 
 			} else if li.TTL >= 0 {
 				next = li.TTL + time.Millisecond // a silent expiry publishes nothing
 			}
-			if first || li.InstanceID != last.InstanceID || li.Term != last.Term || li.Identity != last.Identity {
-				first = false
-				last = li
-				select {
-				case <-o.stop:
-					return
-				default:
-				}
-				fn(li)
+			if li.InstanceID != "" && li.Term < maxTerm {
+				break // a read older than an announcement delivered (a lagging node)
+			}
+			if !deliver(li) {
+				return
 			}
 		case errors.Is(err, coord.ErrClosed) || ctx.Err() != nil:
 			return

@@ -209,7 +209,13 @@ func (lw *leaseWaits) message(ch, payload string) {
 		return
 	}
 	for o := range wc.observers {
+		if payload[0] == wakeLeaderNew {
+			o.announce(o.election, payload[1:])
+		}
 		poke(o.kick)
+	}
+	if payload[0] == wakeLeaderNew {
+		return // no waiter to wake
 	}
 	if payload[1:] == lw.b.opts.InstanceID {
 		return // this instance woke its own waiters when it published
