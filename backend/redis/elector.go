@@ -182,7 +182,7 @@ type observer struct {
 	once sync.Once
 
 	election string
-	done chan struct{} // closed when the goroutine has returned
+	done     chan struct{} // closed when the goroutine has returned
 }
 
 // maxTaken bounds the announcements an observer keeps: past it, the
