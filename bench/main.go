@@ -105,6 +105,12 @@ func bench(ctx context.Context, cfg config) error {
 		return err
 	}
 	defer closeAll()
+	leaseT, closeLeases, err := leaseTests(srv, cfg)
+	if err != nil {
+		return err
+	}
+	defer closeLeases()
+	tests = append(tests, leaseT...)
 
 	meter := cpuMeter{admin: srv.newClient()}
 	defer meter.admin.Close()

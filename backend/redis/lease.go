@@ -33,6 +33,11 @@ type leaseKind struct {
 	// woken wakes this instance's waiters after it released a lease of
 	// this kind on resource.
 	woken func(resource string)
+	// handoff, when set, may release l by handing it to a local waiter;
+	// ok is false when it did not try (Release then releases as usual).
+	// n is the release script's code: 1 (handed over, or released), 0
+	// expired. l.opMu is held.
+	handoff func(ctx context.Context, l *lock) (n int64, ok bool, err error)
 }
 
 // newToken returns a new lease value: a secret part of 128 bits from
@@ -193,7 +198,19 @@ func (l *lock) Release(ctx context.Context) error {
 		ch := b.keys.wakeChannel(l.key)
 		n, err = b.batch.run(ctx, b.sc.lockRelease, l.keys, l.tokenArg, ch, b.idArg, b.handoffMs, b.sub.ownArg(ch)).Int64()
 	} else {
-		n, err = b.batch.run(ctx, l.kind.release, l.keys, append([]any{l.tokenArg}, l.relArgs...)...).Int64()
+		handed := false
+		if l.kind.handoff != nil {
+			n, handed, err = l.kind.handoff(ctx, l)
+		}
+		if !handed {
+			n, err = b.batch.run(ctx, l.kind.release, l.keys, append([]any{l.tokenArg}, l.relArgs...)...).Int64()
+		} else if err == nil && n == 1 {
+			l.mu.Lock()
+			l.released = true
+			l.finishLocked()
+			l.mu.Unlock()
+			return nil // handed over: no waiter to wake
+		}
 	}
 	if err := b.fail(ctx, "release", err); err != nil {
 		l.giveUp()

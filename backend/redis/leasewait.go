@@ -53,12 +53,66 @@ type waitChan struct {
 	err        error
 	waiters    []*leaseWaiter // FIFO
 	observers  map[*observer]struct{}
+	streak     int // local permit handoffs since the last published release
 }
 
 // leaseWaiter is one waiting RLock, Lock, Acquire or Campaign.
 type leaseWaiter struct {
-	role byte
-	wake chan struct{} // buffered 1
+	role  byte
+	wake  chan struct{}   // buffered 1
+	ttl   time.Duration   // the TTL asked for, for a local handoff
+	grant chan leaseGrant // buffered 1: the outcome of a local handoff
+
+	// Guarded by leaseWaits.mu.
+	pending bool // a local handoff to this waiter is under way
+	leaving bool // the wait ended: no local handoff to it any more
+}
+
+// leaseGrant is the outcome of a local handoff of a permit.
+type leaseGrant struct {
+	ok    bool
+	token string
+	fence int64
+	start time.Time // taken before the handoff was sent
+}
+
+// maxLocalHandoffs is how many permits in a row a resource's releases on
+// this instance hand to local waiters before one is released as usual
+// (published), so that waiters of other instances get their turn.
+const maxLocalHandoffs = 16
+
+// handoffTarget returns the local waiter of ch a release should hand its
+// permit to (marked pending), or nil.
+func (lw *leaseWaits) handoffTarget(ch string) *leaseWaiter {
+	lw.mu.Lock()
+	defer lw.mu.Unlock()
+	wc := lw.chans[ch]
+	if wc == nil || lw.stopped {
+		return nil
+	}
+	for _, w := range wc.waiters {
+		if w.role != rolePermit || w.pending || w.leaving || len(w.grant) > 0 {
+			continue
+		}
+		wc.streak++
+		if wc.streak > maxLocalHandoffs {
+			wc.streak = 0
+			return nil
+		}
+		w.pending = true
+		return w
+	}
+	return nil
+}
+
+// granted delivers the outcome of a handoff to w. A waiter whose wait
+// ended meanwhile takes it as it leaves, and gives back a permit it does
+// not return.
+func (lw *leaseWaits) granted(w *leaseWaiter, g leaseGrant) {
+	lw.mu.Lock()
+	defer lw.mu.Unlock()
+	w.pending = false
+	w.grant <- g // never blocks: one handoff at a time, and w takes each
 }
 
 func newLeaseWaits(b *Backend) *leaseWaits {
@@ -354,9 +408,44 @@ func (lk *Locker) acquireLease(ctx context.Context, t *leaseTry, o coord.LockOpt
 			return nil, notAcquiredKind(t.kind, t.resource)
 		}
 	}
-	w := &leaseWaiter{role: t.role, wake: make(chan struct{}, 1)}
+	w := &leaseWaiter{role: t.role, wake: make(chan struct{}, 1), ttl: o.TTL, grant: make(chan leaseGrant, 1)}
 	wc := lw.join(ctx, t.channel, w, nil, max(o.RetryDelay, time.Millisecond))
-	defer lw.leave(t.channel, wc, w, nil)
+	l, err := lk.waitLease(ctx, t, o, w, token, tries, hint, giveUp)
+	// No handoff to w from now on; one may be under way: take its outcome,
+	// and give back a permit handed over that the wait does not return.
+	lw.mu.Lock()
+	w.leaving = true
+	pending := w.pending
+	lw.mu.Unlock()
+	var late leaseGrant
+	if pending {
+		late = <-w.grant
+	} else {
+		select {
+		case late = <-w.grant:
+		default:
+		}
+	}
+	lw.leave(t.channel, wc, w, nil)
+	if late.ok {
+		lk.releaseLease(lk.grantLock(t, late, o))
+		t.kind.woken(t.resource)
+	}
+	return l, err
+}
+
+// grantLock returns the (unregistered) lease a handoff granted.
+func (lk *Locker) grantLock(t *leaseTry, g leaseGrant, o coord.LockOptions) *lock {
+	return &lock{
+		lk: lk, kind: t.kind, relArgs: t.relArgs, resource: t.resource, key: t.leaseKeys[0],
+		token: g.token, fence: g.fence, keys: t.leaseKeys, tokenArg: g.token,
+		ttl: o.TTL, autoRenew: o.AutoRenew, done: make(chan struct{}),
+	}
+}
+
+// waitLease is the waiting loop of acquireLease for w.
+func (lk *Locker) waitLease(ctx context.Context, t *leaseTry, o coord.LockOptions, w *leaseWaiter, token string, tries int, hint time.Duration, giveUp func()) (coord.Lock, error) {
+	b, lw := lk.b, lk.leases
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	// After a refused try, try again at once now that the subscription is
@@ -371,6 +460,11 @@ func (lk *Locker) acquireLease(ctx context.Context, t *leaseTry, o coord.LockOpt
 			}
 			timer.Reset(max(d, minWait))
 			select {
+			case g := <-w.grant:
+				if g.ok {
+					giveUp()
+					return lk.granted(ctx, t, g, o)
+				}
 			case <-w.wake:
 			case <-timer.C:
 			case <-ctx.Done():
@@ -410,4 +504,19 @@ func (lk *Locker) acquireLease(ctx context.Context, t *leaseTry, o coord.LockOpt
 			return nil, notAcquiredKind(t.kind, t.resource)
 		}
 	}
+}
+
+// granted registers a permit handed over to a waiter and returns it.
+func (lk *Locker) granted(ctx context.Context, t *leaseTry, g leaseGrant, o coord.LockOptions) (coord.Lock, error) {
+	l := lk.grantLock(t, g, o)
+	if err := ctx.Err(); err != nil {
+		lk.releaseLease(l)
+		t.kind.woken(t.resource)
+		return nil, errors.Join(notAcquiredKind(t.kind, t.resource), err)
+	}
+	if !lk.register(l, g.start) {
+		lk.releaseLease(l)
+		return nil, errors.Join(notAcquiredKind(t.kind, t.resource), lk.b.checkOpen())
+	}
+	return l, nil
 }

@@ -22,7 +22,7 @@ type scripts struct {
 	// Read-write leases, permits and leaderships (lease_now.lua and
 	// lock_lib.lua prepended).
 	rwRLock, rwLock, rwCancel, rwForce, rwState *goredis.Script
-	semAcquire, semCount, semForce              *goredis.Script
+	semAcquire, semCount, semForce, semHandoff  *goredis.Script
 	zRelease, zExtend, zTTL                     *goredis.Script // read leases and permits
 	sRelease, sExtend, sTTL                     *goredis.Script // write leases
 	electCampaign, electRelease, electExtend    *goredis.Script
@@ -54,6 +54,7 @@ func loadScripts() *scripts {
 		semAcquire:    lease("sem_acquire"),
 		semCount:      lease("sem_count"),
 		semForce:      lease("sem_force"),
+		semHandoff:    lease("sem_handoff"),
 		zRelease:      lease("zlease_release"),
 		zExtend:       lease("zlease_extend"),
 		zTTL:          lease("zlease_ttl"),

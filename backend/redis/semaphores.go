@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/cgn-bot/coord"
 	"github.com/cgn-bot/coord/driver"
@@ -38,7 +39,41 @@ func newSemaphores(lk *Locker) *Semaphores {
 			lk.leases.wake(ch, wakePermitFree)
 		},
 	}
+	s.permit.handoff = s.handoff
 	return s
+}
+
+// handoff releases the permit l by handing it to the first permit waiter
+// of this instance (lua/sem_handoff.lua), unless there is none or the
+// last maxLocalHandoffs releases of the resource here were handoffs.
+func (s *Semaphores) handoff(ctx context.Context, l *lock) (int64, bool, error) {
+	lk := s.lk
+	b, lw := lk.b, lk.leases
+	keys, ch := b.keys.semKeys(l.resource)
+	w := lw.handoffTarget(ch)
+	if w == nil {
+		return 0, false, nil
+	}
+	token := b.newToken()
+	start := time.Now()
+	n, err := b.batch.run(ctx, b.sc.semHandoff, keys, l.tokenArg, token, w.ttl.Milliseconds()).Int64()
+	var g leaseGrant
+	switch {
+	case err != nil:
+		// The outcome is unknown: the waiter's token may hold a permit.
+		lk.addLeaseOrphan(s.permit, l.keys, l.relArgs, token, w.ttl)
+	case n > 0:
+		g = leaseGrant{ok: true, token: token, fence: n, start: start}
+	}
+	lw.granted(w, g)
+	if err != nil {
+		return 0, true, err
+	}
+	if n > 0 {
+		return 1, true, nil
+	}
+	poke(w.wake) // nothing handed over: the waiter tries for itself
+	return 0, true, nil
 }
 
 // As forwards to [Backend.As].

@@ -5,14 +5,6 @@ local function now()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
--- zlast returns the highest score of the ZSET key (nil when empty).
-local function zlast(key)
-  local z = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
-  if z[2] then
-    return tonumber(z[2])
-  end
-  return nil
-end
 -- zfirst returns the lowest score of the ZSET key (nil when empty).
 local function zfirst(key)
   local z = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
@@ -21,11 +13,13 @@ local function zfirst(key)
   end
   return nil
 end
--- zexpire keeps the ZSET key until its highest score (its last holder's
--- expiry), so an abandoned set does not stay behind.
-local function zexpire(key)
-  local last = zlast(key)
-  if last then
-    redis.call('PEXPIREAT', key, string.format('%.0f', last))
+-- zkeep keeps the ZSET key at least ms from now, the expiry of the member
+-- just added or extended, so the set lasts as long as its last holder
+-- and an abandoned set does not stay behind (never shortened: an extend
+-- to a shorter TTL leaves it longer than needed, which is harmless).
+local function zkeep(key, ms)
+  local p = redis.call('PTTL', key)
+  if p < tonumber(ms) then
+    redis.call('PEXPIRE', key, ms)
   end
 end

@@ -18,7 +18,7 @@ if pttl == -2 and not first then
   return take()
 end
 redis.call('ZADD', KEYS[4], t + tonumber(ARGV[3]), ARGV[1])
-zexpire(KEYS[4])
+zkeep(KEYS[4], ARGV[3])
 local hint = -1
 if pttl >= 0 then
   hint = pttl

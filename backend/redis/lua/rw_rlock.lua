@@ -22,5 +22,5 @@ if pttl ~= -2 or first then
   return -2 - hint
 end
 redis.call('ZADD', KEYS[3], t + tonumber(ARGV[2]), ARGV[1])
-zexpire(KEYS[3])
+zkeep(KEYS[3], ARGV[2])
 return take()

@@ -7,7 +7,7 @@ local t = now()
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', t)
 if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[3]) then
   redis.call('ZADD', KEYS[1], t + tonumber(ARGV[2]), ARGV[1])
-  zexpire(KEYS[1])
+  zkeep(KEYS[1], ARGV[2])
   return take()
 end
 local first = zfirst(KEYS[1])

@@ -6,5 +6,5 @@ if not s or tonumber(s) <= t then
   return 0
 end
 redis.call('ZADD', KEYS[1], t + tonumber(ARGV[2]), ARGV[1])
-zexpire(KEYS[1])
+zkeep(KEYS[1], ARGV[2])
 return 1
