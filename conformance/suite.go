@@ -21,6 +21,9 @@ func Run(t *testing.T, maker HarnessMaker) {
 	t.Run("SessionStore", func(t *testing.T) { RunSessionStore(t, maker) })
 	t.Run("Invalidator", func(t *testing.T) { RunInvalidator(t, maker) })
 	t.Run("EventBus", func(t *testing.T) { RunEventBus(t, maker) })
+	t.Run("RWLocker", func(t *testing.T) { RunRWLocker(t, maker) })
+	t.Run("Semaphores", func(t *testing.T) { RunSemaphores(t, maker) })
+	t.Run("Elector", func(t *testing.T) { RunElector(t, maker) })
 }
 
 // RunBackend runs the cases about a Backend as a whole: declared

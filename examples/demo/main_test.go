@@ -75,6 +75,10 @@ func TestRunEmbedded(t *testing.T) {
 		"distributed_lock_acquisitions_total{resource=demo:report,status=acquired}",
 		"closed 3 instances",
 		"GET /metrics -> 200",
+		"election: demo-2 sees demo-1 lead",
+		"semaphore: demo-1 and demo-2 call the partner API; demo-3 tries too: refused",
+		"a new reader waits behind the writer",
+		"the reader left and demo-2 wrote",
 	)
 	for _, bad := range []string{"NOT coherent", "STILL LIVE", "NOT increasing", "want exactly 1"} {
 		if strings.Contains(s, bad) {

@@ -168,6 +168,9 @@ func run(ctx context.Context, cfg config, w io.Writer) (err error) {
 	if err := d.sessions(ctx); err != nil {
 		return d.quiet(ctx, fmt.Errorf("sessions: %w", err))
 	}
+	if err := d.leases(ctx); err != nil {
+		return d.quiet(ctx, fmt.Errorf("leases: %w", err))
+	}
 	d.loop(ctx)
 	d.summary()
 	return nil

@@ -126,6 +126,7 @@ type Middleware struct {
 
 	state  *stateCollector
 	caches *cacheCollector // near caches, see Middleware.Cache
+	leases *leaseMetrics   // read and write leases, permits, leaderships
 }
 
 // Channels, the values of the channel label.
@@ -263,6 +264,7 @@ func New(reg prometheus.Registerer, opts *Options) (*Middleware, error) {
 	}, []string{"reason"}))
 	state := register(&r, newStateCollector(ns, o.HealthTimeout))
 	caches := register(&r, newCacheCollector(ns))
+	leases := newLeaseMetrics(&r, ns, o.LockBuckets)
 	if r.err != nil {
 		r.undo()
 		return nil, r.err
@@ -277,6 +279,7 @@ func New(reg prometheus.Registerer, opts *Options) (*Middleware, error) {
 		leasesLost:  leasesLost,
 		state:       state,
 		caches:      caches,
+		leases:      leases,
 	}
 	m.received, m.channelPfx = received, o.ChannelPrefix
 	for i := range m.purges {

@@ -42,6 +42,17 @@ const (
 	EventSubscribe
 	BackendHealth
 	BackendClose
+	RWRLock
+	RWLock
+	RWState
+	RWForceRelease
+	SemAcquire
+	SemHolders
+	SemForceRelease
+	ElectCampaign
+	ElectLeader
+	ElectObserve
+	ElectForceRelease
 	// NumOps is the number of operations.
 	NumOps
 )
@@ -74,6 +85,17 @@ var opNames = [NumOps]string{
 	EventSubscribe:      "event_subscribe",
 	BackendHealth:       "health",
 	BackendClose:        "close",
+	RWRLock:             "rwlock_rlock",
+	RWLock:              "rwlock_lock",
+	RWState:             "rwlock_state",
+	RWForceRelease:      "rwlock_force_release",
+	SemAcquire:          "semaphore_acquire",
+	SemHolders:          "semaphore_holders",
+	SemForceRelease:     "semaphore_force_release",
+	ElectCampaign:       "election_campaign",
+	ElectLeader:         "election_leader",
+	ElectObserve:        "election_observe",
+	ElectForceRelease:   "election_force_release",
 }
 
 // String returns the operation's name, such as "lock_acquire".
