@@ -11,6 +11,7 @@ import (
 
 	"github.com/cgn-bot/coord"
 	"github.com/cgn-bot/coord/driver"
+	"github.com/cgn-bot/coord/internal/secret"
 )
 
 // Elector is the Backend's [coord.Elector]. A leadership is a lease in
@@ -281,7 +282,7 @@ func (e *Elector) observe(ctx context.Context, election string, o *observer, fn 
 		first = false
 		last = li
 		maxTerm = max(maxTerm, li.Term)
-		fn(li)
+		e.call(fn, li)
 		return true
 	}
 	backoff := 10 * time.Millisecond
@@ -335,6 +336,17 @@ func (e *Elector) observe(ctx context.Context, election string, o *observer, fn 
 			}
 		}
 	}
+}
+
+// call runs an Observe handler; a panic in it is recovered and logged, as
+// the other subscriptions' are, and the subscription goes on.
+func (e *Elector) call(fn func(coord.LeaderInfo), li coord.LeaderInfo) {
+	defer func() {
+		if r := recover(); r != nil {
+			e.lk.b.opts.Logger.Error("coord/redis: election observer panicked", "election_tag", secret.Redact(li.Election), "panic", fmt.Sprint(r))
+		}
+	}()
+	fn(li)
 }
 
 // shutdown ends every observer and waits for them.
