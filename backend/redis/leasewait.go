@@ -39,10 +39,11 @@ const (
 type leaseWaits struct {
 	b *Backend
 
-	mu      sync.Mutex
-	chans   map[string]*waitChan
-	stopped bool
-	obs     sync.WaitGroup // observer goroutines
+	mu       sync.Mutex
+	chans    map[string]*waitChan
+	payloads [128]string // the wake payloads of this instance, by what (immutable)
+	stopped  bool
+	obs      sync.WaitGroup // observer goroutines
 }
 
 // waitChan is one wake channel's subscription and its local waiters.
@@ -116,7 +117,11 @@ func (lw *leaseWaits) granted(w *leaseWaiter, g leaseGrant) {
 }
 
 func newLeaseWaits(b *Backend) *leaseWaits {
-	return &leaseWaits{b: b, chans: map[string]*waitChan{}}
+	lw := &leaseWaits{b: b, chans: map[string]*waitChan{}}
+	for _, c := range []byte{wakeWriterLeft, wakeReaderLeft, wakePermitFree, wakeAll, wakeLeaderLeft, wakeLeaderNew} {
+		lw.payloads[c] = string(c) + b.opts.InstanceID
+	}
+	return lw
 }
 
 // join adds a reference to the subscription of ch (subscribing when it is
@@ -294,6 +299,9 @@ func (lw *leaseWaits) gap() {
 
 // payload returns the wake payload of what from this instance.
 func (lw *leaseWaits) payload(what byte) string {
+	if p := lw.payloads[what]; p != "" {
+		return p
+	}
 	return string(what) + lw.b.opts.InstanceID
 }
 
