@@ -408,7 +408,7 @@ func (lk *Locker) acquireLease(ctx context.Context, t *leaseTry, o coord.LockOpt
 		}
 		if err != nil {
 			giveUp()
-			return nil, err
+			return nil, lk.closedOr(t, err)
 		}
 		tries, hint = 1, h
 		if o.Retries == 0 {
@@ -500,7 +500,7 @@ func (lk *Locker) waitLease(ctx context.Context, t *leaseTry, o coord.LockOption
 		}
 		if err != nil {
 			giveUp()
-			return nil, err
+			return nil, lk.closedOr(t, err)
 		}
 		hint = h
 		if !immediate {
@@ -527,4 +527,14 @@ func (lk *Locker) granted(ctx context.Context, t *leaseTry, g leaseGrant, o coor
 		return nil, errors.Join(notAcquiredKind(t.kind, t.resource), lk.b.checkOpen())
 	}
 	return l, nil
+}
+
+// closedOr returns err, or, when the Backend closed meanwhile (a try that
+// failed because Close or its caller closed the client), the error of a
+// wait ended by Close.
+func (lk *Locker) closedOr(t *leaseTry, err error) error {
+	if cerr := lk.b.checkOpen(); cerr != nil {
+		return errors.Join(notAcquiredKind(t.kind, t.resource), cerr)
+	}
+	return err
 }
