@@ -106,6 +106,13 @@ func (lw *leaseWaits) handoffTarget(ch string) *leaseWaiter {
 	return nil
 }
 
+// isPending reports whether a handoff to w is under way.
+func (lw *leaseWaits) isPending(w *leaseWaiter) bool {
+	lw.mu.Lock()
+	defer lw.mu.Unlock()
+	return w.pending
+}
+
 // granted delivers the outcome of a handoff to w. A waiter whose wait
 // ended meanwhile takes it as it leaves, and gives back a permit it does
 // not return.
@@ -113,6 +120,9 @@ func (lw *leaseWaits) granted(w *leaseWaiter, g leaseGrant) {
 	lw.mu.Lock()
 	defer lw.mu.Unlock()
 	w.pending = false
+	if g.ok {
+		w.leaving = true // a granted permit ends the wait: no second handoff to w
+	}
 	w.grant <- g // never blocks: one handoff at a time, and w takes each
 }
 
@@ -492,6 +502,13 @@ func (lk *Locker) waitLease(ctx context.Context, t *leaseTry, o coord.LockOption
 		select {
 		case <-w.wake: // drop a stale wake-up: the try below sees the state
 		default:
+		}
+		if lw.isPending(w) {
+			// A permit is being handed to w: take that rather than try.
+			if g := <-w.grant; g.ok {
+				giveUp()
+				return lk.granted(ctx, t, g, o)
+			}
 		}
 		l, h, err := lk.tryOnce(ctx, t, token, o)
 		if l != nil {
