@@ -244,7 +244,7 @@ type target struct {
 
 func targets(cfg config) []target {
 	g := cfg.goroutines
-	return []target{
+	all := []target{
 		{desc: fmt.Sprintf("uncontended pair at %d goroutines ≥ 0.95× raw", g), test: fmt.Sprintf("lock-%d", g), contender: "coord", metric: "pairs/s", ratio: true, limit: 0.95},
 		{desc: "contended: acquisitions/s ≥ 1.0× raw polling at 1 ms", test: "contended", contender: "coord", metric: "acq/s", ratio: true, limit: 1.0},
 		{desc: "contended: p99 wait ≤ 5 ms", test: "contended", contender: "coord", metric: "wait p99", atMost: true, limit: 5, unit: " ms"},
@@ -273,4 +273,5 @@ func targets(cfg config) []target {
 		{desc: fmt.Sprintf("event p99 at %d/s ≤ 1.1× raw", cfg.rate), test: "pubsub-1k", contender: "events", metric: "p99", ratio: true, atMost: true, limit: 1.1},
 		{desc: "one subscriber: invalidations/s ≥ 0.95× raw", test: "subscriber", contender: "invalidation", metric: "msgs/s", ratio: true, limit: 0.95},
 	}
+	return append(all, leaseTargets(cfg)...)
 }
