@@ -334,11 +334,16 @@ func testJobNeverDone(t *testing.T, h Harness) {
 	}
 	// Failed stop a halting error handler: RunEvery returns its error.
 	halt := errors.New("halt")
-	stop := runJob(t, ins[0], "halting", jobSteady, fn, coord.OnJobError(func(context.Context, coord.JobSlot, error) error { return halt }))
+	stop, ended := runJobDone(t, ins[0], "halting", jobSteady, fn, coord.OnJobError(func(context.Context, coord.JobSlot, error) error { return halt }))
 	eventually(t, tm.guard, func() bool {
 		s, err := ins[1].Jobs().Due(ctx, "halting", jobSteady)
 		return err == nil && s.Failures == 1
 	}, "the halting job's failure was not recorded")
+	// RunEvery ends by itself (stopping it first would make it return
+	// the cancellation instead).
+	if !closedWithin(ended, tm.guard) {
+		t.Fatalf("RunEvery with a halting OnError did not return within %v", tm.guard)
+	}
 	if err := stop(); !errors.Is(err, halt) {
 		t.Errorf("RunEvery with a halting OnError returned %v, want its error", err)
 	}
