@@ -15,10 +15,13 @@ import (
 // [ErrUnsupported].
 type Elector interface {
 	// Campaign waits until this instance leads election, proclaiming
-	// identity (a short public value, such as an address; never a secret),
-	// or until ctx ends. May return [ErrNotAcquired] (joined with ctx.Err()
-	// when ctx ended the wait), [ErrInvalid], [ErrClosed] or
-	// [ErrUnavailable].
+	// identity (a short public value, such as an address; never a secret;
+	// it must be valid as a name), or until ctx ends. Campaigners are
+	// served as [Locker.Acquire] serves waiters: a resignation hands the
+	// leadership to a waiting campaigner at once. The options are those of
+	// Acquire (TTL, retries, [WithWait], [WithAutoRenew]). May return
+	// [ErrNotAcquired] (joined with ctx.Err() when ctx ended the wait),
+	// [ErrInvalid], [ErrClosed] or [ErrUnavailable].
 	Campaign(ctx context.Context, election, identity string, opts ...LockOption) (Leadership, error)
 	// Leader returns the current leader of election; [ErrNotFound] when
 	// there is none.
@@ -28,6 +31,12 @@ type Elector interface {
 	// calls fn with the leader read afresh, so fn always ends up with the
 	// latest state. fn runs on the subscription's own goroutine.
 	Observe(ctx context.Context, election string, fn func(LeaderInfo), opts ...SubscribeOption) (Subscription, error)
+	// ForceRelease ends the current leadership of election, whoever holds
+	// it, and hands it to the next campaigner. It reports whether there
+	// was a leader. It is an administrative tool: the deposed leader
+	// learns of it at its next Extend, Release or renewal (its Done
+	// closes then), and its successor's term is higher.
+	ForceRelease(ctx context.Context, election string) (bool, error)
 }
 
 // Leadership is one term of leadership: a [Lock] whose Fence is the term,

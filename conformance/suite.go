@@ -23,6 +23,9 @@ func Run(t *testing.T, maker HarnessMaker) {
 	t.Run("EventBus", func(t *testing.T) { RunEventBus(t, maker) })
 	t.Run("Jobs", func(t *testing.T) { RunJobs(t, maker) })
 	t.Run("RateLimiter", func(t *testing.T) { RunRateLimiter(t, maker) })
+	t.Run("RWLocker", func(t *testing.T) { RunRWLocker(t, maker) })
+	t.Run("Semaphores", func(t *testing.T) { RunSemaphores(t, maker) })
+	t.Run("Elector", func(t *testing.T) { RunElector(t, maker) })
 }
 
 // RunBackend runs the cases about a Backend as a whole: declared

@@ -2466,6 +2466,45 @@ func (c *MockElectorCampaignCall) DoAndReturn(f func(context.Context, string, st
 	return c
 }
 
+// ForceRelease mocks base method.
+func (m *MockElector) ForceRelease(ctx context.Context, election string) (bool, error) {
+	m.ctrl.T.Helper()
+	ret := m.ctrl.Call(m, "ForceRelease", ctx, election)
+	ret0, _ := ret[0].(bool)
+	ret1, _ := ret[1].(error)
+	return ret0, ret1
+}
+
+// ForceRelease indicates an expected call of ForceRelease.
+func (mr *MockElectorMockRecorder) ForceRelease(ctx, election any) *MockElectorForceReleaseCall {
+	mr.mock.ctrl.T.Helper()
+	call := mr.mock.ctrl.RecordCallWithMethodType(mr.mock, "ForceRelease", reflect.TypeOf((*MockElector)(nil).ForceRelease), ctx, election)
+	return &MockElectorForceReleaseCall{Call: call}
+}
+
+// MockElectorForceReleaseCall wrap *gomock.Call
+type MockElectorForceReleaseCall struct {
+	*gomock.Call
+}
+
+// Return rewrite *gomock.Call.Return
+func (c *MockElectorForceReleaseCall) Return(arg0 bool, arg1 error) *MockElectorForceReleaseCall {
+	c.Call = c.Call.Return(arg0, arg1)
+	return c
+}
+
+// Do rewrite *gomock.Call.Do
+func (c *MockElectorForceReleaseCall) Do(f func(context.Context, string) (bool, error)) *MockElectorForceReleaseCall {
+	c.Call = c.Call.Do(f)
+	return c
+}
+
+// DoAndReturn rewrite *gomock.Call.DoAndReturn
+func (c *MockElectorForceReleaseCall) DoAndReturn(f func(context.Context, string) (bool, error)) *MockElectorForceReleaseCall {
+	c.Call = c.Call.DoAndReturn(f)
+	return c
+}
+
 // Leader mocks base method.
 func (m *MockElector) Leader(ctx context.Context, election string) (coord.LeaderInfo, error) {
 	m.ctrl.T.Helper()

@@ -82,6 +82,11 @@ func (UnsupportedElector) Observe(context.Context, string, func(coord.LeaderInfo
 	return nil, Unsupported("Elector", "Observe")
 }
 
+// ForceRelease fails with [coord.ErrUnsupported].
+func (UnsupportedElector) ForceRelease(context.Context, string) (bool, error) {
+	return false, Unsupported("Elector", "ForceRelease")
+}
+
 // UnsupportedJobs is the [coord.Jobs] of a backend without it: every
 // method fails with [coord.ErrUnsupported].
 type UnsupportedJobs struct{}

@@ -47,6 +47,7 @@ type Hub struct {
 	lmu       sync.Mutex
 	resources map[string]*resource // names with a holder or waiters
 	fence     int64                // the last fence handed out, on any resource
+	shapes    shapes               // read-write locks, semaphores, elections (rwlock.go)
 
 	sessions sessionStore
 	jobs     jobTable // periodic jobs' records (jobs.go)
@@ -458,6 +459,7 @@ func (h *Hub) Restart() {
 			h.promoteLocked(r, now)
 		}
 	}
+	h.shapes.restartLocked(h, now)
 	h.lmu.Unlock()
 
 	st := &h.sessions

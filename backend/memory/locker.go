@@ -23,18 +23,72 @@ type resource struct {
 	waiters []*waiter // FIFO, across all nodes
 }
 
+// leaseRes is what a [lock] is a lease on: a Locker resource, a
+// read-write resource, a semaphore or an election. Its methods are called
+// with hub.lmu held.
+type leaseRes interface {
+	// resName returns the name the leases are on.
+	resName() string
+	// dropLocked takes l, which has just ended, out of the holders.
+	dropLocked(l *lock)
+	// expireLocked ends the holders whose deadline passed by now and
+	// hands on what that frees.
+	expireLocked(h *Hub, now time.Time)
+	// promoteLocked hands what is free to the waiters, first come first
+	// served, and forgets the resource once it is idle.
+	promoteLocked(h *Hub, now time.Time)
+	// removeWaiter takes w out of the queue (a waiter that gave up or
+	// whose node closed), handing on what it held back.
+	removeWaiter(w *waiter)
+	// nextExpiry returns the earliest deadline of a holder that keeps
+	// the head of the queue out (zero when none does).
+	nextExpiry() time.Time
+	// notHeldLocked explains why l, which is no longer held, is not:
+	// [coord.ErrNotHeld] when another holder excludes it now,
+	// [coord.ErrExpired] otherwise.
+	notHeldLocked(l *lock) error
+}
+
+func (r *resource) resName() string { return r.name }
+
+func (r *resource) dropLocked(l *lock) {
+	if r.holder == l {
+		r.holder = nil
+	}
+}
+
+func (r *resource) expireLocked(h *Hub, now time.Time) {
+	if l := r.holder; l != nil && !now.Before(l.deadline) {
+		h.endLocked(l, lockLost)
+		r.promoteLocked(h, now)
+	}
+}
+
+func (r *resource) nextExpiry() time.Time {
+	if r.holder != nil {
+		return r.holder.deadline
+	}
+	return time.Time{}
+}
+
 func (r *resource) removeWaiter(w *waiter) {
 	if i := slices.Index(r.waiters, w); i >= 0 {
 		r.waiters = slices.Delete(r.waiters, i, i+1)
 	}
 }
 
-// waiter is one Acquire waiting in a resource's queue.
+// waiter is one Acquire (RLock, Lock, permit Acquire or Campaign)
+// waiting in a queue.
 type waiter struct {
 	node *Backend
-	res  *resource
+	res  leaseRes
 	opts coord.LockOptions
 	wake chan struct{} // buffered 1
+
+	// What the waiter asks for, beyond a Locker lease.
+	write    bool   // a read-write resource's write lease
+	limit    int    // a semaphore's limit
+	identity string // an election's identity
 
 	// Guarded by hub.lmu.
 	granted *lock
@@ -68,11 +122,12 @@ type Locker struct{ n *Backend }
 // by multiple goroutines.
 type lock struct {
 	node      *Backend
-	res       *resource
+	res       leaseRes
 	token     string
 	fence     int64
 	ttl       time.Duration
 	autoRenew bool
+	write     bool // a read-write resource's write lease
 
 	// Guarded by hub.lmu.
 	state    lockState
@@ -137,27 +192,32 @@ func (lk *Locker) Acquire(ctx context.Context, name string, opts ...coord.LockOp
 	n.waiters[w] = struct{}{}
 	delay := waitDelay(o, r, now)
 	h.lmu.Unlock()
-	return lk.wait(ctx, w, delay)
+	l, err := h.wait(ctx, w, delay)
+	if err != nil {
+		return nil, err
+	}
+	return l, nil
 }
 
 // waitDelay is how long a waiter sleeps before its next try when no
 // hand-off wakes it: the retry delay, cut short by the holder's deadline
 // so an expiry is noticed even if the holder's node is late to see it.
-func waitDelay(o coord.LockOptions, r *resource, now time.Time) time.Duration {
+func waitDelay(o coord.LockOptions, r leaseRes, now time.Time) time.Duration {
 	d := o.RetryDelay
 	if d <= 0 && o.Retries < 0 {
 		d = coord.DefaultRetryDelay
 	}
-	if r.holder != nil {
-		if left := r.holder.deadline.Sub(now); left < d {
+	if at := r.nextExpiry(); !at.IsZero() {
+		if left := at.Sub(now); left < d {
 			d = left
 		}
 	}
 	return max(d, 0)
 }
 
-func (lk *Locker) wait(ctx context.Context, w *waiter, delay time.Duration) (coord.Lock, error) {
-	h := lk.n.hub
+// wait waits for w, queued in its resource, to be granted its lease, up
+// to its retry budget or until ctx ends.
+func (h *Hub) wait(ctx context.Context, w *waiter, delay time.Duration) (*lock, error) {
 	r := w.res
 	left := w.opts.Retries
 	t := time.NewTimer(delay)
@@ -176,10 +236,10 @@ func (lk *Locker) wait(ctx context.Context, w *waiter, delay time.Duration) (coo
 				// Never leave a lease with a caller that gave up.
 				if l.state == lockHeld {
 					h.endLocked(l, lockReleased)
-					h.promoteLocked(r, time.Now())
+					r.promoteLocked(h, time.Now())
 				}
 				h.lmu.Unlock()
-				if w.closed || lk.n.closed.Load() {
+				if w.closed || w.node.closed.Load() {
 					return nil, errClosed("Acquire")
 				}
 				return nil, errors.Join(coord.ErrNotAcquired, ctx.Err())
@@ -203,7 +263,7 @@ func (lk *Locker) wait(ctx context.Context, w *waiter, delay time.Duration) (coo
 		}
 		// A try: the holder may have run out.
 		now := time.Now()
-		h.expireLocked(r, now)
+		r.expireLocked(h, now)
 		if l := w.granted; l != nil {
 			h.lmu.Unlock()
 			return l, nil
@@ -214,7 +274,7 @@ func (lk *Locker) wait(ctx context.Context, w *waiter, delay time.Duration) (coo
 		if left == 0 {
 			h.removeWaiterLocked(w)
 			h.lmu.Unlock()
-			return nil, fmt.Errorf("%w: coord/memory: %q is held", coord.ErrNotAcquired, r.name)
+			return nil, fmt.Errorf("%w: coord/memory: %q is held", coord.ErrNotAcquired, r.resName())
 		}
 		t.Reset(waitDelay(w.opts, r, now))
 		h.lmu.Unlock()
@@ -267,7 +327,8 @@ func (lk *Locker) ForceRelease(ctx context.Context, resource string) (bool, erro
 	return true, nil
 }
 
-// Held returns the leases this node holds whose deadline has not passed.
+// Held returns the Locker leases this node holds whose deadline has not
+// passed (not its read-write leases, permits or leaderships).
 func (lk *Locker) Held() []coord.Lock {
 	n := lk.n
 	if n.closed.Load() {
@@ -279,7 +340,7 @@ func (lk *Locker) Held() []coord.Lock {
 	now := time.Now()
 	out := make([]coord.Lock, 0, len(n.timers))
 	for _, l := range n.timers {
-		if now.Before(l.deadline) {
+		if _, ok := l.res.(*resource); ok && now.Before(l.deadline) {
 			out = append(out, l)
 		}
 	}
@@ -291,7 +352,9 @@ func (lk *Locker) Held() []coord.Lock {
 func (h *Hub) removeWaiterLocked(w *waiter) {
 	w.res.removeWaiter(w)
 	delete(w.node.waiters, w)
-	h.dropIdleLocked(w.res)
+	if r, ok := w.res.(*resource); ok {
+		h.dropIdleLocked(r)
+	}
 }
 
 // dropIdleLocked forgets r once it has neither a holder nor waiters.
@@ -304,6 +367,15 @@ func (h *Hub) dropIdleLocked(r *resource) {
 // grantLocked makes n the holder of r with a new fence (from the hub's
 // one counter) and token.
 func (h *Hub) grantLocked(r *resource, n *Backend, o coord.LockOptions, now time.Time, token string) *lock {
+	l := h.newLeaseLocked(r, n, o, now, token)
+	r.holder = l
+	return l
+}
+
+// newLeaseLocked makes a lease on r held by n, with a new fence (from the
+// hub's one counter) and token, and schedules its timer; the caller adds
+// it to r's holders.
+func (h *Hub) newLeaseLocked(r leaseRes, n *Backend, o coord.LockOptions, now time.Time, token string) *lock {
 	h.fence++
 	l := &lock{
 		node:      n,
@@ -315,7 +387,6 @@ func (h *Hub) grantLocked(r *resource, n *Backend, o coord.LockOptions, now time
 		deadline:  now.Add(o.TTL),
 		heapIdx:   -1,
 	}
-	r.holder = l
 	n.scheduleLocked(l, now)
 	return l
 }
@@ -345,9 +416,7 @@ func (h *Hub) endLocked(l *lock, st lockState) {
 		return
 	}
 	l.state = st
-	if l.res.holder == l {
-		l.res.holder = nil
-	}
+	l.res.dropLocked(l)
 	n := l.node
 	if l.heapIdx >= 0 {
 		n.timers.remove(l.heapIdx)
@@ -357,17 +426,16 @@ func (h *Hub) endLocked(l *lock, st lockState) {
 	}
 }
 
-// expireLocked ends r's lease if its deadline passed, and hands r on.
-func (h *Hub) expireLocked(r *resource, now time.Time) {
-	if l := r.holder; l != nil && !now.Before(l.deadline) {
-		h.endLocked(l, lockLost)
-		h.promoteLocked(r, now)
-	}
-}
+// expireLocked ends r's leases whose deadline passed, and hands r on.
+func (h *Hub) expireLocked(r leaseRes, now time.Time) { r.expireLocked(h, now) }
+
+// promoteLocked hands what is free of r to its waiters, or drops r from
+// the hub when it is idle.
+func (h *Hub) promoteLocked(r leaseRes, now time.Time) { r.promoteLocked(h, now) }
 
 // promoteLocked hands a free r to its longest waiting Acquire, or drops
 // r from the hub when nobody waits.
-func (h *Hub) promoteLocked(r *resource, now time.Time) {
+func (r *resource) promoteLocked(h *Hub, now time.Time) {
 	if r.holder != nil {
 		return
 	}
@@ -410,7 +478,7 @@ func (h *Hub) runDueLocked(n *Backend, now time.Time) time.Time {
 }
 
 // Resource returns the name the lease is on.
-func (l *lock) Resource() string { return l.res.name }
+func (l *lock) Resource() string { return l.res.resName() }
 
 // Token returns the lease's secret token.
 func (l *lock) Token() string { return l.token }
@@ -420,11 +488,13 @@ func (l *lock) Fence() int64 { return l.fence }
 
 // notHeldLocked explains why l is not held: [coord.ErrNotHeld] when
 // someone else holds the resource, [coord.ErrExpired] when nobody does.
-func (l *lock) notHeldLocked() error {
-	if r := l.node.hub.resources[l.res.name]; r != nil && r.holder != nil {
-		return fmt.Errorf("%w: coord/memory: %q has another holder", coord.ErrNotHeld, l.res.name)
+func (l *lock) notHeldLocked() error { return l.res.notHeldLocked(l) }
+
+func (r *resource) notHeldLocked(l *lock) error {
+	if cur := l.node.hub.resources[r.name]; cur != nil && cur.holder != nil {
+		return fmt.Errorf("%w: coord/memory: %q has another holder", coord.ErrNotHeld, r.name)
 	}
-	return fmt.Errorf("%w: coord/memory: lease on %q ended", coord.ErrExpired, l.res.name)
+	return fmt.Errorf("%w: coord/memory: lease on %q ended", coord.ErrExpired, r.name)
 }
 
 // TTL returns the time left on the lease. May return [coord.ErrNotHeld]
@@ -506,5 +576,5 @@ func (l *lock) Done() <-chan struct{} {
 
 // String describes the lease without its token.
 func (l *lock) String() string {
-	return fmt.Sprintf("memory.Lock{resource: %q, fence: %d, token: %s}", l.res.name, l.fence, secret.Redact(l.token))
+	return fmt.Sprintf("memory.Lock{resource: %q, fence: %d, token: %s}", l.res.resName(), l.fence, secret.Redact(l.token))
 }

@@ -6,13 +6,13 @@ import (
 )
 
 // RWLocker returns the read-write leases of this instance.
-func (n *Backend) RWLocker() coord.RWLocker { return driver.UnsupportedRWLocker{} }
+func (n *Backend) RWLocker() coord.RWLocker { return &RWLocker{n} }
 
 // Semaphores returns the permits of this instance.
-func (n *Backend) Semaphores() coord.Semaphores { return driver.UnsupportedSemaphores{} }
+func (n *Backend) Semaphores() coord.Semaphores { return &Semaphores{n} }
 
 // Elector returns the elections this instance takes part in.
-func (n *Backend) Elector() coord.Elector { return driver.UnsupportedElector{} }
+func (n *Backend) Elector() coord.Elector { return &Elector{n} }
 
 // Jobs returns the record of periodic jobs.
 func (n *Backend) Jobs() coord.Jobs { return &Jobs{n: n} }

@@ -79,6 +79,10 @@ func TestRunEmbedded(t *testing.T) {
 		`periodic: every instance runs RunEvery("demo:digest"`,
 		"ran the digest of period",
 		"once per period: yes",
+		"election: demo-2 sees demo-1 lead",
+		"semaphore: demo-1 and demo-2 call the partner API; demo-3 tries too: refused",
+		"a new reader waits behind the writer",
+		"the reader left and demo-2 wrote",
 	)
 	for _, bad := range []string{"NOT coherent", "STILL LIVE", "NOT increasing", "want exactly 1", "once per period: NO"} {
 		if strings.Contains(s, bad) {

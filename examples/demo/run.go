@@ -170,6 +170,9 @@ func run(ctx context.Context, cfg config, w io.Writer) (err error) {
 		return d.quiet(ctx, fmt.Errorf("sessions: %w", err))
 	}
 	d.rateScene(ctx)
+	if err := d.leases(ctx); err != nil {
+		return d.quiet(ctx, fmt.Errorf("leases: %w", err))
+	}
 	d.loop(ctx)
 	d.summary()
 	return nil

@@ -2,11 +2,11 @@ package logging
 
 import "github.com/cgn-bot/coord"
 
-func (b *backend) RWLocker() coord.RWLocker { return b.next.RWLocker() }
+func (b *backend) RWLocker() coord.RWLocker { return b.m.RWLocker(b.next.RWLocker()) }
 
-func (b *backend) Semaphores() coord.Semaphores { return b.next.Semaphores() }
+func (b *backend) Semaphores() coord.Semaphores { return b.m.Semaphores(b.next.Semaphores()) }
 
-func (b *backend) Elector() coord.Elector { return b.next.Elector() }
+func (b *backend) Elector() coord.Elector { return b.m.Elector(b.next.Elector()) }
 
 func (b *backend) Jobs() coord.Jobs { return b.m.Jobs(b.next.Jobs()) }
 

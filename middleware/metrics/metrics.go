@@ -128,6 +128,7 @@ type Middleware struct {
 	caches *cacheCollector // near caches, see Middleware.Cache
 	jobs   *jobMetrics     // see jobs.go
 	rates  *rateDecisions  // see Middleware.RateLimiter
+	leases *leaseMetrics   // read and write leases, permits, leaderships
 }
 
 // Channels, the values of the channel label.
@@ -271,6 +272,7 @@ func New(reg prometheus.Registerer, opts *Options) (*Middleware, error) {
 	caches := register(&r, newCacheCollector(ns))
 	jobs := register(&r, newJobMetrics(ns, o.ResourceLabel))
 	rates := register(&r, newRateDecisionsVec(ns))
+	leases := newLeaseMetrics(&r, ns, o.LockBuckets)
 	if r.err != nil {
 		r.undo()
 		return nil, r.err
@@ -287,6 +289,7 @@ func New(reg prometheus.Registerer, opts *Options) (*Middleware, error) {
 		caches:      caches,
 		jobs:        jobs,
 		rates:       newRateDecisions(rates),
+		leases:      leases,
 	}
 	m.received, m.channelPfx = received, o.ChannelPrefix
 	for i := range m.purges {

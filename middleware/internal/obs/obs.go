@@ -48,6 +48,17 @@ const (
 	RateAllow
 	RatePeek
 	RateReset
+	RWRLock
+	RWLock
+	RWState
+	RWForceRelease
+	SemAcquire
+	SemHolders
+	SemForceRelease
+	ElectCampaign
+	ElectLeader
+	ElectObserve
+	ElectForceRelease
 	// NumOps is the number of operations.
 	NumOps
 )
@@ -86,6 +97,17 @@ var opNames = [NumOps]string{
 	RateAllow:           "rate_allow",
 	RatePeek:            "rate_peek",
 	RateReset:           "rate_reset",
+	RWRLock:             "rwlock_rlock",
+	RWLock:              "rwlock_lock",
+	RWState:             "rwlock_state",
+	RWForceRelease:      "rwlock_force_release",
+	SemAcquire:          "semaphore_acquire",
+	SemHolders:          "semaphore_holders",
+	SemForceRelease:     "semaphore_force_release",
+	ElectCampaign:       "election_campaign",
+	ElectLeader:         "election_leader",
+	ElectObserve:        "election_observe",
+	ElectForceRelease:   "election_force_release",
 }
 
 // String returns the operation's name, such as "lock_acquire".
