@@ -159,6 +159,12 @@ func benchRun(ctx context.Context, cfg config, run int) (*runResult, error) {
 		return nil, err
 	}
 	defer closeAll()
+	leaseT, closeLeases, err := leaseTests(srv, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer closeLeases()
+	tests = append(tests, leaseT...)
 
 	meter := cpuMeter{admin: srv.newClient()}
 	defer meter.admin.Close()

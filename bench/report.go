@@ -149,7 +149,7 @@ func report(w io.Writer, cfg config, e *env, tests []*test, r *results) {
 	p("")
 	p("| target | measured | result |")
 	p("|---|---:|:---:|")
-	for _, t := range targets(cfg) {
+	for _, t := range append(targets(cfg), leaseTargets(cfg)...) {
 		o, ok := t.eval(cfg, tests, r)
 		if !ok {
 			continue

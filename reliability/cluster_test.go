@@ -60,7 +60,7 @@ func (h *clusterHarness) NewInstance(t *testing.T) coord.Backend {
 }
 
 func (h *clusterHarness) Capabilities() conformance.Capabilities {
-	return conformance.Capabilities{CutSubscription: true, ForeignPublish: true, Unsupported: []conformance.Primitive{conformance.RWLocks, conformance.Semaphores, conformance.Elections}}
+	return conformance.Capabilities{CutSubscription: true, ForeignPublish: true}
 }
 
 // PublishRaw publishes on one node: classic PUBLISH reaches the

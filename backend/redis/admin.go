@@ -51,9 +51,9 @@ type LeaseInfo struct {
 	// Fence is the last fence drawn for the resource: the holder's while
 	// the lease is held. 0 when the resource has no fence counter.
 	Fence int64
-	// Holder is the instance ID of the holder when the lease value
-	// records it. The Locker's lease value is its token alone today, so
-	// Holder is empty.
+	// Holder is the instance ID of the holder, recorded in the lease
+	// value beside its secret part (empty for a value that records none,
+	// such as an older writer's). The secret part is never returned.
 	Holder string
 	// Tag is a short, non-reversible tag of the lease value (the first 8
 	// hex digits of its SHA-256), so two reads can tell whether the lease
@@ -205,6 +205,7 @@ func parseLeaseInfo(resource string, res []any) (LeaseInfo, error) {
 		return li, nil
 	}
 	li.State = LeaseHeld
+	li.Holder = holderOf(v)
 	li.Tag = secret.Redact(v)
 	return li, nil
 }
@@ -457,4 +458,171 @@ func (b *Backend) scan(ctx context.Context, match string) iter.Seq2[string, erro
 			}
 		}
 	}
+}
+
+// Holder is one holder of a lease as an administrator may see it (a read
+// lease, a permit, a writer or a waiting writer's intent). It carries no
+// secret.
+type Holder struct {
+	// InstanceID is the holding instance's ID, recorded in the lease
+	// value (empty for a value that records none).
+	InstanceID string
+	// TTL is the time left, by the server's clock; -1 when unknown.
+	TTL time.Duration
+	// Tag is a short, non-reversible tag of the lease value (8 hex
+	// digits of its SHA-256), to tell two holders of one instance apart.
+	Tag string
+}
+
+// RWInfo describes a read-write resource. It carries no secret.
+type RWInfo struct {
+	// Resource is the resource's name.
+	Resource string
+	// Writer is the write lease's holder; nil when none.
+	Writer *Holder
+	// Readers are the live read leases, soonest to end first.
+	Readers []Holder
+	// WritersWaiting are the live intents of waiting writers, soonest to
+	// lapse first.
+	WritersWaiting []Holder
+	// Fence is the last fence drawn for the resource (readers and writers
+	// share the counter); 0 when there is none.
+	Fence int64
+}
+
+// SemaphoreInfo describes the permits of a resource. It carries no secret.
+type SemaphoreInfo struct {
+	// Resource is the resource's name.
+	Resource string
+	// Holders are the live permits, soonest to end first.
+	Holders []Holder
+	// Fence is the last fence drawn for the resource; 0 when there is none.
+	Fence int64
+}
+
+// zsetInfoLua reads the live members of the ZSETs KEYS[from...] with their
+// time left (server clock): returns {now, {member, ms, ...}, ...}.
+const zsetInfoLua = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local function live(key)
+  local out = {}
+  local z = redis.call('ZRANGEBYSCORE', key, '(' .. now, '+inf', 'WITHSCORES')
+  for i = 1, #z, 2 do
+    out[#out + 1] = z[i]
+    out[#out + 1] = tonumber(z[i + 1]) - now
+  end
+  return out
+end
+`
+
+// rwInfoScript reads a read-write resource at one moment: KEYS writer,
+// fence, readers, intents. Returns {writer value or false, its PTTL,
+// fence or false, readers, intents} (see zsetInfoLua).
+var rwInfoScript = goredis.NewScript(zsetInfoLua + `
+return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1]), redis.call('GET', KEYS[2]), live(KEYS[3]), live(KEYS[4])}
+`)
+
+// semInfoScript reads a semaphore at one moment: KEYS permits, fence.
+// Returns {fence or false, permits}.
+var semInfoScript = goredis.NewScript(zsetInfoLua + `
+return {redis.call('GET', KEYS[2]), live(KEYS[1])}
+`)
+
+// RW returns who holds the read-write resource now. The error wraps
+// [coord.ErrInvalid] for a bad name or a reply that does not parse.
+func (b *Backend) RW(ctx context.Context, resource string) (RWInfo, error) {
+	if err := b.checkOpen(); err != nil {
+		return RWInfo{}, err
+	}
+	if err := driver.ValidateName("resource", resource); err != nil {
+		return RWInfo{}, err
+	}
+	keys, _ := b.keys.rwKeys(resource)
+	res, err := rwInfoScript.Run(ctx, b.client, keys).Slice()
+	if err := b.fail(ctx, "read-write info", err); err != nil {
+		return RWInfo{}, err
+	}
+	bad := fmt.Errorf("%w: coord/redis: read-write resource %q: malformed reply", coord.ErrInvalid, resource)
+	if len(res) != 5 {
+		return RWInfo{}, bad
+	}
+	ri := RWInfo{Resource: resource}
+	if v, ok := res[0].(string); ok {
+		pttl, _ := res[1].(int64)
+		h := Holder{InstanceID: holderOf(v), TTL: -1, Tag: secret.Redact(v)}
+		if pttl >= 0 {
+			h.TTL = time.Duration(pttl) * time.Millisecond
+		}
+		ri.Writer = &h
+	}
+	if ri.Fence, err = parseFence(res[2]); err != nil {
+		return RWInfo{}, bad
+	}
+	if ri.Readers, err = parseHolders(res[3]); err != nil {
+		return RWInfo{}, bad
+	}
+	if ri.WritersWaiting, err = parseHolders(res[4]); err != nil {
+		return RWInfo{}, bad
+	}
+	return ri, nil
+}
+
+// Semaphore returns the live permits of resource now. The error wraps
+// [coord.ErrInvalid] for a bad name or a reply that does not parse.
+func (b *Backend) Semaphore(ctx context.Context, resource string) (SemaphoreInfo, error) {
+	if err := b.checkOpen(); err != nil {
+		return SemaphoreInfo{}, err
+	}
+	if err := driver.ValidateName("resource", resource); err != nil {
+		return SemaphoreInfo{}, err
+	}
+	keys, _ := b.keys.semKeys(resource)
+	res, err := semInfoScript.Run(ctx, b.client, keys).Slice()
+	if err := b.fail(ctx, "semaphore info", err); err != nil {
+		return SemaphoreInfo{}, err
+	}
+	bad := fmt.Errorf("%w: coord/redis: semaphore %q: malformed reply", coord.ErrInvalid, resource)
+	if len(res) != 2 {
+		return SemaphoreInfo{}, bad
+	}
+	si := SemaphoreInfo{Resource: resource}
+	if si.Fence, err = parseFence(res[0]); err != nil {
+		return SemaphoreInfo{}, bad
+	}
+	if si.Holders, err = parseHolders(res[1]); err != nil {
+		return SemaphoreInfo{}, bad
+	}
+	return si, nil
+}
+
+// parseFence reads a fence counter (nil: none).
+func parseFence(v any) (int64, error) {
+	s, ok := v.(string)
+	if !ok {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 1 {
+		return 0, errors.New("fence counter is not a positive integer")
+	}
+	return n, nil
+}
+
+// parseHolders reads a {member, ms left, ...} list of zsetInfoLua.
+func parseHolders(v any) ([]Holder, error) {
+	list, ok := v.([]any)
+	if !ok || len(list)%2 != 0 {
+		return nil, errors.New("malformed holder list")
+	}
+	out := make([]Holder, 0, len(list)/2)
+	for i := 0; i < len(list); i += 2 {
+		m, ok1 := list[i].(string)
+		ms, ok2 := list[i+1].(int64)
+		if !ok1 || !ok2 {
+			return nil, errors.New("malformed holder list")
+		}
+		out = append(out, Holder{InstanceID: holderOf(m), TTL: time.Duration(ms) * time.Millisecond, Tag: secret.Redact(m)})
+	}
+	return out, nil
 }

@@ -68,8 +68,8 @@ func TestAdminLeases(t *testing.T) {
 	var got []string
 	for _, li := range all {
 		got = append(got, li.Resource)
-		if li.State != coordredis.LeaseHeld || li.Fence != fences[li.Resource] || li.TTL <= 0 || li.TTL > time.Minute || len(li.Tag) != 8 || li.Holder != "" {
-			t.Errorf("lease %+v: want held, fence %d, TTL in (0, 1m], an 8-digit tag and no holder", li, fences[li.Resource])
+		if li.State != coordredis.LeaseHeld || li.Fence != fences[li.Resource] || li.TTL <= 0 || li.TTL > time.Minute || len(li.Tag) != 8 || li.Holder != b.InstanceID() {
+			t.Errorf("lease %+v: want held, fence %d, TTL in (0, 1m], an 8-digit tag and holder %q", li, fences[li.Resource], b.InstanceID())
 		}
 	}
 	want := []string{"job:a{b}", "job:p%q", "job:sp ace", "job:x*y", "job:xzy", "job:ünï", "other"}

@@ -75,7 +75,7 @@ func (h *miniHarness) NewInstance(t *testing.T) coord.Backend {
 }
 
 func (h *miniHarness) Capabilities() conformance.Capabilities {
-	return conformance.Capabilities{ForeignPublish: true, Unsupported: []conformance.Primitive{conformance.RWLocks, conformance.Semaphores, conformance.Elections}}
+	return conformance.Capabilities{ForeignPublish: true}
 }
 
 func (h *miniHarness) PublishRaw(t *testing.T, channel string, payload []byte) {
@@ -141,7 +141,7 @@ func (h *realHarness) NewInstance(t *testing.T) coord.Backend {
 }
 
 func (h *realHarness) Capabilities() conformance.Capabilities {
-	return conformance.Capabilities{CutSubscription: true, ForeignPublish: true, Unsupported: []conformance.Primitive{conformance.RWLocks, conformance.Semaphores, conformance.Elections}}
+	return conformance.Capabilities{CutSubscription: true, ForeignPublish: true}
 }
 
 func (h *realHarness) PublishRaw(t *testing.T, channel string, payload []byte) {
@@ -171,7 +171,7 @@ type restartHarness struct {
 }
 
 func (h restartHarness) Capabilities() conformance.Capabilities {
-	return conformance.Capabilities{CutSubscription: true, ForeignPublish: true, Restart: true, Unsupported: []conformance.Primitive{conformance.RWLocks, conformance.Semaphores, conformance.Elections}}
+	return conformance.Capabilities{CutSubscription: true, ForeignPublish: true, Restart: true}
 }
 
 func (h restartHarness) Restart(t *testing.T) { h.nodes[0].Restart(t) }

@@ -66,7 +66,7 @@ func (lk *Locker) handoffTarget(resource string) (*waiter, bool) {
 func (l *lock) handOff(ctx context.Context, w *waiter, yield bool) error {
 	lk := l.lk
 	b := lk.b
-	token := secret.LockToken()
+	token := secret.LockToken() + b.holderSuffix()
 	y := "0"
 	if yield {
 		y = "1"

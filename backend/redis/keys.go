@@ -100,3 +100,27 @@ func (k keyspace) sessionKeys(first string, extra ...string) []string {
 	keys = append(keys, first, k.sessExp, k.sessByUser, k.sessCreated, k.sessUsers)
 	return append(keys, extra...)
 }
+
+// rwKeys returns the keys of a read-write resource, all in the hash slot
+// of its name: the writer key, the fence counter, the readers ZSET and the
+// writer intents ZSET (the order of the scripts' KEYS), and its wake
+// channel.
+func (k keyspace) rwKeys(resource string) (keys []string, channel string) {
+	base := k.prefix + "rw:{" + escapeName(resource) + "}"
+	return []string{base + ":w", base + ":fence", base + ":r", base + ":q"}, base + ":wake"
+}
+
+// semKeys returns the keys of a semaphore (the permits ZSET and the
+// fence counter, in one hash slot) and its wake channel.
+func (k keyspace) semKeys(resource string) (keys []string, channel string) {
+	base := k.prefix + "sem:{" + escapeName(resource) + "}"
+	return []string{base, base + ":fence"}, base + ":wake"
+}
+
+// electKeys returns the keys of an election (the leadership hash and the
+// fence counter, whose draws are the terms, in one hash slot) and its
+// changes channel.
+func (k keyspace) electKeys(election string) (keys []string, channel string) {
+	base := k.prefix + "elect:{" + escapeName(election) + "}"
+	return []string{base, base + ":fence"}, base + ":changes"
+}

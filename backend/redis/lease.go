@@ -3,23 +3,75 @@ package redis
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/cgn-bot/coord"
 	"github.com/cgn-bot/coord/driver"
 	"github.com/cgn-bot/coord/internal/secret"
 )
 
-// lock is one lease.
+// leaseKind is what sets one kind of lease apart: an exclusive lock, a
+// read or write lease, a permit, a leadership. Every kind shares the rest
+// of the engine: Token, Fence, TTL, Extend, Release (and its giving up and
+// retrying in the background), the watchdog's renewals and Done.
+//
+// Each script takes the lease's keys (lock.keys) and, as ARGV[1], its
+// value (the token):
+//   - release: ARGV[2...] are lock.relArgs; returns 1 released, 0 nobody
+//     holds it (expired), -1 someone else holds it.
+//   - extend: ARGV[2] the new TTL in milliseconds; returns as release.
+//   - ttl: returns {1, pttl} held, {0, 0} expired, {-1, 0} held by another.
+type leaseKind struct {
+	name                 string // "lock", "read lease", ...
+	exclusive            bool   // the Locker's lease: local handoffs, listed by Held
+	release, extend, ttl *goredis.Script
+	// woken wakes this instance's waiters after it released a lease of
+	// this kind on resource.
+	woken func(resource string)
+	// handoff, when set, may release l by handing it to a local waiter;
+	// ok is false when it did not try (Release then releases as usual).
+	// n is the release script's code: 1 (handed over, or released), 0
+	// expired. l.opMu is held.
+	handoff func(ctx context.Context, l *lock) (n int64, ok bool, err error)
+}
+
+// newToken returns a new lease value: a secret part of 128 bits from
+// crypto/rand (22 characters of unpadded base64url, never a '.'), a '.'
+// and the instance ID of this Backend, so tools can show the holder
+// (holderOf) without a second key and without the secret. Scripts compare
+// the whole value.
+func (b *Backend) newToken() string { return secret.LockToken() + b.holderSuffix() }
+
+// holderSuffix is what newToken appends to the secret part.
+func (b *Backend) holderSuffix() string { return "." + b.opts.InstanceID }
+
+// holderOf returns the instance ID recorded in a lease value, up to a
+// newline (after which a leadership's value carries its identity); empty
+// for a value that records none (an older or foreign writer's).
+func holderOf(v string) string {
+	_, rest, ok := strings.Cut(v, ".")
+	if !ok {
+		return ""
+	}
+	id, _, _ := strings.Cut(rest, "\n")
+	return id
+}
+
+// lock is one lease of any kind.
 type lock struct {
 	lk        *Locker
+	kind      *leaseKind
+	relArgs   []any // the release script's arguments after the token
 	resource  string
 	key       string
 	token     string
 	fence     int64
-	keys      []string // {key}, for the scripts
+	keys      []string // the kind's script keys; key is the first
 	tokenArg  any      // token, boxed once
 	autoRenew bool
 	done      chan struct{}
@@ -105,9 +157,22 @@ func (l *lock) setDeadlineLocked(start time.Time, ttl time.Duration) {
 
 func (l *lock) heldErr(op string, code int64) error {
 	if code == 0 {
-		return fmt.Errorf("%w: coord/redis: %s lease on %q", coord.ErrExpired, op, l.resource)
+		return fmt.Errorf("%w: coord/redis: %s %s on %q", coord.ErrExpired, op, l.kind.name, l.resource)
 	}
-	return fmt.Errorf("%w: coord/redis: %s lease on %q: another holder has it", coord.ErrNotHeld, op, l.resource)
+	return fmt.Errorf("%w: coord/redis: %s %s on %q: another holder has it", coord.ErrNotHeld, op, l.kind.name, l.resource)
+}
+
+// releasedErr is the error of op on a lease this Lock released: as the
+// memory backend says, [coord.ErrNotHeld] when another holder has it now,
+// else [coord.ErrExpired] (the kind's TTL script tells, reading only; a
+// release still being retried in the background counts as done).
+func (l *lock) releasedErr(ctx context.Context, op string) error {
+	b := l.lk.b
+	res, err := l.kind.ttl.Run(ctx, b.client, l.keys, l.tokenArg).Int64Slice()
+	if err == nil && len(res) == 2 && res[0] == -1 {
+		return fmt.Errorf("%w: coord/redis: %s %s on %q: released; another holder has it", coord.ErrNotHeld, op, l.kind.name, l.resource)
+	}
+	return fmt.Errorf("%w: coord/redis: %s %s on %q: released", coord.ErrExpired, op, l.kind.name, l.resource)
 }
 
 // Release ends the lease and wakes a waiter. May return
@@ -123,12 +188,30 @@ func (l *lock) Release(ctx context.Context) error {
 	if l.isReleased() {
 		return nil
 	}
-	if w, yield := l.lk.handoffTarget(l.resource); w != nil {
-		return l.handOff(ctx, w, yield)
-	}
 	b := l.lk.b
-	ch := b.keys.wakeChannel(l.key)
-	n, err := b.batch.run(ctx, b.sc.lockRelease, l.releaseKeys(), l.tokenArg, ch, b.idArg, b.handoffMs, b.sub.ownArg(ch)).Int64()
+	var n int64
+	var err error
+	if l.kind.exclusive {
+		if w, yield := l.lk.handoffTarget(l.resource); w != nil {
+			return l.handOff(ctx, w, yield)
+		}
+		ch := b.keys.wakeChannel(l.key)
+		n, err = b.batch.run(ctx, b.sc.lockRelease, l.releaseKeys(), l.tokenArg, ch, b.idArg, b.handoffMs, b.sub.ownArg(ch)).Int64()
+	} else {
+		handed := false
+		if l.kind.handoff != nil {
+			n, handed, err = l.kind.handoff(ctx, l)
+		}
+		if !handed {
+			n, err = b.batch.run(ctx, l.kind.release, l.keys, append([]any{l.tokenArg}, l.relArgs...)...).Int64()
+		} else if err == nil && n == 1 {
+			l.mu.Lock()
+			l.released = true
+			l.finishLocked()
+			l.mu.Unlock()
+			return nil // handed over: no waiter to wake
+		}
+	}
 	if err := b.fail(ctx, "release", err); err != nil {
 		l.giveUp()
 		return err
@@ -138,7 +221,7 @@ func (l *lock) Release(ctx context.Context) error {
 	l.finishLocked()
 	l.mu.Unlock()
 	if n == 1 {
-		l.lk.localWake(l.resource)
+		l.kind.woken(l.resource)
 		return nil
 	}
 	return l.heldErr("release", n)
@@ -169,11 +252,11 @@ func (l *lock) Extend(ctx context.Context, ttl time.Duration) error {
 	l.opMu.Lock()
 	defer l.opMu.Unlock()
 	if l.isReleased() {
-		return fmt.Errorf("%w: coord/redis: extend lease on %q: released", coord.ErrNotHeld, l.resource)
+		return l.releasedErr(ctx, "extend")
 	}
 	b := l.lk.b
 	start := time.Now()
-	n, err := b.batch.run(ctx, b.sc.lockExtend, l.keys, l.tokenArg, ttl.Milliseconds()).Int64()
+	n, err := b.batch.run(ctx, l.kind.extend, l.keys, l.tokenArg, ttl.Milliseconds()).Int64()
 	if err := b.fail(ctx, "extend", err); err != nil {
 		return err
 	}
@@ -193,10 +276,10 @@ func (l *lock) TTL(ctx context.Context) (time.Duration, error) {
 	released := l.released
 	l.mu.Unlock()
 	if released {
-		return 0, fmt.Errorf("%w: coord/redis: TTL of lease on %q: released", coord.ErrNotHeld, l.resource)
+		return 0, l.releasedErr(ctx, "TTL of")
 	}
 	b := l.lk.b
-	res, err := b.sc.lockTTL.Run(ctx, b.client, l.keys, l.tokenArg).Int64Slice()
+	res, err := l.kind.ttl.Run(ctx, b.client, l.keys, l.tokenArg).Int64Slice()
 	if err := b.fail(ctx, "lease TTL", err); err != nil {
 		return 0, err
 	}
@@ -228,7 +311,7 @@ func (l *lock) renew(ctx context.Context) (time.Time, bool) {
 	rctx, cancel := context.WithTimeout(ctx, max(time.Until(deadline), 10*time.Millisecond))
 	defer cancel()
 	start := time.Now()
-	n, err := b.sc.lockExtend.Run(rctx, b.client, l.keys, l.tokenArg, ttl.Milliseconds()).Int64()
+	n, err := l.kind.extend.Run(rctx, b.client, l.keys, l.tokenArg, ttl.Milliseconds()).Int64()
 	return l.renewed(ctx, rctx, start, ttl, n, err)
 }
 
@@ -258,7 +341,7 @@ func (l *lock) renewed(ctx, rctx context.Context, start time.Time, ttl time.Dura
 		if err == nil && n == 1 && !l.released {
 			// Declared lost while the renewal was on its way, which then
 			// succeeded: nobody uses the lease now, so let it go.
-			l.lk.addOrphan(l.key, l.token, ttl)
+			l.lk.addOrphanOf(&orphan{kind: l.kind, keys: l.keys, relArgs: l.relArgs, token: l.token, ttl: ttl})
 		}
 		return time.Time{}, false
 	}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/cgn-bot/coord"
 	"github.com/cgn-bot/coord/driver"
-	"github.com/cgn-bot/coord/internal/secret"
 )
 
 // Locker is the Backend's [coord.Locker]. A lease is a key holding the
@@ -64,7 +63,14 @@ import (
 //
 // A Locker is safe for concurrent use by multiple goroutines.
 type Locker struct {
-	b *Backend
+	b    *Backend
+	excl *leaseKind // the kind of the Locker's own leases
+
+	// The other kinds of lease, on the same engine.
+	leases *leaseWaits
+	rw     *RWLocker
+	sem    *Semaphores
+	elect  *Elector
 
 	mu        sync.Mutex
 	held      map[*lock]struct{}
@@ -83,7 +89,7 @@ type Locker struct {
 }
 
 func newLocker(b *Backend) *Locker {
-	return &Locker{
+	lk := &Locker{
 		b:         b,
 		held:      map[*lock]struct{}{},
 		queues:    map[string]*waitq{},
@@ -95,6 +101,22 @@ func newLocker(b *Backend) *Locker {
 		sweepAt:   64,
 		epoch:     time.Now(),
 	}
+	lk.excl = &leaseKind{
+		name: "lease", exclusive: true,
+		release: b.sc.lockRelease, extend: b.sc.lockExtend, ttl: b.sc.lockTTL,
+		woken: lk.localWake,
+	}
+	lk.leases = newLeaseWaits(b)
+	lk.rw = newRWLocker(lk)
+	lk.sem = newSemaphores(lk)
+	lk.elect = newElector(lk)
+	return lk
+}
+
+// exclRelArgs returns the release script's arguments after the token for
+// the exclusive lease key: a release that reserves nothing for waiters.
+func (lk *Locker) exclRelArgs(key string) []any {
+	return []any{lk.b.keys.wakeChannel(key), lk.b.idArg, 0}
 }
 
 // As forwards to [Backend.As].
@@ -153,7 +175,7 @@ func notAcquired(resource string) error {
 func (lk *Locker) try(ctx context.Context, resource string, o coord.LockOptions, waiter bool) (*lock, time.Duration, error) {
 	b := lk.b
 	key, fenceKey := b.keys.lockKeys(resource)
-	token := secret.LockToken()
+	token := b.newToken()
 	start := time.Now()
 	// The script runs to completion even when ctx ends meanwhile, so that
 	// its outcome is known and a lease never stays behind unowned.
@@ -256,7 +278,7 @@ func (lk *Locker) newLock(resource, token string, fence int64, o coord.LockOptio
 
 func (lk *Locker) newLockArgs(resource, key, token string, tokenArg any, fence int64, o coord.LockOptions) *lock {
 	return &lock{
-		lk: lk, resource: resource, key: key, token: token, fence: fence,
+		lk: lk, kind: lk.excl, relArgs: lk.exclRelArgs(key), resource: resource, key: key, token: token, fence: fence,
 		keys: []string{key}, tokenArg: tokenArg,
 		ttl: o.TTL, autoRenew: o.AutoRenew, done: make(chan struct{}),
 	}
@@ -353,21 +375,30 @@ func (lk *Locker) ForceRelease(ctx context.Context, resource string) (bool, erro
 	return n == 1, nil
 }
 
-// Held returns the leases this instance holds and believes are live.
+// Held returns the exclusive leases (those of [Locker.Acquire]) this
+// instance holds and believes are live.
 func (lk *Locker) Held() []coord.Lock {
+	return lk.heldOf(lk.excl)
+}
+
+// heldOf returns the leases of kind this instance holds and believes are
+// live.
+func (lk *Locker) heldOf(kind *leaseKind) []coord.Lock {
 	lk.mu.Lock()
 	defer lk.mu.Unlock()
 	out := make([]coord.Lock, 0, len(lk.held))
 	for l := range lk.held {
-		if !l.gone.Load() && l.live() {
+		if l.kind == kind && !l.gone.Load() && l.live() {
 			out = append(out, l)
 		}
 	}
 	return out
 }
 
-// shutdown stops the watchdog and releases every lease held.
+// shutdown stops the election observers and the watchdog, and releases
+// every lease held, of every kind.
 func (lk *Locker) shutdown(ctx context.Context) error {
+	lk.leases.shutdown()
 	lk.mu.Lock()
 	lk.stopped = true
 	cancel, done := lk.wdCancel, lk.wdDone

@@ -6,13 +6,13 @@ import (
 )
 
 // RWLocker returns the read-write leases of this instance.
-func (b *Backend) RWLocker() coord.RWLocker { return driver.UnsupportedRWLocker{} }
+func (b *Backend) RWLocker() coord.RWLocker { return b.locker.rw }
 
 // Semaphores returns the permits of this instance.
-func (b *Backend) Semaphores() coord.Semaphores { return driver.UnsupportedSemaphores{} }
+func (b *Backend) Semaphores() coord.Semaphores { return b.locker.sem }
 
 // Elector returns the elections this instance takes part in.
-func (b *Backend) Elector() coord.Elector { return driver.UnsupportedElector{} }
+func (b *Backend) Elector() coord.Elector { return b.locker.elect }
 
 // Jobs returns the record of periodic jobs.
 func (b *Backend) Jobs() coord.Jobs { return &Jobs{b: b} }

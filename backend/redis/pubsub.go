@@ -106,6 +106,8 @@ func newSubscriber(b *Backend) *subscriber {
 		fallback: func(ch, p string) {
 			if k.isWakeChannel(ch) {
 				b.locker.remoteWake(ch, p)
+			} else {
+				b.locker.leases.message(ch, p)
 			}
 		},
 		state:      b.setSubState,
@@ -113,6 +115,7 @@ func newSubscriber(b *Backend) *subscriber {
 		gapEnded: func() {
 			b.inv.purgeAll(coord.ReasonReconnect)
 			b.locker.wakeAll()
+			b.locker.leases.gap()
 		},
 		lateLive:  func() { b.inv.purgeAll(coord.ReasonReconnect) },
 		closedErr: b.checkOpenOr,

@@ -16,18 +16,28 @@ import (
 // any answer ends it (the token cannot hold the lease again), and so does
 // the time by which the lease has expired in Redis.
 type orphan struct {
-	key, token string
-	resource   string    // set for a lease that was held: its local waiters are woken
-	until      time.Time // for a lease that was held: it has expired in Redis by then
-	ttl        time.Duration
-	next       time.Time     // when to try next
-	backoff    time.Duration // between tries
-	answered   time.Time     // when the server first answered; zero before
+	kind     *leaseKind
+	keys     []string // the kind's script keys
+	relArgs  []any    // the release script's arguments after the token
+	token    string
+	resource string    // set for a lease that was held: its local waiters are woken
+	until    time.Time // for a lease that was held: it has expired in Redis by then
+	ttl      time.Duration
+	next     time.Time     // when to try next
+	backoff  time.Duration // between tries
+	answered time.Time     // when the server first answered; zero before
 }
 
-// addOrphan records an acquire of unknown outcome for the watchdog.
+// addOrphan records an acquire of an exclusive lease of unknown outcome
+// for the watchdog.
 func (lk *Locker) addOrphan(key, token string, ttl time.Duration) {
-	lk.addOrphanOf(&orphan{key: key, token: token, ttl: ttl})
+	lk.addOrphanOf(&orphan{kind: lk.excl, keys: []string{key}, relArgs: lk.exclRelArgs(key), token: token, ttl: ttl})
+}
+
+// addLeaseOrphan records an acquire of unknown outcome of a lease of kind
+// for the watchdog.
+func (lk *Locker) addLeaseOrphan(kind *leaseKind, keys []string, relArgs []any, token string, ttl time.Duration) {
+	lk.addOrphanOf(&orphan{kind: kind, keys: keys, relArgs: relArgs, token: token, ttl: ttl})
 }
 
 // releaseLater records a held lease whose Release failed, for the
@@ -36,7 +46,7 @@ func (lk *Locker) releaseLater(l *lock) {
 	// A renewal sent before the local deadline moved the expiry in Redis
 	// at most a TTL past it.
 	until := l.deadline.Add(l.ttl)
-	lk.addOrphanOf(&orphan{key: l.key, token: l.token, resource: l.resource, ttl: l.ttl, until: until})
+	lk.addOrphanOf(&orphan{kind: l.kind, keys: l.keys, relArgs: l.relArgs, token: l.token, resource: l.resource, ttl: l.ttl, until: until})
 }
 
 func (lk *Locker) addOrphanOf(o *orphan) {
@@ -59,7 +69,7 @@ func (lk *Locker) reap(ctx context.Context, o *orphan) bool {
 	b := lk.b
 	rctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	n, err := b.sc.lockRelease.Run(rctx, b.client, []string{o.key}, o.token, b.keys.wakeChannel(o.key), b.idArg, 0).Int64()
+	n, err := o.kind.release.Run(rctx, b.client, o.keys, append([]any{o.token}, o.relArgs...)...).Int64()
 	now := time.Now()
 	switch {
 	case err != nil:
@@ -68,7 +78,7 @@ func (lk *Locker) reap(ctx context.Context, o *orphan) bool {
 		}
 	case n == 1 && o.resource != "":
 		b.opts.Logger.Info("coord/redis: released a lease whose Release had failed", "resource_tag", secret.Redact(o.resource))
-		lk.localWake(o.resource)
+		o.kind.woken(o.resource)
 		return false
 	case n == 1:
 		b.opts.Logger.Info("coord/redis: released a lease whose acquire reply was lost")

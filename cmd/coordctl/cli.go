@@ -149,6 +149,10 @@ Commands:
   rate show KEY [--rate N --period D [--burst B] [--window]]
                                  a rate limited key (exit 3 when unknown)
   rate reset KEY                 forget a rate limited key's history
+  rw show NAME                   a read-write resource's writer, readers, waiting writers
+  sem show NAME                  a semaphore's permit holders
+  elect show NAME                an election's leader (instance, identity, term)
+  elect watch NAME [--count N]   print the leader and each change of leader
 
 Global flags (also accepted after the command):
   --url URL          redis:// or rediss:// URL (default: $REDIS_URL, else
@@ -224,6 +228,8 @@ func (c *cli) dispatch(ctx context.Context, args []string) error {
 		return c.job(ctx, rest)
 	case "rate":
 		return c.rate(ctx, rest)
+	case "rw", "sem", "elect":
+		return c.leaseCmd(ctx, cmd, rest)
 	}
 	return usageErr("unknown command %q (run coordctl help)", cmd)
 }

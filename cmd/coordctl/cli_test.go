@@ -61,15 +61,22 @@ func TestLockListAndShow(t *testing.T) {
 		if li.Resource == "jobs:a" {
 			want = locks[1]
 		}
-		if li.State != "held" || li.Fence != want.Fence() || li.TTLms <= 0 || li.TTLms > 60000 || len(li.Tag) != 8 {
-			t.Errorf("lease %+v: want held, fence %d, TTL in (0, 60000] ms, an 8-digit tag", li, want.Fence())
+		if li.State != "held" || li.Fence != want.Fence() || li.TTLms <= 0 || li.TTLms > 60000 || len(li.Tag) != 8 || li.Holder != e.b.InstanceID() {
+			t.Errorf("lease %+v: want held, fence %d, TTL in (0, 60000] ms, an 8-digit tag, holder %q", li, want.Fence(), e.b.InstanceID())
 		}
 	}
-	for _, l := range locks {
-		if strings.Contains(r.stdout, l.Token()) {
-			t.Fatal("lock list printed a token")
+	// The lease value is the secret part, '.', the holder's instance ID:
+	// only the ID may be printed.
+	noSecrets := func(r result) {
+		t.Helper()
+		for _, l := range locks {
+			sec, _, _ := strings.Cut(l.Token(), ".")
+			if len(sec) < 22 || strings.Contains(r.stdout+r.stderr, sec) {
+				t.Fatalf("a lock token's secret part was printed (or is short):\n%s", r)
+			}
 		}
 	}
+	noSecrets(r)
 
 	r = e.run("lock", "list")
 	wantCode(t, r, exitOK)
@@ -77,17 +84,19 @@ func TestLockListAndShow(t *testing.T) {
 	if len(lines) != 4 || !strings.HasPrefix(lines[0], "RESOURCE") || !strings.HasPrefix(lines[1], "jobs:a ") || !strings.HasPrefix(lines[3], "other ") {
 		t.Fatalf("lock list table:\n%s", r)
 	}
-	if !strings.Contains(lines[3], strconv.FormatInt(locks[2].Fence(), 10)) {
-		t.Fatalf("lock list table does not show other's fence %d:\n%s", locks[2].Fence(), r)
+	if !strings.Contains(lines[3], strconv.FormatInt(locks[2].Fence(), 10)) || !strings.Contains(lines[3], e.b.InstanceID()) {
+		t.Fatalf("lock list table does not show other's fence %d and holder %q:\n%s", locks[2].Fence(), e.b.InstanceID(), r)
 	}
+	noSecrets(r)
 
 	r = e.run("-o", "json", "lock", "show", "jobs:a")
 	wantCode(t, r, exitOK)
 	var one leaseJSON
 	decode(t, r, &one)
-	if one.Resource != "jobs:a" || one.State != "held" || one.Fence != locks[1].Fence() {
+	if one.Resource != "jobs:a" || one.State != "held" || one.Fence != locks[1].Fence() || one.Holder != e.b.InstanceID() {
 		t.Fatalf("lock show jobs:a = %+v", one)
 	}
+	noSecrets(r)
 
 	// A free resource: exit 3, still described.
 	if err := locks[2].Release(ctx); err != nil {

@@ -1,0 +1,28 @@
+-- Take the write lease.
+-- KEYS as rw_rlock.lua. ARGV[1] value, ARGV[2] TTL in milliseconds,
+-- ARGV[3] how long a refused writer's intent lasts, in milliseconds (the
+-- waiting writer renews it at each try).
+-- Taken when no writer holds the resource and no read lease is live: the
+-- writer key takes the value, the caller's intent goes. Else the intent is
+-- recorded (or renewed), holding new readers back. Returns the fence
+-- (> 0) when taken, else -2 - the wait hint in milliseconds (when the
+-- writer's lease or the earliest read lease ends; -1 unknown).
+local t = now()
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', t)
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', t)
+local pttl = redis.call('PTTL', KEYS[1])
+local first = zfirst(KEYS[3])
+if pttl == -2 and not first then
+  redis.call('ZREM', KEYS[4], ARGV[1])
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return take()
+end
+redis.call('ZADD', KEYS[4], t + tonumber(ARGV[3]), ARGV[1])
+zkeep(KEYS[4], ARGV[3])
+local hint = -1
+if pttl >= 0 then
+  hint = pttl
+elseif first then
+  hint = first - t
+end
+return -2 - hint

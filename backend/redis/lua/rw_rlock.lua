@@ -1,0 +1,26 @@
+-- Take a read lease.
+-- KEYS[1] writer key, KEYS[2] fence counter, KEYS[3] readers ZSET (value
+-- -> expiry, server ms), KEYS[4] writer intents ZSET (value -> expiry).
+-- ARGV[1] value, ARGV[2] TTL in milliseconds.
+-- Refused while a writer holds the resource or a writer's intent is live
+-- (writer preference). Returns the fence (> 0) when taken, else -2 - the
+-- wait hint in milliseconds (when the writer's lease or the earliest
+-- intent ends; -1 unknown).
+local t = now()
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', t)
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', t)
+local pttl = redis.call('PTTL', KEYS[1])
+local first = zfirst(KEYS[4])
+if pttl ~= -2 or first then
+  local hint = -1
+  if pttl >= 0 then
+    hint = pttl
+  end
+  if first and (hint < 0 or first - t < hint) then
+    hint = first - t
+  end
+  return -2 - hint
+end
+redis.call('ZADD', KEYS[3], t + tonumber(ARGV[2]), ARGV[1])
+zkeep(KEYS[3], ARGV[2])
+return take()
