@@ -217,6 +217,12 @@ func setup(ctx context.Context, srv *server, cfg config) ([]*test, func(), error
 	closers = append(closers, closeRate)
 	tests = append(tests, rt...)
 	tests = append(tests, procTest(srv, cfg))
+	stTests, closeSt, err := streamTests(srv, cfg)
+	if err != nil {
+		return fail(err)
+	}
+	closers = append(closers, closeSt)
+	tests = append(tests, stTests...)
 	for _, t := range tests {
 		t.metrics = append(t.metrics, cpuMetrics...)
 	}

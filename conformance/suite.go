@@ -26,6 +26,7 @@ func Run(t *testing.T, maker HarnessMaker) {
 	t.Run("RWLocker", func(t *testing.T) { RunRWLocker(t, maker) })
 	t.Run("Semaphores", func(t *testing.T) { RunSemaphores(t, maker) })
 	t.Run("Elector", func(t *testing.T) { RunElector(t, maker) })
+	t.Run("Streams", func(t *testing.T) { RunStreams(t, maker) })
 }
 
 // RunBackend runs the cases about a Backend as a whole: declared

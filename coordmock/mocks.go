@@ -3303,6 +3303,45 @@ func (c *MockStreamsConsumeCall) DoAndReturn(f func(context.Context, string, str
 	return c
 }
 
+// DeadLetters mocks base method.
+func (m *MockStreams) DeadLetters(ctx context.Context, stream string, count int) ([]coord.StreamEntry, error) {
+	m.ctrl.T.Helper()
+	ret := m.ctrl.Call(m, "DeadLetters", ctx, stream, count)
+	ret0, _ := ret[0].([]coord.StreamEntry)
+	ret1, _ := ret[1].(error)
+	return ret0, ret1
+}
+
+// DeadLetters indicates an expected call of DeadLetters.
+func (mr *MockStreamsMockRecorder) DeadLetters(ctx, stream, count any) *MockStreamsDeadLettersCall {
+	mr.mock.ctrl.T.Helper()
+	call := mr.mock.ctrl.RecordCallWithMethodType(mr.mock, "DeadLetters", reflect.TypeOf((*MockStreams)(nil).DeadLetters), ctx, stream, count)
+	return &MockStreamsDeadLettersCall{Call: call}
+}
+
+// MockStreamsDeadLettersCall wrap *gomock.Call
+type MockStreamsDeadLettersCall struct {
+	*gomock.Call
+}
+
+// Return rewrite *gomock.Call.Return
+func (c *MockStreamsDeadLettersCall) Return(arg0 []coord.StreamEntry, arg1 error) *MockStreamsDeadLettersCall {
+	c.Call = c.Call.Return(arg0, arg1)
+	return c
+}
+
+// Do rewrite *gomock.Call.Do
+func (c *MockStreamsDeadLettersCall) Do(f func(context.Context, string, int) ([]coord.StreamEntry, error)) *MockStreamsDeadLettersCall {
+	c.Call = c.Call.Do(f)
+	return c
+}
+
+// DoAndReturn rewrite *gomock.Call.DoAndReturn
+func (c *MockStreamsDeadLettersCall) DoAndReturn(f func(context.Context, string, int) ([]coord.StreamEntry, error)) *MockStreamsDeadLettersCall {
+	c.Call = c.Call.DoAndReturn(f)
+	return c
+}
+
 // Info mocks base method.
 func (m *MockStreams) Info(ctx context.Context, stream string) (coord.StreamInfo, error) {
 	m.ctrl.T.Helper()
@@ -3377,6 +3416,45 @@ func (c *MockStreamsRangeCall) Do(f func(context.Context, string, string, int) (
 
 // DoAndReturn rewrite *gomock.Call.DoAndReturn
 func (c *MockStreamsRangeCall) DoAndReturn(f func(context.Context, string, string, int) ([]coord.StreamEntry, error)) *MockStreamsRangeCall {
+	c.Call = c.Call.DoAndReturn(f)
+	return c
+}
+
+// Trim mocks base method.
+func (m *MockStreams) Trim(ctx context.Context, stream string, r coord.Retention) (int64, error) {
+	m.ctrl.T.Helper()
+	ret := m.ctrl.Call(m, "Trim", ctx, stream, r)
+	ret0, _ := ret[0].(int64)
+	ret1, _ := ret[1].(error)
+	return ret0, ret1
+}
+
+// Trim indicates an expected call of Trim.
+func (mr *MockStreamsMockRecorder) Trim(ctx, stream, r any) *MockStreamsTrimCall {
+	mr.mock.ctrl.T.Helper()
+	call := mr.mock.ctrl.RecordCallWithMethodType(mr.mock, "Trim", reflect.TypeOf((*MockStreams)(nil).Trim), ctx, stream, r)
+	return &MockStreamsTrimCall{Call: call}
+}
+
+// MockStreamsTrimCall wrap *gomock.Call
+type MockStreamsTrimCall struct {
+	*gomock.Call
+}
+
+// Return rewrite *gomock.Call.Return
+func (c *MockStreamsTrimCall) Return(arg0 int64, arg1 error) *MockStreamsTrimCall {
+	c.Call = c.Call.Return(arg0, arg1)
+	return c
+}
+
+// Do rewrite *gomock.Call.Do
+func (c *MockStreamsTrimCall) Do(f func(context.Context, string, coord.Retention) (int64, error)) *MockStreamsTrimCall {
+	c.Call = c.Call.Do(f)
+	return c
+}
+
+// DoAndReturn rewrite *gomock.Call.DoAndReturn
+func (c *MockStreamsTrimCall) DoAndReturn(f func(context.Context, string, coord.Retention) (int64, error)) *MockStreamsTrimCall {
 	c.Call = c.Call.DoAndReturn(f)
 	return c
 }

@@ -237,6 +237,11 @@ func TestDashboardSeries(t *testing.T) {
 	if err := a.Events().Publish(ctx, "e", nil); err != nil {
 		t.Fatal(err)
 	}
+	ssub, err := b.Streams().Consume(ctx, "s", "g", func(context.Context, coord.StreamEntry) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ssub.Unsubscribe()
 	select {
 	case <-got:
 	case <-time.After(5 * time.Second):

@@ -154,3 +154,13 @@ func (UnsupportedStreams) Range(context.Context, string, string, int) ([]coord.S
 func (UnsupportedStreams) Info(context.Context, string) (coord.StreamInfo, error) {
 	return coord.StreamInfo{}, Unsupported("Streams", "Info")
 }
+
+// DeadLetters fails with [coord.ErrUnsupported].
+func (UnsupportedStreams) DeadLetters(context.Context, string, int) ([]coord.StreamEntry, error) {
+	return nil, Unsupported("Streams", "DeadLetters")
+}
+
+// Trim fails with [coord.ErrUnsupported].
+func (UnsupportedStreams) Trim(context.Context, string, coord.Retention) (int64, error) {
+	return 0, Unsupported("Streams", "Trim")
+}

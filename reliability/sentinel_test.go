@@ -75,6 +75,7 @@ func TestSentinel(t *testing.T) {
 	t.Run("Locker", func(t *testing.T) { conformance.RunLocker(t, maker) })
 	t.Run("SessionStore", func(t *testing.T) { conformance.RunSessionStore(t, maker) })
 	t.Run("EventBus", func(t *testing.T) { conformance.RunEventBus(t, maker) })
+	t.Run("Streams", func(t *testing.T) { conformance.RunStreams(t, maker) })
 	t.Run("FailoverUnderLoad", func(t *testing.T) { testFailoverUnderLoad(t, g) })
 	t.Run("LockReplicas", func(t *testing.T) { testLockReplicas(t, g) })
 }

@@ -52,6 +52,7 @@ type Hub struct {
 	sessions sessionStore
 	jobs     jobTable // periodic jobs' records (jobs.go)
 	rates    rateStore
+	streams  streamStore
 
 	// nmu guards changes of nodes; readers load the snapshot.
 	nmu   sync.Mutex

@@ -1,9 +1,6 @@
 package memory
 
-import (
-	"github.com/cgn-bot/coord"
-	"github.com/cgn-bot/coord/driver"
-)
+import "github.com/cgn-bot/coord"
 
 // RWLocker returns the read-write leases of this instance.
 func (n *Backend) RWLocker() coord.RWLocker { return &RWLocker{n} }
@@ -21,4 +18,4 @@ func (n *Backend) Jobs() coord.Jobs { return &Jobs{n: n} }
 func (n *Backend) RateLimiter() coord.RateLimiter { return RateLimiter{n} }
 
 // Streams returns the durable streams.
-func (n *Backend) Streams() coord.Streams { return driver.UnsupportedStreams{} }
+func (n *Backend) Streams() coord.Streams { return &Streams{n: n} }

@@ -50,6 +50,7 @@ type Backend struct {
 	rates    *RateLimiter
 	sub      *subscriber
 	budget   *subq.Budget // bytes queued for the subscriptions
+	st       streamState  // the Streams, made on first use (streams.go)
 }
 
 var (
@@ -301,6 +302,7 @@ func (b *Backend) Close(ctx context.Context) error {
 func (b *Backend) shutdown(ctx context.Context) error {
 	var errs []error
 	errs = append(errs, b.locker.shutdown(ctx))
+	errs = append(errs, b.st.shutdown(ctx))
 	b.inv.stop()
 	b.events.stop()
 	b.sub.close()

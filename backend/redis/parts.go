@@ -1,9 +1,6 @@
 package redis
 
-import (
-	"github.com/cgn-bot/coord"
-	"github.com/cgn-bot/coord/driver"
-)
+import "github.com/cgn-bot/coord"
 
 // RWLocker returns the read-write leases of this instance.
 func (b *Backend) RWLocker() coord.RWLocker { return b.locker.rw }
@@ -21,4 +18,4 @@ func (b *Backend) Jobs() coord.Jobs { return &Jobs{b: b} }
 func (b *Backend) RateLimiter() coord.RateLimiter { return b.rates }
 
 // Streams returns the durable streams.
-func (b *Backend) Streams() coord.Streams { return driver.UnsupportedStreams{} }
+func (b *Backend) Streams() coord.Streams { return b.streamPart() }

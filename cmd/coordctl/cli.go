@@ -144,6 +144,8 @@ Commands:
   session revoke USER HANDLE     end one session
   session logout USER            end every session of USER (asks first)
   tail [invalidations|events]    print invalidations and events as they come
+  stream info|pending STREAM     a stream's length, groups, pending, lag
+  stream dead|replay STREAM      its dead letters; its entries from an ID
   health                         connection and server health
   job show NAME --every D        a RunEvery job: this period done?, failures, runner
   rate show KEY [--rate N --period D [--burst B] [--window]]
@@ -230,6 +232,8 @@ func (c *cli) dispatch(ctx context.Context, args []string) error {
 		return c.rate(ctx, rest)
 	case "rw", "sem", "elect":
 		return c.leaseCmd(ctx, cmd, rest)
+	case "stream", "streams":
+		return c.streams(ctx, rest)
 	}
 	return usageErr("unknown command %q (run coordctl help)", cmd)
 }

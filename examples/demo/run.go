@@ -173,6 +173,9 @@ func run(ctx context.Context, cfg config, w io.Writer) (err error) {
 	if err := d.leases(ctx); err != nil {
 		return d.quiet(ctx, fmt.Errorf("leases: %w", err))
 	}
+	if err := d.streams(ctx); err != nil {
+		return d.quiet(ctx, fmt.Errorf("streams: %w", err))
+	}
 	d.loop(ctx)
 	d.summary()
 	return nil

@@ -12,4 +12,4 @@ func (b *backend) Jobs() coord.Jobs { return b.m.Jobs(b.next.Jobs()) }
 
 func (b *backend) RateLimiter() coord.RateLimiter { return b.m.RateLimiter(b.next.RateLimiter()) }
 
-func (b *backend) Streams() coord.Streams { return b.next.Streams() }
+func (b *backend) Streams() coord.Streams { return b.m.Streams(b.next.Streams()) }

@@ -115,6 +115,7 @@ type Middleware struct {
 	sentSingle  prometheus.Counter
 	sentPattern prometheus.Counter
 	events      labelCache[prometheus.Counter]
+	streams     *streamMetrics
 	acquire     labelCache[int] // slots of the resource label (see histograms)
 
 	hist     *histograms
@@ -273,6 +274,7 @@ func New(reg prometheus.Registerer, opts *Options) (*Middleware, error) {
 	jobs := register(&r, newJobMetrics(ns, o.ResourceLabel))
 	rates := register(&r, newRateDecisionsVec(ns))
 	leases := newLeaseMetrics(&r, ns, o.LockBuckets)
+	streams := newStreamMetrics(&r, ns, o.EventLabel)
 	if r.err != nil {
 		r.undo()
 		return nil, r.err
@@ -290,6 +292,7 @@ func New(reg prometheus.Registerer, opts *Options) (*Middleware, error) {
 		jobs:        jobs,
 		rates:       newRateDecisions(rates),
 		leases:      leases,
+		streams:     streams,
 	}
 	m.received, m.channelPfx = received, o.ChannelPrefix
 	for i := range m.purges {

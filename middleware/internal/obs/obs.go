@@ -59,6 +59,12 @@ const (
 	ElectLeader
 	ElectObserve
 	ElectForceRelease
+	StreamAppend
+	StreamConsume
+	StreamRange
+	StreamInfo
+	StreamDeadLetters
+	StreamTrim
 	// NumOps is the number of operations.
 	NumOps
 )
@@ -108,6 +114,12 @@ var opNames = [NumOps]string{
 	ElectLeader:         "election_leader",
 	ElectObserve:        "election_observe",
 	ElectForceRelease:   "election_force_release",
+	StreamAppend:        "stream_append",
+	StreamConsume:       "stream_consume",
+	StreamRange:         "stream_range",
+	StreamInfo:          "stream_info",
+	StreamDeadLetters:   "stream_dead_letters",
+	StreamTrim:          "stream_trim",
 }
 
 // String returns the operation's name, such as "lock_acquire".

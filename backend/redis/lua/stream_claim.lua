@@ -1,0 +1,54 @@
+-- Claims pending entries of a group for a consumer, in one step.
+-- KEYS[1] stream, KEYS[2] dead letters, KEYS[3] trimmed-while-pending
+-- counter, KEYS[4] group liveness (group -> server ms).
+-- ARGV[1] group, ARGV[2] consumer, ARGV[3] min idle ms, ARGV[4] count,
+-- ARGV[5] max deliveries, ARGV[6] "1": only the consumer's own entries,
+-- ARGV[7] the first ID to look at.
+-- An entry trimmed away is acknowledged and counted; one delivered max
+-- deliveries times is dead-lettered (copied with its ID, envelope and
+-- count) and acknowledged; the others are claimed with their count
+-- raised by one. Returns {trimmed, dead, {{id, envelope, count}...}, next}
+-- where next is the last ID looked at ("" when XPENDING ran dry).
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[4], now, ARGV[1])
+local p
+if ARGV[6] == '1' then
+  p = redis.call('XPENDING', KEYS[1], ARGV[1], 'IDLE', ARGV[3], ARGV[7], '+', ARGV[4], ARGV[2])
+else
+  p = redis.call('XPENDING', KEYS[1], ARGV[1], 'IDLE', ARGV[3], ARGV[7], '+', ARGV[4])
+end
+local out = {}
+local trimmed, dead = 0, 0
+local max = tonumber(ARGV[5])
+local last = ''
+for _, e in ipairs(p) do
+  local id, n = e[1], tonumber(e[4])
+  last = id
+  local r = redis.call('XRANGE', KEYS[1], id, id)
+  local env = false
+  if #r == 1 then
+    local f = r[1][2]
+    for i = 1, #f, 2 do
+      if f[i] == 'e' then env = f[i + 1] end
+    end
+  end
+  if #r == 0 then
+    redis.call('XACK', KEYS[1], ARGV[1], id)
+    trimmed = trimmed + 1
+  elseif n >= max then
+    redis.call('XADD', KEYS[2], '*', 'id', id, 'e', env or '', 'n', n, 'g', ARGV[1])
+    redis.call('XACK', KEYS[1], ARGV[1], id)
+    dead = dead + 1
+  else
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id, 'RETRYCOUNT', n + 1, 'JUSTID')
+    out[#out + 1] = {id, env or '', n + 1}
+  end
+end
+if trimmed > 0 then
+  redis.call('INCRBY', KEYS[3], trimmed)
+end
+if #p < tonumber(ARGV[4]) then
+  last = ''
+end
+return {trimmed, dead, out, last}
