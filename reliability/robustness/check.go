@@ -80,6 +80,14 @@ type CheckConfig struct {
 	// time only, since a stopped process handles no invalidation, and a
 	// lease whose holder was stopped is left to the fence checks.
 	Paused []Window
+	// Lossy are the windows in which a write the server acknowledged may
+	// be lost: from a snapshot to the kill that restarts the server from
+	// it (or the writes a lagging replica never got). Stream entries
+	// appended in them may be gone, like session writes.
+	Lossy []Window
+	// ClaimAfter is the stream consumers' claim time: a consumer stopped
+	// for two thirds of it may have its entries redelivered.
+	ClaimAfter time.Duration
 	// Dir receives porcupine visualizations.
 	Dir string
 	// Timeout bounds each porcupine check.
@@ -122,6 +130,14 @@ func Check(ops []Op, cfg CheckConfig) []Finding {
 	keep(checkEvents(ops))
 	keep(checkImmortal(ops))
 	keep(checkRelease(ops, cfg))
+	keep(checkRWExclusion(ops, cfg))
+	keep(checkFencesOf(ops, cfg, KindRW, CheckRWFence))
+	keep(checkPermits(ops, cfg))
+	keep(checkFencesOf(ops, cfg, KindPermit, CheckPermitFence))
+	keep(checkLeader(ops, cfg))
+	keep(checkTerms(ops))
+	fs, _ := checkStreams(ops, cfg)
+	out = append(out, fs...)
 	return out
 }
 
@@ -489,7 +505,10 @@ func lostLease(err string) bool {
 func checkRelease(ops []Op, cfg CheckConfig) Finding {
 	c := collector{f: Finding{Checker: CheckRelease}}
 	grace := cfg.Grace.Nanoseconds()
-	for _, op := range byKind(ops, KindLease) {
+	for _, op := range ops {
+		if op.Kind != KindLease && op.Kind != KindRW && op.Kind != KindPermit {
+			continue
+		}
 		if op.RelErr == "" || lostLease(op.RelErr) || op.RelCall == 0 {
 			continue
 		}

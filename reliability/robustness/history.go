@@ -22,6 +22,16 @@ const (
 	KindHealth   = "health"
 	KindImmortal = "lease.immortal" // a released lease whose Done stayed open
 	KindHeld     = "lease.held"     // leases still held after the workload stopped
+
+	// The read-write lock, semaphore, election and stream workload.
+	KindRW        = "rw"             // one read (Mode "read") or write (Mode "write") lease: acquire, hold, release
+	KindPermit    = "sem"            // one semaphore permit (Num: the limit): acquire, hold, release
+	KindLeader    = "leader"         // one leadership under RunElected: Fence is the term, Return when fn started
+	KindAppend    = "stream.append"  // one Append (Value: the entry's ID when it returned one)
+	KindDeliver   = "stream.deliver" // one delivery to a handler (Value: ID, Num: deliveries, Call/Return: the handler's run)
+	KindDrain     = "stream.drain"   // the group drained after the workload stopped (Num: pending + lag left)
+	KindPresent   = "stream.present" // an entry the server holds at the end (written by the driver)
+	KindDeadEntry = "stream.dead"    // a dead-lettered entry at the end (written by the driver)
 )
 
 // Op is one operation of a worker, as written to its history file. Times

@@ -42,6 +42,15 @@ var (
 // it pauses a worker that holds leases).
 const ciSeed = 20294
 
+// semLimit is the permits of the workload's semaphore: four loops
+// contend for them.
+const semLimit = 2
+
+// claimAfter is the stream consumers' claim time: shorter than a paused
+// worker's stop, so its entries go to its sibling, and long enough that
+// the other faults rarely move an entry.
+const claimAfter = 2 * time.Second
+
 // leaseTTL is the workers' lease TTL. Their clients time out a command
 // after 1s, so a server paused for less than a TTL fails releases while
 // renewals get through after it.
@@ -203,6 +212,7 @@ type harness struct {
 	mu       sync.Mutex
 	network  []Window
 	dataLoss []int64
+	lossy    []Window // see CheckConfig.Lossy
 	oom      []Window
 	paused   []Window
 	notes    []string
@@ -269,6 +279,8 @@ func newHarness(t *testing.T, seed int64, deploy string) *harness {
 		Resources: []string{"r0", "r1"}, Fields: []string{"a", "b", "c"},
 		Users: []string{"u0", "u1", "u2"}, Keys: []string{"k0", "k1", "k2", "k3"},
 		CacheMaxTTL: time.Minute,
+		RWResources: []string{"rw0", "rw1"}, Semaphores: []string{"s0"}, SemLimit: semLimit, Election: "lead",
+		Streams: true, ClaimAfter: claimAfter, DrainTimeout: 15 * time.Second,
 	}
 	if h.cluster != nil {
 		// Enough resources that every master holds some lease keys.
@@ -469,6 +481,7 @@ func (h *harness) run(sched []Fault) []Finding {
 	}
 	var findings []Finding
 	findings = append(findings, h.invariants()...)
+	server := h.streamState()
 	for _, w := range h.workers {
 		w.send(t, "exit")
 		select {
@@ -493,10 +506,12 @@ func (h *harness) run(sched []Fault) []Finding {
 		}
 		ops = append(ops, wops...)
 	}
+	ops = append(ops, server...)
 	h.mu.Lock()
 	cfg := CheckConfig{
 		Staleness: h.stale, ExclusionSlack: 100 * time.Millisecond, DataLoss: h.dataLoss,
 		Network: h.network, Grace: time.Second, Paused: h.paused, Dir: h.dir, Timeout: 20 * time.Second,
+		Lossy: h.lossy, ClaimAfter: claimAfter,
 	}
 	oom := append([]Window(nil), h.oom...)
 	notes := append([]string(nil), h.notes...)
@@ -514,6 +529,7 @@ func (h *harness) run(sched []Fault) []Finding {
 	acc, rej := h.store.Counts()
 	t.Logf("%d operations; fenced writes accepted %d, rejected %d; events received twice: %d; %s; histories in %s",
 		len(ops), acc, rej, EventRepeats(ops), healthDuring(ops, oom), h.dir)
+	t.Log(StreamSummary(ops, cfg))
 	for _, n := range notes {
 		t.Log(n)
 	}
@@ -530,7 +546,8 @@ func progress(ops []Op) []Finding {
 		}
 	}
 	f := Finding{Checker: CheckProgress}
-	for _, k := range []string{KindLease, KindSessGet, KindSessPut, KindSessLife, KindRead, KindSource, KindEvent} {
+	for _, k := range []string{KindLease, KindSessGet, KindSessPut, KindSessLife, KindRead, KindSource, KindEvent,
+		KindRW, KindPermit, KindLeader, KindAppend, KindDeliver} {
 		if count[k] < 10 {
 			f.Count++
 			f.Problems = append(f.Problems, fmt.Sprintf("only %d successful %s operations", count[k], k))
@@ -600,6 +617,7 @@ func (h *harness) watchMaster() (stop func()) {
 					now := time.Now()
 					h.mu.Lock()
 					h.dataLoss = append(h.dataLoss, now.UnixNano())
+					h.lossy = append(h.lossy, Window{Name: "failover", Start: now.Add(-2 * time.Second).UnixNano(), End: now.UnixNano()})
 					h.network = append(h.network, Window{Name: "failover", Start: now.Add(-2 * time.Second).UnixNano(), End: now.Add(2 * time.Second).UnixNano()})
 					h.notes = append(h.notes, fmt.Sprintf("the sentinels moved the master from %s to %s at %s", last, addr, ts(now.UnixNano())))
 					h.mu.Unlock()
@@ -659,6 +677,7 @@ func (h *harness) apply(f Fault) {
 		}
 		h.mu.Lock()
 		h.dataLoss = append(h.dataLoss, killed.UnixNano())
+		h.lossy = append(h.lossy, Window{Name: f.Kind, Start: start.UnixNano(), End: killed.UnixNano()})
 		h.mu.Unlock()
 		h.window(f.Kind, killed, true)
 	case FaultPauseServer, FaultStallServer:
@@ -752,6 +771,7 @@ func (h *harness) apply(f Fault) {
 		g.WaitHealthy(t)
 		h.mu.Lock()
 		h.dataLoss = append(h.dataLoss, killed.UnixNano())
+		h.lossy = append(h.lossy, Window{Name: f.Kind, Start: start.UnixNano(), End: killed.UnixNano()})
 		h.mu.Unlock()
 		h.window(f.Kind, start, true)
 	default:
@@ -856,6 +876,7 @@ func (h *harness) invariants() []Finding {
 			keys.Problems = append(keys.Problems, fmt.Sprintf("%s still locked (err %v) with every worker stopped for over %v", res, err, 2*leaseTTL))
 		}
 	}
+	h.leaseInvariants(ctx, &keys)
 	if keys.Count > 0 {
 		out = append(out, keys)
 	}

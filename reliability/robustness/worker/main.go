@@ -1,7 +1,9 @@
 // Command worker is one instance of the robustness harness's workload: it
 // opens a coord Redis backend through its proxy and, until told to stop,
 // takes leases (coord.WithLock, and Acquire with auto-renew then Release)
-// and writes to the driver's checking store with their fences, updates and
+// and writes to the driver's checking store with their fences, takes read
+// and write leases, semaphore permits and leaderships (coord.RunElected),
+// appends to a stream and consumes it in a group, updates and
 // reads fields of shared sessions, creates and deletes sessions of shared
 // users, reads keys through a near cache over a versioned source of truth
 // that it also writes and invalidates, publishes and receives events, and
@@ -110,6 +112,13 @@ func run(cfgPath string) error {
 		return err
 	}
 	defer sub.Unsubscribe()
+	var streamSub coord.Subscription
+	if cfg.Streams && !cfg.CacheOnly {
+		if streamSub, err = w.consume(ctx); err != nil {
+			return err
+		}
+		defer streamSub.Unsubscribe()
+	}
 
 	wctx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -120,6 +129,18 @@ func run(cfgPath string) error {
 		// More holders than resources, so that leases are released with
 		// waiters queued, in this instance and in others.
 		all = append(all, w.withLockLoop, w.withLockLoop, w.acquireLoop, w.acquireLoop, w.acquireLoop)
+		if len(cfg.RWResources) > 0 {
+			all = append(all, w.rwLoop, w.rwLoop)
+		}
+		if len(cfg.Semaphores) > 0 {
+			all = append(all, w.semLoop, w.semLoop)
+		}
+		if cfg.Election != "" {
+			all = append(all, w.electLoop)
+		}
+		if cfg.Streams {
+			all = append(all, w.appendLoop)
+		}
 	}
 	for _, loop := range all {
 		loops.Go(func() { loop(wctx) })
@@ -131,6 +152,9 @@ func run(cfgPath string) error {
 	}
 	stop()
 	loops.Wait()
+	if streamSub != nil {
+		w.drain(streamSub)
+	}
 	w.monitors.Wait()
 	w.quiesce()
 	if err := rec.Flush(); err != nil {
