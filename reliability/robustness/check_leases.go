@@ -217,3 +217,25 @@ func checkTerms(ops []Op) Finding {
 	}
 	return c.f
 }
+
+// LeaseSummary counts the read-write leases, permits and leaderships of
+// ops that were acquired, for the run's log.
+func LeaseSummary(ops []Op) string {
+	var reads, writes, permits, leaders, failed int
+	for _, op := range ops {
+		switch {
+		case op.Kind != KindRW && op.Kind != KindPermit && op.Kind != KindLeader:
+		case op.Err != "":
+			failed++
+		case op.Kind == KindRW && op.Mode == "write":
+			writes++
+		case op.Kind == KindRW:
+			reads++
+		case op.Kind == KindPermit:
+			permits++
+		default:
+			leaders++
+		}
+	}
+	return fmt.Sprintf("read leases %d, write leases %d, permits %d, leaderships %d, failed acquires or campaigns %d", reads, writes, permits, leaders, failed)
+}

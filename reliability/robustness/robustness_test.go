@@ -529,6 +529,7 @@ func (h *harness) run(sched []Fault) []Finding {
 	acc, rej := h.store.Counts()
 	t.Logf("%d operations; fenced writes accepted %d, rejected %d; events received twice: %d; %s; histories in %s",
 		len(ops), acc, rej, EventRepeats(ops), healthDuring(ops, oom), h.dir)
+	t.Log(LeaseSummary(ops))
 	t.Log(StreamSummary(ops, cfg))
 	for _, n := range notes {
 		t.Log(n)
