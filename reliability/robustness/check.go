@@ -85,6 +85,9 @@ type CheckConfig struct {
 	// it (or the writes a lagging replica never got). Stream entries
 	// appended in them may be gone, like session writes.
 	Lossy []Window
+	// Killed are the windows from a worker's SIGKILL to its restart
+	// (kill-worker): its entries in flight are redelivered.
+	Killed []Window
 	// ClaimAfter is the stream consumers' claim time: a consumer stopped
 	// for two thirds of it may have its entries redelivered.
 	ClaimAfter time.Duration
@@ -321,6 +324,22 @@ func checkSessions(ops []Op, cfg CheckConfig) Finding {
 		epoch int
 	}
 	per := map[part][]porcupine.Operation{}
+	// A put invoked (KindSessCall) that never returned, its worker killed
+	// or stopped first, may have taken effect: a put of unknown outcome.
+	type invocation struct {
+		worker int
+		call   int64
+	}
+	returned := map[invocation]bool{}
+	for _, op := range byKind(ops, KindSessPut) {
+		returned[invocation{op.Worker, op.Call}] = true
+	}
+	for _, op := range byKind(ops, KindSessCall) {
+		if !returned[invocation{op.Worker, op.Call}] {
+			op.Kind, op.Err, op.Return = KindSessPut, "no response", op.Call
+			ops = append(ops[:len(ops):len(ops)], op)
+		}
+	}
 	for _, op := range ops {
 		if op.Kind != KindSessGet && op.Kind != KindSessPut {
 			continue

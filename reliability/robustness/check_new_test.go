@@ -219,3 +219,30 @@ func TestCheckStreams(t *testing.T) {
 		t.Fatal("a dead-lettered entry was not caught")
 	}
 }
+
+func TestCheckSessionsKilledPut(t *testing.T) {
+	cfg := testConfig(t)
+	// Worker 0 invoked a put of "x" and was killed before it returned;
+	// worker 1 then reads "x".
+	call := Op{Worker: 0, Kind: KindSessCall, Key: "s0", Field: "a", Value: "x", Call: 0}
+	read := get(1, "x", 20, 30)
+	if fired(Check([]Op{read}, cfg), CheckSession) == nil {
+		t.Fatal("a read of a value never put was not caught")
+	}
+	if fs := Check([]Op{call, read}, cfg); len(fs) != 0 {
+		t.Fatalf("findings with a put invoked and never returned: %v", fs)
+	}
+}
+
+func TestCheckStreamsCrashed(t *testing.T) {
+	ops := []Op{appendOp(0, "1-0", 10), deliver(0, "1-0", 1, 30, 40), deliver(0, "1-0", 2, 3000, 3010), present("1-0"), drainOp(0)}
+	if fired(Check(ops, streamConfig(t)), CheckStreamDup) == nil {
+		t.Fatal("an unexplained redelivery was not caught")
+	}
+	cfg := streamConfig(t)
+	cfg.Killed = []Window{{Start: 45 * ms, End: 1500 * ms, Worker: 0}}
+	fs, st := checkStreams(ops, cfg)
+	if len(fs) != 0 || st.Duplicates["crashed"] != 1 {
+		t.Fatalf("a redelivery after the consumer was killed: findings %v, stats %+v", fs, st)
+	}
+}

@@ -25,7 +25,8 @@ type StreamStats struct {
 	Appended  int // Appends that returned an ID
 	Delivered int // distinct entries delivered
 	// Duplicates counts the deliveries after an entry's first, by cause:
-	// "paused" (the previous consumer was stopped past the claim time),
+	// "crashed" (the previous consumer's process was killed), "paused"
+	// (the previous consumer was stopped past the claim time),
 	// "fault" (a fault that may fail the acknowledgement ran), "restore"
 	// (the server came back with an older data set) and "unexplained".
 	Duplicates map[string]int
@@ -125,6 +126,8 @@ func checkStreams(ops []Op, cfg CheckConfig) ([]Finding, StreamStats) {
 		for i := 1; i < len(ds); i++ {
 			prev, d := ds[i-1], ds[i]
 			switch {
+			case stopped(cfg.Killed, prev.Worker, prev.Call, d.Call) > 0:
+				st.Duplicates["crashed"]++
 			case stopped(cfg.Paused, prev.Worker, prev.Call, d.Call).Nanoseconds() > max(claimStall-1, 0):
 				st.Duplicates["paused"]++
 			case overlaps(cfg.Network, prev.Call, d.Call, grace):

@@ -16,6 +16,10 @@ const (
 	KindSessGet  = "sess.get"  // Get of one field of a shared session
 	KindSessPut  = "sess.put"  // Update of one field (Value "" deletes it)
 	KindSessLife = "sess.life" // Create then Delete of a worker's own session
+	// KindSessCall is the invocation of a KindSessPut, written before the
+	// call: a put whose worker was killed before it returned has no
+	// KindSessPut, and counts as a put of unknown outcome.
+	KindSessCall = "sess.call"
 	KindRead     = "cache.read"
 	KindSource   = "source.write" // a source-of-truth write and its invalidation
 	KindEvent    = "event.recv"
@@ -64,10 +68,11 @@ type Op struct {
 // Recorder appends Ops to a file as JSON lines. It is safe for concurrent
 // use.
 type Recorder struct {
-	mu sync.Mutex
-	f  *os.File
-	w  *bufio.Writer
-	id int
+	mu   sync.Mutex
+	f    *os.File
+	w    *bufio.Writer
+	id   int
+	sync bool // write each op at once (see OpenRecorder)
 }
 
 // NewRecorder creates path and returns a Recorder of worker id's
@@ -80,6 +85,19 @@ func NewRecorder(path string, id int) (*Recorder, error) {
 	return &Recorder{f: f, w: bufio.NewWriter(f), id: id}, nil
 }
 
+// OpenRecorder opens path for appending (creating it) and returns a
+// Recorder of worker id's operations that writes each op to the file as
+// it is added: a worker killed with SIGKILL loses no recorded op and
+// leaves no partial line, and the worker restarted in its place appends
+// to the same history.
+func OpenRecorder(path string, id int) (*Recorder, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	return &Recorder{f: f, w: bufio.NewWriter(f), id: id, sync: true}, nil
+}
+
 // Add writes op, stamped with the recorder's worker.
 func (r *Recorder) Add(op Op) {
 	op.Worker = r.id
@@ -90,6 +108,9 @@ func (r *Recorder) Add(op Op) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	_, _ = r.w.Write(append(b, '\n'))
+	if r.sync {
+		_ = r.w.Flush() // one write(2) of whole lines
+	}
 }
 
 // Flush writes buffered operations to the file.

@@ -97,7 +97,7 @@ func TestRobustness(t *testing.T) {
 	if only := cmp.Or(*flagFaults, os.Getenv("COORD_ROBUSTNESS_FAULTS")); only != "" {
 		kinds = strings.Split(only, ",")
 		for _, k := range kinds {
-			if !slices.Contains(ClusterFaults, k) && !slices.Contains(SentinelFaults, k) {
+			if !slices.Contains(ClusterFaults, k) && !slices.Contains(SentinelFaults, k) && !slices.Contains(OptInFaults, k) {
 				t.Fatalf("unknown fault kind %q", k)
 			}
 		}
@@ -204,6 +204,7 @@ type harness struct {
 	store    *Store
 	proxies  [][]*Proxy // per worker, per node
 	workers  []*workerProc
+	wcfgs    []WorkerConfig // each worker's configuration, to restart it
 	admin    *coordredis.Backend
 	cfg      WorkerConfig
 	stale    time.Duration
@@ -215,7 +216,9 @@ type harness struct {
 	lossy    []Window // see CheckConfig.Lossy
 	oom      []Window
 	paused   []Window
+	killed   []Window
 	notes    []string
+	bin      string // the worker binary
 }
 
 const numWorkers = 3
@@ -251,6 +254,7 @@ func newHarness(t *testing.T, seed int64, deploy string) *harness {
 	}
 	t.Cleanup(func() { _ = client.Close() }) // after the Backend's Close, registered below
 	bin := buildWorker(t)
+	h.bin = bin
 	store, err := NewStore()
 	if err != nil {
 		t.Fatal(err)
@@ -316,6 +320,7 @@ func newHarness(t *testing.T, seed int64, deploy string) *harness {
 		}
 		h.proxies = append(h.proxies, ps)
 		h.workers = append(h.workers, startWorker(t, bin, h.dir, i, cfg))
+		h.wcfgs = append(h.wcfgs, cfg)
 	}
 	for _, w := range h.workers {
 		w.expect(t, "ready", 30*time.Second)
@@ -511,7 +516,7 @@ func (h *harness) run(sched []Fault) []Finding {
 	cfg := CheckConfig{
 		Staleness: h.stale, ExclusionSlack: 100 * time.Millisecond, DataLoss: h.dataLoss,
 		Network: h.network, Grace: time.Second, Paused: h.paused, Dir: h.dir, Timeout: 20 * time.Second,
-		Lossy: h.lossy, ClaimAfter: claimAfter,
+		Lossy: h.lossy, ClaimAfter: claimAfter, Killed: h.killed,
 	}
 	oom := append([]Window(nil), h.oom...)
 	notes := append([]string(nil), h.notes...)
@@ -700,6 +705,8 @@ func (h *harness) apply(f Fault) {
 		h.mu.Lock()
 		h.paused = append(h.paused, Window{Name: f.Kind, Start: start.UnixNano(), End: time.Now().UnixNano(), Worker: f.Target})
 		h.mu.Unlock()
+	case FaultKillWorker:
+		h.killWorker(f)
 	case FaultKillNormal, FaultKillPubSub:
 		typ := "normal"
 		if f.Kind == FaultKillPubSub {

@@ -121,3 +121,43 @@ func (h *harness) leaseInvariants(ctx context.Context, f *Finding) {
 		})
 	}
 }
+
+// killWorker kills the worker that leads the election (f.Target when
+// none does, or the leader is unknown) with SIGKILL, waits f.Dur and
+// starts it again with the same configuration: its history goes on in the
+// same file, its stream consumer under the same name.
+func (h *harness) killWorker(f Fault) {
+	t := h.t
+	target := f.Target
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	li, err := h.admin.Elector().Leader(ctx, h.cfg.Election)
+	cancel()
+	var i int
+	if _, serr := fmt.Sscanf(li.Identity, "w%d", &i); err == nil && serr == nil && i >= 0 && i < len(h.workers) {
+		target = i
+	}
+	old := h.workers[target]
+	start := time.Now()
+	if err := old.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-old.exited:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("worker %d did not die within 10s of SIGKILL", target)
+	}
+	time.Sleep(f.Dur) // the schedule's clock: the worker stays down this long
+	nw := startWorker(t, h.bin, h.dir, target, h.wcfgs[target])
+	nw.expect(t, "ready", 30*time.Second)
+	h.workers[target] = nw
+	end := time.Now()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.killed = append(h.killed, Window{Name: f.Kind, Start: start.UnixNano(), End: end.UnixNano(), Worker: target})
+	h.network = append(h.network, Window{Name: f.Kind, Start: start.UnixNano(), End: end.UnixNano(), Worker: target})
+	leader := "no leader known"
+	if err == nil {
+		leader = fmt.Sprintf("leader %s (term %d)", li.Identity, li.Term)
+	}
+	h.notes = append(h.notes, fmt.Sprintf("kill-worker at %s: killed worker %d (%s), restarted after %v", ts(start.UnixNano()), target, leader, end.Sub(start).Round(time.Millisecond)))
+}

@@ -77,7 +77,7 @@ func run(cfgPath string) error {
 	if err != nil {
 		return err
 	}
-	rec, err := robustness.NewRecorder(cfg.History, cfg.ID)
+	rec, err := robustness.OpenRecorder(cfg.History, cfg.ID)
 	if err != nil {
 		return err
 	}
@@ -107,6 +107,9 @@ func run(cfgPath string) error {
 		http:  &http.Client{Timeout: 5 * time.Second},
 		rng:   &lockedRand{r: rand.New(rand.NewPCG(uint64(cfg.Seed), uint64(cfg.ID)))},
 	}
+	// Lease names and session values stay unique, and event sequence
+	// numbers increasing, across a restart of the worker (kill-worker).
+	w.seq.Store(time.Now().UnixMicro())
 	sub, err := w.subscribeEvents(ctx)
 	if err != nil {
 		return err
@@ -438,11 +441,13 @@ func (w *worker) sessionLoop(ctx context.Context) {
 			op.Kind = robustness.KindSessPut
 			op.Value = fmt.Sprintf("w%d-%d", w.cfg.ID, w.seq.Add(1))
 			op.Call = robustness.Now()
+			w.rec.Add(robustness.Op{Kind: robustness.KindSessCall, Key: op.Key, Field: field, Value: op.Value, Call: op.Call})
 			err := st.Update(octx, id, map[string]any{field: op.Value})
 			op.Return, op.Err = robustness.Now(), errString(err)
 		case r < 10:
 			op.Kind = robustness.KindSessPut
 			op.Call = robustness.Now()
+			w.rec.Add(robustness.Op{Kind: robustness.KindSessCall, Key: op.Key, Field: field, Call: op.Call})
 			err := st.Update(octx, id, map[string]any{field: nil})
 			op.Return, op.Err = robustness.Now(), errString(err)
 		default:
@@ -593,7 +598,7 @@ func (w *worker) subscribeEvents(ctx context.Context) (coord.Subscription, error
 }
 
 func (w *worker) publishLoop(ctx context.Context) {
-	var seq int64
+	seq := time.Now().UnixMicro() // increasing across a restart of the worker
 	for ctx.Err() == nil {
 		seq++
 		octx, cancel := context.WithTimeout(ctx, 2*time.Second)
