@@ -78,6 +78,11 @@
 //	P + "lock:{R}:wake"                 channel: R's releases wake waiters here
 //	P + "rl:{K}"                        string: K's GCRA rate limit TAT (µs of TIME), PX until reached
 //	P + "rl:{K}:w"                      zset: K's sliding window rate limit, one member per event
+//	P + "rw:{R}:w" / ":r" / ":q"        string: write lease; zsets: read leases, writer intents -> expiry (server ms)
+//	P + "rw:{R}:fence" / ":wake"        R's fence (readers and writers) and wake channel ([RWLocker])
+//	P + "sem:{R}" / ":fence" / ":wake"  zset: permit -> expiry (server ms); fence; wake channel ([Semaphores])
+//	P + "elect:{E}" / ":fence"          hash: {v: leadership value, t: term}; the terms' counter ([Elector])
+//	P + "elect:{E}:changes"             channel: leaderships taken and ended
 //	P + "oom-probe"                     never written: Health's SET XX probe for OOM
 //	P + "{s}:s:" + handle               hash: one session (see [Sessions])
 //	P + "{s}:exp"                       zset: user NUL handle -> expires at (ms)
@@ -126,6 +131,13 @@
 // server stalled may still run the script later) or whose Release failed.
 // With [Options].LockReplicas, Acquire also WAITs for replicas on the same
 // connection and gives up a lease they did not acknowledge.
+//
+// Every lease value is "<secret>.<instance ID>" (a leadership's adds
+// "\n<identity>"): 128 random bits, then the holder's instance ID, which
+// the admin reads ([Backend.Leases], [Backend.RW], [Backend.Semaphore])
+// and [Elector.Leader] show; the secret part is never shown. Read leases,
+// write leases, permits and leaderships run on the same engine, with
+// scripts of their own (see [RWLocker], [Semaphores], [Elector]).
 //
 // # Shared round trips
 //

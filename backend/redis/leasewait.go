@@ -39,10 +39,11 @@ const (
 type leaseWaits struct {
 	b *Backend
 
-	mu      sync.Mutex
-	chans   map[string]*waitChan
-	stopped bool
-	obs     sync.WaitGroup // observer goroutines
+	mu       sync.Mutex
+	chans    map[string]*waitChan
+	payloads [128]string // the wake payloads of this instance, by what (immutable)
+	stopped  bool
+	obs      sync.WaitGroup // observer goroutines
 }
 
 // waitChan is one wake channel's subscription and its local waiters.
@@ -105,6 +106,13 @@ func (lw *leaseWaits) handoffTarget(ch string) *leaseWaiter {
 	return nil
 }
 
+// isPending reports whether a handoff to w is under way.
+func (lw *leaseWaits) isPending(w *leaseWaiter) bool {
+	lw.mu.Lock()
+	defer lw.mu.Unlock()
+	return w.pending
+}
+
 // granted delivers the outcome of a handoff to w. A waiter whose wait
 // ended meanwhile takes it as it leaves, and gives back a permit it does
 // not return.
@@ -112,11 +120,18 @@ func (lw *leaseWaits) granted(w *leaseWaiter, g leaseGrant) {
 	lw.mu.Lock()
 	defer lw.mu.Unlock()
 	w.pending = false
+	if g.ok {
+		w.leaving = true // a granted permit ends the wait: no second handoff to w
+	}
 	w.grant <- g // never blocks: one handoff at a time, and w takes each
 }
 
 func newLeaseWaits(b *Backend) *leaseWaits {
-	return &leaseWaits{b: b, chans: map[string]*waitChan{}}
+	lw := &leaseWaits{b: b, chans: map[string]*waitChan{}}
+	for _, c := range []byte{wakeWriterLeft, wakeReaderLeft, wakePermitFree, wakeAll, wakeLeaderLeft, wakeLeaderNew} {
+		lw.payloads[c] = string(c) + b.opts.InstanceID
+	}
+	return lw
 }
 
 // join adds a reference to the subscription of ch (subscribing when it is
@@ -294,6 +309,9 @@ func (lw *leaseWaits) gap() {
 
 // payload returns the wake payload of what from this instance.
 func (lw *leaseWaits) payload(what byte) string {
+	if p := lw.payloads[what]; p != "" {
+		return p
+	}
 	return string(what) + lw.b.opts.InstanceID
 }
 
@@ -400,7 +418,7 @@ func (lk *Locker) acquireLease(ctx context.Context, t *leaseTry, o coord.LockOpt
 		}
 		if err != nil {
 			giveUp()
-			return nil, err
+			return nil, lk.closedOr(t, err)
 		}
 		tries, hint = 1, h
 		if o.Retries == 0 {
@@ -485,6 +503,13 @@ func (lk *Locker) waitLease(ctx context.Context, t *leaseTry, o coord.LockOption
 		case <-w.wake: // drop a stale wake-up: the try below sees the state
 		default:
 		}
+		if lw.isPending(w) {
+			// A permit is being handed to w: take that rather than try.
+			if g := <-w.grant; g.ok {
+				giveUp()
+				return lk.granted(ctx, t, g, o)
+			}
+		}
 		l, h, err := lk.tryOnce(ctx, t, token, o)
 		if l != nil {
 			lw.wakeNext(t.channel, w)
@@ -492,7 +517,7 @@ func (lk *Locker) waitLease(ctx context.Context, t *leaseTry, o coord.LockOption
 		}
 		if err != nil {
 			giveUp()
-			return nil, err
+			return nil, lk.closedOr(t, err)
 		}
 		hint = h
 		if !immediate {
@@ -519,4 +544,14 @@ func (lk *Locker) granted(ctx context.Context, t *leaseTry, g leaseGrant, o coor
 		return nil, errors.Join(notAcquiredKind(t.kind, t.resource), lk.b.checkOpen())
 	}
 	return l, nil
+}
+
+// closedOr returns err, or, when the Backend closed meanwhile (a try that
+// failed because Close or its caller closed the client), the error of a
+// wait ended by Close.
+func (lk *Locker) closedOr(t *leaseTry, err error) error {
+	if cerr := lk.b.checkOpen(); cerr != nil {
+		return errors.Join(notAcquiredKind(t.kind, t.resource), cerr)
+	}
+	return err
 }

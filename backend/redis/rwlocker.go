@@ -98,7 +98,7 @@ func (rw *RWLocker) RLock(ctx context.Context, resource string, opts ...coord.Lo
 	keys, ch := b.keys.rwKeys(resource)
 	return rw.lk.acquireLease(ctx, &leaseTry{
 		kind: rw.read, resource: resource, script: b.sc.rwRLock, keys: keys,
-		leaseKeys: keys[2:3], relArgs: []any{ch, rw.lk.leases.payload(wakeReaderLeft), "1"},
+		leaseKeys: []string{keys[2], keys[3]}, relArgs: []any{ch, rw.lk.leases.payload(wakeReaderLeft), "1"},
 		channel: ch, role: roleRead,
 	}, o)
 }
