@@ -420,7 +420,8 @@ func testStreamNewGroupAtLatest(t *testing.T, h Harness) {
 	consume(t, s, "hist", "late", c2.acking(), coord.StartAt(coord.FromFirst))
 	id2, err := s.Append(ctxOf(t), "hist", "newer")
 	must(t, err, "Append")
-	eventually(t, tm.delivery, func() bool { return c.count(id2)+c2.count(id2) == 1 }, "the next entry was not delivered")
+	eventually(t, tm.delivery, func() bool { return c.count(id2)+c2.count(id2) == 1 }, "the next entry was delivered %d and %d times, want once",
+		func() any { return c.count(id2) }, func() any { return c2.count(id2) })
 	if c2.count(old[0]) != 0 {
 		t.Fatalf("joining the group with FromFirst replayed the entries before it")
 	}

@@ -426,6 +426,7 @@ func (x *Streams) Consume(ctx context.Context, stream, group string, fn func(con
 	}
 	x.subs[s] = struct{}{}
 	x.mu.Unlock()
+	s.started = time.Now()
 	stopWatch := context.AfterFunc(ctx, s.Unsubscribe)
 	go s.loop(stopWatch)
 	return s, nil
@@ -441,6 +442,7 @@ type rstreamSub struct {
 	fn            func(context.Context, coord.StreamEntry) error
 	hctx          context.Context
 	cancel        context.CancelFunc
+	started       time.Time // entries pending since before it are its own to take back
 
 	stopOnce sync.Once
 	stop     chan struct{}
@@ -452,8 +454,9 @@ type rstreamSub struct {
 	inflight map[string]int // running entries: ID -> deliveries
 
 	connMu  sync.Mutex
-	node    *goredis.Client // the server the stream is on
-	conn    *goredis.Conn   // the subscription's own connection
+	node    *goredis.Client // the server the stream is on (its pool sends CLIENT UNBLOCK)
+	own     *goredis.Client // a client of one connection, the subscription's own
+	conn    *goredis.Conn   // own's connection
 	connID  int64
 	unblock bool // the server knows CLIENT UNBLOCK
 }
@@ -517,15 +520,21 @@ func (s *rstreamSub) dial(ctx context.Context) error {
 	default:
 		return fmt.Errorf("%w: coord/redis: streams need a *redis.Client or *redis.ClusterClient, not %T", coord.ErrUnsupported, c)
 	}
-	conn := node.Conn()
+	// A client of its own with one connection: Conn() of node would take
+	// one of the shared pool's for as long as the subscription lives.
+	o := *node.Options()
+	o.PoolSize, o.MinIdleConns, o.MaxIdleConns, o.MaxActiveConns = 1, 0, 1, 1
+	own := goredis.NewClient(&o)
+	conn := own.Conn()
 	id, err := conn.ClientID(ctx).Result()
 	var rerr goredis.Error
 	if err != nil && !errors.As(err, &rerr) {
 		_ = conn.Close()
+		_ = own.Close()
 		return err
 	}
 	s.connMu.Lock()
-	s.node, s.conn, s.connID, s.unblock = node, conn, id, err == nil
+	s.node, s.own, s.conn, s.connID, s.unblock = node, own, conn, id, err == nil
 	s.connMu.Unlock()
 	if s.stopped() && err == nil {
 		_ = node.ClientUnblock(ctx, id).Err() // Unsubscribe came first
@@ -538,7 +547,8 @@ func (s *rstreamSub) closeConn() {
 	defer s.connMu.Unlock()
 	if s.conn != nil {
 		_ = s.conn.Close()
-		s.conn = nil
+		_ = s.own.Close()
+		s.conn, s.own = nil, nil
 	}
 	s.unblock = false
 }
@@ -694,8 +704,21 @@ func (s *rstreamSub) claimOnce(ctx context.Context, minIdle time.Duration, k int
 		ownArg = "1"
 	}
 	k2 := s.k
-	res, err := s.x.claim.Run(ctx, s.x.b.client, []string{k2.key, k2.dead, k2.trimmed, k2.live},
-		s.group, s.o.Consumer, minIdle.Milliseconds(), k, s.o.MaxDeliveries, ownArg, from).Slice()
+	var skip []any
+	if own {
+		var siblings bool
+		skip, siblings = s.x.runningAs(s)
+		if siblings {
+			// Another subscription of this process consumes under the
+			// same name: only entries pending since before the start
+			// are s's to take back (idle times are whole milliseconds:
+			// 2ms more rules out one delivered in the millisecond of the
+			// start), and of those not the ones it runs.
+			minIdle = time.Since(s.started) + 2*time.Millisecond
+		}
+	}
+	args := append([]any{s.group, s.o.Consumer, minIdle.Milliseconds(), k, s.o.MaxDeliveries, ownArg, from}, skip...)
+	res, err := s.x.claim.Run(ctx, s.x.b.client, []string{k2.key, k2.dead, k2.trimmed, k2.live}, args...).Slice()
 	if err != nil {
 		return 0, "", s.x.b.fail(ctx, "stream claim", err)
 	}
@@ -720,6 +743,26 @@ func (s *rstreamSub) claimOnce(ctx context.Context, minIdle time.Duration, k int
 		next = ""
 	}
 	return got, next, nil
+}
+
+// runningAs returns the IDs the other subscriptions of this process run
+// under s's stream, group and consumer name (s must not take them as its
+// own pending entries), and whether there is any such subscription.
+func (x *Streams) runningAs(s *rstreamSub) (ids []any, siblings bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for o := range x.subs {
+		if o == s || o.stream != s.stream || o.group != s.group || o.o.Consumer != s.o.Consumer {
+			continue
+		}
+		siblings = true
+		o.mu.Lock()
+		for id := range o.inflight {
+			ids = append(ids, id)
+		}
+		o.mu.Unlock()
+	}
+	return ids, siblings
 }
 
 // start runs the handler for e in a goroutine of its own; e holds a slot.

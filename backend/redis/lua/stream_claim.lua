@@ -3,7 +3,8 @@
 -- counter, KEYS[4] group liveness (group -> server ms).
 -- ARGV[1] group, ARGV[2] consumer, ARGV[3] min idle ms, ARGV[4] count,
 -- ARGV[5] max deliveries, ARGV[6] "1": only the consumer's own entries,
--- ARGV[7] the first ID to look at.
+-- ARGV[7] the first ID to look at, ARGV[8..] IDs to leave alone (run now
+-- by another subscription of this process under the same consumer name).
 -- An entry trimmed away is acknowledged and counted; one delivered max
 -- deliveries times is dead-lettered (copied with its ID, envelope and
 -- count) and acknowledged; the others are claimed with their count
@@ -18,6 +19,8 @@ if ARGV[6] == '1' then
 else
   p = redis.call('XPENDING', KEYS[1], ARGV[1], 'IDLE', ARGV[3], ARGV[7], '+', ARGV[4])
 end
+local skip = {}
+for i = 8, #ARGV do skip[ARGV[i]] = true end
 local out = {}
 local trimmed, dead = 0, 0
 local max = tonumber(ARGV[5])
@@ -25,7 +28,8 @@ local last = ''
 for _, e in ipairs(p) do
   local id, n = e[1], tonumber(e[4])
   last = id
-  local r = redis.call('XRANGE', KEYS[1], id, id)
+  local r = {}
+  if not skip[id] then r = redis.call('XRANGE', KEYS[1], id, id) end
   local env = false
   if #r == 1 then
     local f = r[1][2]
@@ -33,7 +37,9 @@ for _, e in ipairs(p) do
       if f[i] == 'e' then env = f[i + 1] end
     end
   end
-  if #r == 0 then
+  if skip[id] then
+    -- run by another subscription of this process: left alone
+  elseif #r == 0 then
     redis.call('XACK', KEYS[1], ARGV[1], id)
     trimmed = trimmed + 1
   elseif n >= max then

@@ -18,6 +18,15 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local maxlen, maxage = tonumber(ARGV[1]), tonumber(ARGV[2])
+if ARGV[3] ~= '1' then
+  -- Not safe: the server trims by itself, reading nothing.
+  local n = 0
+  if maxlen > 0 then n = n + redis.call('XTRIM', KEYS[1], 'MAXLEN', maxlen) end
+  if maxage > 0 then n = n + redis.call('XTRIM', KEYS[1], 'MINID', math.max(now - maxage, 0) .. '-0') end
+  return n
+end
+-- Safe: find the cut, then move it back before what a live group still
+-- needs. A cut by length reads the IDs it drops.
 local len = redis.call('XLEN', KEYS[1])
 -- cut: entries with IDs below it go.
 local cut = nil
