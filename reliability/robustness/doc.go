@@ -5,7 +5,8 @@
 // scheduler that, from a printed seed, kills and restarts redis-server from
 // an older snapshot, pauses it or a worker, kills client connections,
 // pauses writes, fills its memory and blackholes a worker's subscriber
-// connection through a TCP proxy.
+// connection through a TCP proxy (and, when asked for, kills the worker
+// that leads the election and restarts it).
 //
 // Every operation's invocation and response time is written by the
 // workers as JSON lines ([Op]); the driver merges them and checks them:
@@ -35,6 +36,7 @@
 //	go test -count=1 -run TestRobustness ./reliability/robustness/ -robustness.seed=42
 //	go test -count=1 -run TestRobustness ./reliability/robustness/ -robustness.deployment=cluster
 //	go test -count=1 -run TestRobustness ./reliability/robustness/ -robustness.deployment=sentinel -robustness.faults=failover-lagging
+//	go test -count=1 -run TestRobustness ./reliability/robustness/ -robustness.faults=kill-worker,pause-worker,restore
 //
 // The flags have environment equivalents: COORD_ROBUSTNESS_DEPLOYMENT,
 // COORD_ROBUSTNESS_FAULTS, COORD_ROBUSTNESS_STALENESS (the near cache's
