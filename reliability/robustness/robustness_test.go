@@ -94,7 +94,8 @@ func TestRobustness(t *testing.T) {
 	case h.cluster != nil:
 		kinds = ClusterFaults
 	}
-	if only := cmp.Or(*flagFaults, os.Getenv("COORD_ROBUSTNESS_FAULTS")); only != "" {
+	only := cmp.Or(*flagFaults, os.Getenv("COORD_ROBUSTNESS_FAULTS"))
+	if only != "" {
 		kinds = strings.Split(only, ",")
 		for _, k := range kinds {
 			if !slices.Contains(ClusterFaults, k) && !slices.Contains(SentinelFaults, k) && !slices.Contains(OptInFaults, k) {
@@ -103,11 +104,26 @@ func TestRobustness(t *testing.T) {
 		}
 	}
 	sched := Schedule(seed, h.timing(), kinds, total)
+	if only == "" && total == 0 {
+		sched = withLeaderKill(sched)
+	}
 	findings := h.run(sched)
 	if len(findings) > 0 {
 		t.Errorf("robustness: %d checker(s) fired; seed %d (replay: go test ./reliability/robustness/ -run TestRobustness -robustness.seed=%d)\nschedule:\n%s%s",
 			len(findings), seed, seed, FormatSchedule(sched), formatFindings(findings))
 	}
+}
+
+// withLeaderKill appends to the fixed schedule one kill-worker, 2.5s after
+// its last fault, lasting 1.5s: the election's leader is killed and
+// restarted. It comes last so that the seeded order before it, and what
+// it was chosen for, stay as they are.
+func withLeaderKill(sched []Fault) []Fault {
+	at := time.Second
+	if n := len(sched); n > 0 {
+		at = sched[n-1].At + sched[n-1].Dur + 2500*time.Millisecond
+	}
+	return append(sched, Fault{Kind: FaultKillWorker, At: at, Dur: 1500 * time.Millisecond})
 }
 
 // catches are the single-fault schedules that find the known defects,
