@@ -30,6 +30,10 @@ type StreamStats struct {
 	// "fault" (a fault that may fail the acknowledgement ran), "restore"
 	// (the server came back with an older data set) and "unexplained".
 	Duplicates map[string]int
+	// Unrecorded counts the entries first seen in a redelivery: an
+	// earlier delivery's handler never finished (its worker was killed),
+	// or its reply never reached the consumer (a fault).
+	Unrecorded int
 	// LostToRestore counts the appended entries the server lost with a
 	// restart from an older snapshot (documented data loss).
 	LostToRestore int
@@ -42,7 +46,7 @@ func (s StreamStats) String() string {
 		causes = append(causes, fmt.Sprintf("%s %d", k, n))
 	}
 	sort.Strings(causes)
-	return fmt.Sprintf("stream: %d entries appended, %d delivered, redeliveries [%s], %d lost to a restore", s.Appended, s.Delivered, strings.Join(causes, ", "), s.LostToRestore)
+	return fmt.Sprintf("stream: %d entries appended, %d delivered, redeliveries [%s], %d first seen in a redelivery, %d lost to a restore", s.Appended, s.Delivered, strings.Join(causes, ", "), s.Unrecorded, s.LostToRestore)
 }
 
 // in reports whether t falls in one of ws, widened by grace.
@@ -123,6 +127,9 @@ func checkStreams(ops []Op, cfg CheckConfig) ([]Finding, StreamStats) {
 		ds := deliveries[id]
 		st.Delivered++
 		sort.Slice(ds, func(i, j int) bool { return ds[i].Call < ds[j].Call })
+		if ds[0].Num > 1 {
+			st.Unrecorded++
+		}
 		for i := 1; i < len(ds); i++ {
 			prev, d := ds[i-1], ds[i]
 			switch {

@@ -154,8 +154,8 @@ func (w *worker) appendLoop(ctx context.Context) {
 
 // consume subscribes to the stream in the group under the worker's
 // stable consumer name; each delivery is recorded when its handler
-// finishes (it works a few milliseconds, so that faults find handlers
-// running).
+// finishes (it works 20–80ms, so that the consumers are busy about half
+// the time and faults find handlers running).
 func (w *worker) consume(ctx context.Context) (coord.Subscription, error) {
 	return w.b.Streams().Consume(ctx, robustness.StreamName, robustness.StreamGroup, func(fctx context.Context, e coord.StreamEntry) error {
 		op := robustness.Op{Kind: robustness.KindDeliver, Value: e.ID, Num: int64(e.Deliveries), Call: robustness.Now()}
@@ -163,7 +163,7 @@ func (w *worker) consume(ctx context.Context) (coord.Subscription, error) {
 		if err := json.Unmarshal(e.Payload, &p); err != nil {
 			op.Err = "undecodable entry: " + err.Error()
 		}
-		pause(context.WithoutCancel(fctx), time.Duration(5+w.rng.IntN(20))*time.Millisecond)
+		pause(context.WithoutCancel(fctx), time.Duration(20+w.rng.IntN(60))*time.Millisecond)
 		op.Return = robustness.Now()
 		w.rec.Add(op)
 		return nil
