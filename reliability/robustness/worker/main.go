@@ -10,9 +10,12 @@
 // samples Health. Every operation is written to its history file.
 //
 // The driver talks to it over stdin and stdout: it prints "ready" once
-// open; "stop" on stdin stops the workload, after which it waits for its
-// released leases to end, prints "quiesced", and on "exit" (or end of
-// input) closes the backend and exits.
+// open; "stop" on stdin stops the workload, after which it waits for the
+// stream group to be drained and for its released leases to end, prints
+// "quiesced", and on "exit" (or end of input) closes the backend and
+// exits. Its history is appended to, one whole line per op as it
+// happens, so that a worker killed and started again (kill-worker) goes
+// on in the same file.
 package main
 
 import (
