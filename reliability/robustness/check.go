@@ -139,6 +139,7 @@ func Check(ops []Op, cfg CheckConfig) []Finding {
 	keep(checkFencesOf(ops, cfg, KindPermit, CheckPermitFence))
 	keep(checkLeader(ops, cfg))
 	keep(checkTerms(ops))
+	keep(checkObserve(ops, cfg))
 	fs, _ := checkStreams(ops, cfg)
 	out = append(out, fs...)
 	return out

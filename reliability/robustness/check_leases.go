@@ -219,11 +219,14 @@ func checkTerms(ops []Op) Finding {
 }
 
 // LeaseSummary counts the read-write leases, permits and leaderships of
-// ops that were acquired, for the run's log.
+// ops that were acquired, and the observed changes of leader, for the
+// run's log.
 func LeaseSummary(ops []Op) string {
-	var reads, writes, permits, leaders, failed int
+	var reads, writes, permits, leaders, failed, observed int
 	for _, op := range ops {
 		switch {
+		case op.Kind == KindObserve:
+			observed++
 		case op.Kind != KindRW && op.Kind != KindPermit && op.Kind != KindLeader:
 		case op.Err != "":
 			failed++
@@ -237,5 +240,42 @@ func LeaseSummary(ops []Op) string {
 			leaders++
 		}
 	}
-	return fmt.Sprintf("read leases %d, write leases %d, permits %d, leaderships %d, failed acquires or campaigns %d", reads, writes, permits, leaders, failed)
+	return fmt.Sprintf("read leases %d, write leases %d, permits %d, leaderships %d, failed acquires or campaigns %d, leaders observed %d", reads, writes, permits, leaders, failed, observed)
+}
+
+// CheckObserve names the checker of Elector.Observe.
+const CheckObserve = "observe" // an observer saw terms go back, or never saw the last leader go
+
+// checkObserve: each worker's observer sees the leaders' terms in
+// increasing order (a repeat is allowed: a fresh read after a gap), except
+// across a restore, which may bring back an older leadership; and after
+// the workload stopped every observer came to see no leader.
+func checkObserve(ops []Op, cfg CheckConfig) Finding {
+	c := collector{f: Finding{Checker: CheckObserve}}
+	last := map[int]Op{}
+	for _, op := range byKind(ops, KindObserveTo) {
+		if op.Err != "" {
+			c.add("worker %d: %s", op.Worker, op.Err)
+		}
+	}
+	for _, op := range byKind(ops, KindObserve) { // in each worker's order
+		if op.Fence == 0 {
+			continue // no leader
+		}
+		prev, ok := last[op.Worker]
+		last[op.Worker] = op
+		if !ok || op.Fence >= prev.Fence {
+			continue
+		}
+		restored := false
+		for _, t := range cfg.DataLoss {
+			if t >= prev.Call && t <= op.Call {
+				restored = true
+			}
+		}
+		if !restored {
+			c.add("worker %d saw leader %s (term %d) at %s, then leader %s (term %d) at %s", op.Worker, prev.Value, prev.Fence, ts(prev.Call), op.Value, op.Fence, ts(op.Call))
+		}
+	}
+	return c.f
 }

@@ -246,3 +246,31 @@ func TestCheckStreamsCrashed(t *testing.T) {
 		t.Fatalf("a redelivery after the consumer was killed: findings %v, stats %+v", fs, st)
 	}
 }
+
+func TestCheckObserve(t *testing.T) {
+	seen := func(w int, id string, term, at int64) Op {
+		return Op{Worker: w, Kind: KindObserve, Key: "lead", Value: id, Fence: term, Call: at * ms, Return: at * ms}
+	}
+	ok := []Op{
+		seen(0, "w0", 100, 10), seen(0, "", 0, 20), seen(0, "w1", 200, 30), seen(0, "w1", 200, 40), // a fresh read repeats
+		seen(1, "w1", 200, 35),
+		{Worker: 0, Kind: KindObserveTo, Key: "lead", Call: 50 * ms, Return: 60 * ms},
+	}
+	if fs := Check(ok, testConfig(t)); len(fs) != 0 {
+		t.Fatalf("findings on a correct history: %v", fs)
+	}
+	back := append(append([]Op(nil), ok...), seen(0, "w0", 100, 45))
+	f := fired(Check(back, testConfig(t)), CheckObserve)
+	if f == nil || !strings.Contains(f.Problems[0], "term 200") {
+		t.Fatalf("a term going back was not caught: %v", f)
+	}
+	cfg := testConfig(t)
+	cfg.DataLoss = []int64{42 * ms}
+	if f := fired(Check(back, cfg), CheckObserve); f != nil {
+		t.Fatalf("a term going back across a restore was counted: %v", f)
+	}
+	stuck := append(append([]Op(nil), ok...), Op{Worker: 1, Kind: KindObserveTo, Key: "lead", Value: "w1", Fence: 200, Err: "still sees leader w1 (term 200) 7s after the workload stopped"})
+	if fired(Check(stuck, testConfig(t)), CheckObserve) == nil {
+		t.Fatal("an observer that never saw the leader go was not caught")
+	}
+}

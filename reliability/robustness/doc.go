@@ -22,7 +22,8 @@
 // under stable consumer names (coord.Streams). On the honoured intervals
 // no write lease overlaps another lease, no more permits stand than the
 // limit, and there is at most one leader; read and write fences, permit
-// fences and terms strictly increase. After the faults stop and the group
+// fences and terms strictly increase; each Elector.Observe sees terms in
+// order and, after the stop, no leader. After the faults stop and the group
 // is drained, every entry whose Append returned an ID was delivered (or
 // was lost with a restart from an older snapshot, counted apart), the
 // group has nothing pending or unread and no dead letters, no two

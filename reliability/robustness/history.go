@@ -31,6 +31,8 @@ const (
 	KindRW        = "rw"             // one read (Mode "read") or write (Mode "write") lease: acquire, hold, release
 	KindPermit    = "sem"            // one semaphore permit (Num: the limit): acquire, hold, release
 	KindLeader    = "leader"         // one leadership under RunElected: Fence is the term, Return when fn started
+	KindObserve   = "elect.observe"  // one call of an Elector.Observe fn (Value: identity, "" for none; Fence: term)
+	KindObserveTo = "elect.settled"  // after the stop: what the observer saw last, Err when it still saw a leader
 	KindAppend    = "stream.append"  // one Append (Value: the entry's ID when it returned one)
 	KindDeliver   = "stream.deliver" // one delivery to a handler (Value: ID, Num: deliveries, Call/Return: the handler's run)
 	KindDrain     = "stream.drain"   // the group drained after the workload stopped (Num: pending + lag left)

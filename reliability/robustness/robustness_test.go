@@ -569,7 +569,7 @@ func progress(ops []Op) []Finding {
 	}
 	f := Finding{Checker: CheckProgress}
 	for _, k := range []string{KindLease, KindSessGet, KindSessPut, KindSessLife, KindRead, KindSource, KindEvent,
-		KindRW, KindPermit, KindLeader, KindAppend, KindDeliver} {
+		KindRW, KindPermit, KindLeader, KindAppend, KindDeliver, KindObserve} {
 		if count[k] < 10 {
 			f.Count++
 			f.Problems = append(f.Problems, fmt.Sprintf("only %d successful %s operations", count[k], k))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/cgn-bot/coord"
@@ -199,4 +200,50 @@ func drained(info coord.StreamInfo) bool {
 		}
 	}
 	return false
+}
+
+// observer follows the election with Elector.Observe.
+type observer struct {
+	sub  coord.Subscription
+	mu   sync.Mutex
+	last coord.LeaderInfo
+}
+
+// observe records every call of the Observe fn.
+func (w *worker) observe(ctx context.Context) (*observer, error) {
+	o := &observer{}
+	sub, err := w.b.Elector().Observe(ctx, w.cfg.Election, func(li coord.LeaderInfo) {
+		now := robustness.Now()
+		o.mu.Lock()
+		o.last = li
+		o.mu.Unlock()
+		w.rec.Add(robustness.Op{Kind: robustness.KindObserve, Key: w.cfg.Election, Value: li.Identity, Fence: li.Term, Call: now, Return: now})
+	})
+	if err != nil {
+		return nil, err
+	}
+	o.sub = sub
+	return o, nil
+}
+
+// settle waits, after the workload stopped (every campaigner resigned or
+// let its leadership lapse), for the observer to see no leader, for at
+// most two TTLs and a second, and records what it saw last.
+func (w *worker) settle(o *observer) {
+	call := robustness.Now()
+	deadline := time.Now().Add(2*w.cfg.LeaseTTL + time.Second)
+	last := func() coord.LeaderInfo {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		return o.last
+	}
+	for last().InstanceID != "" && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond) // polled until the deadline
+	}
+	li := last()
+	op := robustness.Op{Kind: robustness.KindObserveTo, Key: w.cfg.Election, Value: li.Identity, Fence: li.Term, Call: call, Return: robustness.Now()}
+	if li.InstanceID != "" {
+		op.Err = fmt.Sprintf("still sees leader %s (term %d) %v after the workload stopped", li.Identity, li.Term, time.Duration(op.Return-call).Round(time.Millisecond))
+	}
+	w.rec.Add(op)
 }

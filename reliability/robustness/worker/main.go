@@ -125,6 +125,13 @@ func run(cfgPath string) error {
 		}
 		defer streamSub.Unsubscribe()
 	}
+	var observer *observer
+	if cfg.Election != "" && !cfg.CacheOnly {
+		if observer, err = w.observe(ctx); err != nil {
+			return err
+		}
+		defer observer.sub.Unsubscribe()
+	}
 
 	wctx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -160,6 +167,9 @@ func run(cfgPath string) error {
 	loops.Wait()
 	if streamSub != nil {
 		w.drain(streamSub)
+	}
+	if observer != nil {
+		w.settle(observer)
 	}
 	w.monitors.Wait()
 	w.quiesce()
