@@ -80,6 +80,17 @@ type CheckConfig struct {
 	// time only, since a stopped process handles no invalidation, and a
 	// lease whose holder was stopped is left to the fence checks.
 	Paused []Window
+	// Lossy are the windows in which a write the server acknowledged may
+	// be lost: from a snapshot to the kill that restarts the server from
+	// it (or the writes a lagging replica never got). Stream entries
+	// appended in them may be gone, like session writes.
+	Lossy []Window
+	// Killed are the windows from a worker's SIGKILL to its restart
+	// (kill-worker): its entries in flight are redelivered.
+	Killed []Window
+	// ClaimAfter is the stream consumers' claim time: a consumer stopped
+	// for two thirds of it may have its entries redelivered.
+	ClaimAfter time.Duration
 	// Dir receives porcupine visualizations.
 	Dir string
 	// Timeout bounds each porcupine check.
@@ -122,6 +133,15 @@ func Check(ops []Op, cfg CheckConfig) []Finding {
 	keep(checkEvents(ops))
 	keep(checkImmortal(ops))
 	keep(checkRelease(ops, cfg))
+	keep(checkRWExclusion(ops, cfg))
+	keep(checkFencesOf(ops, cfg, KindRW, CheckRWFence))
+	keep(checkPermits(ops, cfg))
+	keep(checkFencesOf(ops, cfg, KindPermit, CheckPermitFence))
+	keep(checkLeader(ops, cfg))
+	keep(checkTerms(ops))
+	keep(checkObserve(ops, cfg))
+	fs, _ := checkStreams(ops, cfg)
+	out = append(out, fs...)
 	return out
 }
 
@@ -305,6 +325,22 @@ func checkSessions(ops []Op, cfg CheckConfig) Finding {
 		epoch int
 	}
 	per := map[part][]porcupine.Operation{}
+	// A put invoked (KindSessCall) that never returned, its worker killed
+	// or stopped first, may have taken effect: a put of unknown outcome.
+	type invocation struct {
+		worker int
+		call   int64
+	}
+	returned := map[invocation]bool{}
+	for _, op := range byKind(ops, KindSessPut) {
+		returned[invocation{op.Worker, op.Call}] = true
+	}
+	for _, op := range byKind(ops, KindSessCall) {
+		if !returned[invocation{op.Worker, op.Call}] {
+			op.Kind, op.Err, op.Return = KindSessPut, "no response", op.Call
+			ops = append(ops[:len(ops):len(ops)], op)
+		}
+	}
 	for _, op := range ops {
 		if op.Kind != KindSessGet && op.Kind != KindSessPut {
 			continue
@@ -489,7 +525,10 @@ func lostLease(err string) bool {
 func checkRelease(ops []Op, cfg CheckConfig) Finding {
 	c := collector{f: Finding{Checker: CheckRelease}}
 	grace := cfg.Grace.Nanoseconds()
-	for _, op := range byKind(ops, KindLease) {
+	for _, op := range ops {
+		if op.Kind != KindLease && op.Kind != KindRW && op.Kind != KindPermit {
+			continue
+		}
 		if op.RelErr == "" || lostLease(op.RelErr) || op.RelCall == 0 {
 			continue
 		}

@@ -50,6 +50,21 @@ type WorkerConfig struct {
 	// CacheMaxTTL is the near cache's entry lifetime; it is long so that
 	// invalidation, not expiry, keeps the cache fresh.
 	CacheMaxTTL time.Duration `json:"cacheMaxTTL"`
+	// RWResources are the read-write lock names, Semaphores the semaphore
+	// names (each with SemLimit permits), Election the election the
+	// workers campaign in (none of them for a CacheOnly worker).
+	RWResources []string `json:"rwResources,omitempty"`
+	Semaphores  []string `json:"semaphores,omitempty"`
+	SemLimit    int      `json:"semLimit,omitempty"`
+	Election    string   `json:"election,omitempty"`
+	// Streams makes the worker append to [StreamName] and consume it in
+	// [StreamGroup] as consumer "w<ID>", each entry pending at most
+	// ClaimAfter before a sibling may claim it (not a CacheOnly worker).
+	Streams    bool          `json:"streams,omitempty"`
+	ClaimAfter time.Duration `json:"claimAfter,omitempty"`
+	// DrainTimeout bounds the wait, after the workload stopped, for the
+	// group to have nothing pending or unread.
+	DrainTimeout time.Duration `json:"drainTimeout,omitempty"`
 }
 
 // WriteConfig writes c to path, readable by the owner only.

@@ -46,7 +46,19 @@ const (
 	// new master lacks the writes of those Dur seconds. The old master is
 	// restarted empty and becomes a replica.
 	FaultFailoverLagging = "failover-lagging"
+	// FaultKillWorker kills the worker that leads the workload's election
+	// (worker Target when none does) with SIGKILL, and starts it again
+	// with the same configuration Dur later: its leadership, leases and
+	// stream entries in flight are left to lapse, and it takes its
+	// consumer's pending entries back under its stable name. It is drawn
+	// only when asked for (-robustness.faults), so that the CI schedule
+	// stays as it is.
+	FaultKillWorker = "kill-worker"
 )
+
+// OptInFaults lists the fault kinds drawn only when named in
+// -robustness.faults.
+var OptInFaults = []string{FaultKillWorker}
 
 // AllFaults lists every fault kind of a single server or a Cluster.
 var AllFaults = []string{FaultRestore, FaultPauseServer, FaultPauseWorker, FaultKillNormal,
@@ -79,6 +91,8 @@ func (f Fault) String() string {
 	switch f.Kind {
 	case FaultPauseWorker, FaultBlackhole:
 		s += fmt.Sprintf(" on worker %d", f.Target)
+	case FaultKillWorker:
+		s += fmt.Sprintf(" on the leader (else worker %d)", f.Target)
 	case FaultRestore, FaultPauseServer, FaultStallServer:
 		s += fmt.Sprintf(" on node %d", f.Node)
 	case FaultMigrateSlot:
@@ -111,6 +125,8 @@ func (tm Timing) duration(r *rand.Rand, kind string) time.Duration {
 		return between(1500*time.Millisecond, tm.LeaseTTL*3/4)
 	case FaultOOM:
 		return between(2*time.Second, 3*time.Second)
+	case FaultKillWorker:
+		return between(time.Second, 2*time.Second)
 	case FaultFailoverLagging, FaultMigrateSlot:
 		return between(2*time.Second, 3*time.Second)
 	case FaultBlackhole:

@@ -42,6 +42,15 @@ var (
 // it pauses a worker that holds leases).
 const ciSeed = 20294
 
+// semLimit is the permits of the workload's semaphore: four loops
+// contend for them.
+const semLimit = 2
+
+// claimAfter is the stream consumers' claim time: shorter than a paused
+// worker's stop, so its entries go to its sibling, and long enough that
+// the other faults rarely move an entry.
+const claimAfter = 2 * time.Second
+
 // leaseTTL is the workers' lease TTL. Their clients time out a command
 // after 1s, so a server paused for less than a TTL fails releases while
 // renewals get through after it.
@@ -85,20 +94,36 @@ func TestRobustness(t *testing.T) {
 	case h.cluster != nil:
 		kinds = ClusterFaults
 	}
-	if only := cmp.Or(*flagFaults, os.Getenv("COORD_ROBUSTNESS_FAULTS")); only != "" {
+	only := cmp.Or(*flagFaults, os.Getenv("COORD_ROBUSTNESS_FAULTS"))
+	if only != "" {
 		kinds = strings.Split(only, ",")
 		for _, k := range kinds {
-			if !slices.Contains(ClusterFaults, k) && !slices.Contains(SentinelFaults, k) {
+			if !slices.Contains(ClusterFaults, k) && !slices.Contains(SentinelFaults, k) && !slices.Contains(OptInFaults, k) {
 				t.Fatalf("unknown fault kind %q", k)
 			}
 		}
 	}
 	sched := Schedule(seed, h.timing(), kinds, total)
+	if only == "" && total == 0 {
+		sched = withLeaderKill(sched)
+	}
 	findings := h.run(sched)
 	if len(findings) > 0 {
 		t.Errorf("robustness: %d checker(s) fired; seed %d (replay: go test ./reliability/robustness/ -run TestRobustness -robustness.seed=%d)\nschedule:\n%s%s",
 			len(findings), seed, seed, FormatSchedule(sched), formatFindings(findings))
 	}
+}
+
+// withLeaderKill appends to the fixed schedule one kill-worker, 2.5s after
+// its last fault, lasting 1.5s: the election's leader is killed and
+// restarted. It comes last so that the seeded order before it, and what
+// it was chosen for, stay as they are.
+func withLeaderKill(sched []Fault) []Fault {
+	at := time.Second
+	if n := len(sched); n > 0 {
+		at = sched[n-1].At + sched[n-1].Dur + 2500*time.Millisecond
+	}
+	return append(sched, Fault{Kind: FaultKillWorker, At: at, Dur: 1500 * time.Millisecond})
 }
 
 // catches are the single-fault schedules that find the known defects,
@@ -195,6 +220,7 @@ type harness struct {
 	store    *Store
 	proxies  [][]*Proxy // per worker, per node
 	workers  []*workerProc
+	wcfgs    []WorkerConfig // each worker's configuration, to restart it
 	admin    *coordredis.Backend
 	cfg      WorkerConfig
 	stale    time.Duration
@@ -203,9 +229,12 @@ type harness struct {
 	mu       sync.Mutex
 	network  []Window
 	dataLoss []int64
+	lossy    []Window // see CheckConfig.Lossy
 	oom      []Window
 	paused   []Window
+	killed   []Window
 	notes    []string
+	bin      string // the worker binary
 }
 
 const numWorkers = 3
@@ -241,6 +270,7 @@ func newHarness(t *testing.T, seed int64, deploy string) *harness {
 	}
 	t.Cleanup(func() { _ = client.Close() }) // after the Backend's Close, registered below
 	bin := buildWorker(t)
+	h.bin = bin
 	store, err := NewStore()
 	if err != nil {
 		t.Fatal(err)
@@ -269,6 +299,8 @@ func newHarness(t *testing.T, seed int64, deploy string) *harness {
 		Resources: []string{"r0", "r1"}, Fields: []string{"a", "b", "c"},
 		Users: []string{"u0", "u1", "u2"}, Keys: []string{"k0", "k1", "k2", "k3"},
 		CacheMaxTTL: time.Minute,
+		RWResources: []string{"rw0", "rw1"}, Semaphores: []string{"s0"}, SemLimit: semLimit, Election: "lead",
+		Streams: true, ClaimAfter: claimAfter, DrainTimeout: 15 * time.Second,
 	}
 	if h.cluster != nil {
 		// Enough resources that every master holds some lease keys.
@@ -304,6 +336,7 @@ func newHarness(t *testing.T, seed int64, deploy string) *harness {
 		}
 		h.proxies = append(h.proxies, ps)
 		h.workers = append(h.workers, startWorker(t, bin, h.dir, i, cfg))
+		h.wcfgs = append(h.wcfgs, cfg)
 	}
 	for _, w := range h.workers {
 		w.expect(t, "ready", 30*time.Second)
@@ -469,6 +502,7 @@ func (h *harness) run(sched []Fault) []Finding {
 	}
 	var findings []Finding
 	findings = append(findings, h.invariants()...)
+	server := h.streamState()
 	for _, w := range h.workers {
 		w.send(t, "exit")
 		select {
@@ -493,10 +527,12 @@ func (h *harness) run(sched []Fault) []Finding {
 		}
 		ops = append(ops, wops...)
 	}
+	ops = append(ops, server...)
 	h.mu.Lock()
 	cfg := CheckConfig{
 		Staleness: h.stale, ExclusionSlack: 100 * time.Millisecond, DataLoss: h.dataLoss,
 		Network: h.network, Grace: time.Second, Paused: h.paused, Dir: h.dir, Timeout: 20 * time.Second,
+		Lossy: h.lossy, ClaimAfter: claimAfter, Killed: h.killed,
 	}
 	oom := append([]Window(nil), h.oom...)
 	notes := append([]string(nil), h.notes...)
@@ -514,6 +550,8 @@ func (h *harness) run(sched []Fault) []Finding {
 	acc, rej := h.store.Counts()
 	t.Logf("%d operations; fenced writes accepted %d, rejected %d; events received twice: %d; %s; histories in %s",
 		len(ops), acc, rej, EventRepeats(ops), healthDuring(ops, oom), h.dir)
+	t.Log(LeaseSummary(ops))
+	t.Log(StreamSummary(ops, cfg))
 	for _, n := range notes {
 		t.Log(n)
 	}
@@ -530,7 +568,8 @@ func progress(ops []Op) []Finding {
 		}
 	}
 	f := Finding{Checker: CheckProgress}
-	for _, k := range []string{KindLease, KindSessGet, KindSessPut, KindSessLife, KindRead, KindSource, KindEvent} {
+	for _, k := range []string{KindLease, KindSessGet, KindSessPut, KindSessLife, KindRead, KindSource, KindEvent,
+		KindRW, KindPermit, KindLeader, KindAppend, KindDeliver, KindObserve} {
 		if count[k] < 10 {
 			f.Count++
 			f.Problems = append(f.Problems, fmt.Sprintf("only %d successful %s operations", count[k], k))
@@ -600,6 +639,7 @@ func (h *harness) watchMaster() (stop func()) {
 					now := time.Now()
 					h.mu.Lock()
 					h.dataLoss = append(h.dataLoss, now.UnixNano())
+					h.lossy = append(h.lossy, Window{Name: "failover", Start: now.Add(-2 * time.Second).UnixNano(), End: now.UnixNano()})
 					h.network = append(h.network, Window{Name: "failover", Start: now.Add(-2 * time.Second).UnixNano(), End: now.Add(2 * time.Second).UnixNano()})
 					h.notes = append(h.notes, fmt.Sprintf("the sentinels moved the master from %s to %s at %s", last, addr, ts(now.UnixNano())))
 					h.mu.Unlock()
@@ -659,6 +699,7 @@ func (h *harness) apply(f Fault) {
 		}
 		h.mu.Lock()
 		h.dataLoss = append(h.dataLoss, killed.UnixNano())
+		h.lossy = append(h.lossy, Window{Name: f.Kind, Start: start.UnixNano(), End: killed.UnixNano()})
 		h.mu.Unlock()
 		h.window(f.Kind, killed, true)
 	case FaultPauseServer, FaultStallServer:
@@ -680,6 +721,8 @@ func (h *harness) apply(f Fault) {
 		h.mu.Lock()
 		h.paused = append(h.paused, Window{Name: f.Kind, Start: start.UnixNano(), End: time.Now().UnixNano(), Worker: f.Target})
 		h.mu.Unlock()
+	case FaultKillWorker:
+		h.killWorker(f)
 	case FaultKillNormal, FaultKillPubSub:
 		typ := "normal"
 		if f.Kind == FaultKillPubSub {
@@ -752,6 +795,7 @@ func (h *harness) apply(f Fault) {
 		g.WaitHealthy(t)
 		h.mu.Lock()
 		h.dataLoss = append(h.dataLoss, killed.UnixNano())
+		h.lossy = append(h.lossy, Window{Name: f.Kind, Start: start.UnixNano(), End: killed.UnixNano()})
 		h.mu.Unlock()
 		h.window(f.Kind, start, true)
 	default:
@@ -856,6 +900,7 @@ func (h *harness) invariants() []Finding {
 			keys.Problems = append(keys.Problems, fmt.Sprintf("%s still locked (err %v) with every worker stopped for over %v", res, err, 2*leaseTTL))
 		}
 	}
+	h.leaseInvariants(ctx, &keys)
 	if keys.Count > 0 {
 		out = append(out, keys)
 	}

@@ -1,16 +1,21 @@
 // Command worker is one instance of the robustness harness's workload: it
 // opens a coord Redis backend through its proxy and, until told to stop,
 // takes leases (coord.WithLock, and Acquire with auto-renew then Release)
-// and writes to the driver's checking store with their fences, updates and
+// and writes to the driver's checking store with their fences, takes read
+// and write leases, semaphore permits and leaderships (coord.RunElected),
+// appends to a stream and consumes it in a group, updates and
 // reads fields of shared sessions, creates and deletes sessions of shared
 // users, reads keys through a near cache over a versioned source of truth
 // that it also writes and invalidates, publishes and receives events, and
 // samples Health. Every operation is written to its history file.
 //
 // The driver talks to it over stdin and stdout: it prints "ready" once
-// open; "stop" on stdin stops the workload, after which it waits for its
-// released leases to end, prints "quiesced", and on "exit" (or end of
-// input) closes the backend and exits.
+// open; "stop" on stdin stops the workload, after which it waits for the
+// stream group to be drained and for its released leases to end, prints
+// "quiesced", and on "exit" (or end of input) closes the backend and
+// exits. Its history is appended to, one whole line per op as it
+// happens, so that a worker killed and started again (kill-worker) goes
+// on in the same file.
 package main
 
 import (
@@ -75,7 +80,7 @@ func run(cfgPath string) error {
 	if err != nil {
 		return err
 	}
-	rec, err := robustness.NewRecorder(cfg.History, cfg.ID)
+	rec, err := robustness.OpenRecorder(cfg.History, cfg.ID)
 	if err != nil {
 		return err
 	}
@@ -105,11 +110,28 @@ func run(cfgPath string) error {
 		http:  &http.Client{Timeout: 5 * time.Second},
 		rng:   &lockedRand{r: rand.New(rand.NewPCG(uint64(cfg.Seed), uint64(cfg.ID)))},
 	}
+	// Lease names and session values stay unique, and event sequence
+	// numbers increasing, across a restart of the worker (kill-worker).
+	w.seq.Store(time.Now().UnixMicro())
 	sub, err := w.subscribeEvents(ctx)
 	if err != nil {
 		return err
 	}
 	defer sub.Unsubscribe()
+	var streamSub coord.Subscription
+	if cfg.Streams && !cfg.CacheOnly {
+		if streamSub, err = w.consume(ctx); err != nil {
+			return err
+		}
+		defer streamSub.Unsubscribe()
+	}
+	var observer *observer
+	if cfg.Election != "" && !cfg.CacheOnly {
+		if observer, err = w.observe(ctx); err != nil {
+			return err
+		}
+		defer observer.sub.Unsubscribe()
+	}
 
 	wctx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -120,6 +142,18 @@ func run(cfgPath string) error {
 		// More holders than resources, so that leases are released with
 		// waiters queued, in this instance and in others.
 		all = append(all, w.withLockLoop, w.withLockLoop, w.acquireLoop, w.acquireLoop, w.acquireLoop)
+		if len(cfg.RWResources) > 0 {
+			all = append(all, w.rwLoop, w.rwLoop)
+		}
+		if len(cfg.Semaphores) > 0 {
+			all = append(all, w.semLoop, w.semLoop)
+		}
+		if cfg.Election != "" {
+			all = append(all, w.electLoop)
+		}
+		if cfg.Streams {
+			all = append(all, w.appendLoop)
+		}
 	}
 	for _, loop := range all {
 		loops.Go(func() { loop(wctx) })
@@ -131,6 +165,12 @@ func run(cfgPath string) error {
 	}
 	stop()
 	loops.Wait()
+	if streamSub != nil {
+		w.drain(streamSub)
+	}
+	if observer != nil {
+		w.settle(observer)
+	}
 	w.monitors.Wait()
 	w.quiesce()
 	if err := rec.Flush(); err != nil {
@@ -414,11 +454,13 @@ func (w *worker) sessionLoop(ctx context.Context) {
 			op.Kind = robustness.KindSessPut
 			op.Value = fmt.Sprintf("w%d-%d", w.cfg.ID, w.seq.Add(1))
 			op.Call = robustness.Now()
+			w.rec.Add(robustness.Op{Kind: robustness.KindSessCall, Key: op.Key, Field: field, Value: op.Value, Call: op.Call})
 			err := st.Update(octx, id, map[string]any{field: op.Value})
 			op.Return, op.Err = robustness.Now(), errString(err)
 		case r < 10:
 			op.Kind = robustness.KindSessPut
 			op.Call = robustness.Now()
+			w.rec.Add(robustness.Op{Kind: robustness.KindSessCall, Key: op.Key, Field: field, Call: op.Call})
 			err := st.Update(octx, id, map[string]any{field: nil})
 			op.Return, op.Err = robustness.Now(), errString(err)
 		default:
@@ -569,7 +611,7 @@ func (w *worker) subscribeEvents(ctx context.Context) (coord.Subscription, error
 }
 
 func (w *worker) publishLoop(ctx context.Context) {
-	var seq int64
+	seq := time.Now().UnixMicro() // increasing across a restart of the worker
 	for ctx.Err() == nil {
 		seq++
 		octx, cancel := context.WithTimeout(ctx, 2*time.Second)
