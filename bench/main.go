@@ -47,6 +47,7 @@ type config struct {
 	runs        int
 	goroutines  int
 	rate        int
+	latencyN    int
 	starve      time.Duration
 	redisServer string
 	cpuprofile  string
@@ -68,6 +69,7 @@ func run() int {
 	flag.IntVar(&cfg.runs, "runs", 1, "whole runs, each with its report; with more than one, a summary gives each run's figures, the worst round and the spread")
 	flag.IntVar(&cfg.goroutines, "goroutines", 16, "goroutines of the concurrent tests")
 	flag.IntVar(&cfg.rate, "rate", 1000, "messages/s of the publish-to-receive latency test")
+	flag.IntVar(&cfg.latencyN, "latency-samples", 3000, "messages per cell of the publish-to-receive latency test: its cells last long enough for this many at -rate (at least -duration)")
 	flag.DurationVar(&cfg.starve, "starve", 500*time.Millisecond, "a contending goroutine whose longest wait is over this (or that never acquires) counts as starved")
 	flag.StringVar(&cfg.redisServer, "redis-server", "redis-server", "redis-server binary")
 	flag.StringVar(&cfg.cpuprofile, "cpuprofile", "", "write a CPU profile of the measured rounds (of the first run) to `file`")
@@ -88,8 +90,8 @@ func run() int {
 		}
 		cfg.only = re
 	}
-	if cfg.rounds < 1 || cfg.runs < 1 || cfg.duration <= 0 || cfg.goroutines < 2 || cfg.rate < 1 {
-		fmt.Fprintln(os.Stderr, "coordbench: -rounds, -runs, -duration, -rate must be positive and -goroutines at least 2")
+	if cfg.rounds < 1 || cfg.runs < 1 || cfg.duration <= 0 || cfg.goroutines < 2 || cfg.rate < 1 || cfg.latencyN < 0 {
+		fmt.Fprintln(os.Stderr, "coordbench: -rounds, -runs, -duration, -rate must be positive, -latency-samples not negative and -goroutines at least 2")
 		return 2
 	}
 

@@ -161,7 +161,8 @@ func setup(ctx context.Context, srv *server, cfg config) ([]*test, func(), error
 			note: "One publisher paced at the rate, one subscriber on another client (coord: two Backends). From before the " +
 				"publish call to the subscriber's handler. raw = go-redis PUBLISH and a PubSub reading the same Node-design JSON; " +
 				"raw-hop = the same, the reader handing each message to a handler goroutine over a buffered Go channel; " +
-				"raw-timeout = the reader using ReceiveTimeout(ctx, 3s) (a read deadline per message), as backend/redis read before commit f922898.",
+				"raw-timeout = the reader using ReceiveTimeout(ctx, 3s) (a read deadline per message), as backend/redis read before commit f922898. " +
+				fmt.Sprintf("Each cell lasts %v (-latency-samples %d at the rate), so that a p99 is not a handful of messages.", latencyCell(cfg, 0, cfg.duration), cfg.latencyN),
 			contenders: []string{"raw", "raw-hop", "raw-timeout", "invalidation", "events"},
 			ops:        func(m metrics, _ time.Duration) float64 { return m["samples"] },
 			metrics: []metricDef{
@@ -170,8 +171,8 @@ func setup(ctx context.Context, srv *server, cfg config) ([]*test, func(), error
 				{key: "max", label: "max ms", worst: true},
 				{key: "lost %", label: "lost %", worst: true},
 			},
-			run: func(ctx context.Context, c string, _ int, d time.Duration) (metrics, error) {
-				return runLatency(ctx, chans[c], cfg.rate, d)
+			run: func(ctx context.Context, c string, r int, d time.Duration) (metrics, error) {
+				return runLatency(ctx, chans[c], cfg.rate, latencyCell(cfg, r, d))
 			},
 		},
 		{
