@@ -14,6 +14,7 @@ package subq
 
 import (
 	"context"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -131,7 +132,8 @@ type item[T any] struct {
 //
 // A push that finds the goroutine parked on an empty queue hands the
 // item over through a channel, which wakes it; pushes that find it
-// running add to the ring under the mutex and do nothing more. The ring
+// running add to the ring under the mutex and do nothing more, but yield
+// the processor at a few points past half full (see yieldLocked). The ring
 // grows on demand and is released once drained if it grew past 1024.
 type Queue[T any] struct {
 	cfg Config[T]
@@ -224,8 +226,28 @@ func (q *Queue[T]) PushSized(v T, size int) bool {
 	}
 	q.bytes += charge
 	q.appendLocked(item[T]{v: v, size: charge})
+	yield := q.yieldLocked()
 	q.mu.Unlock()
+	if yield {
+		runtime.Gosched()
+	}
 	return true
+}
+
+// yieldLocked reports whether the pusher should yield its processor
+// after the push that brought the queue to q.n items: once the queue is
+// half full, and again every eighth of its length beyond. A source that
+// never blocks (a subscriber connection's reader with a backlog in its
+// buffer) otherwise keeps the handler's goroutine, made runnable by the
+// first push, from running until the scheduler preempts the source, and
+// a burst of more than the queue's length in that time overflows a
+// queue whose handler keeps up. Yielding never waits for the handler: a
+// blocked handler fills the queue past the last point, and the pushes
+// after that are dropped at once. q.mu is held.
+func (q *Queue[T]) yieldLocked() bool {
+	half := max(q.cfg.Limit/2, 1)
+	step := max(q.cfg.Limit/8, 1)
+	return q.n >= half && (q.n-half)%step == 0
 }
 
 // Purge queues a PurgeAll with reason behind what is queued, even on a
