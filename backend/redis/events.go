@@ -176,9 +176,10 @@ func (e *Events) Stats() coord.EventStats {
 
 // deliver decodes a message from the event channel and queues it for each
 // subscription of its topic. It runs on the subscriber loop, the only
-// caller, and takes no lock but the queues'.
+// caller, and takes no lock but the queues'. The topic and instance ID
+// may slice payload, as in [Invalidator.deliver].
 func (e *Events) deliver(payload string) {
-	ev, err := decodeEvent(payload)
+	ev, err := wire.DecodeEventView(payload)
 	if err != nil {
 		e.malformed.Add(1)
 		return

@@ -226,9 +226,12 @@ func (s *invSub) covers(inv coord.Invalidation, self string) bool {
 
 // deliver decodes a message from an invalidation channel and queues it
 // for each subscription it is for. It runs on the subscriber loop, the
-// only caller, and takes no lock but the queues'.
+// only caller, and takes no lock but the queues'. payload is a string
+// go-redis made for this message alone, so the decoded key and instance
+// ID may slice it: the queued item is charged for it, and detachInv
+// copies them out of a large one.
 func (i *Invalidator) deliver(payload string, pattern bool) {
-	inv, err := decodeInvalidation(payload, pattern)
+	inv, err := wire.DecodeInvalidationView(payload, pattern)
 	if err != nil {
 		// A dropped invalidation is a gap: a near cache may hold what it
 		// covered.

@@ -58,12 +58,6 @@ func decodeInvalidation(payload string, pattern bool) (coord.Invalidation, error
 	return wire.DecodeInvalidation(payload, pattern)
 }
 
-// decodeEvent decodes a message from the event channel. The result owns
-// its memory. The error wraps [wire.ErrMalformed].
-func decodeEvent(payload string) (coord.Event, error) {
-	return wire.DecodeEvent(payload)
-}
-
 // Channels returns the names of the pub/sub channels shared with the Node
 // fleet, with this Backend's prefix: key invalidations, pattern
 // invalidations and shard events (see docs/WIRE.md). Metrics label

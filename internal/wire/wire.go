@@ -36,7 +36,9 @@
 // metadata.reason and fail on null.
 //
 // A decoded message owns its memory: no field refers to the received
-// buffer, so a queued message does not keep a large payload alive.
+// buffer, so a queued message does not keep a large payload alive. The
+// View decoders are the exception, for a caller that accounts for it:
+// their names (key, topic, instance ID) may slice the message.
 package wire
 
 import (
@@ -183,6 +185,21 @@ func isEmpty[T ~string | ~[]byte](raw T) bool {
 // key channel, or the pattern channel when pattern is true. The error
 // wraps [ErrMalformed].
 func DecodeInvalidation(msg string, pattern bool) (coord.Invalidation, error) {
+	return decodeInvalidation(msg, pattern, false)
+}
+
+// DecodeInvalidationView is [DecodeInvalidation] for a caller that owns
+// msg and bounds what keeping it alive costs (a subscriber that received
+// it as a string of its own): the key and instance ID of a message in the
+// layout coord and the Node design write are slices of msg instead of
+// copies, so such a message without metadata decodes without an
+// allocation. Metadata and trace are still copies (a handler may write to
+// Metadata). Any other layout decodes as DecodeInvalidation does.
+func DecodeInvalidationView(msg string, pattern bool) (coord.Invalidation, error) {
+	return decodeInvalidation(msg, pattern, true)
+}
+
+func decodeInvalidation(msg string, pattern, view bool) (coord.Invalidation, error) {
 	kind := coord.KeyInvalidation
 	if pattern {
 		kind = coord.PatternInvalidation
@@ -201,7 +218,14 @@ func DecodeInvalidation(msg string, pattern bool) (coord.Invalidation, error) {
 		if isEmpty(raw) {
 			raw = ""
 		}
-		id, key, meta := own(id, key, raw)
+		var meta json.RawMessage
+		if view {
+			if raw != "" {
+				meta = json.RawMessage(raw)
+			}
+		} else {
+			id, key, meta = own(id, key, raw)
+		}
 		return coord.Invalidation{Kind: kind, Key: key, Metadata: meta, InstanceID: id, Timestamp: time.UnixMilli(ts), Trace: ownTrace(trace)}, nil
 	}
 	return decodeInvalidationSlow(full, pattern)
@@ -210,6 +234,16 @@ func DecodeInvalidation(msg string, pattern bool) (coord.Invalidation, error) {
 // DecodeEvent decodes a message from the shard event channel. The error
 // wraps [ErrMalformed].
 func DecodeEvent(msg string) (coord.Event, error) {
+	return decodeEvent(msg, false)
+}
+
+// DecodeEventView is [DecodeEvent] with the topic and instance ID sliced
+// from msg, as [DecodeInvalidationView] does; the payload is a copy.
+func DecodeEventView(msg string) (coord.Event, error) {
+	return decodeEvent(msg, true)
+}
+
+func decodeEvent(msg string, view bool) (coord.Event, error) {
 	full, trace := msg, coord.TraceCarrier(nil)
 	if head, c, ok := cutTrace(msg); ok {
 		msg, trace = head, c
@@ -221,7 +255,12 @@ func DecodeEvent(msg string) (coord.Event, error) {
 		if isEmpty(raw) {
 			raw = "null"
 		}
-		id, topic, payload := own(id, topic, raw)
+		var payload json.RawMessage
+		if view {
+			payload = json.RawMessage(raw)
+		} else {
+			id, topic, payload = own(id, topic, raw)
+		}
 		return coord.Event{Topic: topic, Payload: payload, InstanceID: id, Timestamp: time.UnixMilli(ts), Trace: ownTrace(trace)}, nil
 	}
 	return decodeEventSlow(full)

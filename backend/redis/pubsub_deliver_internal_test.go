@@ -1,0 +1,54 @@
+package redis
+
+import (
+	"sync/atomic"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/internal/coordtest"
+	"github.com/cgn-bot/coord/internal/redistest"
+)
+
+// TestDeliverInvalidationAllocs: the subscriber's work for an
+// invalidation without metadata, from the received payload to the
+// subscription's queue and its handler, allocates nothing: its key and
+// instance ID slice the payload (a string go-redis made for this message
+// alone), which the queued item is charged for.
+func TestDeliverInvalidationAllocs(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := t.Context()
+	client := goredis.NewClient(srv.Options())
+	defer client.Close()
+	b, err := New(client, &Options{InstanceID: "sub", HealthInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = b.Close(ctx) }()
+	var got atomic.Int64
+	var last atomic.Pointer[string]
+	s, err := b.Invalidator().Subscribe(ctx, func(inv coord.Invalidation) {
+		if inv.Kind == coord.KeyInvalidation {
+			if got.Add(1) == 1 {
+				k := inv.Key
+				last.Store(&k)
+			}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Unsubscribe()
+	payload := string(encodeInvalidation("pub", "user:42:profile", nullPayload, time.UnixMilli(1700000000123)))
+	const runs = 1000
+	n := testing.AllocsPerRun(runs, func() { b.inv.deliver(payload, false) })
+	coordtest.Eventually(t, 5*time.Second, func() bool { return got.Load() == runs+1 }, "every invalidation handled")
+	if k := last.Load(); k == nil || *k != "user:42:profile" {
+		t.Fatalf("handler got key %v", k)
+	}
+	if n != 0 {
+		t.Fatalf("deliver of an invalidation without metadata: %v allocations, want 0", n)
+	}
+}
