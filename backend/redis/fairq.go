@@ -27,6 +27,13 @@ func (k keyspace) lockQueueKey(lockKey string) string { return lockKey + ":q" }
 // lease key may hold entries (same hash slot).
 func (k keyspace) lockQueueFlag(lockKey string) string { return lockKey + ":qf" }
 
+// queueKeys returns lockQueueKey and lockQueueFlag of a lease key in one
+// allocation (the queue key is a prefix of the flag's).
+func queueKeys(lockKey string) (q, flag string) {
+	flag = lockKey + ":qf"
+	return flag[:len(flag)-1], flag
+}
+
 // queueOn reports whether the waiter queue is in use: it is unless
 // [Options].HandoffWindow is negative.
 func (lk *Locker) queueOn() bool { return lk.b.opts.HandoffWindow > 0 }
@@ -63,7 +70,8 @@ func (lk *Locker) acquireArgs(key, fenceKey string, tokenArg any, o coord.LockOp
 	if lk.queueOn() {
 		life = lk.placeLife(o)
 	}
-	return []string{key, fenceKey, b.keys.lockQueueKey(key), b.keys.lockQueueFlag(key)},
+	q, qf := queueKeys(key)
+	return []string{key, fenceKey, q, qf},
 		[]any{tokenArg, ttl, who, b.idArg, life, b.keys.wakeChannel(key)}
 }
 
@@ -74,8 +82,8 @@ func (l *lock) releaseKeys() []string {
 	if !l.lk.queueOn() {
 		return l.keys
 	}
-	k := l.lk.b.keys
-	return []string{l.key, k.lockQueueKey(l.key), k.lockQueueFlag(l.key)}
+	q, qf := queueKeys(l.key)
+	return []string{l.key, q, qf}
 }
 
 // leave drops this instance's queue entry for resource after its last

@@ -119,6 +119,32 @@ func (lk *Locker) exclRelArgs(key string) []any {
 	return []any{lk.b.keys.wakeChannel(key), lk.b.idArg, 0}
 }
 
+// releaseArgs returns the kind's release script arguments after the
+// token: l.relArgs, made here for an exclusive lease, whose Release passes
+// its own (exclReleaseArgs) and needs these only when the watchdog
+// releases it.
+func (l *lock) releaseArgs() []any {
+	if l.relArgs == nil && l.kind == l.lk.excl {
+		return l.lk.exclRelArgs(l.key)
+	}
+	return l.relArgs
+}
+
+// exclReleaseArgs returns the arguments of lua/lock_release.lua for
+// Release of an exclusive lease, the token first. The count of this
+// instance's subscribers to the wake channel matters only without the
+// queue (every waiter is woken then); with it, "0" spares the
+// subscriber's lock.
+func (l *lock) exclReleaseArgs() []any {
+	b := l.lk.b
+	ch := b.keys.wakeChannel(l.key)
+	var own any = "0" // a constant: boxed without allocating
+	if !l.lk.queueOn() {
+		own = b.sub.ownArg(ch)
+	}
+	return []any{l.tokenArg, ch, b.idArg, b.handoffMs, own}
+}
+
 // As forwards to [Backend.As].
 func (lk *Locker) As(target any) bool { return lk.b.As(target) }
 
@@ -278,7 +304,7 @@ func (lk *Locker) newLock(resource, token string, fence int64, o coord.LockOptio
 
 func (lk *Locker) newLockArgs(resource, key, token string, tokenArg any, fence int64, o coord.LockOptions) *lock {
 	return &lock{
-		lk: lk, kind: lk.excl, relArgs: lk.exclRelArgs(key), resource: resource, key: key, token: token, fence: fence,
+		lk: lk, kind: lk.excl, resource: resource, key: key, token: token, fence: fence,
 		keys: []string{key}, tokenArg: tokenArg,
 		ttl: o.TTL, autoRenew: o.AutoRenew, done: make(chan struct{}),
 	}
