@@ -23,12 +23,10 @@ const wakeTo = "\x00>"
 // slot).
 func (k keyspace) lockQueueKey(lockKey string) string { return lockKey + ":q" }
 
-// lockQueueFlag returns the key of the flag that says the queue of a
-// lease key may hold entries (same hash slot).
-func (k keyspace) lockQueueFlag(lockKey string) string { return lockKey + ":qf" }
-
-// queueKeys returns lockQueueKey and lockQueueFlag of a lease key in one
-// allocation (the queue key is a prefix of the flag's).
+// queueKeys returns the waiter queue key of a lease key (lockQueueKey)
+// and the key of the flag that says the queue may hold entries, both in
+// the lease's hash slot, in one allocation (the queue key is a prefix of
+// the flag's).
 func queueKeys(lockKey string) (q, flag string) {
 	flag = lockKey + ":qf"
 	return flag[:len(flag)-1], flag

@@ -131,18 +131,17 @@ func (l *lock) releaseArgs() []any {
 }
 
 // exclReleaseArgs returns the arguments of lua/lock_release.lua for
-// Release of an exclusive lease, the token first. The count of this
-// instance's subscribers to the wake channel matters only without the
-// queue (every waiter is woken then); with it, "0" spares the
-// subscriber's lock.
+// Release of an exclusive lease, the token first. The handoff window and
+// the count of this instance's subscribers to the wake channel (which
+// takes the subscriber's lock) are read only without the queue keys
+// (every waiter is woken then), so with the queue they are not sent.
 func (l *lock) exclReleaseArgs() []any {
 	b := l.lk.b
 	ch := b.keys.wakeChannel(l.key)
-	var own any = "0" // a constant: boxed without allocating
-	if !l.lk.queueOn() {
-		own = b.sub.ownArg(ch)
+	if l.lk.queueOn() {
+		return []any{l.tokenArg, ch, b.idArg}
 	}
-	return []any{l.tokenArg, ch, b.idArg, b.handoffMs, own}
+	return []any{l.tokenArg, ch, b.idArg, b.handoffMs, b.sub.ownArg(ch)}
 }
 
 // As forwards to [Backend.As].
@@ -170,12 +169,8 @@ func (lk *Locker) Acquire(ctx context.Context, resource string, opts ...coord.Lo
 	if err := ctx.Err(); err != nil {
 		return nil, errors.Join(notAcquired(resource), err)
 	}
-	lk.mu.Lock()
-	q := lk.queues[resource]
-	queued := q != nil && len(q.waiters) > 0
-	lk.mu.Unlock()
 	tries := 0
-	if !queued || o.Retries == 0 {
+	if o.Retries == 0 || !lk.localWaiters(resource) {
 		l, _, err := lk.try(ctx, resource, o, false)
 		if l != nil || err != nil {
 			return l, err
@@ -186,6 +181,15 @@ func (lk *Locker) Acquire(ctx context.Context, resource string, opts ...coord.Lo
 		}
 	}
 	return lk.wait(ctx, resource, o, tries)
+}
+
+// localWaiters reports whether waiters of this instance queue for
+// resource.
+func (lk *Locker) localWaiters(resource string) bool {
+	lk.mu.Lock()
+	defer lk.mu.Unlock()
+	q := lk.queues[resource]
+	return q != nil && len(q.waiters) > 0
 }
 
 // minWait is the shortest wait between two tries of a waiting Acquire, so
