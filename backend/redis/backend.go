@@ -27,6 +27,7 @@ type Backend struct {
 	sc     *scripts
 	batch  *batcher // runs the lease scripts of concurrent callers together
 	idArg  any      // the instance ID, boxed once for script arguments
+	holder string   // "." + the instance ID: what a lease value ends with
 
 	handoffMs any // the handoff window in milliseconds, for the release script
 
@@ -88,6 +89,7 @@ func New(client goredis.UniversalClient, opts *Options) (*Backend, error) {
 	}
 	b.budget = subq.NewBudget(r.QueueBytes)
 	b.idArg = r.InstanceID
+	b.holder = "." + r.InstanceID
 	b.handoffMs = max(r.HandoffWindow.Milliseconds(), 0)
 	b.locker = newLocker(b)
 	b.sessions = &Sessions{b: b}

@@ -82,6 +82,15 @@ func (bt *batcher) call(ctx context.Context, c *batchCall) error {
 	bt.mu.Lock()
 	if bt.leaders < bt.max {
 		bt.leaders++
+		if len(bt.queue) == 0 {
+			// Alone: no batch to make.
+			bt.mu.Unlock()
+			bt.runOne(ctx, c)
+			bt.mu.Lock()
+			bt.finishLocked(nil)
+			bt.mu.Unlock()
+			return nil
+		}
 		batch := append(bt.queue, c)
 		bt.queue = nil
 		bt.mu.Unlock()
@@ -117,19 +126,7 @@ func (bt *batcher) call(ctx context.Context, c *batchCall) error {
 // the first queued caller if any. bt.leaders counts this batch.
 func (bt *batcher) send(ctx context.Context, batch []*batchCall) {
 	if len(batch) == 1 {
-		// Alone: exactly what the caller would do, with its ctx.
-		c := batch[0]
-		switch {
-		case c.pre != nil:
-			_, _ = bt.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
-				_ = p.Process(ctx, c.pre)
-				return p.Process(ctx, c.plain)
-			})
-		case c.plain != nil:
-			_ = bt.client.Process(ctx, c.plain)
-		default:
-			c.cmd = c.s.Run(ctx, bt.client, c.keys, c.args...)
-		}
+		bt.runOne(ctx, batch[0])
 	} else {
 		// The pipeline is everyone's: no caller's ctx may cut it short.
 		ctx = context.WithoutCancel(ctx)
@@ -161,6 +158,28 @@ func (bt *batcher) send(ctx context.Context, batch []*batchCall) {
 	}
 	bt.mu.Lock()
 	defer bt.mu.Unlock()
+	bt.finishLocked(batch)
+}
+
+// runOne runs c alone: exactly what its caller would do, with its ctx.
+func (bt *batcher) runOne(ctx context.Context, c *batchCall) {
+	switch {
+	case c.pre != nil:
+		_, _ = bt.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
+			_ = p.Process(ctx, c.pre)
+			return p.Process(ctx, c.plain)
+		})
+	case c.plain != nil:
+		_ = bt.client.Process(ctx, c.plain)
+	default:
+		c.cmd = c.s.Run(ctx, bt.client, c.keys, c.args...)
+	}
+}
+
+// finishLocked ends a batch that came back: it hands each queued caller
+// of batch its result, and passes the lead to the first queued caller if
+// any. bt.leaders counted the batch; bt.mu is held.
+func (bt *batcher) finishLocked(batch []*batchCall) {
 	bt.leaders--
 	for _, c := range batch {
 		if c.done != nil && !c.lead {

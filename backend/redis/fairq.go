@@ -23,9 +23,14 @@ const wakeTo = "\x00>"
 // slot).
 func (k keyspace) lockQueueKey(lockKey string) string { return lockKey + ":q" }
 
-// lockQueueFlag returns the key of the flag that says the queue of a
-// lease key may hold entries (same hash slot).
-func (k keyspace) lockQueueFlag(lockKey string) string { return lockKey + ":qf" }
+// queueKeys returns the waiter queue key of a lease key (lockQueueKey)
+// and the key of the flag that says the queue may hold entries, both in
+// the lease's hash slot, in one allocation (the queue key is a prefix of
+// the flag's).
+func queueKeys(lockKey string) (q, flag string) {
+	flag = lockKey + ":qf"
+	return flag[:len(flag)-1], flag
+}
 
 // queueOn reports whether the waiter queue is in use: it is unless
 // [Options].HandoffWindow is negative.
@@ -63,7 +68,8 @@ func (lk *Locker) acquireArgs(key, fenceKey string, tokenArg any, o coord.LockOp
 	if lk.queueOn() {
 		life = lk.placeLife(o)
 	}
-	return []string{key, fenceKey, b.keys.lockQueueKey(key), b.keys.lockQueueFlag(key)},
+	q, qf := queueKeys(key)
+	return []string{key, fenceKey, q, qf},
 		[]any{tokenArg, ttl, who, b.idArg, life, b.keys.wakeChannel(key)}
 }
 
@@ -74,8 +80,8 @@ func (l *lock) releaseKeys() []string {
 	if !l.lk.queueOn() {
 		return l.keys
 	}
-	k := l.lk.b.keys
-	return []string{l.key, k.lockQueueKey(l.key), k.lockQueueFlag(l.key)}
+	q, qf := queueKeys(l.key)
+	return []string{l.key, q, qf}
 }
 
 // leave drops this instance's queue entry for resource after its last

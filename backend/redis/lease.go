@@ -48,7 +48,7 @@ type leaseKind struct {
 func (b *Backend) newToken() string { return secret.LockToken() + b.holderSuffix() }
 
 // holderSuffix is what newToken appends to the secret part.
-func (b *Backend) holderSuffix() string { return "." + b.opts.InstanceID }
+func (b *Backend) holderSuffix() string { return b.holder }
 
 // holderOf returns the instance ID recorded in a lease value, up to a
 // newline (after which a leadership's value carries its identity); empty
@@ -66,7 +66,7 @@ func holderOf(v string) string {
 type lock struct {
 	lk        *Locker
 	kind      *leaseKind
-	relArgs   []any // the release script's arguments after the token
+	relArgs   []any // the release script's arguments after the token (nil: see releaseArgs)
 	resource  string
 	key       string
 	token     string
@@ -195,8 +195,7 @@ func (l *lock) Release(ctx context.Context) error {
 		if w, yield := l.lk.handoffTarget(l.resource); w != nil {
 			return l.handOff(ctx, w, yield)
 		}
-		ch := b.keys.wakeChannel(l.key)
-		n, err = b.batch.run(ctx, b.sc.lockRelease, l.releaseKeys(), l.tokenArg, ch, b.idArg, b.handoffMs, b.sub.ownArg(ch)).Int64()
+		n, err = b.batch.run(ctx, b.sc.lockRelease, l.releaseKeys(), l.exclReleaseArgs()...).Int64()
 	} else {
 		handed := false
 		if l.kind.handoff != nil {
@@ -341,7 +340,7 @@ func (l *lock) renewed(ctx, rctx context.Context, start time.Time, ttl time.Dura
 		if err == nil && n == 1 && !l.released {
 			// Declared lost while the renewal was on its way, which then
 			// succeeded: nobody uses the lease now, so let it go.
-			l.lk.addOrphanOf(&orphan{kind: l.kind, keys: l.keys, relArgs: l.relArgs, token: l.token, ttl: ttl})
+			l.lk.addOrphanOf(&orphan{kind: l.kind, keys: l.keys, relArgs: l.releaseArgs(), token: l.token, ttl: ttl})
 		}
 		return time.Time{}, false
 	}

@@ -119,6 +119,31 @@ func (lk *Locker) exclRelArgs(key string) []any {
 	return []any{lk.b.keys.wakeChannel(key), lk.b.idArg, 0}
 }
 
+// releaseArgs returns the kind's release script arguments after the
+// token: l.relArgs, made here for an exclusive lease, whose Release passes
+// its own (exclReleaseArgs) and needs these only when the watchdog
+// releases it.
+func (l *lock) releaseArgs() []any {
+	if l.relArgs == nil && l.kind == l.lk.excl {
+		return l.lk.exclRelArgs(l.key)
+	}
+	return l.relArgs
+}
+
+// exclReleaseArgs returns the arguments of lua/lock_release.lua for
+// Release of an exclusive lease, the token first. The handoff window and
+// the count of this instance's subscribers to the wake channel (which
+// takes the subscriber's lock) are read only without the queue keys
+// (every waiter is woken then), so with the queue they are not sent.
+func (l *lock) exclReleaseArgs() []any {
+	b := l.lk.b
+	ch := b.keys.wakeChannel(l.key)
+	if l.lk.queueOn() {
+		return []any{l.tokenArg, ch, b.idArg}
+	}
+	return []any{l.tokenArg, ch, b.idArg, b.handoffMs, b.sub.ownArg(ch)}
+}
+
 // As forwards to [Backend.As].
 func (lk *Locker) As(target any) bool { return lk.b.As(target) }
 
@@ -144,12 +169,8 @@ func (lk *Locker) Acquire(ctx context.Context, resource string, opts ...coord.Lo
 	if err := ctx.Err(); err != nil {
 		return nil, errors.Join(notAcquired(resource), err)
 	}
-	lk.mu.Lock()
-	q := lk.queues[resource]
-	queued := q != nil && len(q.waiters) > 0
-	lk.mu.Unlock()
 	tries := 0
-	if !queued || o.Retries == 0 {
+	if o.Retries == 0 || !lk.localWaiters(resource) {
 		l, _, err := lk.try(ctx, resource, o, false)
 		if l != nil || err != nil {
 			return l, err
@@ -160,6 +181,15 @@ func (lk *Locker) Acquire(ctx context.Context, resource string, opts ...coord.Lo
 		}
 	}
 	return lk.wait(ctx, resource, o, tries)
+}
+
+// localWaiters reports whether waiters of this instance queue for
+// resource.
+func (lk *Locker) localWaiters(resource string) bool {
+	lk.mu.Lock()
+	defer lk.mu.Unlock()
+	q := lk.queues[resource]
+	return q != nil && len(q.waiters) > 0
 }
 
 // minWait is the shortest wait between two tries of a waiting Acquire, so
@@ -278,7 +308,7 @@ func (lk *Locker) newLock(resource, token string, fence int64, o coord.LockOptio
 
 func (lk *Locker) newLockArgs(resource, key, token string, tokenArg any, fence int64, o coord.LockOptions) *lock {
 	return &lock{
-		lk: lk, kind: lk.excl, relArgs: lk.exclRelArgs(key), resource: resource, key: key, token: token, fence: fence,
+		lk: lk, kind: lk.excl, resource: resource, key: key, token: token, fence: fence,
 		keys: []string{key}, tokenArg: tokenArg,
 		ttl: o.TTL, autoRenew: o.AutoRenew, done: make(chan struct{}),
 	}

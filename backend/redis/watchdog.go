@@ -46,7 +46,7 @@ func (lk *Locker) releaseLater(l *lock) {
 	// A renewal sent before the local deadline moved the expiry in Redis
 	// at most a TTL past it.
 	until := l.deadline.Add(l.ttl)
-	lk.addOrphanOf(&orphan{kind: l.kind, keys: l.keys, relArgs: l.relArgs, token: l.token, resource: l.resource, ttl: l.ttl, until: until})
+	lk.addOrphanOf(&orphan{kind: l.kind, keys: l.keys, relArgs: l.releaseArgs(), token: l.token, resource: l.resource, ttl: l.ttl, until: until})
 }
 
 func (lk *Locker) addOrphanOf(o *orphan) {
