@@ -1,0 +1,130 @@
+package redis_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/cgn-bot/coord"
+	coordredis "github.com/cgn-bot/coord/backend/redis"
+	"github.com/cgn-bot/coord/internal/redistest"
+)
+
+func newRateBackend(t *testing.T, srv *redistest.Server) (*coordredis.Backend, *goredis.Client) {
+	t.Helper()
+	c := goredis.NewClient(srv.Options())
+	t.Cleanup(func() { _ = c.Close() })
+	b, err := coordredis.New(c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close(context.Background()) })
+	return b, c
+}
+
+// TestRateWindowMemoryFull: with Redis refusing writes that grow memory,
+// a window decision that would record events is an error, never an
+// allow; a denial still answers (it writes nothing); once memory is
+// back, decisions allow.
+func TestRateWindowMemoryFull(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := t.Context()
+	b, _ := newRateBackend(t, srv)
+	rl := b.RateLimiter()
+	l := coord.Limit{Rate: 2, Period: time.Second, Window: true}
+	long := coord.Limit{Rate: 2, Period: time.Hour, Window: true}
+	if d, err := rl.Allow(ctx, "held", long, 2); err != nil || !d.Allowed {
+		t.Fatalf("Allow(held, 2) = %+v, %v", d, err)
+	}
+	lift := fillMemory(t, srv)
+	lifted := false
+	defer func() {
+		if !lifted {
+			lift()
+		}
+	}()
+	for _, c := range []struct {
+		key string
+		l   coord.Limit
+	}{{"fresh", l}, {"held-other", long}} {
+		d, err := rl.Allow(ctx, c.key, c.l, 1)
+		if d.Allowed || !errors.Is(err, coord.ErrUnavailable) {
+			t.Errorf("Allow(%s) with memory full = %+v, %v; want ErrUnavailable and no allow", c.key, d, err)
+		}
+	}
+	if d, err := rl.Allow(ctx, "held", long, 1); err != nil || d.Allowed || d.RetryAfter <= 0 {
+		t.Errorf("Allow(held) over a full window with memory full = %+v, %v; want a denial", d, err)
+	}
+	lift()
+	lifted = true
+	if d, err := rl.Allow(ctx, "fresh", l, 1); err != nil || !d.Allowed {
+		t.Errorf("Allow(fresh) once memory is back = %+v, %v", d, err)
+	}
+}
+
+// TestRateWindowMemoryFullTrim: an Allow whose window has events to trim
+// (events that left it, the key still there) is refused with memory
+// full: the trim, a write that frees memory, must not open the way for
+// the ZADD that grows it.
+func TestRateWindowMemoryFullTrim(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := t.Context()
+	b, c := newRateBackend(t, srv)
+	rl := b.RateLimiter()
+	_, wk := b.RateKeys("k")
+	now, err := c.Time(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two events of a 1 s window, one stamped 2 s ago (out of the
+	// window, to trim) and one 100 ms ago (in it); the key lives on.
+	old, recent := now.Add(-2*time.Second).UnixMicro(), now.Add(-100*time.Millisecond).UnixMicro()
+	if err := c.ZAdd(ctx, wk,
+		goredis.Z{Score: float64(old), Member: fmt.Sprintf("%d:1", old)},
+		goredis.Z{Score: float64(recent), Member: fmt.Sprintf("%d:2", recent)}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.PExpire(ctx, wk, time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	l := coord.Limit{Rate: 2, Period: time.Second, Window: true}
+	lift := fillMemory(t, srv)
+	defer lift()
+	d, err := rl.Allow(ctx, "k", l, 1)
+	if d.Allowed || !errors.Is(err, coord.ErrUnavailable) {
+		t.Errorf("Allow over a window with an event to trim, memory full = %+v, %v; want ErrUnavailable and no allow", d, err)
+	}
+}
+
+// TestRateWindowLimitLowered: a key holding more events in its window
+// than a lower limit now allows (the limit lowered at a reload, or two
+// instances passing different limits) gives a denial with Remaining 0,
+// not an error; the higher limit still reads its own count.
+func TestRateWindowLimitLowered(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := t.Context()
+	b, _ := newRateBackend(t, srv)
+	rl := b.RateLimiter()
+	high := coord.Limit{Rate: 5, Period: time.Minute, Window: true}
+	low := coord.Limit{Rate: 2, Period: time.Minute, Window: true}
+	if d, err := rl.Allow(ctx, "k", high, 4); err != nil || !d.Allowed || d.Remaining != 1 {
+		t.Fatalf("Allow(4 of 5) = %+v, %v", d, err)
+	}
+	for _, n := range []int{1, 2} {
+		d, err := rl.Allow(ctx, "k", low, n)
+		if err != nil || d.Allowed || d.Remaining != 0 || d.RetryAfter <= 0 || d.RetryAfter > time.Minute {
+			t.Errorf("Allow(%d) under a lowered limit = %+v, %v; want denied, Remaining 0, RetryAfter in (0, 1m]", n, d, err)
+		}
+		p, err := rl.Peek(ctx, "k", low)
+		if err != nil || p.Allowed || p.Remaining != 0 {
+			t.Errorf("Peek under a lowered limit = %+v, %v; want denied, Remaining 0", p, err)
+		}
+	}
+	if d, err := rl.Allow(ctx, "k", high, 1); err != nil || !d.Allowed || d.Remaining != 0 {
+		t.Errorf("Allow(1) under the higher limit = %+v, %v; want allowed, Remaining 0", d, err)
+	}
+}
