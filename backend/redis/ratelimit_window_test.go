@@ -11,6 +11,7 @@ import (
 
 	"github.com/cgn-bot/coord"
 	coordredis "github.com/cgn-bot/coord/backend/redis"
+	"github.com/cgn-bot/coord/internal/coordtest"
 	"github.com/cgn-bot/coord/internal/redistest"
 )
 
@@ -126,5 +127,73 @@ func TestRateWindowLimitLowered(t *testing.T) {
 	}
 	if d, err := rl.Allow(ctx, "k", high, 1); err != nil || !d.Allowed || d.Remaining != 0 {
 		t.Errorf("Allow(1) under the higher limit = %+v, %v; want allowed, Remaining 0", d, err)
+	}
+}
+
+// TestRateWindowStaleEvents: the decisions that count the window past
+// events that left it (kept until a trim or the key's expiry) count only
+// those in the window: on a key that holds more events than a lower
+// limit's Rate, and on one that holds fewer, Allow and Peek alike.
+func TestRateWindowStaleEvents(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := t.Context()
+	b, c := newRateBackend(t, srv)
+	rl := b.RateLimiter()
+	_, wk := b.RateKeys("k")
+	high := coord.Limit{Rate: 5, Period: 300 * time.Millisecond, Window: true}
+	low := coord.Limit{Rate: 2, Period: 300 * time.Millisecond, Window: true}
+	long := coord.Limit{Rate: 8, Period: time.Minute, Window: true}
+	// 6 events, the key kept for a minute by the last one's limit.
+	if d, err := rl.Allow(ctx, "k", high, 5); err != nil || !d.Allowed {
+		t.Fatalf("Allow(5 of 5) = %+v, %v", d, err)
+	}
+	if d, err := rl.Allow(ctx, "k", long, 1); err != nil || !d.Allowed || d.Remaining != 2 {
+		t.Fatalf("Allow(1 of 8 a minute) over 5 events = %+v, %v; want Remaining 2", d, err)
+	}
+	coordtest.Eventually(t, 2*time.Second, func() bool {
+		p, err := rl.Peek(ctx, "k", high)
+		return err == nil && p.Allowed && p.Remaining == 5 && p.ResetAfter == 0
+	}, "the 6 events left the short window")
+	if n := c.ZCard(ctx, wk).Val(); n != 6 {
+		t.Fatalf("the key holds %d events, want the 6 (no decision trimmed them)", n)
+	}
+	want := []struct {
+		l         coord.Limit
+		n         int
+		allowed   bool
+		remaining int
+	}{
+		{low, 1, true, 1},   // 6 held, more than Rate: trimmed, then counted
+		{low, 1, true, 0},   // 1 held, fewer than Rate
+		{low, 1, false, 0},  // 2 held, both in the window
+		{high, 3, true, 0},  // 2 in the window, 3 more make 5
+		{high, 1, false, 0}, // 5
+	}
+	for i, w := range want {
+		d, err := rl.Allow(ctx, "k", w.l, w.n)
+		if err != nil || d.Allowed != w.allowed || d.Remaining != w.remaining {
+			t.Fatalf("step %d: Allow(%s, %d) = %+v, %v; want allowed %v, Remaining %d", i, w.l, w.n, d, err, w.allowed, w.remaining)
+		}
+	}
+	if n := c.ZCard(ctx, wk).Val(); n != 5 {
+		t.Errorf("the key holds %d events, want the 5 in the window", n)
+	}
+	// Fewer events held than the limit's Rate, none in the window: the
+	// count is 0, not the events held.
+	if d, err := rl.Allow(ctx, "f", high, 1); err != nil || !d.Allowed || d.Remaining != 4 {
+		t.Fatalf("Allow(f) = %+v, %v", d, err)
+	}
+	if d, err := rl.Allow(ctx, "f", long, 1); err != nil || !d.Allowed || d.Remaining != 6 {
+		t.Fatalf("Allow(f, long) = %+v, %v", d, err)
+	}
+	coordtest.Eventually(t, 2*time.Second, func() bool {
+		p, err := rl.Peek(ctx, "f", high)
+		return err == nil && p.Allowed && p.Remaining == 5 && p.ResetAfter == 0
+	}, "f's events left the short window")
+	if d, err := rl.Allow(ctx, "f", high, 2); err != nil || !d.Allowed || d.Remaining != 3 || d.ResetAfter != high.Period {
+		t.Errorf("Allow(f, 2 of 5) with none in the window = %+v, %v; want allowed, Remaining 3, ResetAfter 300ms", d, err)
+	}
+	if d, err := rl.Allow(ctx, "f", high, 1); err != nil || !d.Allowed || d.Remaining != 2 {
+		t.Errorf("Allow(f, 1 of 5) with 2 in the window = %+v, %v; want allowed, Remaining 2", d, err)
 	}
 }
