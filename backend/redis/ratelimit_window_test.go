@@ -51,10 +51,14 @@ func TestRateWindowMemoryFull(t *testing.T) {
 	for _, c := range []struct {
 		key string
 		l   coord.Limit
-	}{{"fresh", l}, {"held-other", long}} {
-		d, err := rl.Allow(ctx, c.key, c.l, 1)
+		n   int
+	}{
+		{"fresh", l, 1}, {"fresh", l, 2}, {"held-other", long, 1},
+		{"gcra", coord.Limit{Rate: 2, Period: time.Second}, 1},
+	} {
+		d, err := rl.Allow(ctx, c.key, c.l, c.n)
 		if d.Allowed || !errors.Is(err, coord.ErrUnavailable) {
-			t.Errorf("Allow(%s) with memory full = %+v, %v; want ErrUnavailable and no allow", c.key, d, err)
+			t.Errorf("Allow(%s, %s, %d) with memory full = %+v, %v; want ErrUnavailable and no allow", c.key, c.l, c.n, d, err)
 		}
 	}
 	if d, err := rl.Allow(ctx, "held", long, 1); err != nil || d.Allowed || d.RetryAfter <= 0 {
@@ -195,5 +199,27 @@ func TestRateWindowStaleEvents(t *testing.T) {
 	}
 	if d, err := rl.Allow(ctx, "f", high, 1); err != nil || !d.Allowed || d.Remaining != 2 {
 		t.Errorf("Allow(f, 1 of 5) with 2 in the window = %+v, %v; want allowed, Remaining 2", d, err)
+	}
+}
+
+// TestRateWindowForeignKey: a window key of another type (a foreign
+// writer) is an error for Allow and Peek, never a decision.
+func TestRateWindowForeignKey(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := t.Context()
+	b, c := newRateBackend(t, srv)
+	rl := b.RateLimiter()
+	_, wk := b.RateKeys("k")
+	if err := c.Set(ctx, wk, "junk", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{1, 2} {
+		l := coord.Limit{Rate: 3, Period: time.Minute, Window: true}
+		if d, err := rl.Allow(ctx, "k", l, n); !errors.Is(err, coord.ErrUnavailable) || d != (coord.RateDecision{}) {
+			t.Errorf("Allow(%d) over a string key = %+v, %v; want the zero decision and ErrUnavailable", n, d, err)
+		}
+	}
+	if d, err := rl.Peek(ctx, "k", coord.Limit{Rate: 3, Period: time.Minute, Window: true}); !errors.Is(err, coord.ErrUnavailable) || d.Allowed {
+		t.Errorf("Peek over a string key = %+v, %v; want ErrUnavailable", d, err)
 	}
 }
