@@ -142,7 +142,9 @@ func (s *rateStore) decideWindow(now int64, key string, limit coord.Limit, n int
 	if w != nil {
 		count = w.count
 	}
-	d := coord.RateDecision{Allowed: count+n <= limit.Rate, Remaining: limit.Rate - count}
+	// A window over a lower limit than the one that filled it holds more
+	// than Rate: nothing remains, not a negative count.
+	d := coord.RateDecision{Allowed: count+n <= limit.Rate, Remaining: max(limit.Rate-count, 0)}
 	if !d.Allowed {
 		d.RetryAfter = micros(w.retryAfter(now, period, limit.Rate, n))
 	} else if record {

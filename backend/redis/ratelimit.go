@@ -18,8 +18,8 @@ import (
 // never sees a cross-slot script:
 //
 //	P + "rl:{K}"    string: K's GCRA TAT (µs of the server clock), PX until it is reached
-//	P + "rl:{K}:w"  zset: K's sliding window, one member per event scored by its time (µs),
-//	                PX a Period after the newest event
+//	P + "rl:{K}:w"  zset: K's sliding window, one member "time:i" per event scored by its
+//	                time (µs), PX a Period after the newest event
 //
 // It never allows on error: an error wraps [coord.ErrUnavailable] (or
 // [coord.ErrInvalid], [coord.ErrClosed], or ctx's error), and its
@@ -130,8 +130,8 @@ type RateInfo struct {
 	// allowance: the time left on its TAT key; zero when it has none.
 	GCRAResetAfter time.Duration
 	// WindowEvents is how many events the sliding window key holds,
-	// including any that left the window since the last decision trimmed
-	// it.
+	// including any that left the window and no decision trimmed yet (a
+	// decision trims them once the key holds the event it decides by).
 	WindowEvents int64
 	// WindowResetAfter is how long until the window key expires, a
 	// period after its newest event; zero when it has none.
