@@ -8,10 +8,9 @@
 -- (> 0) when taken, else -2 - the wait hint in milliseconds (when the
 -- writer's lease or the earliest read lease ends; -1 unknown).
 local t = now()
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', t)
+local first = zprune(KEYS[3], zfirst(KEYS[3]), t)
 redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', t)
 local pttl = redis.call('PTTL', KEYS[1])
-local first = zfirst(KEYS[3])
 if pttl == -2 and not first then
   redis.call('ZREM', KEYS[4], ARGV[1])
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
