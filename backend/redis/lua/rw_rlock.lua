@@ -8,9 +8,15 @@
 -- intent ends; -1 unknown).
 -- Expired intents and readers are pruned only when the lowest score of
 -- their set says there are some.
+-- The writer key and the intents are in one hash slot with the others
+-- (KEYS), so the two-key EXISTS works in a Cluster too.
 local t = now()
-local pttl = redis.call('PTTL', KEYS[1])
-local first = zprune(KEYS[4], zfirst(KEYS[4]), t)
+-- Neither a writer nor an intent, live or not (the common case): one call.
+local pttl, first = -2, nil
+if redis.call('EXISTS', KEYS[1], KEYS[4]) > 0 then
+  pttl = redis.call('PTTL', KEYS[1])
+  first = zprune(KEYS[4], zfirst(KEYS[4]), t)
+end
 if pttl ~= -2 or first then
   local hint = -1
   if pttl >= 0 then
