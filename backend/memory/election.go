@@ -69,7 +69,9 @@ func (r *electRes) notifyLocked(now time.Time) {
 func (r *electRes) dropLocked(l *lock) {
 	if r.leader == l {
 		r.leader, r.identity = nil, ""
-		r.notifyLocked(time.Now())
+		if len(r.observers) > 0 {
+			r.notifyLocked(time.Now())
+		}
 	}
 }
 
