@@ -57,13 +57,29 @@ func newRWLocker(lk *Locker) *RWLocker {
 	rw := &RWLocker{lk: lk, readerLeft: lk.leases.payload(wakeReaderLeft), writerLeft: lk.leases.payload(wakeWriterLeft)}
 	rw.read = &leaseKind{
 		name: "read lease", release: b.sc.zRelease, extend: b.sc.zExtend, ttl: b.sc.zTTL,
-		woken: func(resource string) { lk.leases.wake(rw.channel(resource), wakeReaderLeft) },
+		woken: func(resource string) {
+			if !lk.leases.empty() {
+				lk.leases.wake(rw.channel(resource), wakeReaderLeft)
+			}
+		},
 	}
 	rw.write = &leaseKind{
 		name: "write lease", release: b.sc.sRelease, extend: b.sc.sExtend, ttl: b.sc.sTTL,
-		woken: func(resource string) { lk.leases.wake(rw.channel(resource), wakeWriterLeft) },
+		woken: func(resource string) {
+			if !lk.leases.empty() {
+				lk.leases.wake(rw.channel(resource), wakeWriterLeft)
+			}
+		},
 	}
 	return rw
+}
+
+// empty reports whether this instance waits on no wake channel at all, so
+// that a release has nobody here to wake (and need not name the channel).
+func (lw *leaseWaits) empty() bool {
+	lw.mu.Lock()
+	defer lw.mu.Unlock()
+	return len(lw.chans) == 0
 }
 
 func (rw *RWLocker) channel(resource string) string {

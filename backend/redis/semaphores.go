@@ -36,8 +36,10 @@ func newSemaphores(lk *Locker) *Semaphores {
 	s.permit = &leaseKind{
 		name: "permit", release: b.sc.zRelease, extend: b.sc.zExtend, ttl: b.sc.zTTL,
 		woken: func(resource string) {
-			_, ch := b.keys.semKeys(resource)
-			lk.leases.wake(ch, wakePermitFree)
+			if !lk.leases.empty() {
+				_, ch := b.keys.semKeys(resource)
+				lk.leases.wake(ch, wakePermitFree)
+			}
 		},
 	}
 	s.permit.handoff = s.handoff
