@@ -303,6 +303,9 @@ func leaseTests(srv *server, cfg config) ([]*test, func(), error) {
 			},
 		},
 	}
+	for _, t := range tests {
+		t.metrics = append(t.metrics, cpuMetrics...)
+	}
 	return tests, closeAll, nil
 }
 

@@ -69,7 +69,9 @@ func (r *electRes) notifyLocked(now time.Time) {
 func (r *electRes) dropLocked(l *lock) {
 	if r.leader == l {
 		r.leader, r.identity = nil, ""
-		r.notifyLocked(time.Now())
+		if len(r.observers) > 0 {
+			r.notifyLocked(time.Now())
+		}
 	}
 }
 
@@ -173,11 +175,17 @@ func (e *Elector) Campaign(ctx context.Context, election, identity string, opts 
 	now := time.Now()
 	r := h.electResLocked(election, now, true)
 	if r.leader == nil && len(r.waiters) == 0 {
-		r.leader, r.identity = h.newLeaseLocked(r, n, o, now, token), identity
+		// The lease and its leadership in one allocation.
+		p := &struct {
+			l  lock
+			ld leadership
+		}{}
+		h.initLeaseLocked(&p.l, r, n, o, now, token)
+		p.ld = leadership{lock: &p.l, identity: identity}
+		r.leader, r.identity = &p.l, identity
 		r.notifyLocked(now)
-		l := &leadership{lock: r.leader, identity: identity}
 		h.lmu.Unlock()
-		return l, nil
+		return &p.ld, nil
 	}
 	if o.Retries == 0 {
 		h.lmu.Unlock()

@@ -376,8 +376,15 @@ func (h *Hub) grantLocked(r *resource, n *Backend, o coord.LockOptions, now time
 // hub's one counter) and token, and schedules its timer; the caller adds
 // it to r's holders.
 func (h *Hub) newLeaseLocked(r leaseRes, n *Backend, o coord.LockOptions, now time.Time, token string) *lock {
+	l := new(lock)
+	h.initLeaseLocked(l, r, n, o, now, token)
+	return l
+}
+
+// initLeaseLocked makes l, zero, a new lease as newLeaseLocked does.
+func (h *Hub) initLeaseLocked(l *lock, r leaseRes, n *Backend, o coord.LockOptions, now time.Time, token string) {
 	h.fence++
-	l := &lock{
+	*l = lock{
 		node:      n,
 		res:       r,
 		token:     token,
@@ -388,7 +395,6 @@ func (h *Hub) newLeaseLocked(r leaseRes, n *Backend, o coord.LockOptions, now ti
 		heapIdx:   -1,
 	}
 	n.scheduleLocked(l, now)
-	return l
 }
 
 // scheduleLocked sets l's next timer event: its renewal with auto-renew,

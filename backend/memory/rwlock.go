@@ -106,6 +106,9 @@ type rwRes struct {
 	writer  *lock
 	readers []*lock
 	waiters []*waiter // FIFO, readers and writers, across all nodes
+	// first is the readers' first backing array: a few readers need no
+	// allocation beside the state.
+	first [2]*lock
 }
 
 func (r *rwRes) resName() string { return r.name }
@@ -266,6 +269,7 @@ func (rw *RWLocker) acquire(ctx context.Context, op, name string, write bool, op
 			h.shapes.rw = make(map[string]*rwRes)
 		}
 		r = &rwRes{h: h, name: name}
+		r.readers = r.first[:0]
 		h.shapes.rw[name] = r
 	}
 	if r.writer == nil && len(r.waiters) == 0 && (!write || len(r.readers) == 0) {

@@ -28,6 +28,9 @@ type semRes struct {
 	name    string
 	holders []*lock
 	waiters []*waiter // FIFO across all nodes
+	// first is the holders' first backing array: a semaphore of up to
+	// len(first) permits needs no allocation beside its state.
+	first [4]*lock
 }
 
 func (r *semRes) resName() string { return r.name }
@@ -115,6 +118,7 @@ func (s *Semaphores) Acquire(ctx context.Context, resource string, limit int, op
 			h.shapes.sems = make(map[string]*semRes)
 		}
 		r = &semRes{h: h, name: resource}
+		r.holders = r.first[:0]
 		h.shapes.sems[resource] = r
 	}
 	if len(r.waiters) == 0 && len(r.holders) < limit {

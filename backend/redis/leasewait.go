@@ -66,6 +66,7 @@ type leaseWaiter struct {
 
 	// Guarded by leaseWaits.mu.
 	pending bool // a local handoff to this waiter is under way
+	trying  bool // the waiter is trying for itself: no handoff to it meanwhile
 	leaving bool // the wait ended: no local handoff to it any more
 }
 
@@ -92,7 +93,7 @@ func (lw *leaseWaits) handoffTarget(ch string) *leaseWaiter {
 		return nil
 	}
 	for _, w := range wc.waiters {
-		if w.role != rolePermit || w.pending || w.leaving || len(w.grant) > 0 {
+		if w.role != rolePermit || w.pending || w.trying || w.leaving || len(w.grant) > 0 {
 			continue
 		}
 		wc.streak++
@@ -106,11 +107,22 @@ func (lw *leaseWaits) handoffTarget(ch string) *leaseWaiter {
 	return nil
 }
 
-// isPending reports whether a handoff to w is under way.
-func (lw *leaseWaits) isPending(w *leaseWaiter) bool {
+// startTry reports whether a handoff to w is under way; when none is, w
+// is marked trying until endTry, so that no handoff reaches it while its
+// own try may take a lease (a permit handed over then would only be
+// given back).
+func (lw *leaseWaits) startTry(w *leaseWaiter) bool {
 	lw.mu.Lock()
 	defer lw.mu.Unlock()
+	w.trying = !w.pending
 	return w.pending
+}
+
+// endTry ends what startTry began.
+func (lw *leaseWaits) endTry(w *leaseWaiter) {
+	lw.mu.Lock()
+	w.trying = false
+	lw.mu.Unlock()
 }
 
 // granted delivers the outcome of a handoff to w. A waiter whose wait
@@ -192,7 +204,9 @@ func (lw *leaseWaits) hasWaiters(ch string, role byte) bool {
 	defer lw.mu.Unlock()
 	if wc := lw.chans[ch]; wc != nil {
 		for _, w := range wc.waiters {
-			if w.role == role {
+			// A waiter that a handoff is reaching, or whose wait ended,
+			// takes no free lease: a newcomer does not queue behind it.
+			if w.role == role && !w.pending && !w.leaving {
 				return true
 			}
 		}
@@ -220,7 +234,9 @@ func (lw *leaseWaits) wakeLocked(wc *waitChan, what byte, after *leaseWaiter) {
 				seen = w == after
 				continue
 			}
-			if w.role == role {
+			// A waiter that a handoff is reaching, or whose wait ended,
+			// would not use the wake-up: it goes to the next.
+			if w.role == role && !w.pending && !w.leaving {
 				poke(w.wake)
 				return
 			}
@@ -503,7 +519,7 @@ func (lk *Locker) waitLease(ctx context.Context, t *leaseTry, o coord.LockOption
 		case <-w.wake: // drop a stale wake-up: the try below sees the state
 		default:
 		}
-		if lw.isPending(w) {
+		for lw.startTry(w) {
 			// A permit is being handed to w: take that rather than try.
 			if g := <-w.grant; g.ok {
 				giveUp()
@@ -512,9 +528,12 @@ func (lk *Locker) waitLease(ctx context.Context, t *leaseTry, o coord.LockOption
 		}
 		l, h, err := lk.tryOnce(ctx, t, token, o)
 		if l != nil {
+			// w stays marked trying, out of the handoffs' reach, until it
+			// leaves.
 			lw.wakeNext(t.channel, w)
 			return l, nil
 		}
+		lw.endTry(w)
 		if err != nil {
 			giveUp()
 			return nil, lk.closedOr(t, err)

@@ -37,6 +37,9 @@ import (
 type RWLocker struct {
 	lk          *Locker
 	read, write *leaseKind
+	// The wake payloads of this instance, boxed once for the scripts'
+	// arguments.
+	readerLeft, writerLeft any
 }
 
 var _ coord.RWLocker = (*RWLocker)(nil)
@@ -51,16 +54,32 @@ func WriterIntent(retryDelay time.Duration) time.Duration {
 
 func newRWLocker(lk *Locker) *RWLocker {
 	b := lk.b
-	rw := &RWLocker{lk: lk}
+	rw := &RWLocker{lk: lk, readerLeft: lk.leases.payload(wakeReaderLeft), writerLeft: lk.leases.payload(wakeWriterLeft)}
 	rw.read = &leaseKind{
 		name: "read lease", release: b.sc.zRelease, extend: b.sc.zExtend, ttl: b.sc.zTTL,
-		woken: func(resource string) { lk.leases.wake(rw.channel(resource), wakeReaderLeft) },
+		woken: func(resource string) {
+			if !lk.leases.empty() {
+				lk.leases.wake(rw.channel(resource), wakeReaderLeft)
+			}
+		},
 	}
 	rw.write = &leaseKind{
 		name: "write lease", release: b.sc.sRelease, extend: b.sc.sExtend, ttl: b.sc.sTTL,
-		woken: func(resource string) { lk.leases.wake(rw.channel(resource), wakeWriterLeft) },
+		woken: func(resource string) {
+			if !lk.leases.empty() {
+				lk.leases.wake(rw.channel(resource), wakeWriterLeft)
+			}
+		},
 	}
 	return rw
+}
+
+// empty reports whether this instance waits on no wake channel at all, so
+// that a release has nobody here to wake (and need not name the channel).
+func (lw *leaseWaits) empty() bool {
+	lw.mu.Lock()
+	defer lw.mu.Unlock()
+	return len(lw.chans) == 0
 }
 
 func (rw *RWLocker) channel(resource string) string {
@@ -98,7 +117,7 @@ func (rw *RWLocker) RLock(ctx context.Context, resource string, opts ...coord.Lo
 	keys, ch := b.keys.rwKeys(resource)
 	return rw.lk.acquireLease(ctx, &leaseTry{
 		kind: rw.read, resource: resource, script: b.sc.rwRLock, keys: keys,
-		leaseKeys: []string{keys[2], keys[3]}, relArgs: []any{ch, rw.lk.leases.payload(wakeReaderLeft), "1"},
+		leaseKeys: keys[2:4], relArgs: []any{ch, rw.readerLeft, "1"},
 		channel: ch, role: roleRead,
 	}, o)
 }
@@ -113,7 +132,7 @@ func (rw *RWLocker) Lock(ctx context.Context, resource string, opts ...coord.Loc
 	keys, ch := b.keys.rwKeys(resource)
 	return rw.lk.acquireLease(ctx, &leaseTry{
 		kind: rw.write, resource: resource, script: b.sc.rwLock, keys: keys,
-		leaseKeys: keys[0:1], relArgs: []any{ch, rw.lk.leases.payload(wakeWriterLeft)},
+		leaseKeys: keys[0:1], relArgs: []any{ch, rw.writerLeft},
 		extra:   []any{WriterIntent(o.RetryDelay).Milliseconds()},
 		channel: ch, role: roleWrite,
 		cancel: func(token string) {

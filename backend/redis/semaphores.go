@@ -25,18 +25,21 @@ import (
 type Semaphores struct {
 	lk     *Locker
 	permit *leaseKind
+	free   any // the wake payload of a freed permit, boxed once
 }
 
 var _ coord.Semaphores = (*Semaphores)(nil)
 
 func newSemaphores(lk *Locker) *Semaphores {
 	b := lk.b
-	s := &Semaphores{lk: lk}
+	s := &Semaphores{lk: lk, free: lk.leases.payload(wakePermitFree)}
 	s.permit = &leaseKind{
 		name: "permit", release: b.sc.zRelease, extend: b.sc.zExtend, ttl: b.sc.zTTL,
 		woken: func(resource string) {
-			_, ch := b.keys.semKeys(resource)
-			lk.leases.wake(ch, wakePermitFree)
+			if !lk.leases.empty() {
+				_, ch := b.keys.semKeys(resource)
+				lk.leases.wake(ch, wakePermitFree)
+			}
 		},
 	}
 	s.permit.handoff = s.handoff
@@ -49,11 +52,12 @@ func newSemaphores(lk *Locker) *Semaphores {
 func (s *Semaphores) handoff(ctx context.Context, l *lock) (int64, bool, error) {
 	lk := s.lk
 	b, lw := lk.b, lk.leases
-	keys, ch := b.keys.semKeys(l.resource)
+	ch, _ := l.relArgs[0].(string) // the wake channel (see Acquire)
 	w := lw.handoffTarget(ch)
 	if w == nil {
 		return 0, false, nil
 	}
+	keys, _ := b.keys.semKeys(l.resource)
 	token := b.newToken()
 	start := time.Now()
 	n, err := b.batch.run(ctx, b.sc.semHandoff, keys, l.tokenArg, token, w.ttl.Milliseconds()).Int64()
@@ -95,7 +99,7 @@ func (s *Semaphores) Acquire(ctx context.Context, resource string, limit int, op
 	keys, ch := b.keys.semKeys(resource)
 	return s.lk.acquireLease(ctx, &leaseTry{
 		kind: s.permit, resource: resource, script: b.sc.semAcquire, keys: keys,
-		leaseKeys: keys[0:1], relArgs: []any{ch, s.lk.leases.payload(wakePermitFree), "0"},
+		leaseKeys: keys[0:1], relArgs: []any{ch, s.free, "0"},
 		extra: []any{limit}, channel: ch, role: rolePermit,
 	}, o)
 }

@@ -13,13 +13,28 @@ local function zfirst(key)
   end
   return nil
 end
+-- zprune removes the entries of the ZSET key that expired by t, when its
+-- lowest score (first, from zfirst) says there are any, and returns the
+-- lowest score left (nil when none is): one ZRANGE on the common path
+-- instead of a ZREMRANGEBYSCORE on every call.
+local function zprune(key, first, t)
+  if first and first <= t then
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', t)
+    return zfirst(key)
+  end
+  return first
+end
 -- zkeep keeps the ZSET key at least ms from now, the expiry of the member
 -- just added or extended, so the set lasts as long as its last holder
 -- and an abandoned set does not stay behind (never shortened: an extend
 -- to a shorter TTL leaves it longer than needed, which is harmless).
-local function zkeep(key, ms)
-  local p = redis.call('PTTL', key)
-  if p < tonumber(ms) then
-    redis.call('PEXPIRE', key, ms)
+-- When it has to move the expiry it sets twice ms, so that the following
+-- calls with the same TTL find it far enough and write nothing (an
+-- abandoned set lasts at most twice its last holder's TTL). fresh: the
+-- set was empty before the member was added (it has no expiry yet).
+local function zkeep(key, ms, fresh)
+  local m = tonumber(ms)
+  if fresh or redis.call('PTTL', key) < m then
+    redis.call('PEXPIRE', key, 2 * m)
   end
 end
