@@ -25,35 +25,43 @@ import (
 // last.
 func Run(t *testing.T, maker HarnessMaker) {
 	t.Helper()
-	groups := []struct {
-		name  string
-		cases func() []testCase
-	}{
-		{"Backend", backendCases},
-		{"Locker", lockerCases},
-		{"SessionStore", sessionCases},
-		{"Invalidator", func() []testCase { return append(invalidatorCases(), wireInvalidatorCases()...) }},
-		{"EventBus", func() []testCase { return append(eventCases(), wireEventCases()...) }},
-		{"Jobs", jobCases},
-		{"RateLimiter", rateLimiterCases},
-		{"RWLocker", rwLockerCases},
-		{"Semaphores", semaphoreCases},
-		{"Elector", electionCases},
-		{"Streams", streamCases},
-	}
+	runGroups(t, maker, []group{
+		{"Backend", backendCases()},
+		{"Locker", lockerCases()},
+		{"SessionStore", sessionCases()},
+		{"Invalidator", append(invalidatorCases(), wireInvalidatorCases()...)},
+		{"EventBus", append(eventCases(), wireEventCases()...)},
+		{"Jobs", jobCases()},
+		{"RateLimiter", rateLimiterCases()},
+		{"RWLocker", rwLockerCases()},
+		{"Semaphores", semaphoreCases()},
+		{"Elector", electionCases()},
+		{"Streams", streamCases()},
+	})
+}
+
+// group is a named list of cases, run as a subtest.
+type group struct {
+	name  string
+	cases []testCase
+}
+
+// runGroups runs each group as a subtest of t: the serial cases of every
+// group first, one at a time while runGroups' caller waits (so alone:
+// the groups before have paused, and no parallel case has started), then
+// the parallel cases of every group together, once the test function
+// that called runGroups has returned.
+func runGroups(t *testing.T, maker HarnessMaker, groups []group) {
+	t.Helper()
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
-			cases := g.cases()
-			// The serial cases run now, while Run's caller waits: the
-			// groups before have paused below, and their parallel cases
-			// start only once the caller returns.
-			for _, c := range cases {
+			for _, c := range g.cases {
 				if c.serial {
 					t.Run(c.name, func(t *testing.T) { runCase(t, maker, c) })
 				}
 			}
 			t.Parallel()
-			for _, c := range cases {
+			for _, c := range g.cases {
 				if !c.serial {
 					t.Run(c.name, func(t *testing.T) {
 						t.Parallel()
