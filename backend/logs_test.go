@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,79 +15,8 @@ import (
 	"github.com/cgn-bot/coord/internal/redistest"
 )
 
-// record is one slog record as a recordingHandler saw it.
-type record struct {
-	Level slog.Level
-	Msg   string
-	Attrs map[string]string
-}
-
-// text renders the record, attributes included, for scanning.
-func (r record) text() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s %q", r.Level, r.Msg)
-	for k, v := range r.Attrs {
-		fmt.Fprintf(&b, " %s=%q", k, v)
-	}
-	return b.String()
-}
-
-// recordingHandler keeps every record at or above its level.
-type recordingHandler struct {
-	level slog.Level
-	mu    *sync.Mutex
-	recs  *[]record
-	attrs []slog.Attr
-}
-
-func newRecorder(level slog.Level) *recordingHandler {
-	return &recordingHandler{level: level, mu: new(sync.Mutex), recs: new([]record)}
-}
-
-func (h *recordingHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= h.level }
-
-func (h *recordingHandler) Handle(_ context.Context, r slog.Record) error {
-	rec := record{Level: r.Level, Msg: r.Message, Attrs: map[string]string{}}
-	for _, a := range h.attrs {
-		rec.Attrs[a.Key] = a.Value.String()
-	}
-	r.Attrs(func(a slog.Attr) bool {
-		rec.Attrs[a.Key] = a.Value.String()
-		return true
-	})
-	h.mu.Lock()
-	*h.recs = append(*h.recs, rec)
-	h.mu.Unlock()
-	return nil
-}
-
-func (h *recordingHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	c := *h
-	c.attrs = append(append([]slog.Attr(nil), h.attrs...), as...)
-	return &c
-}
-
-func (h *recordingHandler) WithGroup(string) slog.Handler { return h }
-
-func (h *recordingHandler) all() []record {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return append([]record(nil), *h.recs...)
-}
-
-// find returns the records whose message contains msg.
-func (h *recordingHandler) find(msg string) []record {
-	var out []record
-	for _, r := range h.all() {
-		if strings.Contains(r.Msg, msg) {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
 func TestOpenLogsEachRetry(t *testing.T) {
-	rec := newRecorder(slog.LevelDebug)
+	rec := coordtest.NewLogRecorder(slog.LevelDebug)
 	// One PING without go-redis's own retries dials 5 times 100ms apart
 	// (0.4s); Connect waits 100ms, then 200ms: the first two retries are
 	// logged within about 1.1s, well inside 3s.
@@ -100,18 +28,18 @@ func TestOpenLogsEachRetry(t *testing.T) {
 		_ = b.Close(context.Background())
 		t.Fatal("Open on an unreachable Redis: no error")
 	}
-	retries := rec.find("Redis did not answer; retrying")
+	retries := rec.Find("Redis did not answer; retrying")
 	if len(retries) < 2 {
-		t.Fatalf("%d retry records within 3s, want one per retry (at least 2); records: %v", len(retries), rec.all())
+		t.Fatalf("%d retry records within 3s, want one per retry (at least 2); records: %v", len(retries), rec.All())
 	}
 	for i, r := range retries {
 		if r.Level != slog.LevelWarn || r.Attrs["attempt"] != fmt.Sprint(i+1) || r.Attrs["error"] == "" || r.Attrs["retry_in"] == "" {
-			t.Errorf("retry record %d: %s", i, r.text())
+			t.Errorf("retry record %d: %s", i, r.Text())
 		}
 	}
-	for _, r := range rec.all() {
-		if strings.Contains(r.text(), "hunter2secret") {
-			t.Errorf("a record carries the password: %s", r.text())
+	for _, r := range rec.All() {
+		if strings.Contains(r.Text(), "hunter2secret") {
+			t.Errorf("a record carries the password: %s", r.Text())
 		}
 	}
 }
@@ -119,7 +47,7 @@ func TestOpenLogsEachRetry(t *testing.T) {
 func TestFromEnvDisabledWithRedisConfigured(t *testing.T) {
 	for _, v := range []string{"REDIS_URL", "REDIS_HOST"} {
 		t.Run(v, func(t *testing.T) {
-			rec := newRecorder(slog.LevelDebug)
+			rec := coordtest.NewLogRecorder(slog.LevelDebug)
 			env := map[string]string{"ENABLE_DISTRIBUTED_CACHE": "false", "REDIS_URL": "", "REDIS_HOST": ""}
 			env[v] = map[string]string{"REDIS_URL": "redis://:pw@" + deadAddr(t), "REDIS_HOST": "127.0.0.1"}[v]
 			b, err := backend.FromEnv(t.Context(), backend.Config{Getenv: func(k string) string { return env[k] }, Logger: slog.New(rec)})
@@ -138,8 +66,8 @@ func TestFromEnvDisabledWithRedisConfigured(t *testing.T) {
 			if !strings.Contains(b.FellBack(), want) {
 				t.Errorf("FellBack %q, want the reason", b.FellBack())
 			}
-			var warns []record
-			for _, r := range rec.all() {
+			var warns []coordtest.LogRecord
+			for _, r := range rec.All() {
 				if r.Level >= slog.LevelWarn && !strings.HasPrefix(r.Msg, "coord health") {
 					warns = append(warns, r)
 				}
@@ -151,7 +79,7 @@ func TestFromEnvDisabledWithRedisConfigured(t *testing.T) {
 	}
 	// Disabled with no Redis configured: single-instance mode is what was
 	// asked for, healthy and logged at info.
-	rec := newRecorder(slog.LevelDebug)
+	rec := coordtest.NewLogRecorder(slog.LevelDebug)
 	b, err := backend.FromEnv(t.Context(), backend.Config{
 		Getenv: func(k string) string { return map[string]string{"ENABLE_DISTRIBUTED_CACHE": "false"}[k] },
 		Logger: slog.New(rec),
@@ -163,9 +91,9 @@ func TestFromEnvDisabledWithRedisConfigured(t *testing.T) {
 	if h := b.Health(t.Context()); h.Status != coord.Healthy {
 		t.Errorf("disabled without Redis: Health %+v, want healthy", h)
 	}
-	for _, r := range rec.all() {
+	for _, r := range rec.All() {
 		if r.Level >= slog.LevelWarn {
-			t.Errorf("disabled without Redis logged %s", r.text())
+			t.Errorf("disabled without Redis logged %s", r.Text())
 		}
 	}
 }
@@ -176,7 +104,7 @@ func TestFromEnvDisabledWithRedisConfigured(t *testing.T) {
 // carries a lock token or session token.
 func TestConfigLoggerReachesRedisBackend(t *testing.T) {
 	srv := redistest.Start(t)
-	rec := newRecorder(slog.LevelDebug)
+	rec := coordtest.NewLogRecorder(slog.LevelDebug)
 	b := open(t, nil, backend.Config{URL: srv.URL() + "/0?max_retries=-1", Logger: slog.New(rec)})
 	ctx := t.Context()
 	var secrets []string
@@ -216,7 +144,7 @@ func TestConfigLoggerReachesRedisBackend(t *testing.T) {
 	if _, err := b.Sessions().Get(ctx, r.ID); !errors.Is(err, coord.ErrUnavailable) {
 		t.Errorf("Get with the server down: %v, want ErrUnavailable", err)
 	}
-	coordtest.Eventually(t, 5*time.Second, func() bool { return len(rec.find("coord/redis: subscriber connection")) > 0 },
+	coordtest.Eventually(t, 5*time.Second, func() bool { return len(rec.Find("coord/redis: subscriber connection")) > 0 },
 		"the Redis backend's subscriber record on Config.Logger")
 	srv.Restart(t)
 	coordtest.Eventually(t, 10*time.Second, func() bool { return b.Health(ctx).Status == coord.Healthy }, "healthy again")
@@ -227,11 +155,11 @@ func TestConfigLoggerReachesRedisBackend(t *testing.T) {
 	if err := b.Sessions().Delete(ctx, r.ID); err != nil {
 		t.Error(err)
 	}
-	if len(rec.find("coord/redis: command connection")) == 0 {
-		t.Errorf("no record of the command connection's state; records:\n%s", dump(rec.all()))
+	if len(rec.Find("coord/redis: command connection")) == 0 {
+		t.Errorf("no record of the command connection's state; records:\n%s", dump(rec.All()))
 	}
-	for _, r := range rec.all() {
-		txt := r.text()
+	for _, r := range rec.All() {
+		txt := r.Text()
 		for _, sec := range secrets {
 			if strings.Contains(txt, sec) {
 				t.Errorf("record carries a token in clear: %s", txt)
@@ -240,10 +168,10 @@ func TestConfigLoggerReachesRedisBackend(t *testing.T) {
 	}
 }
 
-func dump(rs []record) string {
+func dump(rs []coordtest.LogRecord) string {
 	var b strings.Builder
 	for _, r := range rs {
-		b.WriteString(r.text())
+		b.WriteString(r.Text())
 		b.WriteByte('\n')
 	}
 	return b.String()

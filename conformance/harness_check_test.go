@@ -6,10 +6,15 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/cgn-bot/coord/internal/coordtest"
+
 	"github.com/cgn-bot/coord"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	coordtest.DefaultParallel(coordtest.SuiteParallel)
+	goleak.VerifyTestMain(m)
+}
 
 type bareHarness struct{ caps Capabilities }
 

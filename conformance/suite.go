@@ -12,21 +12,65 @@ import (
 )
 
 // Run runs every case of the suite on the backend maker builds: the cases
-// of [RunBackend], [RunLocker], [RunSessionStore], [RunInvalidator] and
-// [RunEventBus], each group as a subtest of t.
+// of [RunBackend], [RunLocker], [RunSessionStore], [RunInvalidator],
+// [RunEventBus], [RunJobs], [RunRateLimiter], [RunRWLocker],
+// [RunSemaphores], [RunElector] and [RunStreams], each group as a subtest
+// of t.
+//
+// The serial cases of every group run first, one at a time and alone (no
+// other case of the suite runs meanwhile), group after group; then the
+// parallel cases of every group run together, as parallel subtests of
+// their groups (so -parallel bounds how many run at once). The groups
+// resume only when the test function that called Run returns: call Run
+// last.
 func Run(t *testing.T, maker HarnessMaker) {
 	t.Helper()
-	t.Run("Backend", func(t *testing.T) { RunBackend(t, maker) })
-	t.Run("Locker", func(t *testing.T) { RunLocker(t, maker) })
-	t.Run("SessionStore", func(t *testing.T) { RunSessionStore(t, maker) })
-	t.Run("Invalidator", func(t *testing.T) { RunInvalidator(t, maker) })
-	t.Run("EventBus", func(t *testing.T) { RunEventBus(t, maker) })
-	t.Run("Jobs", func(t *testing.T) { RunJobs(t, maker) })
-	t.Run("RateLimiter", func(t *testing.T) { RunRateLimiter(t, maker) })
-	t.Run("RWLocker", func(t *testing.T) { RunRWLocker(t, maker) })
-	t.Run("Semaphores", func(t *testing.T) { RunSemaphores(t, maker) })
-	t.Run("Elector", func(t *testing.T) { RunElector(t, maker) })
-	t.Run("Streams", func(t *testing.T) { RunStreams(t, maker) })
+	runGroups(t, maker, []group{
+		{"Backend", backendCases()},
+		{"Locker", lockerCases()},
+		{"SessionStore", sessionCases()},
+		{"Invalidator", append(invalidatorCases(), wireInvalidatorCases()...)},
+		{"EventBus", append(eventCases(), wireEventCases()...)},
+		{"Jobs", jobCases()},
+		{"RateLimiter", rateLimiterCases()},
+		{"RWLocker", rwLockerCases()},
+		{"Semaphores", semaphoreCases()},
+		{"Elector", electionCases()},
+		{"Streams", streamCases()},
+	})
+}
+
+// group is a named list of cases, run as a subtest.
+type group struct {
+	name  string
+	cases []testCase
+}
+
+// runGroups runs each group as a subtest of t: the serial cases of every
+// group first, one at a time while runGroups' caller waits (so alone:
+// the groups before have paused, and no parallel case has started), then
+// the parallel cases of every group together, once the test function
+// that called runGroups has returned.
+func runGroups(t *testing.T, maker HarnessMaker, groups []group) {
+	t.Helper()
+	for _, g := range groups {
+		t.Run(g.name, func(t *testing.T) {
+			for _, c := range g.cases {
+				if c.serial {
+					t.Run(c.name, func(t *testing.T) { runCase(t, maker, c) })
+				}
+			}
+			t.Parallel()
+			for _, c := range g.cases {
+				if !c.serial {
+					t.Run(c.name, func(t *testing.T) {
+						t.Parallel()
+						runCase(t, maker, c)
+					})
+				}
+			}
+		})
+	}
 }
 
 // RunBackend runs the cases about a Backend as a whole: declared
@@ -114,16 +158,23 @@ func runCases(t *testing.T, maker HarnessMaker, cases []testCase) {
 			if !c.serial {
 				t.Parallel()
 			}
-			h := maker(t)
-			if h == nil {
-				t.Fatal("HarnessMaker returned nil")
-			}
-			if !c.needs.declared(h.Capabilities()) {
-				t.Skipf("the harness does not declare capability %s", c.needs)
-			}
-			c.run(t, h)
+			runCase(t, maker, c)
 		})
 	}
+}
+
+// runCase runs c on a harness of maker's, or skips it when the harness
+// lacks a capability c needs.
+func runCase(t *testing.T, maker HarnessMaker, c testCase) {
+	t.Helper()
+	h := maker(t)
+	if h == nil {
+		t.Fatal("HarnessMaker returned nil")
+	}
+	if !c.needs.declared(h.Capabilities()) {
+		t.Skipf("the harness does not declare capability %s", c.needs)
+	}
+	c.run(t, h)
 }
 
 // instances returns n new instances of h.

@@ -11,32 +11,9 @@ import (
 
 	"github.com/cgn-bot/coord"
 	coordredis "github.com/cgn-bot/coord/backend/redis"
-	"github.com/cgn-bot/coord/conformance"
 	"github.com/cgn-bot/coord/internal/coordtest"
 	"github.com/cgn-bot/coord/internal/redistest"
 )
-
-// clusterHarness runs conformance cases on one Redis Cluster shared by
-// every case of the test, each case under its own key and channel prefix.
-// Every instance has its own cluster client with a unique client name, so
-// that a cut closes only that instance's subscriber connection, whichever
-// node it went to.
-type clusterHarness struct {
-	cl     *redistest.Cluster
-	prefix string
-
-	mu    sync.Mutex
-	names map[coord.Backend]string
-}
-
-var (
-	_ conformance.SubscriptionCutter = (*clusterHarness)(nil)
-	_ conformance.ForeignPublisher   = (*clusterHarness)(nil)
-)
-
-func newClusterHarness(cl *redistest.Cluster) *clusterHarness {
-	return &clusterHarness{cl: cl, prefix: uniq("k") + ":", names: map[coord.Backend]string{}}
-}
 
 // clusterNode makes a Backend on a new cluster client of cl.
 func clusterNode(tb testing.TB, cl *redistest.Cluster, prefix string, opts *coordredis.Options) *node {
@@ -51,49 +28,16 @@ func clusterNode(tb testing.TB, cl *redistest.Cluster, prefix string, opts *coor
 	return newNode(tb, goredis.NewClusterClient(o), name, opts)
 }
 
-func (h *clusterHarness) NewInstance(t *testing.T) coord.Backend {
-	n := clusterNode(t, h.cl, h.prefix, &coordredis.Options{HealthInterval: time.Second})
-	h.mu.Lock()
-	h.names[n] = n.name
-	h.mu.Unlock()
-	return n
-}
-
-func (h *clusterHarness) Capabilities() conformance.Capabilities {
-	return conformance.Capabilities{CutSubscription: true, ForeignPublish: true}
-}
-
-// PublishRaw publishes on one node: classic PUBLISH reaches the
-// subscribers of every node of a cluster.
-func (h *clusterHarness) PublishRaw(t *testing.T, channel string, payload []byte) {
-	h.cl.Nodes()[0].Do(t, "PUBLISH", channelName(h.prefix, channel), payload)
-}
-
-// CutSubscription closes the instance's pubsub connection on whichever
-// node it is.
-func (h *clusterHarness) CutSubscription(t *testing.T, instance coord.Backend) {
-	h.mu.Lock()
-	name := h.names[instance]
-	h.mu.Unlock()
-	killed := 0
-	for _, s := range h.cl.Nodes() {
-		killed += s.KillPubSubClientsNamed(t, name)
-	}
-	if killed == 0 {
-		t.Fatalf("no subscriber connection named %s on any node", name)
-	}
-}
-
-// TestCluster starts one three-master cluster and runs on it the whole
-// conformance suite and the exclusion checker.
+// TestCluster starts one three-master cluster and runs on it the
+// exclusion checker and the faults of a cluster. The whole conformance
+// suite on a cluster, through the same kind of harness (a cluster client
+// per instance, a prefix per case, cuts by CLIENT KILL on every node), is
+// backend/redis's TestConformanceCluster.
 func TestCluster(t *testing.T) {
 	start := time.Now()
 	cl := redistest.StartCluster(t, 3)
 	t.Logf("cluster of 3 masters up in %v", time.Since(start).Round(time.Millisecond))
 
-	t.Run("Conformance", func(t *testing.T) {
-		conformance.Run(t, func(t *testing.T) conformance.Harness { return newClusterHarness(cl) })
-	})
 	t.Run("Exclusion", func(t *testing.T) {
 		prefix := uniq("x") + ":"
 		checkExclusion(t, "cluster", func(t *testing.T, i int) coord.Backend {

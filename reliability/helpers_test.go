@@ -164,19 +164,6 @@ func (w *healthWatch) between(from, to time.Time) map[coord.HealthStatus]int {
 	return out
 }
 
-// channelName maps the suite's wire channel names to the backend's.
-func channelName(prefix, name string) string {
-	switch name {
-	case "invalidate":
-		return prefix + "cache:invalidate"
-	case "pattern":
-		return prefix + "cache:invalidate:pattern"
-	case "event":
-		return prefix + "shard:event"
-	}
-	return prefix + name
-}
-
 // by fails t unless cond is true by recoveryBound after since (polling
 // at least once), and returns how long after since it was seen true.
 func by(tb testing.TB, since time.Time, cond func() bool, format string, args ...any) time.Duration {

@@ -13,7 +13,6 @@ import (
 
 	"github.com/cgn-bot/coord"
 	coordredis "github.com/cgn-bot/coord/backend/redis"
-	"github.com/cgn-bot/coord/conformance"
 	"github.com/cgn-bot/coord/internal/coordtest"
 	"github.com/cgn-bot/coord/internal/redistest"
 )
@@ -49,33 +48,16 @@ func sentinelNodeWith(tb testing.TB, g *redistest.Sentinel, prefix string, fault
 	return newNode(tb, goredis.NewFailoverClient(o), name, opts)
 }
 
-// sentinelHarness runs conformance cases through failover clients of one
-// Sentinel group, each case under its own prefix.
-type sentinelHarness struct {
-	g      *redistest.Sentinel
-	prefix string
-}
-
-func (h *sentinelHarness) NewInstance(t *testing.T) coord.Backend {
-	return sentinelNode(t, h.g, h.prefix, false)
-}
-
-func (h *sentinelHarness) Capabilities() conformance.Capabilities { return conformance.Capabilities{} }
-
 // TestSentinel starts one Sentinel group (a master, a replica, three
-// sentinels), runs the Locker, SessionStore and EventBus cases of the
-// suite through failover clients,
-// then forces a failover under load.
+// sentinels), forces a failover under load and checks LockReplicas. The
+// conformance suite through failover clients of a Sentinel group (every
+// group of cases, with subscriber cuts and foreign publishes) is
+// backend/redis's TestConformanceSentinel.
 func TestSentinel(t *testing.T) {
 	start := time.Now()
 	g := redistest.StartSentinel(t)
 	t.Logf("sentinel group up in %v", time.Since(start).Round(time.Millisecond))
 
-	maker := func(t *testing.T) conformance.Harness { return &sentinelHarness{g: g, prefix: uniq("s") + ":"} }
-	t.Run("Locker", func(t *testing.T) { conformance.RunLocker(t, maker) })
-	t.Run("SessionStore", func(t *testing.T) { conformance.RunSessionStore(t, maker) })
-	t.Run("EventBus", func(t *testing.T) { conformance.RunEventBus(t, maker) })
-	t.Run("Streams", func(t *testing.T) { conformance.RunStreams(t, maker) })
 	t.Run("FailoverUnderLoad", func(t *testing.T) { testFailoverUnderLoad(t, g) })
 	t.Run("LockReplicas", func(t *testing.T) { testLockReplicas(t, g) })
 }

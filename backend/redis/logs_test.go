@@ -3,12 +3,10 @@ package redis_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,80 +19,8 @@ import (
 	"github.com/cgn-bot/coord/internal/redistest"
 )
 
-// record is one slog record as a recordingHandler saw it.
-type record struct {
-	Level slog.Level
-	Msg   string
-	Attrs map[string]string
-}
-
-// text renders the record, attributes included, for scanning.
-func (r record) text() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s", r.Level, r.Msg)
-	for k, v := range r.Attrs {
-		fmt.Fprintf(&b, " %s=%s", k, v)
-	}
-	return b.String()
-}
-
-// recordingHandler keeps every record at or above its level.
-type recordingHandler struct {
-	level slog.Level
-	mu    *sync.Mutex
-	recs  *[]record
-	attrs []slog.Attr
-}
-
-func newRecorder(level slog.Level) *recordingHandler {
-	return &recordingHandler{level: level, mu: new(sync.Mutex), recs: new([]record)}
-}
-
-func (h *recordingHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= h.level }
-
-func (h *recordingHandler) Handle(_ context.Context, r slog.Record) error {
-	rec := record{Level: r.Level, Msg: r.Message, Attrs: map[string]string{}}
-	for _, a := range h.attrs {
-		rec.Attrs[a.Key] = a.Value.String()
-	}
-	r.Attrs(func(a slog.Attr) bool {
-		rec.Attrs[a.Key] = a.Value.String()
-		return true
-	})
-	h.mu.Lock()
-	*h.recs = append(*h.recs, rec)
-	h.mu.Unlock()
-	return nil
-}
-
-func (h *recordingHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	c := *h
-	c.attrs = append(append([]slog.Attr(nil), h.attrs...), as...)
-	return &c
-}
-
-func (h *recordingHandler) WithGroup(string) slog.Handler { return h }
-
-// all returns the records so far.
-func (h *recordingHandler) all() []record {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return append([]record(nil), *h.recs...)
-}
-
-// find returns the records whose message contains msg.
-func (h *recordingHandler) find(msg string) []record {
-	var out []record
-	for _, r := range h.all() {
-		if strings.Contains(r.Msg, msg) {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
 func TestClientLogsRoutedToSlog(t *testing.T) {
-	rec := newRecorder(slog.LevelDebug)
+	rec := coordtest.NewLogRecorder(slog.LevelDebug)
 	goredis.SetLogger(coordredis.SlogLogger(slog.New(rec)))
 	t.Cleanup(redislogging.Enable) // go-redis's default logger again
 	srv := redistest.Start(t)
@@ -120,23 +46,23 @@ func TestClientLogsRoutedToSlog(t *testing.T) {
 	if h := b.Health(ctx); h.Status != coord.Unhealthy {
 		t.Errorf("Health with the server down = %+v", h)
 	}
-	coordtest.Eventually(t, 5*time.Second, func() bool { return len(rec.find("go-redis: ")) > 0 }, "a go-redis line as a slog record")
+	coordtest.Eventually(t, 5*time.Second, func() bool { return len(rec.Find("go-redis: ")) > 0 }, "a go-redis line as a slog record")
 	srv.Restart(t)
 	coordtest.Eventually(t, 10*time.Second, func() bool { return b.Health(ctx).Status == coord.Healthy }, "healthy again")
-	for _, r := range rec.find("go-redis: ") {
+	for _, r := range rec.Find("go-redis: ") {
 		if r.Level != slog.LevelWarn || r.Attrs["source"] != "go-redis" {
-			t.Errorf("go-redis record %s: want level WARN and source=go-redis", r.text())
+			t.Errorf("go-redis record %s: want level WARN and source=go-redis", r.Text())
 		}
 		if strings.HasPrefix(r.Msg, "go-redis: redis: ") || strings.HasSuffix(r.Msg, "\n") {
 			t.Errorf("go-redis record %q keeps go-redis's prefix or newline", r.Msg)
 		}
 	}
-	t.Logf("go-redis records: %d, first: %s", len(rec.find("go-redis: ")), rec.find("go-redis: ")[0].text())
+	t.Logf("go-redis records: %d, first: %s", len(rec.Find("go-redis: ")), rec.Find("go-redis: ")[0].Text())
 }
 
 func TestConnectLogsEachRetry(t *testing.T) {
 	ln := deadLoopback(t)
-	rec := newRecorder(slog.LevelDebug)
+	rec := coordtest.NewLogRecorder(slog.LevelDebug)
 	c := goredis.NewClient(&goredis.Options{Addr: ln, Password: "hunter2secret", MaxRetries: -1, DialTimeout: 100 * time.Millisecond})
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
@@ -145,12 +71,12 @@ func TestConnectLogsEachRetry(t *testing.T) {
 	if !errors.Is(err, coord.ErrUnavailable) {
 		t.Fatalf("Connect to %s = %v, want ErrUnavailable", ln, err)
 	}
-	retries := rec.find("Redis did not answer; retrying")
+	retries := rec.Find("Redis did not answer; retrying")
 	// A try dials 5 times 100ms apart (0.4s), then Connect waits 100ms,
 	// 200ms: the first two retries are logged within about 1.1s, well
 	// inside 3s.
 	if len(retries) < 2 {
-		t.Fatalf("%d retry records, want one per retry (at least 2); records: %v", len(retries), rec.all())
+		t.Fatalf("%d retry records, want one per retry (at least 2); records: %v", len(retries), rec.All())
 	}
 	for i, r := range retries {
 		if r.Level != slog.LevelWarn {
@@ -160,10 +86,10 @@ func TestConnectLogsEachRetry(t *testing.T) {
 			t.Errorf("retry record %d: attempt %q of %q", i, r.Attrs["attempt"], r.Attrs["attempts"])
 		}
 		if r.Attrs["addr"] != ln || r.Attrs["error"] == "" || r.Attrs["retry_in"] == "" {
-			t.Errorf("retry record %d lacks addr, error or retry_in: %s", i, r.text())
+			t.Errorf("retry record %d lacks addr, error or retry_in: %s", i, r.Text())
 		}
-		if strings.Contains(r.text(), "hunter2secret") {
-			t.Errorf("retry record carries the password: %s", r.text())
+		if strings.Contains(r.Text(), "hunter2secret") {
+			t.Errorf("retry record carries the password: %s", r.Text())
 		}
 	}
 	if retries[0].Attrs["retry_in"] != "100ms" || retries[1].Attrs["retry_in"] != "200ms" {
@@ -192,7 +118,7 @@ func deadLoopback(t *testing.T) string {
 // then Info once resubscribed), and that none carries the lease token.
 func TestBackendRecordLevels(t *testing.T) {
 	srv := redistest.Start(t)
-	rec := newRecorder(slog.LevelDebug)
+	rec := coordtest.NewLogRecorder(slog.LevelDebug)
 	o := srv.Options()
 	o.MaxRetries = -1
 	c := goredis.NewClient(o)
@@ -216,8 +142,8 @@ func TestBackendRecordLevels(t *testing.T) {
 		t.Fatal("the force-released lease's Done did not close")
 	}
 	// Renewals come every TTL/3: the next one finds the key gone.
-	coordtest.Eventually(t, 2*time.Second, func() bool { return len(rec.find("auto-renewed lease lost")) > 0 }, "a lease lost record")
-	if r := rec.find("auto-renewed lease lost")[0]; r.Level != slog.LevelError {
+	coordtest.Eventually(t, 2*time.Second, func() bool { return len(rec.Find("auto-renewed lease lost")) > 0 }, "a lease lost record")
+	if r := rec.Find("auto-renewed lease lost")[0]; r.Level != slog.LevelError {
 		t.Errorf("lease lost at %v; want ERROR", r.Level)
 	}
 
@@ -226,10 +152,10 @@ func TestBackendRecordLevels(t *testing.T) {
 	}
 	srv.Kill(t)
 	_ = b.Health(ctx)
-	coordtest.Eventually(t, 5*time.Second, func() bool { return len(rec.find("coord/redis: subscriber connection")) > 0 }, "a subscriber record")
+	coordtest.Eventually(t, 5*time.Second, func() bool { return len(rec.Find("coord/redis: subscriber connection")) > 0 }, "a subscriber record")
 	srv.Restart(t)
 	coordtest.Eventually(t, 10*time.Second, func() bool { return b.Health(ctx).Status == coord.Healthy }, "healthy again")
-	coordtest.Eventually(t, 5*time.Second, func() bool { return len(rec.find("subscriber resubscribed")) > 0 }, "a resubscribed record")
+	coordtest.Eventually(t, 5*time.Second, func() bool { return len(rec.Find("subscriber resubscribed")) > 0 }, "a resubscribed record")
 	want := map[string]slog.Level{
 		"coord/redis: subscriber connection reconnecting":    slog.LevelWarn,
 		"coord/redis: command connection lost; reconnecting": slog.LevelWarn,
@@ -237,7 +163,7 @@ func TestBackendRecordLevels(t *testing.T) {
 		"subscriber resubscribed":                            slog.LevelInfo,
 	}
 	for msg, lvl := range want {
-		rs := rec.find(msg)
+		rs := rec.Find(msg)
 		if len(rs) == 0 {
 			t.Errorf("no record %q", msg)
 			continue
@@ -246,9 +172,9 @@ func TestBackendRecordLevels(t *testing.T) {
 			t.Errorf("%q at %v; want %v", msg, rs[0].Level, lvl)
 		}
 	}
-	for _, r := range rec.all() {
-		if strings.Contains(r.text(), lk.Token()) {
-			t.Errorf("record carries the lease token: %s", r.text())
+	for _, r := range rec.All() {
+		if strings.Contains(r.Text(), lk.Token()) {
+			t.Errorf("record carries the lease token: %s", r.Text())
 		}
 	}
 }

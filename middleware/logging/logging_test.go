@@ -16,10 +16,15 @@ import (
 	"github.com/cgn-bot/coord/internal/secret"
 	"github.com/cgn-bot/coord/middleware/logging"
 	"go.uber.org/goleak"
+
+	"github.com/cgn-bot/coord/internal/coordtest"
 	"go.uber.org/mock/gomock"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	coordtest.DefaultParallel(coordtest.SuiteParallel)
+	goleak.VerifyTestMain(m)
+}
 
 // capture is a slog handler that keeps every record, in JSON and in the
 // text format, so a test can search all that was written.

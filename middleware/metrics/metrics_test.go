@@ -17,10 +17,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/goleak"
+
+	"github.com/cgn-bot/coord/internal/coordtest"
 	"go.uber.org/mock/gomock"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	coordtest.DefaultParallel(coordtest.SuiteParallel)
+	goleak.VerifyTestMain(m)
+}
 
 // fake is a backend of mocks whose lockers' Held, connection state and
 // Stats the test sets.
