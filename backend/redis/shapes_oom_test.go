@@ -3,9 +3,6 @@ package redis_test
 import (
 	"context"
 	"errors"
-	"fmt"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -16,43 +13,6 @@ import (
 	"github.com/cgn-bot/coord/internal/coordtest"
 	"github.com/cgn-bot/coord/internal/redistest"
 )
-
-// reachMaxmemory fills srv and sets maxmemory below what it uses, under
-// noeviction, so that every write that may grow memory is refused; lift
-// ends that.
-func reachMaxmemory(t *testing.T, srv *redistest.Server) (lift func()) {
-	t.Helper()
-	ctx := t.Context()
-	c := srv.Client(t)
-	if err := c.ConfigSet(ctx, "maxmemory-policy", "noeviction").Err(); err != nil {
-		t.Fatal(err)
-	}
-	filler := strings.Repeat("x", 64<<10)
-	for i := range 32 {
-		if err := c.Set(ctx, fmt.Sprintf("filler:%d", i), filler, 0).Err(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	info, err := c.InfoMap(ctx, "memory").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	used, err := strconv.ParseInt(info["Memory"]["used_memory"], 10, 64)
-	if err != nil {
-		t.Fatalf("used_memory: %v", err)
-	}
-	if err := c.ConfigSet(ctx, "maxmemory", strconv.FormatInt(used-(1<<20), 10)).Err(); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Set(ctx, "probe", "x", 0).Err(); err == nil || !strings.HasPrefix(err.Error(), "OOM") {
-		t.Fatalf("a write with memory full = %v, want an OOM refusal", err)
-	}
-	return func() {
-		if err := c.ConfigSet(context.Background(), "maxmemory", "0").Err(); err != nil {
-			t.Error(err)
-		}
-	}
-}
 
 // TestShapesReleaseWhenMemoryFull: with maxmemory reached under
 // noeviction, releasing a read lease, a write lease, a permit (also one
@@ -109,7 +69,7 @@ func TestShapesReleaseWhenMemoryFull(t *testing.T) {
 		return err == nil && n["cgn:sem:{h}:wake"] == 1
 	}, "the permit waiter subscribed")
 
-	lift := reachMaxmemory(t, srv)
+	lift := fillMemory(t, srv)
 	defer lift()
 
 	// Refused, and nothing half-done.
