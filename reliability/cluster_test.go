@@ -175,9 +175,9 @@ func testClusterNodeKilled(t *testing.T, cl *redistest.Cluster) {
 	purgesBefore := invs.Count(isPurge("reconnect"))
 	cl.Restart(t, victim)
 	back := time.Now()
-	next, err := b.Locker().Acquire(ctx, "nk:held", coord.WithTTL(time.Second), coord.WithRetry(20, 100*time.Millisecond))
+	next, unavailable, err := acquireAfterOutage(ctx, b.Locker(), back, "nk:held")
 	if err != nil {
-		t.Fatalf("Acquire after the node came back: %v", err)
+		t.Fatalf("Acquire after the node came back (after %d tries that failed with ErrUnavailable): %v", unavailable, err)
 	}
 	acquireIn := time.Since(back)
 	if acquireIn > recoveryBound {
@@ -192,9 +192,9 @@ func testClusterNodeKilled(t *testing.T, cl *redistest.Cluster) {
 		"both instances healthy after the node came back")
 	_ = next.Release(ctx)
 	ld.stop()
-	t.Logf("master %d of 3 killed: lease Done %v after the kill; Health unhealthy after %v; after the cluster was ok again: next holder %v (fence %d > %d), load %v, events %v, healthy %v; reconnect purges: %d before the restart, %d after; load: %v",
+	t.Logf("master %d of 3 killed: lease Done %v after the kill; Health unhealthy after %v; after the cluster was ok again: next holder %v (fence %d > %d; ErrUnavailable %d times before), load %v, events %v, healthy %v; reconnect purges: %d before the restart, %d after; load: %v",
 		victim, lostAfter.Round(time.Millisecond), downHealth.Round(time.Millisecond), acquireIn.Round(time.Millisecond),
-		next.Fence(), held.Fence(), loadIn.Round(time.Millisecond), deliverIn.Round(time.Millisecond), healthyIn.Round(time.Millisecond),
+		next.Fence(), held.Fence(), unavailable, loadIn.Round(time.Millisecond), deliverIn.Round(time.Millisecond), healthyIn.Round(time.Millisecond),
 		purgesBefore, invs.Count(isPurge("reconnect")), ld)
 	if ld.bad.Load() != 0 {
 		t.Errorf("%d errors wrapped no coord sentinel", ld.bad.Load())
