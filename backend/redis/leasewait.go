@@ -55,6 +55,11 @@ type waitChan struct {
 	waiters    []*leaseWaiter // FIFO
 	observers  map[*observer]struct{}
 	streak     int // local permit handoffs since the last published release
+	// missed counts the permit wake-ups that found every permit waiter
+	// woken already (or none), up to the number of waiters: a waiter
+	// whose try takes a permit passes one of them on (wakeNext), as there
+	// may be room for more.
+	missed int
 }
 
 // leaseWaiter is one waiting RLock, Lock, Acquire or Campaign.
@@ -68,6 +73,11 @@ type leaseWaiter struct {
 	pending bool // a local handoff to this waiter is under way
 	trying  bool // the waiter is trying for itself: no handoff to it meanwhile
 	leaving bool // the wait ended: no local handoff to it any more
+	// woken: a wake-up was sent to the waiter and it has not tried since:
+	// it is on its way to take a freed permit, so no handoff goes to it
+	// (it would take the handoff instead, and the freed permit would stay
+	// free until another wake-up).
+	woken bool
 }
 
 // leaseGrant is the outcome of a local handoff of a permit.
@@ -93,7 +103,7 @@ func (lw *leaseWaits) handoffTarget(ch string) *leaseWaiter {
 		return nil
 	}
 	for _, w := range wc.waiters {
-		if w.role != rolePermit || w.pending || w.trying || w.leaving || len(w.grant) > 0 {
+		if w.role != rolePermit || w.pending || w.trying || w.leaving || w.woken || len(w.grant) > 0 {
 			continue
 		}
 		wc.streak++
@@ -107,15 +117,20 @@ func (lw *leaseWaits) handoffTarget(ch string) *leaseWaiter {
 	return nil
 }
 
-// startTry reports whether a handoff to w is under way; when none is, w
-// is marked trying until endTry, so that no handoff reaches it while its
-// own try may take a lease (a permit handed over then would only be
-// given back).
+// startTry reports whether a handoff to w is under way or its outcome
+// waits in w.grant; when neither, w is marked trying until endTry, so
+// that no handoff reaches it while its own try may take a lease (a
+// permit handed over then would only be given back). Either way, the
+// wake-up w got, if any, is used.
 func (lw *leaseWaits) startTry(w *leaseWaiter) bool {
 	lw.mu.Lock()
 	defer lw.mu.Unlock()
-	w.trying = !w.pending
-	return w.pending
+	w.woken = false
+	if w.pending || len(w.grant) > 0 {
+		return true
+	}
+	w.trying = true
+	return false
 }
 
 // endTry ends what startTry began.
@@ -214,8 +229,7 @@ func (lw *leaseWaits) hasWaiters(ch string, role byte) bool {
 	return false
 }
 
-// wake wakes the local waiters of ch that what calls for, after w (nil:
-// from the head of the queue).
+// wake wakes the local waiters of ch that what calls for.
 func (lw *leaseWaits) wake(ch string, what byte) {
 	lw.mu.Lock()
 	defer lw.mu.Unlock()
@@ -223,23 +237,24 @@ func (lw *leaseWaits) wake(ch string, what byte) {
 	if wc == nil {
 		return
 	}
-	lw.wakeLocked(wc, what, nil)
+	lw.wakeLocked(wc, what)
 }
 
-func (lw *leaseWaits) wakeLocked(wc *waitChan, what byte, after *leaseWaiter) {
+func (lw *leaseWaits) wakeLocked(wc *waitChan, what byte) {
 	one := func(role byte) {
-		seen := after == nil
 		for _, w := range wc.waiters {
-			if !seen {
-				seen = w == after
-				continue
-			}
 			// A waiter that a handoff is reaching, or whose wait ended,
-			// would not use the wake-up: it goes to the next.
-			if w.role == role && !w.pending && !w.leaving {
+			// would not use the wake-up, and a permit waiter woken
+			// already takes one freed permit at most: it goes to the
+			// next.
+			if w.role == role && !w.pending && !w.leaving && (role != rolePermit || !w.woken) {
+				w.woken = true
 				poke(w.wake)
 				return
 			}
+		}
+		if role == rolePermit && wc.missed < len(wc.waiters) {
+			wc.missed++
 		}
 	}
 	switch what {
@@ -263,18 +278,29 @@ func (lw *leaseWaits) wakeLocked(wc *waitChan, what byte, after *leaseWaiter) {
 	}
 }
 
-// wakeNext passes a wake-up on from w, which just took a lease, to the
-// next local waiter of its role (a permit waiter: there may be room for
-// more).
-func (lw *leaseWaits) wakeNext(ch string, w *leaseWaiter) {
-	if w.role != rolePermit {
-		return
-	}
+// wakeNext ends the wait of w, a permit waiter whose try took a permit
+// or whose wait ended without one (no handoff reaches it any more), and
+// passes a wake-up on to another local permit waiter: when w got a
+// wake-up it did not use (one that came during its try may be for
+// another permit), or, when w took a permit, when a wake-up found no
+// waiter to wake before (there may be room for more).
+func (lw *leaseWaits) wakeNext(ch string, w *leaseWaiter, took bool) {
 	lw.mu.Lock()
 	defer lw.mu.Unlock()
-	if wc := lw.chans[ch]; wc != nil {
-		lw.wakeLocked(wc, wakePermitFree, w)
+	w.leaving = true
+	wc := lw.chans[ch]
+	if w.role != rolePermit || wc == nil {
+		return
 	}
+	switch {
+	case w.woken:
+		w.woken = false
+	case took && wc.missed > 0:
+		wc.missed--
+	default:
+		return
+	}
+	lw.wakeLocked(wc, wakePermitFree)
 }
 
 func poke(c chan struct{}) {
@@ -305,7 +331,7 @@ func (lw *leaseWaits) message(ch, payload string) {
 	if payload[1:] == lw.b.opts.InstanceID {
 		return // this instance woke its own waiters when it published
 	}
-	lw.wakeLocked(wc, payload[0], nil)
+	lw.wakeLocked(wc, payload[0])
 }
 
 // gap wakes every waiter and every observer: a message may have been
@@ -451,6 +477,9 @@ func (lk *Locker) acquireLease(ctx context.Context, t *leaseTry, o coord.LockOpt
 	w.leaving = true
 	pending := w.pending
 	lw.mu.Unlock()
+	if l == nil {
+		lw.wakeNext(t.channel, w, false) // a wake-up w did not use goes to another waiter
+	}
 	var late leaseGrant
 	if pending {
 		late = <-w.grant
@@ -530,7 +559,7 @@ func (lk *Locker) waitLease(ctx context.Context, t *leaseTry, o coord.LockOption
 		if l != nil {
 			// w stays marked trying, out of the handoffs' reach, until it
 			// leaves.
-			lw.wakeNext(t.channel, w)
+			lw.wakeNext(t.channel, w, true)
 			return l, nil
 		}
 		lw.endTry(w)

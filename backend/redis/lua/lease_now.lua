@@ -1,9 +1,10 @@
 -- Shared by the read-write, semaphore and election scripts: now() is the
 -- server clock in milliseconds (one clock for every decision; never a
--- client's). take() (lock_lib.lua) is prepended before this file.
+-- client's), and the TIME reply it came from, for take(tm).
+-- take() (lock_lib.lua) is prepended before this file.
 local function now()
   local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), t
 end
 -- zfirst returns the lowest score of the ZSET key (nil when empty).
 local function zfirst(key)

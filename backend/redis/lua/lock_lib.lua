@@ -1,6 +1,7 @@
 -- Shared by the scripts that create a lease: take() returns the new
 -- lease's fence. KEYS[2] is the fence counter (same hash slot as the
--- lease).
+-- lease). take(tm) uses tm, a TIME reply the script read already, as the
+-- clock.
 --
 -- The fence is the greater of the counter + 1 and the server clock in
 -- microseconds. The clock term keeps fences increasing when the counter
@@ -17,8 +18,8 @@
 -- One write in the common case: SET ... GET stores the clock and returns
 -- the counter it replaced; only when that counter was not behind the
 -- clock is it written again, as counter + 1.
-local function take()
-  local t = redis.call('TIME')
+local function take(tm)
+  local t = tm or redis.call('TIME')
   local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
   local c = tonumber(redis.call('SET', KEYS[2], t[1] .. string.sub('00000' .. t[2], -6), 'PX', 600000, 'GET') or '')
   if c and c >= now then

@@ -6,7 +6,7 @@
 -- Expired permits are pruned only when the set is full: below the limit
 -- they cannot refuse a permit, and the set lasts as long as its longest
 -- entry anyway (zkeep).
-local t = now()
+local t, tm = now()
 local limit = tonumber(ARGV[3])
 local n = redis.call('ZCARD', KEYS[1])
 local first
@@ -17,6 +17,6 @@ end
 if n < limit then
   redis.call('ZADD', KEYS[1], t + tonumber(ARGV[2]), ARGV[1])
   zkeep(KEYS[1], ARGV[2], n == 0)
-  return take()
+  return take(tm)
 end
 return -2 - (first - t)

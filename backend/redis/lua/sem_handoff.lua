@@ -6,7 +6,7 @@
 -- ARGV[2] the waiter's value, ARGV[3] its TTL in milliseconds.
 -- Returns the new fence (> 0) when handed over, 0 when the releasing
 -- permit was not live (expired or ended by force: nothing handed over).
-local t = now()
+local t, tm = now()
 local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if not s then
   return 0
@@ -17,4 +17,4 @@ if tonumber(s) <= t then
 end
 redis.call('ZADD', KEYS[1], t + tonumber(ARGV[3]), ARGV[2])
 zkeep(KEYS[1], ARGV[3])
-return take()
+return take(tm)

@@ -1,0 +1,217 @@
+package redis_test
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/cgn-bot/coord"
+	coordredis "github.com/cgn-bot/coord/backend/redis"
+)
+
+// BenchmarkPermitPair: 16 goroutines each take (try once) and release a
+// permit of a 4-permit semaphore of its own, in a loop, beside coord's
+// exclusive pair (the lease-pair-16 test of bench/), on one server.
+// Besides ns/op and allocs/op (the client's side) it reports what the
+// server pays per pair: its CPU (INFO cpu) and the commands it ran,
+// scripts included (INFO commandstats):
+//
+//	go test -run '^$' -bench 'PermitPair' -benchmem -count 5 ./backend/redis/
+func BenchmarkPermitPair(b *testing.B) {
+	srv := benchServer(b)
+	ttl := coord.WithTTL(10 * time.Second)
+	once := coord.WithRetry(0, 0)
+	for _, tc := range []struct {
+		name string
+		pair func(ctx context.Context, be coordBackend, res string) error
+	}{
+		{"lock", func(ctx context.Context, be coordBackend, res string) error {
+			l, err := be.Locker().Acquire(ctx, res, ttl, once)
+			if err != nil {
+				return err
+			}
+			return l.Release(ctx)
+		}},
+		{"permit", func(ctx context.Context, be coordBackend, res string) error {
+			l, err := be.Semaphores().Acquire(ctx, res, 4, ttl, once)
+			if err != nil {
+				return err
+			}
+			return l.Release(ctx)
+		}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			be := benchBackend(b, srv, nil)
+			admin := srv.Client(b)
+			var ids atomic.Int64
+			parallel16(b)
+			b.ReportAllocs()
+			before := serverCost(b, admin)
+			c0 := clientCPU(b)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				ctx := context.Background()
+				res := fmt.Sprintf("pp-%s-%d", tc.name, ids.Add(1))
+				for pb.Next() {
+					if err := tc.pair(ctx, be, res); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.StopTimer()
+			c1 := clientCPU(b)
+			after := serverCost(b, admin)
+			n := float64(b.N)
+			b.ReportMetric((c1-c0)*1e6/n, "client-µs/op")
+			b.ReportMetric((after.cpu-before.cpu)*1e6/n, "server-µs/op")
+			b.ReportMetric((after.calls-before.calls)/n, "commands/op")
+			b.ReportMetric((after.scripts-before.scripts)/n, "scripts/op")
+		})
+	}
+}
+
+// BenchmarkPermitContended: 16 goroutines on one 4-permit semaphore,
+// each waiting for a permit (WithWait(100ms)) and releasing it at once,
+// as the sem-contended test of bench/ does. Besides ns per acquisition it
+// reports what the server pays per acquisition (CPU, commands, scripts,
+// PUBLISHes) and the permits live on average (the permit set's size,
+// sampled every 200µs):
+//
+//	go test -run '^$' -bench 'PermitContended' -benchtime 3s -count 3 ./backend/redis/
+func BenchmarkPermitContended(b *testing.B) {
+	srv := benchServer(b)
+	be := benchBackend(b, srv, &coordredis.Options{Prefix: "pc:"})
+	admin := srv.Client(b)
+	const res = "contended"
+	key := "pc:sem:{" + res + "}"
+	opts := []coord.LockOption{coord.WithTTL(10 * time.Second), coord.WithWait(100 * time.Millisecond)}
+	var live, samples atomic.Int64
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		c := srv.Client(b)
+		t := time.NewTicker(200 * time.Microsecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+			// ZCOUNT, which the permit scripts on these paths do not run, so
+			// that serverCost can leave the samples out.
+			if n, err := c.ZCount(context.Background(), key, "-inf", "+inf").Result(); err == nil {
+				live.Add(n)
+				samples.Add(1)
+
+			}
+		}
+	}()
+	parallel16(b)
+	b.ReportAllocs()
+	before := serverCost(b, admin)
+	c0 := clientCPU(b)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		ctx := context.Background()
+		for pb.Next() {
+			l, err := be.Semaphores().Acquire(ctx, res, 4, opts...)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			if err := l.Release(ctx); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	close(stop)
+	<-sampled
+	c1 := clientCPU(b)
+	after := serverCost(b, admin)
+	n := float64(b.N)
+	b.ReportMetric((c1-c0)*1e6/n, "client-µs/op")
+	b.ReportMetric((after.cpu-before.cpu)*1e6/n, "server-µs/op")
+	b.ReportMetric((after.calls-before.calls)/n, "commands/op")
+	b.ReportMetric((after.scripts-before.scripts)/n, "scripts/op")
+	b.ReportMetric((after.publishes-before.publishes)/n, "publishes/op")
+	if s := samples.Load(); s > 0 {
+		b.ReportMetric(float64(live.Load())/float64(s), "live-permits")
+	}
+}
+
+// coordBackend is what the pair benchmarks use of a Backend.
+type coordBackend interface {
+	Locker() coord.Locker
+	Semaphores() coord.Semaphores
+}
+
+// cost is a server's CPU seconds and command counts so far.
+type cost struct {
+	cpu     float64 // used_cpu_user + used_cpu_sys, seconds
+	calls   float64 // every command, those scripts run included (not INFO, nor the samples' ZCOUNT)
+	scripts float64 // EVALSHA and EVAL calls
+	// PUBLISH calls
+	publishes float64
+}
+
+// clientCPU returns this process's CPU seconds so far.
+func clientCPU(b *testing.B) float64 {
+	b.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+// serverCost reads INFO cpu and commandstats.
+func serverCost(b *testing.B, c *goredis.Client) cost {
+	b.Helper()
+	s, err := c.Info(context.Background(), "cpu", "commandstats").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var out cost
+	for _, line := range strings.Split(s, "\r\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		switch {
+		case k == "used_cpu_user" || k == "used_cpu_sys":
+			f, _ := strconv.ParseFloat(v, 64)
+			out.cpu += f
+		case strings.HasPrefix(k, "cmdstat_"):
+			name := strings.TrimPrefix(k, "cmdstat_")
+			if name == "info" || name == "client|setinfo" || name == "hello" || name == "ping" || name == "zcount" {
+				continue
+			}
+			calls := 0.0
+			for _, kv := range strings.Split(v, ",") {
+				if f, ok := strings.CutPrefix(kv, "calls="); ok {
+					calls, _ = strconv.ParseFloat(f, 64)
+				}
+			}
+			out.calls += calls
+			switch name {
+			case "evalsha", "eval":
+				out.scripts += calls
+			case "publish", "spublish":
+				out.publishes += calls
+			}
+		}
+	}
+	return out
+}
