@@ -17,8 +17,10 @@
 -- One write in the common case: SET ... GET stores the clock and returns
 -- the counter it replaced; only when that counter was not behind the
 -- clock is it written again, as counter + 1.
-local function take()
-  local t = redis.call('TIME')
+--
+-- tm: a TIME reply the caller already read in this script (nil: read it).
+local function take(tm)
+  local t = tm or redis.call('TIME')
   local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
   local c = tonumber(redis.call('SET', KEYS[2], t[1] .. string.sub('00000' .. t[2], -6), 'PX', 600000, 'GET') or '')
   if c and c >= now then

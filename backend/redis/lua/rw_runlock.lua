@@ -1,0 +1,21 @@
+-- Release a read lease. KEYS[1] readers ZSET, KEYS[2] writer intents
+-- ZSET; ARGV[1] value, ARGV[2] wake channel, ARGV[3] wake payload.
+-- Returns 1 released, 0 not held (expired, or ended by force).
+--
+-- Expired readers go first (this one too, if it has expired): the ZREM
+-- that follows then says whether this reader was still live, with no
+-- ZSCORE. The last live reader to leave wakes a waiting writer (a waiting
+-- writer always has a live intent: it renews it at each try); EXISTS of
+-- the intents keeps ZCOUNT off the common path (no writer waits).
+-- Only deletes, and a PUBLISH: never refused when memory is full.
+local tm = redis.call('TIME')
+local t = tonumber(tm[1]) * 1000 + math.floor(tonumber(tm[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', t)
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then
+  return 0
+end
+if redis.call('EXISTS', KEYS[2]) == 1 and redis.call('EXISTS', KEYS[1]) == 0
+    and redis.call('ZCOUNT', KEYS[2], '(' .. t, '+inf') > 0 then
+  redis.call('PUBLISH', ARGV[2], ARGV[3])
+end
+return 1
