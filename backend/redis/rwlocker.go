@@ -42,6 +42,9 @@ type RWLocker struct {
 	// The wake payloads of this instance, boxed once for the scripts'
 	// arguments.
 	readerLeft, writerLeft any
+	// The read release's arguments after the token (lua/rw_runlock.lua):
+	// the same for every read lease, never changed.
+	readRelArgs []any
 }
 
 var _ coord.RWLocker = (*RWLocker)(nil)
@@ -57,6 +60,7 @@ func WriterIntent(retryDelay time.Duration) time.Duration {
 func newRWLocker(lk *Locker) *RWLocker {
 	b := lk.b
 	rw := &RWLocker{lk: lk, readerLeft: lk.leases.payload(wakeReaderLeft), writerLeft: lk.leases.payload(wakeWriterLeft)}
+	rw.readRelArgs = []any{rw.readerLeft}
 	rw.read = &leaseKind{
 		// The read release has a script of its own (lua/rw_runlock.lua:
 		// no library prepended); extend and TTL are the permits'.
@@ -121,7 +125,7 @@ func (rw *RWLocker) RLock(ctx context.Context, resource string, opts ...coord.Lo
 	keys, ch := b.keys.rwKeys(resource)
 	return rw.lk.acquireLease(ctx, &leaseTry{
 		kind: rw.read, resource: resource, script: b.sc.rwRLock, keys: keys,
-		leaseKeys: keys[2:4], relArgs: []any{ch, rw.readerLeft},
+		leaseKeys: keys[2:4], relArgs: rw.readRelArgs,
 		channel: ch, role: roleRead,
 	}, o)
 }

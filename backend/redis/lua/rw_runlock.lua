@@ -1,6 +1,8 @@
--- Release a read lease. KEYS[1] readers ZSET, KEYS[2] writer intents
--- ZSET; ARGV[1] value, ARGV[2] wake channel, ARGV[3] wake payload.
--- Returns 1 released, 0 not held (expired, or ended by force).
+-- Release a read lease. KEYS[1] readers ZSET (P rw:{R}:r), KEYS[2]
+-- writer intents ZSET; ARGV[1] value, ARGV[2] wake payload. The wake
+-- channel, P rw:{R}:wake, is named from KEYS[1] when it is needed (not
+-- sent with every release). Returns 1 released, 0 not held (expired, or
+-- ended by force).
 --
 -- Expired readers go first (this one too, if it has expired): the ZREM
 -- that follows then says whether this reader was still live, with no
@@ -16,6 +18,6 @@ if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then
 end
 if redis.call('EXISTS', KEYS[2]) == 1 and redis.call('EXISTS', KEYS[1]) == 0
     and redis.call('ZCOUNT', KEYS[2], '(' .. t, '+inf') > 0 then
-  redis.call('PUBLISH', ARGV[2], ARGV[3])
+  redis.call('PUBLISH', string.sub(KEYS[1], 1, -2) .. 'wake', ARGV[2])
 end
 return 1
