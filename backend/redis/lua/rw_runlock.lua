@@ -10,8 +10,11 @@
 -- writer always has a live intent: it renews it at each try); EXISTS of
 -- the intents keeps ZCOUNT off the common path (no writer waits).
 -- Only deletes, and a PUBLISH: never refused when memory is full.
+-- The clock in milliseconds is built as a string (seconds, then the
+-- first three of the six digits of microseconds): a Lua number passed to
+-- redis.call would be formatted with snprintf on every release.
 local tm = redis.call('TIME')
-local t = tonumber(tm[1]) * 1000 + math.floor(tonumber(tm[2]) / 1000)
+local t = tm[1] .. string.sub('00000' .. tm[2], -6, -4)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', t)
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then
   return 0
