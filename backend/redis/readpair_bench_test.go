@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -78,12 +79,21 @@ func (s serverCost) report(b *testing.B, before serverCost, ops int) {
 	b.ReportMetric(float64(scriptUsec)/n, "script-µs/op")
 }
 
+// processCPU returns the CPU time (user + system) this process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // BenchmarkLeasePairServerCost: the uncontended pair of each lease shape
 // (try once, release), 16 goroutines each on a key of its own, as the
 // lease-pair-16 test of bench/ runs it, with what the pair costs
 // redis-server: its CPU, the commands the scripts ran and the scripts'
 // own time (INFO cpu and commandstats of a server this benchmark has to
-// itself), beside the client's ns/op and allocations:
+// itself), beside the client's CPU (getrusage), ns/op and allocations:
 //
 //	go test -run '^$' -bench 'LeasePairServerCost' -benchtime 20000x -count 3 ./backend/redis/
 func BenchmarkLeasePairServerCost(b *testing.B) {
@@ -129,6 +139,7 @@ func BenchmarkLeasePairServerCost(b *testing.B) {
 			pair("warm") // load the scripts
 			var next atomic.Int64
 			before := readServerCost(ctx, b, raw)
+			cpu0 := processCPU()
 			b.ReportAllocs()
 			b.SetParallelism(8) // 16 goroutines at GOMAXPROCS 2
 			b.ResetTimer()
@@ -139,6 +150,7 @@ func BenchmarkLeasePairServerCost(b *testing.B) {
 				}
 			})
 			b.StopTimer()
+			b.ReportMetric((processCPU()-cpu0).Seconds()*1e6/float64(b.N), "cli-cpu-µs/op")
 			readServerCost(ctx, b, raw).report(b, before, b.N)
 		})
 	}
