@@ -106,8 +106,17 @@ func (k keyspace) sessionKeys(first string, extra ...string) []string {
 // writer intents ZSET (the order of the scripts' KEYS), and its wake
 // channel.
 func (k keyspace) rwKeys(resource string) (keys []string, channel string) {
-	base := k.prefix + "rw:{" + escapeName(resource) + "}"
-	return []string{base + ":w", base + ":fence", base + ":r", base + ":q"}, base + ":wake"
+	// One allocation for the five names (every read lease needs them):
+	// each is a slice of it, base + suffix.
+	p, e := k.prefix+"rw:{", escapeName(resource)
+	all := p + e + "}:w" + p + e + "}:fence" + p + e + "}:r" + p + e + "}:q" + p + e + "}:wake"
+	n, at := len(p)+len(e)+1, 0
+	next := func(suffix int) string {
+		s := all[at : at+n+suffix]
+		at += n + suffix
+		return s
+	}
+	return []string{next(2), next(6), next(2), next(2)}, next(5)
 }
 
 // semKeys returns the keys of a semaphore (the permits ZSET and the

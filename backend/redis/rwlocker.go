@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/cgn-bot/coord"
 	"github.com/cgn-bot/coord/driver"
 )
@@ -40,6 +42,9 @@ type RWLocker struct {
 	// The wake payloads of this instance, boxed once for the scripts'
 	// arguments.
 	readerLeft, writerLeft any
+	// The read release's arguments after the token (lua/rw_runlock.lua):
+	// the same for every read lease, never changed.
+	readRelArgs []any
 }
 
 var _ coord.RWLocker = (*RWLocker)(nil)
@@ -55,8 +60,11 @@ func WriterIntent(retryDelay time.Duration) time.Duration {
 func newRWLocker(lk *Locker) *RWLocker {
 	b := lk.b
 	rw := &RWLocker{lk: lk, readerLeft: lk.leases.payload(wakeReaderLeft), writerLeft: lk.leases.payload(wakeWriterLeft)}
+	rw.readRelArgs = []any{rw.readerLeft}
 	rw.read = &leaseKind{
-		name: "read lease", release: b.sc.zRelease, extend: b.sc.zExtend, ttl: b.sc.zTTL,
+		// The read release has a script of its own (lua/rw_runlock.lua:
+		// no library prepended); extend and TTL are the permits'.
+		name: "read lease", release: goredis.NewScript(mustLua("rw_runlock")), extend: b.sc.zExtend, ttl: b.sc.zTTL,
 		woken: func(resource string) {
 			if !lk.leases.empty() {
 				lk.leases.wake(rw.channel(resource), wakeReaderLeft)
@@ -117,7 +125,7 @@ func (rw *RWLocker) RLock(ctx context.Context, resource string, opts ...coord.Lo
 	keys, ch := b.keys.rwKeys(resource)
 	return rw.lk.acquireLease(ctx, &leaseTry{
 		kind: rw.read, resource: resource, script: b.sc.rwRLock, keys: keys,
-		leaseKeys: keys[2:4], relArgs: []any{ch, rw.readerLeft, "1"},
+		leaseKeys: keys[2:4], relArgs: rw.readRelArgs,
 		channel: ch, role: roleRead,
 	}, o)
 }
