@@ -315,11 +315,11 @@ func testElectObserveOrdered(t *testing.T, h Harness) {
 		t.Errorf("first observation of an election nobody leads: %+v", first)
 	}
 	a := campaign(t, ins[0], "obs", "A", coord.WithTTL(tm.long))
-	eventually(t, tm.delivery, func() bool { return seen.all()[seen.len()-1].Identity == "A" }, "Observe sees A: %s", func() any { return describeLeaders(seen.all()) })
+	eventually(t, tm.delivery, func() bool { l, ok := seen.last(); return ok && l.Identity == "A" }, "Observe sees A: %s", func() any { return describeLeaders(seen.all()) })
 	must(t, a.Release(ctx), "A resigns")
-	eventually(t, tm.delivery, func() bool { return seen.all()[seen.len()-1].InstanceID == "" }, "Observe sees none: %s", func() any { return describeLeaders(seen.all()) })
+	eventually(t, tm.delivery, func() bool { l, ok := seen.last(); return ok && l.InstanceID == "" }, "Observe sees none: %s", func() any { return describeLeaders(seen.all()) })
 	b := campaign(t, ins[1], "obs", "B", coord.WithTTL(tm.long))
-	eventually(t, tm.delivery, func() bool { return seen.all()[seen.len()-1].Identity == "B" }, "Observe sees B: %s", func() any { return describeLeaders(seen.all()) })
+	eventually(t, tm.delivery, func() bool { l, ok := seen.last(); return ok && l.Identity == "B" }, "Observe sees B: %s", func() any { return describeLeaders(seen.all()) })
 	got := distinctLeaders(seen.all())
 	if len(got) != 4 || got[0].InstanceID != "" || got[1].Identity != "A" || got[2].InstanceID != "" || got[3].Identity != "B" {
 		t.Fatalf("observed %s, want [none] [A] [none] [B]", describeLeaders(got))
@@ -337,7 +337,8 @@ func testElectObserveOrdered(t *testing.T, h Harness) {
 		return seen.any(func(i coord.LeaderInfo) bool { return i.Identity == "C" && i.Term == c.Fence() })
 	}
 	eventually(t, tm.short+tm.expiry+tm.delivery, func() bool {
-		return sawC() && seen.all()[seen.len()-1].InstanceID == ""
+		l, ok := seen.last()
+		return sawC() && ok && l.InstanceID == ""
 	}, "Observe sees C lead, then its lease run out: %s", func() any { return describeLeaders(seen.all()) })
 }
 
@@ -352,13 +353,13 @@ func testElectObserveGap(t *testing.T, h Harness) {
 	must(t, err, "Observe")
 	defer sub.Unsubscribe()
 	a := campaign(t, ins[0], "gap", "A", coord.WithTTL(tm.long))
-	eventually(t, tm.delivery, func() bool { return seen.len() > 0 && seen.all()[seen.len()-1].Identity == "A" }, "Observe sees A")
+	eventually(t, tm.delivery, func() bool { l, ok := seen.last(); return ok && l.Identity == "A" }, "Observe sees A")
 	cutter.CutSubscription(t, ins[2])
 	must(t, a.Release(ctx), "A resigns")
 	b := campaign(t, ins[1], "gap", "B", coord.WithTTL(tm.long))
 	eventually(t, tm.reconnect+tm.delivery, func() bool {
-		last := seen.all()[seen.len()-1]
-		return last.Identity == "B" && last.Term == b.Fence()
+		last, ok := seen.last()
+		return ok && last.Identity == "B" && last.Term == b.Fence()
 	}, "after the gap the observer ends up with B: %s", func() any { return describeLeaders(seen.all()) })
 }
 

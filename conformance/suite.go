@@ -295,6 +295,19 @@ func (r *recorder[T]) len() int {
 	return len(r.items)
 }
 
+// last returns the last item received and whether there was one (one
+// look under the lock: all()[len()-1] can race with an add between the
+// two calls).
+func (r *recorder[T]) last() (T, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.items) == 0 {
+		var zero T
+		return zero, false
+	}
+	return r.items[len(r.items)-1], true
+}
+
 // any reports whether some received item satisfies f.
 func (r *recorder[T]) any(f func(T) bool) bool {
 	r.mu.Lock()
