@@ -3,8 +3,6 @@ package redis_test
 import (
 	"context"
 	"fmt"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -176,42 +174,22 @@ func clientCPU(b *testing.B) float64 {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
-// serverCost reads INFO cpu and commandstats.
+// serverCost reads INFO cpu and commandstats (readServerCost) and sums
+// the calls the permit benchmarks count.
 func serverCost(b *testing.B, c *goredis.Client) cost {
 	b.Helper()
-	s, err := c.Info(context.Background(), "cpu", "commandstats").Result()
-	if err != nil {
-		b.Fatal(err)
-	}
-	var out cost
-	for _, line := range strings.Split(s, "\r\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if !ok {
+	s := readServerCost(context.Background(), b, c)
+	out := cost{cpu: s.cpu}
+	for name, calls := range s.calls {
+		switch name {
+		case "client|setinfo", "hello", "ping", "zcount":
 			continue
+		case "evalsha", "eval":
+			out.scripts += float64(calls)
+		case "publish", "spublish":
+			out.publishes += float64(calls)
 		}
-		switch {
-		case k == "used_cpu_user" || k == "used_cpu_sys":
-			f, _ := strconv.ParseFloat(v, 64)
-			out.cpu += f
-		case strings.HasPrefix(k, "cmdstat_"):
-			name := strings.TrimPrefix(k, "cmdstat_")
-			if name == "info" || name == "client|setinfo" || name == "hello" || name == "ping" || name == "zcount" {
-				continue
-			}
-			calls := 0.0
-			for _, kv := range strings.Split(v, ",") {
-				if f, ok := strings.CutPrefix(kv, "calls="); ok {
-					calls, _ = strconv.ParseFloat(f, 64)
-				}
-			}
-			out.calls += calls
-			switch name {
-			case "evalsha", "eval":
-				out.scripts += calls
-			case "publish", "spublish":
-				out.publishes += calls
-			}
-		}
+		out.calls += float64(calls)
 	}
 	return out
 }
