@@ -606,11 +606,34 @@ func testRunElectedNever(t *testing.T, h Harness) {
 				defer running.Add(-1)
 				calls.Add(1)
 				if prev := lastTerm.Swap(l.Fence()); l.Fence() <= prev {
-					wrong.Add(1)
+					// A leadership that ran out before fn started (a
+					// machine stalled past its TTL) has its ctx cancelled
+					// already: its lower term is what fences it off.
+					if fctx.Err() == nil {
+						wrong.Add(1)
+						t.Errorf("fn ran with term %d after term %d, with its ctx live", l.Fence(), prev)
+					} else {
+						t.Logf("fn ran with term %d after term %d, its ctx ended (%v)", l.Fence(), prev, context.Cause(fctx))
+					}
 				}
 				info, err := ins[(i+1)%3].Elector().Leader(fctx, "ren")
 				if err != nil || info.InstanceID != ins[i].InstanceID() || info.Term != l.Fence() {
-					wrong.Add(1)
+					// A leadership can end while the question is on its
+					// way (its TTL ran out on a stalled machine, or the
+					// case ended): fctx is then cancelled. While fctx is
+					// still live after the answer, the answer must name
+					// this leader and term.
+					switch {
+					case errors.Is(err, coord.ErrUnavailable):
+						// No answer (a timeout on a loaded machine) says
+						// nothing either way.
+						t.Logf("fn of %d (term %d) asked who leads: %v", i, l.Fence(), err)
+					case fctx.Err() == nil:
+						wrong.Add(1)
+						t.Errorf("fn of %d (term %d) asked who leads and got %+v, %v, with its ctx live", i, l.Fence(), info, err)
+					default:
+						t.Logf("fn of %d (term %d) asked who leads and got %+v, %v, as its ctx ended (%v)", i, l.Fence(), info, err, context.Cause(fctx))
+					}
 				}
 				hold(fctx, tm.work)
 				return nil
