@@ -10,6 +10,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/internal/coordtest"
 	"github.com/cgn-bot/coord/internal/redistest"
 )
 
@@ -88,13 +89,7 @@ func serverMillis(t *testing.T, raw *goredis.Client) int64 {
 // waitServerPast polls the server clock until it is past ms (within 2 s).
 func waitServerPast(t *testing.T, raw *goredis.Client, ms int64) {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Second)
-	for serverMillis(t, raw) <= ms {
-		if time.Now().After(deadline) {
-			t.Fatalf("the server clock did not pass %d within 2s", ms)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	coordtest.Eventually(t, 2*time.Second, func() bool { return serverMillis(t, raw) > ms }, "the server clock passes %d", ms)
 }
 
 // Readers that never release (crashed, or left to expire) are pruned by
@@ -179,20 +174,10 @@ func TestExpiredReaderReleaseLeavesOthers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(2 * time.Second)
-	for {
+	coordtest.Eventually(t, 2*time.Second, func() bool {
 		st, err := rw.State(ctx, "cfg")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if st.Readers == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("State = %+v 2s after a 50ms reader; want 1 reader", st)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return err == nil && st.Readers == 1
+	}, "State 2s after a 50ms reader; want 1 reader")
 	if err := short.Release(ctx); !errors.Is(err, coord.ErrExpired) {
 		t.Fatalf("Release of the expired reader = %v; want ErrExpired", err)
 	}

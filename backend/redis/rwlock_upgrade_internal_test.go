@@ -10,6 +10,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/cgn-bot/coord"
+	"github.com/cgn-bot/coord/internal/coordtest"
 	"github.com/cgn-bot/coord/internal/redistest"
 )
 
@@ -109,20 +110,10 @@ func TestReadScriptsMixWithPreviousVersion(t *testing.T) {
 	}
 	// The old reader expires unreleased: the new release prunes it, and
 	// the old one's late release says it had expired.
-	deadline := time.Now().Add(2 * time.Second)
-	for {
+	coordtest.Eventually(t, 2*time.Second, func() bool {
 		st, err := rw.State(ctx, "cfg")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if st.Readers == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("State = %+v 2s after a 50ms reader; want 1 reader", st)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return err == nil && st.Readers == 1
+	}, "State 2s after a 50ms reader; want 1 reader")
 	if err := l4.Release(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -140,20 +131,10 @@ func TestReadScriptsMixWithPreviousVersion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline = time.Now().Add(2 * time.Second)
-	for {
+	coordtest.Eventually(t, 2*time.Second, func() bool {
 		st, err := rw.State(ctx, "cfg")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if st.Readers == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("State = %+v 2s after 20 and 40ms readers; want none", st)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return err == nil && st.Readers == 0
+	}, "State 2s after 20 and 40ms readers; want none")
 	if err := l7.Release(ctx); !errors.Is(err, coord.ErrExpired) {
 		t.Fatalf("Release of an expired read lease = %v; want ErrExpired", err)
 	}
