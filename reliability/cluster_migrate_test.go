@@ -32,7 +32,9 @@ type migrationShape struct {
 var migrationShapes = []migrationShape{
 	{
 		name: "lock",
-		keys: func(p, r string) []string { return []string{p + "lock:{" + r + "}", p + "lock:{" + r + "}:q", p + "lock:{" + r + "}:fence"} },
+		keys: func(p, r string) []string {
+			return []string{p + "lock:{" + r + "}", p + "lock:{" + r + "}:q", p + "lock:{" + r + "}:fence"}
+		},
 		hold: func(ctx context.Context, b coord.Backend, r string) (coord.Lock, error) {
 			return b.Locker().Acquire(ctx, r, coord.WithTTL(migrationTTL))
 		},
