@@ -34,11 +34,18 @@ const (
 	// FaultBlackhole makes worker Target's proxy stop forwarding its
 	// subscriber connection (no RST) for Dur, then resume.
 	FaultBlackhole = "blackhole"
-	// FaultMigrateSlot (Cluster only) moves the hash slot of a lease's keys
-	// (its lease and fence counter) to another master: the slot is marked
-	// MIGRATING and IMPORTING for half of Dur (commands meet ASK and
-	// TRYAGAIN), then its keys are moved with MIGRATE and the slot is
-	// given to the new master.
+	// FaultMigrateSlot (Cluster only) moves the hash slot of one lease
+	// shape's keys to another master: an exclusive lock's, a read-write
+	// lock's, the semaphore's, the election's or the stream's, the one
+	// Target picks among the harness's migration targets. The slot is
+	// marked MIGRATING and IMPORTING with no key moved for a tenth of Dur
+	// (a script that finds some of its keys missing meets TRYAGAIN), then
+	// the keys it held when marked are moved with MIGRATE one at a time,
+	// the fence counter last, over half of Dur (a script whose keys are
+	// split between the two masters meets TRYAGAIN), then the rest, and
+	// for the remaining 0.4 of Dur every key is on the new master while
+	// the slot is still migrating (commands meet ASK, and TRYAGAIN when a
+	// key is missing there too); then the slot is given to the new master.
 	FaultMigrateSlot = "migrate-slot"
 	// FaultFailoverLagging (Sentinel only) stops the replica with SIGSTOP
 	// for Dur while the master takes writes, kills the master with
@@ -96,7 +103,7 @@ func (f Fault) String() string {
 	case FaultRestore, FaultPauseServer, FaultStallServer:
 		s += fmt.Sprintf(" on node %d", f.Node)
 	case FaultMigrateSlot:
-		s += fmt.Sprintf(" of resource %d to node +%d", f.Target, f.Node)
+		s += fmt.Sprintf(" of target %d to node +%d", f.Target, f.Node)
 	}
 	return s
 }
@@ -107,6 +114,10 @@ type Timing struct {
 	Staleness time.Duration
 	Workers   int
 	Nodes     int // servers in the deployment (1, or a Cluster's masters)
+	// MigrateTargets is the number of slots a migrate-slot may move (see
+	// [FaultMigrateSlot]); its Target is drawn below it instead of below
+	// Workers. Zero keeps the worker draw.
+	MigrateTargets int
 }
 
 // duration returns the length of a fault of kind, drawn from r.
@@ -147,7 +158,12 @@ func Schedule(seed int64, tm Timing, kinds []string, total time.Duration) []Faul
 	at := time.Second
 	add := func(kind string) {
 		f := Fault{Kind: kind, At: at, Dur: tm.duration(r, kind)}
-		if tm.Workers > 0 {
+		switch {
+		case kind == FaultMigrateSlot && tm.MigrateTargets > 0:
+			// One draw, as for a worker: the rest of the schedule
+			// stays as the seed made it.
+			f.Target = r.IntN(tm.MigrateTargets)
+		case tm.Workers > 0:
 			f.Target = r.IntN(tm.Workers)
 		}
 		if tm.Nodes > 1 {

@@ -32,6 +32,7 @@ var (
 	flagDeploy    = flag.String("robustness.deployment", "", "single (default), cluster (three masters) or sentinel (master, replica, three sentinels), or COORD_ROBUSTNESS_DEPLOYMENT")
 	flagAOF       = flag.Bool("robustness.aof", false, "single server: run with appendonly yes (fsync every second), and restore from an older copy of the AOF instead of an RDB snapshot; or COORD_ROBUSTNESS_AOF=1")
 	flagFaults    = flag.String("robustness.faults", "", "comma-separated fault kinds to draw from (default: every kind of the deployment), or COORD_ROBUSTNESS_FAULTS")
+	flagMigrate   = flag.String("robustness.migrate", "", "Cluster: comma-separated lease shapes whose slots migrate-slot moves: lock, rw, sem, elect, stream (default: all), or COORD_ROBUSTNESS_MIGRATE")
 	flagStaleness = flag.Duration("robustness.staleness", 0, "how long after an invalidation a near cache may serve the older value (default 2.5s, the window docs/FAILURES.md states, or COORD_ROBUSTNESS_STALENESS)")
 )
 
@@ -224,6 +225,9 @@ type harness struct {
 	admin    *coordredis.Backend
 	cfg      WorkerConfig
 	stale    time.Duration
+	// migrations are the slots a migrate-slot may move (a Cluster only),
+	// indexed by the fault's Target.
+	migrations []migration
 
 	// Filled while faults run.
 	mu       sync.Mutex
@@ -305,6 +309,7 @@ func newHarness(t *testing.T, seed int64, deploy string) *harness {
 	if h.cluster != nil {
 		// Enough resources that every master holds some lease keys.
 		h.cfg.Resources = []string{"r0", "r1", "r2", "r3", "r4", "r5"}
+		h.migrations = migrations(t, h.cfg)
 	}
 	for i := 0; i < 4; i++ {
 		s, err := admin.Sessions().Create(ctx, "shared", nil)
@@ -370,7 +375,63 @@ func (h *harness) timing() Timing {
 	if h.sentinel != nil {
 		nodes = 1 // node faults go to the master
 	}
-	return Timing{LeaseTTL: leaseTTL, Staleness: h.stale, Workers: numWorkers, Nodes: nodes}
+	return Timing{LeaseTTL: leaseTTL, Staleness: h.stale, Workers: numWorkers, Nodes: nodes, MigrateTargets: len(h.migrations)}
+}
+
+// Lease shapes whose slots a migrate-slot moves (-robustness.migrate).
+const (
+	migrateLock   = "lock"   // an exclusive lock: lock:{R}, :q, :fence
+	migrateRW     = "rw"     // a read-write lock: rw:{R}:w, :fence, :r, :q
+	migrateSem    = "sem"    // the semaphore: sem:{R}, :fence
+	migrateElect  = "elect"  // the election: elect:{E}, :fence
+	migrateStream = "stream" // the stream: st:{S}, :dead, :live, :trimmed
+)
+
+// migration is one slot a migrate-slot may move: a shape's name and a
+// key in the slot.
+type migration struct {
+	shape, name, key string
+}
+
+func (m migration) String() string { return m.shape + " " + m.name }
+
+// migrations lists the slots of the workload's lease shapes, the
+// exclusive locks first (as every migrate-slot moved before the other
+// shapes joined), restricted to the shapes -robustness.migrate names.
+func migrations(tb testing.TB, cfg WorkerConfig) []migration {
+	var all []migration
+	for _, r := range cfg.Resources {
+		all = append(all, migration{migrateLock, r, cfg.Prefix + "lock:{" + r + "}:fence"})
+	}
+	for _, r := range cfg.RWResources {
+		all = append(all, migration{migrateRW, r, cfg.Prefix + "rw:{" + r + "}:fence"})
+	}
+	for _, r := range cfg.Semaphores {
+		all = append(all, migration{migrateSem, r, cfg.Prefix + "sem:{" + r + "}:fence"})
+	}
+	if cfg.Election != "" {
+		all = append(all, migration{migrateElect, cfg.Election, cfg.Prefix + "elect:{" + cfg.Election + "}:fence"})
+	}
+	if cfg.Streams {
+		all = append(all, migration{migrateStream, StreamName, cfg.Prefix + "st:{" + StreamName + "}"})
+	}
+	only := cmp.Or(*flagMigrate, os.Getenv("COORD_ROBUSTNESS_MIGRATE"))
+	if only == "" {
+		return all
+	}
+	var out []migration
+	for _, shape := range strings.Split(only, ",") {
+		n := len(out)
+		for _, m := range all {
+			if m.shape == shape {
+				out = append(out, m)
+			}
+		}
+		if len(out) == n {
+			tb.Fatalf("-robustness.migrate: no slot of shape %q (lock, rw, sem, elect, stream)", shape)
+		}
+	}
+	return out
 }
 
 // buildWorker builds the worker binary into a temp dir, without -race to
@@ -772,8 +833,7 @@ func (h *harness) apply(f Fault) {
 		if h.cluster == nil {
 			t.Fatalf("%s needs a Cluster", f.Kind)
 		}
-		res := h.cfg.Resources[f.Target%len(h.cfg.Resources)]
-		h.migrateSlot(h.cfg.Prefix+"lock:{"+res+"}:fence", f.Node, f.Dur/2)
+		h.migrateSlot(h.migrations[f.Target%len(h.migrations)], f.Node, f.Dur/10, f.Dur/2, f.Dur-f.Dur/10-f.Dur/2)
 		h.window(f.Kind, start, true)
 	case FaultFailoverLagging:
 		g := h.sentinel
@@ -803,16 +863,25 @@ func (h *harness) apply(f Fault) {
 	}
 }
 
-// migrateSlot moves the slot of key from its master to the master
-// offset places after it in node order, holding the slot half-migrated
-// for hold first.
-func (h *harness) migrateSlot(key string, offset int, hold time.Duration) {
+// migrateSlot moves the slot of m's key from its master to the master
+// offset places after it in node order. It marks the slot IMPORTING and
+// MIGRATING, notes the keys the slot holds then (the fence counter last)
+// and waits hold with no key moved; then it moves those keys one at a
+// time with MIGRATE, waiting an equal share of split after each, so that
+// the shape's scripts meet its keys split between the two masters (the
+// leases that stood when the slot was marked moved, the counter not yet;
+// the hold is short because the scripts that make leases meet TRYAGAIN
+// meanwhile, so those standing end and no new ones come); then the rest
+// (keys made meanwhile on the old master), waits after with every key on
+// the new master and the slot still migrating (ASK), and gives the slot to
+// the new master on every master.
+func (h *harness) migrateSlot(m migration, offset int, hold, split, after time.Duration) {
 	t := h.t
 	ids := make([]string, len(h.nodes))
 	for i, n := range h.nodes {
 		ids[i], _ = n.Do(t, "CLUSTER", "MYID").(string)
 	}
-	slot, _ := h.nodes[0].Do(t, "CLUSTER", "KEYSLOT", key).(int64)
+	slot, _ := h.nodes[0].Do(t, "CLUSTER", "KEYSLOT", m.key).(int64)
 	src := -1
 	for i, n := range h.nodes {
 		if c, _ := n.Do(t, "CLUSTER", "COUNTKEYSINSLOT", slot).(int64); c > 0 {
@@ -820,15 +889,41 @@ func (h *harness) migrateSlot(key string, offset int, hold time.Duration) {
 		}
 	}
 	if src < 0 {
-		h.note("migrate-slot: slot %d of %s holds no key", slot, key)
+		h.note("migrate-slot: slot %d of %s holds no key", slot, m)
 		return
 	}
 	dst := (src + 1 + offset%(len(h.nodes)-1)) % len(h.nodes)
 	from, to := h.nodes[src], h.nodes[dst]
 	to.Do(t, "CLUSTER", "SETSLOT", slot, "IMPORTING", ids[src])
 	from.Do(t, "CLUSTER", "SETSLOT", slot, "MIGRATING", ids[dst])
-	time.Sleep(hold) // the schedule's clock: commands meet ASK and TRYAGAIN meanwhile
-	moved := 0
+	start := time.Now()
+	// The keys as the workload left them, before the scripts that meet
+	// TRYAGAIN let its leases end; the fence counter last.
+	keys, _ := from.Do(t, "CLUSTER", "GETKEYSINSLOT", slot, 100).([]any)
+	slices.SortStableFunc(keys, func(a, b any) int {
+		fa, fb := strings.HasSuffix(fmt.Sprint(a), ":fence"), strings.HasSuffix(fmt.Sprint(b), ":fence")
+		switch {
+		case fa && !fb:
+			return 1
+		case fb && !fa:
+			return -1
+		}
+		return 0
+	})
+	time.Sleep(hold) // the schedule's clock: commands meet TRYAGAIN and ASK meanwhile
+	// One key at a time, a share of the split after each: a script
+	// whose keys are split between the two masters meets TRYAGAIN.
+	var order []string
+	one := 0
+	noted := len(keys)
+	for _, k := range keys {
+		if from.Do(t, "MIGRATE", "127.0.0.1", to.Port(), k, 0, 5000) == "OK" {
+			order = append(order, strings.TrimPrefix(fmt.Sprint(k), h.cfg.Prefix))
+			one++
+		}
+		time.Sleep(split / time.Duration(len(keys))) // the schedule's clock, as above
+	}
+	rest := 0
 	for {
 		keys, _ := from.Do(t, "CLUSTER", "GETKEYSINSLOT", slot, 100).([]any)
 		if len(keys) == 0 {
@@ -836,8 +931,9 @@ func (h *harness) migrateSlot(key string, offset int, hold time.Duration) {
 		}
 		args := []any{"MIGRATE", "127.0.0.1", to.Port(), "", 0, 5000, "KEYS"}
 		from.Do(t, append(args, keys...)...)
-		moved += len(keys)
+		rest += len(keys)
 	}
+	time.Sleep(after) // the schedule's clock: every key moved, commands meet ASK
 	to.Do(t, "CLUSTER", "SETSLOT", slot, "NODE", ids[dst])
 	from.Do(t, "CLUSTER", "SETSLOT", slot, "NODE", ids[dst])
 	for i, n := range h.nodes {
@@ -845,7 +941,8 @@ func (h *harness) migrateSlot(key string, offset int, hold time.Duration) {
 			n.Do(t, "CLUSTER", "SETSLOT", slot, "NODE", ids[dst])
 		}
 	}
-	h.note("migrate-slot: slot %d (%s) moved from node %d to node %d with %d keys", slot, key, src, dst, moved)
+	h.note("migrate-slot: slot %d (%s) moved from node %d to node %d in %v: of the %d keys it held when marked, %d moved one at a time (%s; the others had gone), then %d more",
+		slot, m, src, dst, time.Since(start).Round(time.Millisecond), noted, one, strings.Join(order, ", "), rest)
 }
 
 // copyDir copies the regular files of dir src into a new dir dst.
