@@ -140,6 +140,7 @@ func Check(ops []Op, cfg CheckConfig) []Finding {
 	keep(checkLeader(ops, cfg))
 	keep(checkTerms(ops))
 	keep(checkObserve(ops, cfg))
+	keep(checkErrorClass(ops))
 	fs, _ := checkStreams(ops, cfg)
 	out = append(out, fs...)
 	return out

@@ -256,12 +256,7 @@ func pause(ctx context.Context, d time.Duration) {
 	}
 }
 
-func errString(err error) string {
-	if err == nil {
-		return ""
-	}
-	return err.Error()
-}
+func errString(err error) string { return robustness.ErrString(err) }
 
 // ---- leases ----
 
