@@ -168,7 +168,7 @@ func (l *lock) heldErr(op string, code int64) error {
 // release still being retried in the background counts as done).
 func (l *lock) releasedErr(ctx context.Context, op string) error {
 	b := l.lk.b
-	res, err := l.kind.ttl.Run(ctx, b.client, l.keys, l.tokenArg).Int64Slice()
+	res, err := l.kind.ttl.Run(ctx, b.client, l.ownKeys(), l.tokenArg).Int64Slice()
 	if err == nil && len(res) == 2 && res[0] == -1 {
 		return fmt.Errorf("%w: coord/redis: %s %s on %q: released; another holder has it", coord.ErrNotHeld, op, l.kind.name, l.resource)
 	}
@@ -255,7 +255,7 @@ func (l *lock) Extend(ctx context.Context, ttl time.Duration) error {
 	}
 	b := l.lk.b
 	start := time.Now()
-	n, err := b.batch.run(ctx, l.kind.extend, l.keys, l.tokenArg, ttl.Milliseconds()).Int64()
+	n, err := b.batch.run(ctx, l.kind.extend, l.ownKeys(), l.tokenArg, ttl.Milliseconds()).Int64()
 	if err := b.fail(ctx, "extend", err); err != nil {
 		return err
 	}
@@ -278,7 +278,7 @@ func (l *lock) TTL(ctx context.Context) (time.Duration, error) {
 		return 0, l.releasedErr(ctx, "TTL of")
 	}
 	b := l.lk.b
-	res, err := l.kind.ttl.Run(ctx, b.client, l.keys, l.tokenArg).Int64Slice()
+	res, err := l.kind.ttl.Run(ctx, b.client, l.ownKeys(), l.tokenArg).Int64Slice()
 	if err := b.fail(ctx, "lease TTL", err); err != nil {
 		return 0, err
 	}
@@ -310,7 +310,7 @@ func (l *lock) renew(ctx context.Context) (time.Time, bool) {
 	rctx, cancel := context.WithTimeout(ctx, max(time.Until(deadline), 10*time.Millisecond))
 	defer cancel()
 	start := time.Now()
-	n, err := l.kind.extend.Run(rctx, b.client, l.keys, l.tokenArg, ttl.Milliseconds()).Int64()
+	n, err := l.kind.extend.Run(rctx, b.client, l.ownKeys(), l.tokenArg, ttl.Milliseconds()).Int64()
 	return l.renewed(ctx, rctx, start, ttl, n, err)
 }
 
