@@ -256,6 +256,8 @@ func pause(ctx context.Context, d time.Duration) {
 	}
 }
 
+// errString is err's text for the history, marked when coord returned an
+// error it must not (see robustness.ErrString).
 func errString(err error) string { return robustness.ErrString(err) }
 
 // ---- leases ----
