@@ -157,6 +157,7 @@ func replicaOf(g *redistest.Sentinel, master *redistest.Server) *redistest.Serve
 func TestSentinelShapes(t *testing.T) {
 	g := redistest.StartSentinel(t)
 	t.Run("Replicated", func(t *testing.T) { testShapesReplicated(t, g) })
+	t.Run("JobReplicated", func(t *testing.T) { testJobReplicated(t, g) })
 	t.Run("ReplicationCut", func(t *testing.T) { testShapesReplicationCut(t, g) })
 }
 
@@ -226,6 +227,59 @@ func testShapesReplicated(t *testing.T, g *redistest.Sentinel) {
 			}
 			t.Logf("%s: returned %v after the call, the replica stopped for %v", sh.name, r.took.Round(time.Millisecond), replicaPause)
 		})
+	}
+}
+
+// testJobReplicated: with LockReplicas 1, Jobs.Complete returns only
+// once the (stopped, then resumed) replica has the job's record done, so
+// a failover right then does not let the job run again in the period.
+func testJobReplicated(t *testing.T, g *redistest.Sentinel) {
+	prefix := uniq("sj") + ":"
+	n := sentinelNodeWith(t, g, prefix, false, func(o *coordredis.Options) {
+		o.LockReplicas = 1
+		o.LockReplicaTimeout = 10 * time.Second
+	})
+	ctx := t.Context()
+	replica := replicaOf(g, g.Master(t))
+	slot, err := n.Jobs().Due(ctx, "report", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Jobs().Fail(ctx, "report", slot); err != nil { // the record exists, the script is cached
+		t.Fatal(err)
+	}
+	var resumed atomic.Bool
+	type result struct {
+		err    error
+		paused bool // returned while the replica was stopped
+	}
+	out := make(chan result, 1)
+	replica.Pause(t)
+	go func() {
+		err := n.Jobs().Complete(ctx, "report", slot)
+		out <- result{err: err, paused: !resumed.Load()}
+	}()
+	var r result
+	got := false
+	select {
+	case r = <-out:
+		got = true
+	case <-time.After(replicaPause):
+	}
+	resumed.Store(true)
+	replica.Resume(t)
+	if !got {
+		r = <-out
+	}
+	if r.err != nil {
+		t.Fatalf("Complete with LockReplicas 1: %v", r.err)
+	}
+	if r.paused {
+		t.Error("Complete returned while the replica was stopped: no replica acknowledged the record")
+	}
+	key := n.prefixed("job:{report}")
+	if v, err := replica.DoContext(ctx, "HGET", key, "d"); err != nil || v != "1" {
+		t.Errorf("right after Complete, the replica's record %s has d = %v (%v), want 1", key, v, err)
 	}
 }
 
@@ -330,6 +384,16 @@ func testShapesReplicationCut(t *testing.T, g *redistest.Sentinel) {
 			t.Errorf("after the refusal: Holders = %d, %v; want 0", n, err)
 		}
 		t.Logf("permit released to a local waiter with the replica cut off: waiter refused %v after the release", time.Since(start).Round(time.Millisecond))
+	})
+
+	t.Run("job", func(t *testing.T) {
+		slot, err := w.Jobs().Due(ctx, "sc-job", time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Jobs().Complete(ctx, "sc-job", slot); !errors.Is(err, coord.ErrUnavailable) {
+			t.Errorf("Complete with LockReplicas 1 and the replica cut off = %v, want ErrUnavailable (the record may be lost)", err)
+		}
 	})
 
 	for _, sh := range shapes {
