@@ -20,7 +20,10 @@ import (
 // permit taken passes the wake-up to the next, so free permits are not
 // left unused while waiters sleep.
 //
-// Permits are full leases of the Backend's lease engine (see [Locker]).
+// Permits are full leases of the Backend's lease engine (see [Locker]);
+// with [Options].LockReplicas, each is granted only once that many
+// replicas acknowledged it, and a release hands no permit to a local
+// waiter (the waiter's own try WAITs).
 // A Semaphores is safe for concurrent use by multiple goroutines.
 type Semaphores struct {
 	lk     *Locker
