@@ -170,8 +170,11 @@ func (lk *Locker) Acquire(ctx context.Context, resource string, opts ...coord.Lo
 	tries := 0
 	if o.Retries == 0 || !lk.localWaiters(resource) {
 		l, _, err := lk.try(ctx, resource, o, false)
-		if l != nil || err != nil {
-			return l, err
+		if err != nil {
+			return nil, err // not l: a nil *lock would make a non-nil Lock
+		}
+		if l != nil {
+			return l, nil
 		}
 		tries = 1
 		if o.Retries == 0 {

@@ -116,6 +116,18 @@ func TestLockReplicasEveryShape(t *testing.T) {
 			sfx = "-wait"
 		}
 		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		t.Run("exclusive"+sfx, func(t *testing.T) {
+			l, err := b.Locker().Acquire(wctx, "lk"+sfx, opts...)
+			refused(t, "Acquire", "lk"+sfx, err)
+			if l != nil {
+				// A nil *lock in a non-nil Lock: a caller that checks the
+				// Lock rather than the error would use it.
+				t.Errorf("Acquire returned a non-nil Lock (%T) with its error", l)
+			}
+			if locked, err := b.Locker().Locked(ctx, "lk"+sfx); err != nil || locked {
+				t.Errorf("after the refused Acquire: Locked = %v, %v; want nothing held", locked, err)
+			}
+		})
 		t.Run("read"+sfx, func(t *testing.T) {
 			l, err := b.RWLocker().RLock(wctx, "rw"+sfx, opts...)
 			refused(t, "RLock", "rw"+sfx, err)
@@ -167,4 +179,65 @@ func TestLockReplicasEveryShape(t *testing.T) {
 			t.Errorf("Fail = %v; a failure is recorded without WAIT", err)
 		}
 	})
+}
+
+// TestLockReplicasClusterShapes: in a Cluster (masters without replicas
+// here), each shape's acquire and its WAIT go to the master of the
+// lease's slot: every resource, whichever master serves it, is refused
+// for the missing replica ("0 of 1"), not redirected (MOVED) nor
+// granted, and nothing stays held.
+func TestLockReplicasClusterShapes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a cluster takes seconds to form; skipped with -short")
+	}
+	c := redistest.StartCluster(t, 3)
+	cc := c.ClusterClient(t)
+	ctx := t.Context()
+	b, err := New(cc, &Options{Prefix: "lrc:", LockReplicas: 1, LockReplicaTimeout: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close(context.Background()) })
+	masters := map[string]bool{}
+	for i := range 9 { // spread over the three masters' slots
+		res := "r" + string(rune('a'+i))
+		keys, _ := b.keys.semKeys(res)
+		m, err := cc.MasterForKey(ctx, keys[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		masters[m.Options().Addr] = true
+		opts := []coord.LockOption{coord.WithTTL(10 * time.Second), coord.WithRetry(0, 0)}
+		calls := map[string]func() (coord.Lock, error){
+			"Acquire":            func() (coord.Lock, error) { return b.Locker().Acquire(ctx, res, opts...) },
+			"RLock":              func() (coord.Lock, error) { return b.RWLocker().RLock(ctx, res, opts...) },
+			"Lock":               func() (coord.Lock, error) { return b.RWLocker().Lock(ctx, res, opts...) },
+			"Semaphores.Acquire": func() (coord.Lock, error) { return b.Semaphores().Acquire(ctx, res, 3, opts...) },
+			"Campaign":           func() (coord.Lock, error) { return b.Elector().Campaign(ctx, res, "me", opts...) },
+		}
+		for what, call := range calls {
+			l, err := call()
+			if l != nil {
+				_ = l.Release(ctx)
+			}
+			if !errors.Is(err, coord.ErrUnavailable) || !strings.Contains(err.Error(), "0 of 1 replicas") {
+				t.Errorf("%s on %q with LockReplicas 1 and no replica in the Cluster = lease %v, %v; want the replica refusal", what, res, l != nil, err)
+			}
+		}
+		st, err := b.RWLocker().State(ctx, res)
+		n, err2 := b.Semaphores().Holders(ctx, res)
+		locked, err3 := b.Locker().Locked(ctx, res)
+		if err := errors.Join(err, err2, err3); err != nil {
+			t.Fatal(err)
+		}
+		if st.Readers != 0 || st.Writer || n != 0 || locked {
+			t.Errorf("%q after the refusals: read-write %+v, %d permits, locked %v; want nothing held", res, st, n, locked)
+		}
+		if _, err := b.Elector().Leader(ctx, res); !errors.Is(err, coord.ErrNotFound) {
+			t.Errorf("%q after the refused Campaign: Leader error %v, want ErrNotFound", res, err)
+		}
+	}
+	if len(masters) < 2 {
+		t.Fatalf("the resources fell on %d master(s); the test needs them spread", len(masters))
+	}
 }
