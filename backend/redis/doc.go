@@ -129,8 +129,10 @@
 // renews every auto-renewed lease at a third of its TTL; another releases
 // "orphans": leases whose acquire reply was lost (a timeout while the
 // server stalled may still run the script later) or whose Release failed.
-// With [Options].LockReplicas, Acquire also WAITs for replicas on the same
-// connection and gives up a lease they did not acknowledge.
+// With [Options].LockReplicas, every acquire (an exclusive lease, a read or
+// write lease, a permit, a leadership) also WAITs for replicas on the same
+// connection and gives up a lease they did not acknowledge; no lease is
+// then handed to a local waiter inside Release.
 //
 // Every lease value is "<secret>.<instance ID>" (a leadership's adds
 // "\n<identity>"): 128 random bits, then the holder's instance ID, which

@@ -27,7 +27,10 @@ import (
 // publishes nothing).
 //
 // Leaderships are full leases of the Backend's lease engine (see
-// [Locker]). An Elector is safe for concurrent use by multiple
+// [Locker]); with [Options].LockReplicas, a Campaign wins only once that
+// many replicas acknowledged the leadership and its term (a leadership
+// they did not acknowledge is resigned at once, which observers may see
+// as a short term). An Elector is safe for concurrent use by multiple
 // goroutines.
 type Elector struct {
 	lk     *Locker

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/cgn-bot/coord"
 	"github.com/cgn-bot/coord/driver"
 )
@@ -16,6 +18,14 @@ import (
 // its failed runs (f). Every decision is made inside a script on the
 // server's clock (TIME), never an instance's. The record expires when its
 // period ends, so nothing is left of jobs that no longer run.
+//
+// With [Options].LockReplicas, Complete WAITs for that many replicas on
+// the connection that wrote the record (as an acquire does), so that a
+// failover right after it does not lose the record and let the job run
+// again in the same period; when fewer acknowledge, the record stays
+// written and Complete returns an error wrapping [coord.ErrUnavailable]
+// that says so. Fail does not WAIT: a lost failure only shortens the
+// next backoff.
 //
 // A Jobs is safe for concurrent use by multiple goroutines.
 type Jobs struct{ b *Backend }
@@ -72,7 +82,18 @@ func (j *Jobs) record(ctx context.Context, op, what, job string, slot coord.JobS
 	if err := b.checkOpen(); err != nil {
 		return err
 	}
-	res, err := b.sc.jobRecord.Run(ctx, b.client, []string{b.keys.jobKey(job)}, p, strconv.FormatInt(slot.Index, 10), what).Int64Slice()
+	keys := []string{b.keys.jobKey(job)}
+	args := []any{p, strconv.FormatInt(slot.Index, 10), what}
+	var res []int64
+	acked := int64(-1)
+	if what == "done" && b.opts.LockReplicas > 0 {
+		var cmd *goredis.Cmd
+		if cmd, acked, err = b.evalAndWait(ctx, b.sc.jobRecord, keys, args...); err == nil {
+			res, err = cmd.Int64Slice()
+		}
+	} else {
+		res, err = b.sc.jobRecord.Run(ctx, b.client, keys, args...).Int64Slice()
+	}
 	if err := b.fail(ctx, op, err); err != nil {
 		return err
 	}
@@ -81,6 +102,10 @@ func (j *Jobs) record(ctx context.Context, op, what, job string, slot coord.JobS
 	}
 	if res[0] < 0 {
 		return driver.ErrFutureSlot(job, slot, res[1])
+	}
+	if res[0] == 1 && acked >= 0 && acked < int64(b.opts.LockReplicas) {
+		return fmt.Errorf("%w: coord/redis: %s %q: recorded, but %d of %d replicas acknowledged it within %v: a failover now may lose the record and the job run again in this period",
+			coord.ErrUnavailable, op, job, acked, b.opts.LockReplicas, b.opts.LockReplicaTimeout)
 	}
 	return nil
 }

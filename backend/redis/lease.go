@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -38,6 +39,80 @@ type leaseKind struct {
 	// n is the release script's code: 1 (handed over, or released), 0
 	// expired. l.opMu is held.
 	handoff func(ctx context.Context, l *lock) (n int64, ok bool, err error)
+}
+
+// runAcquire runs a lease's acquire script once: through the shared
+// pipelines, or, with [Options].LockReplicas, with WAIT on the lease's
+// master (evalAndWait). acked is how many replicas acknowledged the
+// script's writes, -1 without WAIT.
+func (b *Backend) runAcquire(ctx context.Context, script *goredis.Script, keys []string, args ...any) (res, acked int64, err error) {
+	if b.opts.LockReplicas <= 0 {
+		res, err = b.batch.run(ctx, script, keys, args...).Int64()
+		return res, -1, err
+	}
+	cmd, acked, err := b.evalAndWait(ctx, script, keys, args...)
+	if err != nil {
+		return 0, 0, err
+	}
+	res, err = cmd.Int64()
+	return res, acked, err
+}
+
+// evalAndWait runs script and WAIT (for [Options].LockReplicas replicas,
+// up to LockReplicaTimeout) in one pipeline on one connection (in a
+// Cluster, the master of keys[0]'s slot), so that WAIT covers the
+// script's writes. A server that has not cached the script (NOSCRIPT) is
+// sent the script itself. It returns the script's reply and how many
+// replicas acknowledged.
+func (b *Backend) evalAndWait(ctx context.Context, script *goredis.Script, keys []string, args ...any) (*goredis.Cmd, int64, error) {
+	var node goredis.Cmdable = b.client
+	if cc, ok := b.client.(*goredis.ClusterClient); ok {
+		m, err := cc.MasterForKey(ctx, keys[0])
+		if err != nil {
+			return nil, 0, err
+		}
+		node = m
+	}
+	timeout := b.opts.LockReplicaTimeout
+	for _, full := range []bool{false, true} {
+		var ec, wc *goredis.Cmd
+		_, err := node.Pipelined(ctx, func(p goredis.Pipeliner) error {
+			if full {
+				ec = script.Eval(ctx, p, keys, args...)
+			} else {
+				ec = script.EvalSha(ctx, p, keys, args...)
+			}
+			wc = p.Do(ctx, "wait", b.opts.LockReplicas, timeout.Milliseconds())
+			return nil
+		})
+		if !full && goredis.HasErrorPrefix(ec.Err(), "NOSCRIPT") {
+			continue // not cached on this server: send the script itself
+		}
+		if err != nil {
+			return nil, 0, err
+		}
+		if err := ec.Err(); err != nil {
+			return nil, 0, err
+		}
+		acked, err := wc.Int64()
+		if err != nil {
+			return nil, 0, err
+		}
+		return ec, acked, nil
+	}
+	return nil, 0, errors.New("coord/redis: script not accepted")
+}
+
+// replicaShort returns the error of a lease of kind on resource that
+// acked replicas acknowledged (-1: no WAIT), when that is fewer than
+// [Options].LockReplicas, else nil. The caller gives the lease up.
+func (b *Backend) replicaShort(kind, resource string, acked int64) error {
+	if acked < 0 || acked >= int64(b.opts.LockReplicas) {
+		return nil
+	}
+	// A failover now could lose the lease and its fence: give it up.
+	return fmt.Errorf("%w: coord/redis: acquire %s on %q: %d of %d replicas acknowledged it within %v; given up",
+		coord.ErrUnavailable, kind, resource, acked, b.opts.LockReplicas, b.opts.LockReplicaTimeout)
 }
 
 // newToken returns a new lease value: a secret part of 128 bits from

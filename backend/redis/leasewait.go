@@ -389,7 +389,7 @@ func (lk *Locker) tryOnce(ctx context.Context, t *leaseTry, token string, o coor
 	args := make([]any, 0, 2+len(t.extra))
 	args = append(args, token, o.TTL.Milliseconds())
 	args = append(args, t.extra...)
-	res, err := b.batch.run(rctx, t.script, t.keys, args...).Int64()
+	res, acked, err := b.runAcquire(rctx, t.script, t.keys, args...)
 	if err != nil {
 		if !isOOM(err) {
 			lk.addLeaseOrphan(t.kind, t.leaseKeys, t.relArgs, token, o.TTL)
@@ -404,6 +404,11 @@ func (lk *Locker) tryOnce(ctx context.Context, t *leaseTry, token string, o coor
 		lk: lk, kind: t.kind, relArgs: t.relArgs, resource: t.resource, key: t.leaseKeys[0],
 		token: token, fence: res, keys: t.leaseKeys, tokenArg: token,
 		ttl: o.TTL, autoRenew: o.AutoRenew, done: make(chan struct{}),
+	}
+	if err := b.replicaShort(t.kind.name, t.resource, acked); err != nil {
+		lk.releaseLease(l)
+		t.kind.woken(t.resource)
+		return nil, 0, err
 	}
 	if err := ctx.Err(); err != nil {
 		lk.releaseLease(l)

@@ -7,8 +7,6 @@ import (
 	"sync"
 	"time"
 
-	goredis "github.com/redis/go-redis/v9"
-
 	"github.com/cgn-bot/coord"
 	"github.com/cgn-bot/coord/driver"
 )
@@ -172,8 +170,11 @@ func (lk *Locker) Acquire(ctx context.Context, resource string, opts ...coord.Lo
 	tries := 0
 	if o.Retries == 0 || !lk.localWaiters(resource) {
 		l, _, err := lk.try(ctx, resource, o, false)
-		if l != nil || err != nil {
-			return l, err
+		if err != nil {
+			return nil, err // not l: a nil *lock would make a non-nil Lock
+		}
+		if l != nil {
+			return l, nil
 		}
 		tries = 1
 		if o.Retries == 0 {
@@ -215,14 +216,7 @@ func (lk *Locker) try(ctx context.Context, resource string, o coord.LockOptions,
 	}
 	var tokenArg any = token // boxed once for acquire and release
 	keys, args := lk.acquireArgs(key, fenceKey, tokenArg, o, waiter)
-	var res int64
-	var err error
-	acked := int64(-1)
-	if b.opts.LockReplicas > 0 {
-		res, acked, err = lk.acquireAndWait(rctx, keys, args...)
-	} else {
-		res, err = b.batch.run(rctx, b.sc.lockAcquire, keys, args...).Int64()
-	}
+	res, acked, err := b.runAcquire(rctx, b.sc.lockAcquire, keys, args...)
 	if err != nil {
 		// The outcome is unknown (the server may run the script later,
 		// after a timeout): make sure the lease is not left held. A
@@ -236,11 +230,9 @@ func (lk *Locker) try(ctx context.Context, resource string, o coord.LockOptions,
 	if res < 0 {
 		return nil, time.Duration(-res-2) * time.Millisecond, nil
 	}
-	if acked >= 0 && acked < int64(b.opts.LockReplicas) {
-		// A failover now could lose the lease and its fence: give it up.
+	if err := b.replicaShort(lk.excl.name, resource, acked); err != nil {
 		lk.releaseToken(key, token, o.TTL)
-		return nil, 0, fmt.Errorf("%w: coord/redis: acquire %q: %d of %d replicas acknowledged the lease within %v",
-			coord.ErrUnavailable, resource, acked, b.opts.LockReplicas, b.opts.LockReplicaTimeout)
+		return nil, 0, err
 	}
 	l := lk.newLockArgs(resource, key, token, tokenArg, res, o)
 	if err := ctx.Err(); err != nil {
@@ -252,52 +244,6 @@ func (lk *Locker) try(ctx context.Context, resource string, o coord.LockOptions,
 		return nil, 0, errors.Join(notAcquired(resource), b.checkOpen())
 	}
 	return l, 0, nil
-}
-
-// acquireAndWait runs the acquire script and WAIT (for
-// Options.LockReplicas replicas) in one pipeline on one connection (in a
-// Cluster, the master of the lease's slot), so that WAIT covers the
-// script's writes. It returns the script's result and how many replicas
-// acknowledged.
-func (lk *Locker) acquireAndWait(ctx context.Context, keys []string, args ...any) (int64, int64, error) {
-	b := lk.b
-	var node goredis.Cmdable = b.client
-	if cc, ok := b.client.(*goredis.ClusterClient); ok {
-		m, err := cc.MasterForKey(ctx, keys[0])
-		if err != nil {
-			return 0, 0, err
-		}
-		node = m
-	}
-	timeout := b.opts.LockReplicaTimeout
-	for _, full := range []bool{false, true} {
-		var ec, wc *goredis.Cmd
-		_, err := node.Pipelined(ctx, func(p goredis.Pipeliner) error {
-			if full {
-				ec = b.sc.lockAcquire.Eval(ctx, p, keys, args...)
-			} else {
-				ec = b.sc.lockAcquire.EvalSha(ctx, p, keys, args...)
-			}
-			wc = p.Do(ctx, "wait", b.opts.LockReplicas, timeout.Milliseconds())
-			return nil
-		})
-		if !full && goredis.HasErrorPrefix(ec.Err(), "NOSCRIPT") {
-			continue // not cached on this server: send the script itself
-		}
-		if err != nil {
-			return 0, 0, err
-		}
-		res, err := ec.Int64()
-		if err != nil {
-			return 0, 0, err
-		}
-		acked, err := wc.Int64()
-		if err != nil {
-			return 0, 0, err
-		}
-		return res, acked, nil
-	}
-	return 0, 0, errors.New("coord/redis: acquire script not accepted")
 }
 
 // newLock returns the Lock for a lease token holds with fence, not yet

@@ -28,7 +28,7 @@ const (
 	// reports degraded.
 	DefaultDegradedLatency = 250 * time.Millisecond
 	// DefaultLockReplicaTimeout bounds the WAIT for replicas after an
-	// acquire when [Options].LockReplicas is set.
+	// acquire (of any lease) when [Options].LockReplicas is set.
 	DefaultLockReplicaTimeout = 100 * time.Millisecond
 	// DefaultHandoffWindow paces the waiter queue in Redis (see
 	// [Options].HandoffWindow): a dead waiter holds it up for at most
@@ -97,12 +97,22 @@ type Options struct {
 	// degraded. Default: [DefaultDegradedLatency].
 	DegradedLatency time.Duration
 
-	// LockReplicas, when positive, makes Acquire wait (WAIT) until that
-	// many replicas have the new lease and its fence, on the connection
-	// that took it; when fewer acknowledge within LockReplicaTimeout, the
-	// lease is released and Acquire fails with [coord.ErrUnavailable]. It
-	// narrows, but does not close, the window in which a failover loses a
-	// lease (Redis replication is asynchronous). Default: 0 (off).
+	// LockReplicas, when positive, makes every lease the Backend grants
+	// wait (WAIT) until that many replicas have it and its fence, on the
+	// connection that took it (in a Cluster, the master of its slot):
+	// Locker.Acquire, RWLocker.RLock and Lock, Semaphores.Acquire and
+	// Elector.Campaign. When fewer acknowledge within LockReplicaTimeout,
+	// the lease is released (best effort) and the call fails with an error
+	// wrapping [coord.ErrUnavailable] that names the resource and the
+	// counts; a waiting call (WithWait, WithRetry) ends at that refusal
+	// rather than retrying into it. No lease is handed straight to a
+	// waiter of the same instance meanwhile (exclusive leases and permits
+	// alike): a handoff is granted inside Release, where no WAIT covers
+	// it, so the waiter takes the freed lease with a try of its own.
+	// [Jobs.Complete] also WAITs for its record (see [Jobs]). It narrows,
+	// but does not close, the window in which a failover loses a lease
+	// (Redis replication is asynchronous); each acquire pays a round trip
+	// to the replicas. Default: 0 (off).
 	LockReplicas int
 
 	// LockReplicaTimeout bounds the WAIT of LockReplicas.

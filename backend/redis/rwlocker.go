@@ -32,8 +32,9 @@ import (
 // earliest intent's or reader's), or RetryDelay, whichever is first.
 //
 // Read and write leases are full leases of the Backend's lease engine
-// (see [Locker]) without the local handoff of exclusive leases; the
-// Locker's [Options].LockReplicas does not apply to them.
+// (see [Locker]) without the local handoff of exclusive leases; with
+// [Options].LockReplicas, each is granted only once that many replicas
+// acknowledged it, as an exclusive lease is.
 //
 // A RWLocker is safe for concurrent use by multiple goroutines.
 type RWLocker struct {

@@ -20,7 +20,10 @@ import (
 // permit taken passes the wake-up to the next, so free permits are not
 // left unused while waiters sleep.
 //
-// Permits are full leases of the Backend's lease engine (see [Locker]).
+// Permits are full leases of the Backend's lease engine (see [Locker]);
+// with [Options].LockReplicas, each is granted only once that many
+// replicas acknowledged it, and a release hands no permit to a local
+// waiter (the waiter's own try WAITs).
 // A Semaphores is safe for concurrent use by multiple goroutines.
 type Semaphores struct {
 	lk     *Locker
@@ -47,11 +50,18 @@ func newSemaphores(lk *Locker) *Semaphores {
 }
 
 // handoff releases the permit l by handing it to the first permit waiter
-// of this instance (lua/sem_handoff.lua), unless there is none or the
-// last maxLocalHandoffs releases of the resource here were handoffs.
+// of this instance (lua/sem_handoff.lua), unless there is none, the last
+// maxLocalHandoffs releases of the resource here were handoffs, or
+// [Options].LockReplicas is set: a handoff grants a permit inside
+// Release, where no WAIT covers it, so the waiter takes the freed permit
+// with a try of its own, which WAITs (exclusive leases are not handed
+// over then either).
 func (s *Semaphores) handoff(ctx context.Context, l *lock) (int64, bool, error) {
 	lk := s.lk
 	b, lw := lk.b, lk.leases
+	if b.opts.LockReplicas > 0 {
+		return 0, false, nil
+	}
 	ch, _ := l.relArgs[0].(string) // the wake channel (see Acquire)
 	w := lw.handoffTarget(ch)
 	if w == nil {
