@@ -28,7 +28,10 @@
 // # Processes and ports
 //
 // Each process leads its own process group, so signals reach anything it
-// forks. Every process is killed and reaped at tb.Cleanup; on Linux a
+// forks. The group is signalled only while its leader is not reaped (after
+// the reap its ID is a free pid a new process may take); on Linux the exit
+// is seen before the reap, and what the leader forked is killed then.
+// Every process is killed and reaped at tb.Cleanup; on Linux a
 // parent-death signal also kills it when the test binary dies without
 // running its cleanups. Start-up waits by polling PING with a deadline;
 // a failure carries the tail of the server's log.

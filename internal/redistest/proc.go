@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -17,15 +18,38 @@ import (
 // proc is one child process and the goroutine that reaps it. The goroutine
 // ends when the process exits; every owner of a proc kills it and waits for
 // done before its test ends, so no process and no goroutine outlives a test.
+//
+// The process group's ID is the leader's pid, and once the leader is reaped
+// that pid is free for the kernel to give to a new process (another
+// server, which leads a group of that ID too). So the group is signalled
+// only while the leader is known not to be reaped: [proc.signal] and the
+// reaper take mu, and the reaper marks the group gone before it reaps.
+// Where the system lets the reaper see the exit first without reaping
+// ([awaitExit], Linux), the leader is a zombie meanwhile, which keeps its
+// pid (and the group ID) from being reused, and the reaper kills what is
+// left of the group then.
 type proc struct {
 	cmd  *exec.Cmd
 	done chan struct{} // closed after Wait returned
 	err  error         // Wait's result; read only after done is closed
+
+	// sendGroup signals a process group (signalGroup; a test records the
+	// calls).
+	sendGroup func(pgid int, sig syscall.Signal) error
+
+	mu   sync.Mutex // held while the group is signalled
+	gone bool       // the leader is reaped or about to be: no more signals
 }
 
 // startProc starts bin with args in dir, with stdout and stderr appended to
 // logPath. The process leads its own process group.
 func startProc(bin string, args []string, dir, logPath string) (*proc, error) {
+	return startProcSending(bin, args, dir, logPath, signalGroup)
+}
+
+// startProcSending is startProc with the function that signals the
+// process group.
+func startProcSending(bin string, args []string, dir, logPath string, sendGroup func(pgid int, sig syscall.Signal) error) (*proc, error) {
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
@@ -41,12 +65,31 @@ func startProc(bin string, args []string, dir, logPath string) (*proc, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	p := &proc{cmd: cmd, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
+	p := &proc{cmd: cmd, done: make(chan struct{}), sendGroup: sendGroup}
+	go p.reap()
 	return p, nil
+}
+
+// reap waits for the process to exit, ends the group's signals, reaps the
+// process and closes done.
+func (p *proc) reap() {
+	if awaitExit(p.pid()) {
+		// The leader is a zombie: its pid, and so the group ID, cannot
+		// be reused yet. Whatever it forked (a BGSAVE child) dies with it.
+		p.mu.Lock()
+		_ = p.sendGroup(p.pid(), sigKill)
+		p.gone = true
+		p.mu.Unlock()
+		p.err = p.cmd.Wait()
+	} else {
+		// The exit cannot be seen without reaping: mark the group gone
+		// right after, which leaves a short window.
+		p.err = p.cmd.Wait()
+		p.mu.Lock()
+		p.gone = true
+		p.mu.Unlock()
+	}
+	close(p.done)
 }
 
 // pid returns the process ID.
@@ -62,10 +105,15 @@ func (p *proc) exited() bool {
 	}
 }
 
-// signal sends sig to the process group. A group that is already gone is
-// not an error.
+// signal sends sig to the process group while its leader is not reaped
+// (see [proc]). A group that is already gone is not an error.
 func (p *proc) signal(sig syscall.Signal) error {
-	err := signalGroup(p.pid(), sig)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.gone {
+		return nil
+	}
+	err := p.sendGroup(p.pid(), sig)
 	if errors.Is(err, syscall.ESRCH) {
 		return nil
 	}
@@ -85,7 +133,9 @@ func (p *proc) wait(timeout time.Duration) bool {
 }
 
 // kill sends SIGKILL to the process group and waits until the process is
-// reaped. SIGKILL also ends a stopped process.
+// reaped. SIGKILL also ends a stopped process. A child of the group (a fork
+// for a sync) created after the signal is killed by the reaper when the
+// leader exits (see [proc.reap]); nothing is signalled after the reap.
 func (p *proc) kill() error {
 	if err := p.signal(sigKill); err != nil && !p.exited() {
 		return err
@@ -93,9 +143,6 @@ func (p *proc) kill() error {
 	if !p.wait(30 * time.Second) {
 		return fmt.Errorf("redistest: pid %d did not exit 30s after SIGKILL", p.pid())
 	}
-	// Children of the group (a fork for a sync) die with it; signal again
-	// in case one was created after the first signal.
-	_ = p.signal(sigKill)
 	return nil
 }
 
@@ -111,7 +158,6 @@ func (p *proc) terminate(timeout time.Duration) (graceful bool, err error) {
 	}
 	_ = p.signal(sigCont)
 	if p.wait(timeout) {
-		_ = p.signal(sigKill)
 		return true, nil
 	}
 	return false, p.kill()

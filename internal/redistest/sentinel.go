@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -420,4 +422,65 @@ func (g *Sentinel) sentinelsReport(ctx context.Context, addr string) error {
 		}
 	}
 	return nil
+}
+
+// sentinelEvents are the events a sentinel logs when its view of the
+// master changes: subjectively or objectively down (or back), a failover's
+// steps, a switch of master, and TILT mode (its timer stalled: it stops
+// acting for a while).
+var sentinelEvents = []string{
+	"+sdown", "-sdown", "+odown", "-odown", "+try-failover", "+elected-leader",
+	"+failover-end", "+switch-master", "+tilt", "-tilt",
+}
+
+// redisLogTime is the time layout of a redis-server log line (after the
+// "pid:role " prefix).
+const redisLogTime = "02 Jan 2006 15:04:05.000"
+
+// Events returns the lines the sentinels logged at or after since that
+// record a change of their view of the master (+sdown, +odown, a
+// failover, +switch-master, +tilt and their ends), each prefixed with the
+// sentinel's address. A test that saw leases or connections behave
+// oddly on the group logs them: a failover nobody asked for (the master
+// stalled past down-after-milliseconds on a loaded machine) explains it.
+func (g *Sentinel) Events(since time.Time) []string {
+	var out []string
+	for _, s := range g.sentinels {
+		b, err := os.ReadFile(s.logPath)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if !isSentinelEvent(line) {
+				continue
+			}
+			if at, ok := logLineTime(line); ok && at.Before(since) {
+				continue
+			}
+			out = append(out, s.Addr()+" "+line)
+		}
+	}
+	return out
+}
+
+// isSentinelEvent reports whether a log line records one of sentinelEvents.
+func isSentinelEvent(line string) bool {
+	for _, ev := range sentinelEvents {
+		if strings.Contains(line, " "+ev+" ") {
+			return true
+		}
+	}
+	return false
+}
+
+// logLineTime returns the time a redis-server log line was written
+// ("1234:X 06 Dec 2026 14:22:12.345 # ..."), read in local time as the
+// server writes it.
+func logLineTime(line string) (time.Time, bool) {
+	f := strings.Fields(line)
+	if len(f) < 5 {
+		return time.Time{}, false
+	}
+	at, err := time.ParseInLocation(redisLogTime, strings.Join(f[1:5], " "), time.Local)
+	return at, err == nil
 }
