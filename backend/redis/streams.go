@@ -43,6 +43,7 @@ import (
 type Streams struct {
 	b                 *Backend
 	claim, beat, trim *goredis.Script
+	now               *goredis.Script // lua/stream_time.lua
 
 	mu     sync.Mutex
 	subs   map[*rstreamSub]struct{}
@@ -67,6 +68,7 @@ func (b *Backend) streamPart() *Streams {
 			claim: goredis.NewScript(mustLua("stream_claim")),
 			beat:  goredis.NewScript(mustLua("stream_beat")),
 			trim:  goredis.NewScript(mustLua("stream_trim")),
+			now:   goredis.NewScript(mustLua("stream_time")),
 			subs:  make(map[*rstreamSub]struct{}),
 		}
 	}
@@ -413,6 +415,11 @@ func (x *Streams) Consume(ctx context.Context, stream, group string, fn func(con
 	if err := s.createGroup(ctx); err != nil {
 		return nil, err
 	}
+	// The start, on the stream's server clock, read before the
+	// subscription can see any entry.
+	if s.started, err = x.now.Run(ctx, b.client, []string{s.k.key}).Int64(); err != nil {
+		return nil, b.fail(ctx, "stream consume", err)
+	}
 	if err := s.dial(ctx); err != nil {
 		return nil, b.fail(ctx, "stream consume", err)
 	}
@@ -426,7 +433,6 @@ func (x *Streams) Consume(ctx context.Context, stream, group string, fn func(con
 	}
 	x.subs[s] = struct{}{}
 	x.mu.Unlock()
-	s.started = time.Now()
 	stopWatch := context.AfterFunc(ctx, s.Unsubscribe)
 	go s.loop(stopWatch)
 	return s, nil
@@ -442,7 +448,10 @@ type rstreamSub struct {
 	fn            func(context.Context, coord.StreamEntry) error
 	hctx          context.Context
 	cancel        context.CancelFunc
-	started       time.Time // entries pending since before it are its own to take back
+	// started is the server's clock (ms) when the subscription started:
+	// its consumer's entries pending since before it are its own to take
+	// back.
+	started int64
 
 	stopOnce sync.Once
 	stop     chan struct{}
@@ -705,19 +714,23 @@ func (s *rstreamSub) claimOnce(ctx context.Context, minIdle time.Duration, k int
 	}
 	k2 := s.k
 	var skip []any
+	var idle any = minIdle.Milliseconds()
 	if own {
 		var siblings bool
 		skip, siblings = s.x.runningAs(s)
 		if siblings {
 			// Another subscription of this process consumes under the
 			// same name: only entries pending since before the start
-			// are s's to take back (idle times are whole milliseconds:
-			// 2ms more rules out one delivered in the millisecond of the
-			// start), and of those not the ones it runs.
-			minIdle = time.Since(s.started) + 2*time.Millisecond
+			// are s's to take back, and of those not the ones it runs.
+			// The script measures "since the start" on the server's
+			// clock when it runs (lua/stream_claim.lua): an idle time
+			// worked out here would be short by however long the call
+			// took to reach the server, and an entry delivered to the
+			// other subscription meanwhile would look old enough.
+			idle = "<" + strconv.FormatInt(s.started, 10)
 		}
 	}
-	args := append([]any{s.group, s.o.Consumer, minIdle.Milliseconds(), k, s.o.MaxDeliveries, ownArg, from}, skip...)
+	args := append([]any{s.group, s.o.Consumer, idle, k, s.o.MaxDeliveries, ownArg, from}, skip...)
 	res, err := s.x.claim.Run(ctx, s.x.b.client, []string{k2.key, k2.dead, k2.trimmed, k2.live}, args...).Slice()
 	if err != nil {
 		return 0, "", s.x.b.fail(ctx, "stream claim", err)

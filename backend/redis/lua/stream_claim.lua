@@ -1,7 +1,10 @@
 -- Claims pending entries of a group for a consumer, in one step.
 -- KEYS[1] stream, KEYS[2] dead letters, KEYS[3] trimmed-while-pending
 -- counter, KEYS[4] group liveness (group -> server ms).
--- ARGV[1] group, ARGV[2] consumer, ARGV[3] min idle ms, ARGV[4] count,
+-- ARGV[1] group, ARGV[2] consumer, ARGV[3] min idle ms, or '<' and a
+-- server time in ms: only entries pending since before that time (idle
+-- longer than the time since then, and 2 ms more: idle times are whole
+-- milliseconds), measured when the script runs, ARGV[4] count,
 -- ARGV[5] max deliveries, ARGV[6] "1": only the consumer's own entries,
 -- ARGV[7] the first ID to look at, ARGV[8..] IDs to leave alone (run now
 -- by another subscription of this process under the same consumer name).
@@ -13,11 +16,15 @@
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZADD', KEYS[4], now, ARGV[1])
+local idle = ARGV[3]
+if string.sub(idle, 1, 1) == '<' then
+  idle = math.max(0, now - tonumber(string.sub(idle, 2)) + 2)
+end
 local p
 if ARGV[6] == '1' then
-  p = redis.call('XPENDING', KEYS[1], ARGV[1], 'IDLE', ARGV[3], ARGV[7], '+', ARGV[4], ARGV[2])
+  p = redis.call('XPENDING', KEYS[1], ARGV[1], 'IDLE', idle, ARGV[7], '+', ARGV[4], ARGV[2])
 else
-  p = redis.call('XPENDING', KEYS[1], ARGV[1], 'IDLE', ARGV[3], ARGV[7], '+', ARGV[4])
+  p = redis.call('XPENDING', KEYS[1], ARGV[1], 'IDLE', idle, ARGV[7], '+', ARGV[4])
 end
 local skip = {}
 for i = 8, #ARGV do skip[ARGV[i]] = true end
