@@ -186,43 +186,21 @@ func testShapesReplicated(t *testing.T, g *redistest.Sentinel) {
 			}
 			_ = warm.Release(ctx)
 
-			var resumed atomic.Bool
-			type result struct {
-				l      coord.Lock
-				err    error
-				paused bool // returned while the replica was stopped
-				took   time.Duration
-			}
-			out := make(chan result, 1)
-			replica.Pause(t)
-			start := time.Now()
-			go func() {
-				l, err := sh.take(ctx, n, res, coord.WithTTL(10*time.Second))
-				out <- result{l: l, err: err, paused: !resumed.Load(), took: time.Since(start)}
-			}()
-			// The replica stays stopped for replicaPause, or until the
-			// call returned (a broken mechanism: no need to wait longer).
-			var r result
-			got := false
-			select {
-			case r = <-out:
-				got = true
-			case <-time.After(replicaPause):
-			}
-			resumed.Store(true)
-			replica.Resume(t)
-			if !got {
-				r = <-out
-			}
+			var l coord.Lock
+			r := whileStopped(t, replica, func() error {
+				var err error
+				l, err = sh.take(ctx, n, res, coord.WithTTL(10*time.Second))
+				return err
+			})
 			if r.err != nil {
 				t.Fatalf("%s with LockReplicas 1: %v", sh.name, r.err)
 			}
-			defer func() { _ = r.l.Release(ctx) }()
+			defer func() { _ = l.Release(ctx) }()
 			if r.paused {
 				t.Errorf("%s returned after %v while the replica was stopped: no replica acknowledged the lease", sh.name, r.took)
 			}
 			// Read on the replica at once, no polling.
-			if err := sh.onServer(ctx, n, replica, res, r.l); err != nil {
+			if err := sh.onServer(ctx, n, replica, res, l); err != nil {
 				t.Errorf("right after %s returned, on the replica: %v", sh.name, err)
 			}
 			t.Logf("%s: returned %v after the call, the replica stopped for %v", sh.name, r.took.Round(time.Millisecond), replicaPause)
@@ -248,18 +226,41 @@ func testJobReplicated(t *testing.T, g *redistest.Sentinel) {
 	if err := n.Jobs().Fail(ctx, "report", slot); err != nil { // the record exists, the script is cached
 		t.Fatal(err)
 	}
-	var resumed atomic.Bool
-	type result struct {
-		err    error
-		paused bool // returned while the replica was stopped
+	r := whileStopped(t, replica, func() error { return n.Jobs().Complete(ctx, "report", slot) })
+	if r.err != nil {
+		t.Fatalf("Complete with LockReplicas 1: %v", r.err)
 	}
-	out := make(chan result, 1)
+	if r.paused {
+		t.Error("Complete returned while the replica was stopped: no replica acknowledged the record")
+	}
+	key := n.prefixed("job:{report}")
+	if v, err := replica.DoContext(ctx, "HGET", key, "d"); err != nil || v != "1" {
+		t.Errorf("right after Complete, the replica's record %s has d = %v (%v), want 1", key, v, err)
+	}
+}
+
+// stoppedCall is what whileStopped saw of a call.
+type stoppedCall struct {
+	err    error
+	paused bool // it returned while the replica was stopped
+	took   time.Duration
+}
+
+// whileStopped stops replica, makes call, and resumes the replica after
+// replicaPause, or as soon as call returns (a broken mechanism: no need
+// to wait longer); it returns call's error, whether it returned while the
+// replica was stopped, and how long it took.
+func whileStopped(t *testing.T, replica *redistest.Server, call func() error) stoppedCall {
+	t.Helper()
+	var resumed atomic.Bool
+	out := make(chan stoppedCall, 1)
 	replica.Pause(t)
+	start := time.Now()
 	go func() {
-		err := n.Jobs().Complete(ctx, "report", slot)
-		out <- result{err: err, paused: !resumed.Load()}
+		err := call()
+		out <- stoppedCall{err: err, paused: !resumed.Load(), took: time.Since(start)}
 	}()
-	var r result
+	var r stoppedCall
 	got := false
 	select {
 	case r = <-out:
@@ -271,16 +272,7 @@ func testJobReplicated(t *testing.T, g *redistest.Sentinel) {
 	if !got {
 		r = <-out
 	}
-	if r.err != nil {
-		t.Fatalf("Complete with LockReplicas 1: %v", r.err)
-	}
-	if r.paused {
-		t.Error("Complete returned while the replica was stopped: no replica acknowledged the record")
-	}
-	key := n.prefixed("job:{report}")
-	if v, err := replica.DoContext(ctx, "HGET", key, "d"); err != nil || v != "1" {
-		t.Errorf("right after Complete, the replica's record %s has d = %v (%v), want 1", key, v, err)
-	}
+	return r
 }
 
 // cmdCalls returns the number of cmd commands s has run.
