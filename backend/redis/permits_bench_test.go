@@ -51,8 +51,7 @@ func BenchmarkPermitPair(b *testing.B) {
 			var ids atomic.Int64
 			parallel16(b)
 			b.ReportAllocs()
-			before := serverCost(b, admin)
-			c0 := clientCPU(b)
+			m := startMeter(b, admin)
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				ctx := context.Background()
@@ -65,13 +64,7 @@ func BenchmarkPermitPair(b *testing.B) {
 				}
 			})
 			b.StopTimer()
-			c1 := clientCPU(b)
-			after := serverCost(b, admin)
-			n := float64(b.N)
-			b.ReportMetric((c1-c0)*1e6/n, "client-µs/op")
-			b.ReportMetric((after.cpu-before.cpu)*1e6/n, "server-µs/op")
-			b.ReportMetric((after.calls-before.calls)/n, "commands/op")
-			b.ReportMetric((after.scripts-before.scripts)/n, "scripts/op")
+			m.report(b)
 		})
 	}
 }
@@ -116,8 +109,7 @@ func BenchmarkPermitContended(b *testing.B) {
 	}()
 	parallel16(b)
 	b.ReportAllocs()
-	before := serverCost(b, admin)
-	c0 := clientCPU(b)
+	m := startMeter(b, admin)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		ctx := context.Background()
@@ -136,14 +128,8 @@ func BenchmarkPermitContended(b *testing.B) {
 	b.StopTimer()
 	close(stop)
 	<-sampled
-	c1 := clientCPU(b)
-	after := serverCost(b, admin)
-	n := float64(b.N)
-	b.ReportMetric((c1-c0)*1e6/n, "client-µs/op")
-	b.ReportMetric((after.cpu-before.cpu)*1e6/n, "server-µs/op")
-	b.ReportMetric((after.calls-before.calls)/n, "commands/op")
-	b.ReportMetric((after.scripts-before.scripts)/n, "scripts/op")
-	b.ReportMetric((after.publishes-before.publishes)/n, "publishes/op")
+	d := m.report(b)
+	b.ReportMetric(d.publishes/float64(b.N), "publishes/op")
 	if s := samples.Load(); s > 0 {
 		b.ReportMetric(float64(live.Load())/float64(s), "live-permits")
 	}
@@ -162,6 +148,36 @@ type cost struct {
 	scripts float64 // EVALSHA and EVAL calls
 	// PUBLISH calls
 	publishes float64
+}
+
+// meter is what a permit benchmark read before its measured run.
+type meter struct {
+	admin  *goredis.Client
+	server cost
+	client float64
+}
+
+// startMeter reads the server's cost and this process's CPU so far.
+func startMeter(b *testing.B, admin *goredis.Client) meter {
+	b.Helper()
+	return meter{admin: admin, server: serverCost(b, admin), client: clientCPU(b)}
+}
+
+// report reports, per operation of b since m was read, the client's and
+// the server's CPU, the commands and the scripts the server ran, and
+// returns the server's cost over the run.
+func (m meter) report(b *testing.B) cost {
+	b.Helper()
+	c1 := clientCPU(b)
+	after := serverCost(b, m.admin)
+	d := cost{cpu: after.cpu - m.server.cpu, calls: after.calls - m.server.calls,
+		scripts: after.scripts - m.server.scripts, publishes: after.publishes - m.server.publishes}
+	n := float64(b.N)
+	b.ReportMetric((c1-m.client)*1e6/n, "client-µs/op")
+	b.ReportMetric(d.cpu*1e6/n, "server-µs/op")
+	b.ReportMetric(d.calls/n, "commands/op")
+	b.ReportMetric(d.scripts/n, "scripts/op")
+	return d
 }
 
 // clientCPU returns this process's CPU seconds so far.
